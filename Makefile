@@ -1,0 +1,37 @@
+# tenant_guard: PGXS build of a C++ extension.
+# See ../shared/notes/toolchain.md for why each override below is needed.
+
+EXTENSION = tenant_guard
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
+
+MODULE_big = tenant_guard
+OBJS = \
+	src/module.o \
+	src/pg/boundary.o \
+	src/pg/guc.o \
+	src/pg/context_fmgr.o \
+	src/pg/selftest_fmgr.o \
+	src/core/claims.o \
+	src/core/jwt.o \
+	src/core/keyfile.o \
+	src/core/encoding.o
+
+DATA = $(wildcard src/sql/$(EXTENSION)--*.sql)
+
+# pg_regress: every sql/*.sql file, in the order of the schedule file.
+REGRESS = $(shell sed -n 's/^test: *//p' schedule)
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+
+# No LLVM bitcode: clang-14's bitcode pass would compile our C++17 as C++14.
+override with_llvm = no
+# Rebuild objects when headers change.
+override autodepend = yes
+
+PG_CPPFLAGS += -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -DTG_VERSION=\"$(EXTVERSION)\"
+PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter
+SHLIB_LINK  += -lcrypto -lsodium -lstdc++
+
+include $(PGXS)

@@ -1,0 +1,48 @@
+#!/bin/bash
+# The test command (README): installs what is missing, builds, starts a
+# throw-away cluster (server running as the postgres user, tenant_guard in
+# shared_preload_libraries), runs every Catch2 test, every pg_regress file
+# and the pgbouncer pooler test under ctest, stops the cluster, and ends with
+# one line "tests: N passed, N failed". Exits non-zero on any failure.
+#
+# Usage: bash scripts/test.sh [ctest -R regex]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+. scripts/lib.sh
+
+export LANG=C.UTF-8
+tg_install_deps
+tg_log "building"
+tg_build_install
+cmake -S test -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build/test -j2 >/dev/null
+
+WORK=$(mktemp -d /tmp/tg_test.XXXXXX)
+chmod 755 "$WORK"
+cleanup() { tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$WORK"; }
+trap cleanup EXIT
+
+tg_log "making key and token fixtures"
+export TG_TEST_DIR=$WORK/fixtures
+mkdir -p "$TG_TEST_DIR"
+/usr/bin/python3 test/fixtures/make_fixtures.py "$TG_TEST_DIR"
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$TG_TEST_DIR"
+
+tg_log "starting a throw-away PostgreSQL cluster"
+tg_start_cluster "$WORK/pg" "shared_preload_libraries = 'tenant_guard'"
+
+tg_log "running ctest"
+set +e
+ctest --test-dir build/test --output-on-failure -j2 ${1:+-R "$1"} 2>&1 | tee "$WORK/ctest.log"
+rc=${PIPESTATUS[0]}
+set -e
+summary=$(grep -E '^[0-9]+% tests passed, [0-9]+ tests? failed out of [0-9]+' "$WORK/ctest.log" | tail -1)
+failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary")
+total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
+if [ -z "$summary" ]; then failed=1; total=1; rc=1; fi
+if [ "$rc" -ne 0 ] && [ -f "$WORK/pg/server.log" ]; then
+	echo "---- server log (tail) ----"; tail -40 "$WORK/pg/server.log"
+fi
+echo "tests: $((total - failed)) passed, $failed failed"
+exit "$rc"

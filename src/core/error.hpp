@@ -1,0 +1,51 @@
+/*
+ * core/error.hpp
+ *
+ * tenant_guard::Error: the one exception type the core throws for errors a
+ * user can cause. It carries a five-character SQLSTATE and the three parts of a
+ * PostgreSQL error report. The fmgr boundary (src/pg/boundary.hpp) turns it
+ * into ereport(ERROR) after all C++ destructors have run.
+ *
+ * Style: message lower-case without a period; detail and hint full sentences.
+ * Never put a token, key or plaintext into any field.
+ */
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace tenant_guard {
+
+// SQLSTATEs used by the core, spelled out so the core needs no PG header.
+namespace sqlstate {
+inline constexpr const char* k_invalid_parameter_value = "22023";
+inline constexpr const char* k_invalid_authorization = "28000";
+inline constexpr const char* k_insufficient_privilege = "42501";
+inline constexpr const char* k_object_not_in_prerequisite_state = "55000";
+inline constexpr const char* k_config_file_error = "F0000";
+inline constexpr const char* k_internal_error = "XX000";
+}  // namespace sqlstate
+
+class Error : public std::runtime_error {
+public:
+	Error(const char* state, std::string message, std::string detail = {}, std::string hint = {},
+	      std::string detail_log = {})
+	    : std::runtime_error(message), state_(state), detail_(std::move(detail)), hint_(std::move(hint)),
+	      detail_log_(std::move(detail_log))
+	{
+	}
+
+	const char* sqlstate() const noexcept { return state_; }
+	const std::string& detail() const noexcept { return detail_; }
+	const std::string& hint() const noexcept { return hint_; }
+	// Detail written only to the server log (file paths and the like).
+	const std::string& detail_log() const noexcept { return detail_log_; }
+
+private:
+	const char* state_;
+	std::string detail_;
+	std::string hint_;
+	std::string detail_log_;
+};
+
+}  // namespace tenant_guard

@@ -1,0 +1,74 @@
+/*
+ * core/jwt.hpp
+ *
+ * Verification of compact JWS tokens (RFC 7515/7519) for
+ * tenant_guard.set_context(). Signatures use OpenSSL (HMAC-SHA256, RSA
+ * PKCS#1 v1.5 with SHA-256, ECDSA P-256 with SHA-256, Ed25519); JSON uses
+ * nlohmann::json; base64url uses libsodium. Nothing here is hand-rolled crypto.
+ *
+ * The algorithm is pinned by configuration: the token's "alg" header must
+ * equal it exactly, so "none" and HS/RS confusion are refused before any key
+ * is touched. Every refusal is a tenant_guard::Error with SQLSTATE 28000,
+ * message "invalid tenant token" and a detail that names the failed check
+ * and never repeats any part of the token.
+ */
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/claims.hpp"
+#include "core/secure_buffer.hpp"
+#include "core/no_postgres.hpp"
+
+typedef struct evp_pkey_st EVP_PKEY;
+
+namespace tenant_guard::jwt {
+
+enum class Alg { HS256, RS256, ES256, EdDSA };
+const char* alg_name(Alg alg);
+
+// Largest token accepted, in bytes.
+inline constexpr std::size_t k_max_token_size = 64 * 1024;
+// Shortest HS256 secret accepted (RFC 7518 section 3.2: at least the hash size).
+inline constexpr std::size_t k_min_hmac_secret = 32;
+
+struct PkeyFree {
+	void operator()(EVP_PKEY* p) const noexcept;
+};
+
+class Key {
+public:
+	// HS256: the secret file's bytes, one trailing "\n" or "\r\n" ignored.
+	static Key hmac_secret(const std::uint8_t* data, std::size_t len);
+	// RS256/ES256/EdDSA: a PEM "PUBLIC KEY" whose type matches alg.
+	static Key public_key(const std::uint8_t* pem, std::size_t len, Alg alg);
+
+	Alg alg() const noexcept { return alg_; }
+
+private:
+	friend struct Verifier;
+	Alg alg_ = Alg::HS256;
+	SecureBuffer secret_;
+	std::unique_ptr<EVP_PKEY, PkeyFree> pkey_;
+};
+
+struct Options {
+	Alg alg = Alg::HS256;
+	std::string audience;  // empty: not checked
+	std::string issuer;    // empty: not checked
+	std::int64_t now = 0;  // seconds since the epoch
+	std::int64_t leeway = 0;
+};
+
+struct Verified {
+	std::string payload;  // the verified claims document, as signed
+	claims::Context context;
+};
+
+// Throws tenant_guard::Error on any failure.
+Verified verify(std::string_view token, const Key& key, const Options& opt, const claims::ClaimPaths& paths);
+
+}  // namespace tenant_guard::jwt

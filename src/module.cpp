@@ -1,0 +1,32 @@
+/*
+ * module.cpp
+ *
+ * PG_MODULE_MAGIC and _PG_init, nothing else: _PG_init is the table of
+ * contents of what tenant_guard sets up in a backend.
+ *
+ * Nothing in the tenant context needs shared_preload_libraries: the library
+ * is loaded by the first call to one of its functions, and everything the
+ * context relies on (settings, their transaction scoping, parallel workers)
+ * comes from PostgreSQL's own setting machinery. Features that need preloading
+ * check process_shared_preload_libraries_done themselves and say so.
+ */
+#include <sodium.h>
+
+#include "pg/guc.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+
+PG_MODULE_MAGIC;
+
+void _PG_init(void);
+}
+
+// Plain C frame: no C++ objects.
+void _PG_init(void)
+{
+	if (sodium_init() < 0)
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
+	tenant_guard::guc::init();
+}

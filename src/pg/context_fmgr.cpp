@@ -1,0 +1,317 @@
+/*
+ * pg/context_fmgr.cpp
+ *
+ * The tenant context: which tenant, user, in-tenant role and scopes the
+ * current statement runs for.
+ *
+ *   tenant_guard.current_user_org_id() returns uuid
+ *   tenant_guard.current_user_id() returns text
+ *   tenant_guard.current_user_role() returns text
+ *   tenant_guard.has_role(VARIADIC text[]) returns boolean
+ *   tenant_guard.current_scopes(kind text) returns text[]
+ *   tenant_guard.set_context(token text, session boolean) returns uuid
+ *   tenant_guard.clear_context() returns void
+ *
+ * Resolution order (docs/security-model.md):
+ *  1. a context established by set_context() (tenant_guard.signed_context),
+ *     unless its exp/nbf put the current statement outside its lifetime;
+ *  2. with context_source = signed, nothing else;
+ *  3. with claims, the JSON in request.jwt.claims;
+ *  4. with setting, tenant_guard.org_id, user_id, role and scopes.
+ *
+ * Speed: each distinct claims text is parsed once per backend (ParseCache),
+ * and the settings are re-derived only after one of them changed (assign
+ * hooks bump a generation counter). A call costs a settings look-up and a
+ * string comparison.
+ *
+ * All functions run inside the boundary (boundary.hpp): PostgreSQL calls that
+ * can raise go through pg_call once C++ objects exist.
+ */
+#include <cstring>
+#include <string>
+#include <unistd.h>
+
+#include "core/claims.hpp"
+#include "core/error.hpp"
+#include "core/jwt.hpp"
+#include "core/keyfile.hpp"
+#include "pg/boundary.hpp"
+#include "pg/guc.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+}
+
+namespace tg = tenant_guard;
+using tg::Error;
+using tg::claims::Context;
+using tg::pg::pg_call;
+
+namespace {
+
+// The claims setting PostgREST and Supabase write for every request.
+constexpr const char* k_claims_setting = "request.jwt.claims";
+
+// Caches the loaded JWT key; re-reads it when the file, its mode, the
+// setting naming it, or the algorithm changes.
+struct KeyCache {
+	bool valid = false;
+	int alg = -1;
+	std::string path;
+	tg::keyfile::Identity identity;
+	tg::jwt::Key key;
+
+	const tg::jwt::Key& get()
+	{
+		const int want = tg::guc::jwt_algorithm;
+		const bool hmac = want == tg::guc::k_alg_hs256;
+		const char* setting = hmac ? "tenant_guard.jwt_secret_file" : "tenant_guard.jwt_public_key_file";
+		const char* file = hmac ? tg::guc::jwt_secret_file : tg::guc::jwt_public_key_file;
+		const char* what = hmac ? "JWT secret file" : "JWT public key file";
+		if (file == nullptr || *file == '\0')
+			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
+			            "tenant token verification is not configured",
+			            std::string(setting) + " is not set.",
+			            "A superuser must set tenant_guard.jwt_algorithm and " + std::string(setting) + ".");
+		tg::keyfile::Identity id = tg::keyfile::stat_file(file, what);
+		if (valid && alg == want && path == file && id == identity)
+			return key;
+		valid = false;
+		tg::keyfile::Contents c = tg::keyfile::read(file, what, geteuid());
+		key = hmac ? tg::jwt::Key::hmac_secret(c.bytes.data(), c.bytes.size())
+		           : tg::jwt::Key::public_key(c.bytes.data(), c.bytes.size(), static_cast<tg::jwt::Alg>(want));
+		alg = want;
+		path = file;
+		identity = c.identity;
+		valid = true;
+		return key;
+	}
+};
+
+struct State {
+	tg::claims::ClaimPaths paths;
+	std::uint64_t paths_generation = 0;
+	tg::claims::ParseCache signed_cache;
+	tg::claims::ParseCache claims_cache;
+	Context settings_context;
+	std::uint64_t settings_generation = 0;
+	KeyCache key;
+	const Context empty;
+};
+
+// Allocated once per backend and never freed: no static C++ object runs a
+// destructor at backend exit.
+State& state()
+{
+	static State* s = new State();
+	return *s;
+}
+
+const tg::claims::ClaimPaths& paths()
+{
+	State& s = state();
+	if (s.paths_generation != tg::guc::claim_paths_generation) {
+		s.paths.org = tg::guc::org_claim;
+		s.paths.user = tg::guc::user_claim;
+		s.paths.role = tg::guc::role_claim;
+		s.paths.scopes = tg::guc::scopes_claim;
+		s.paths_generation = tg::guc::claim_paths_generation;
+	}
+	return s.paths;
+}
+
+std::int64_t to_unix_seconds(TimestampTz ts)
+{
+	return ts / USECS_PER_SEC + static_cast<std::int64_t>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
+}
+
+// The context for the current statement. Never throws for bad input: bad or
+// missing values give the empty context.
+const Context& resolve()
+{
+	State& s = state();
+	const char* signed_text = tg::guc::signed_context;
+	if (signed_text != nullptr && *signed_text != '\0') {
+		const Context& c = s.signed_cache.get(signed_text, tg::guc::claim_paths_generation, paths());
+		// A verified context lives only between its nbf and exp. The statement
+		// start is the clock, so one statement sees one answer.
+		const std::int64_t now = to_unix_seconds(GetCurrentStatementStartTimestamp());
+		if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
+			return s.empty;
+		return c;
+	}
+	switch (tg::guc::context_source) {
+	case tg::guc::k_source_claims: {
+		// GetConfigOption cannot raise with missing_ok and without the
+		// privilege check, so it is called directly.
+		const char* raw = GetConfigOption(k_claims_setting, true, false);
+		if (raw == nullptr || *raw == '\0')
+			return s.empty;
+		return s.claims_cache.get(raw, tg::guc::claim_paths_generation, paths());
+	}
+	case tg::guc::k_source_setting:
+		if (s.settings_generation != tg::guc::settings_generation) {
+			s.settings_generation = 0;
+			s.settings_context = tg::claims::from_settings(tg::guc::setting_org_id, tg::guc::setting_user_id,
+			                                               tg::guc::setting_role, tg::guc::setting_scopes);
+			s.settings_generation = tg::guc::settings_generation;
+		}
+		return s.settings_context;
+	default:
+		return s.empty;
+	}
+}
+
+const char* missing_context_hint()
+{
+	switch (tg::guc::context_source) {
+	case tg::guc::k_source_setting:
+		return "Set tenant_guard.org_id (or call tenant_guard.set_context()); the context source is \"setting\".";
+	case tg::guc::k_source_signed:
+		return "Call tenant_guard.set_context() with a signed token; the context source is \"signed\".";
+	default:
+		return "Set request.jwt.claims with an organization claim (or call tenant_guard.set_context()); the "
+		       "context source is \"claims\".";
+	}
+}
+
+Datum text_datum(const std::string& s)
+{
+	return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size()))); });
+}
+
+}  // namespace
+
+// tenant_guard.current_user_org_id() returns uuid
+TG_FUNCTION(current_user_org_id)
+{
+	const Context& c = resolve();
+	if (!c.org) {
+		if (tg::guc::require_context)
+			throw Error(tg::sqlstate::k_insufficient_privilege, "no tenant context",
+			            "tenant_guard.require_context is on and this statement has no valid organization id.",
+			            missing_context_hint());
+		PG_RETURN_NULL();
+	}
+	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
+	if (u == nullptr)
+		throw std::bad_alloc();
+	std::memcpy(u->data, c.org->data(), UUID_LEN);
+	PG_RETURN_UUID_P(u);
+}
+
+// tenant_guard.current_user_id() returns text
+TG_FUNCTION(current_user_id)
+{
+	const Context& c = resolve();
+	if (!c.user_id)
+		PG_RETURN_NULL();
+	return text_datum(*c.user_id);
+}
+
+// tenant_guard.current_user_role() returns text
+TG_FUNCTION(current_user_role)
+{
+	const Context& c = resolve();
+	if (!c.role)
+		PG_RETURN_NULL();
+	return text_datum(*c.role);
+}
+
+// tenant_guard.has_role(VARIADIC roles text[]) returns boolean (STRICT)
+TG_FUNCTION(has_role)
+{
+	ArrayType* roles = PG_GETARG_ARRAYTYPE_P(0);
+	const Context& c = resolve();
+	if (!c.role)
+		PG_RETURN_BOOL(false);
+	Datum* elems = nullptr;
+	bool* nulls = nullptr;
+	int n = 0;
+	pg_call([&] { deconstruct_array(roles, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n); });
+	const std::string& role = *c.role;
+	for (int i = 0; i < n; ++i) {
+		if (nulls[i])
+			continue;
+		const text* t = reinterpret_cast<const text*>(DatumGetPointer(elems[i]));
+		std::size_t len = VARSIZE_ANY_EXHDR(t);
+		if (len == role.size() && std::memcmp(VARDATA_ANY(t), role.data(), len) == 0)
+			PG_RETURN_BOOL(true);
+	}
+	PG_RETURN_BOOL(false);
+}
+
+// tenant_guard.current_scopes(kind text) returns text[]; never NULL
+TG_FUNCTION(current_scopes)
+{
+	text* kind_arg = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
+	const Context& c = resolve();
+	const std::vector<std::string>* values = nullptr;
+	if (kind_arg != nullptr)
+		values = c.scope(std::string_view(VARDATA_ANY(kind_arg), VARSIZE_ANY_EXHDR(kind_arg)));
+	if (values == nullptr || values->empty())
+		PG_RETURN_ARRAYTYPE_P(pg_call([] { return construct_empty_array(TEXTOID); }));
+	const int n = static_cast<int>(values->size());
+	return pg_call([&] {
+		Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * n));
+		for (int i = 0; i < n; ++i)
+			elems[i] = PointerGetDatum(cstring_to_text_with_len((*values)[i].data(), static_cast<int>((*values)[i].size())));
+		return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
+	});
+}
+
+// tenant_guard.set_context(token text, session boolean DEFAULT false) returns uuid
+TG_FUNCTION(set_context)
+{
+	if (PG_ARGISNULL(0))
+		throw Error(tg::sqlstate::k_invalid_authorization, "invalid tenant token", "The token is NULL.");
+	text* token_arg = PG_GETARG_TEXT_PP(0);
+	const bool session = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
+	const TimestampTz now = GetCurrentTimestamp();
+
+	const tg::jwt::Key& key = state().key.get();
+	tg::jwt::Options opt;
+	opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
+	opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
+	opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
+	opt.now = to_unix_seconds(now);
+	opt.leeway = tg::guc::jwt_leeway;
+	tg::jwt::Verified v =
+	    tg::jwt::verify(std::string_view(VARDATA_ANY(token_arg), VARSIZE_ANY_EXHDR(token_arg)), key, opt, paths());
+
+	// Every check passed: only now does the context change.
+	pg_call([&] { tg::guc::set_signed_context(v.payload.c_str(), !session); });
+	if (!session && !IsTransactionBlock())
+		pg_call([] {
+			ereport(WARNING, (errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
+			                  errmsg("tenant context set outside a transaction block lasts only for this statement"),
+			                  errhint("Call tenant_guard.set_context() after BEGIN, or pass session => true.")));
+		});
+
+	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
+	if (u == nullptr)
+		throw std::bad_alloc();
+	std::memcpy(u->data, v.context.org->data(), UUID_LEN);
+	PG_RETURN_UUID_P(u);
+}
+
+// tenant_guard.clear_context() returns void
+TG_FUNCTION(clear_context)
+{
+	// No C++ objects here: plain PostgreSQL calls.
+	tg::guc::set_signed_context("", false);
+	(void) set_config_option("tenant_guard.org_id", "", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option("tenant_guard.user_id", "", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option("tenant_guard.role", "", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	(void) set_config_option("tenant_guard.scopes", "", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	if (GetConfigOption(k_claims_setting, true, false) != nullptr)
+		(void) set_config_option(k_claims_setting, "", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SET, true, 0, false);
+	PG_RETURN_VOID();
+}

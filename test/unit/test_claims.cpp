@@ -1,0 +1,155 @@
+// Unit tests for core/claims: NULL-hardening, claim paths, scopes, cache.
+#include <catch2/catch.hpp>
+#include <string>
+
+#include "core/claims.hpp"
+
+using namespace tenant_guard::claims;
+
+namespace {
+const ClaimPaths k_paths;
+const char* k_org = "11111111-1111-4111-8111-111111111111";
+}  // namespace
+
+TEST_CASE("parse_uuid accepts only canonical uuids", "[claims]")
+{
+	REQUIRE(parse_uuid(k_org));
+	CHECK(format_uuid(*parse_uuid(k_org)) == k_org);
+	CHECK(format_uuid(*parse_uuid("ABCDEFAB-1111-4111-8111-111111111111")) == "abcdefab-1111-4111-8111-111111111111");
+	CHECK_FALSE(parse_uuid(""));
+	CHECK_FALSE(parse_uuid("null"));
+	CHECK_FALSE(parse_uuid(" 11111111-1111-4111-8111-111111111111"));
+	CHECK_FALSE(parse_uuid("11111111-1111-4111-8111-111111111111 "));
+	CHECK_FALSE(parse_uuid("11111111111141118111111111111111"));
+	CHECK_FALSE(parse_uuid("{11111111-1111-4111-8111-111111111111}"));
+	CHECK_FALSE(parse_uuid("11111111-1111-4111-8111-11111111111g"));
+	CHECK_FALSE(parse_uuid("11111111-1111-4111-8111_111111111111"));
+	CHECK_FALSE(parse_uuid("00000000-0000-0000-0000-000000000000"));
+	CHECK_FALSE(parse_uuid(std::string("11111111-1111-4111-8111-11111111111\0", 36)));
+}
+
+TEST_CASE("normalize_text drops blank and null", "[claims]")
+{
+	CHECK(normalize_text("  alice ") == std::optional<std::string>("alice"));
+	CHECK_FALSE(normalize_text(""));
+	CHECK_FALSE(normalize_text(" \t\n "));
+	CHECK_FALSE(normalize_text("null"));
+	CHECK_FALSE(normalize_text(" NuLl "));
+	CHECK(normalize_text("nullify") == std::optional<std::string>("nullify"));
+}
+
+TEST_CASE("valid_path rejects empty segments", "[claims]")
+{
+	std::string why;
+	CHECK(valid_path("org_id", &why));
+	CHECK(valid_path("app_metadata.org_id", &why));
+	CHECK_FALSE(valid_path("", &why));
+	CHECK_FALSE(valid_path(".org", &why));
+	CHECK_FALSE(valid_path("org.", &why));
+	CHECK_FALSE(valid_path("a..b", &why));
+	CHECK(why == "Path segments must be non-empty.");
+	CHECK_FALSE(valid_path(std::string(256, 'a'), &why));
+}
+
+TEST_CASE("claims text to context", "[claims]")
+{
+	SECTION("full document")
+	{
+		Context c = from_claims_text(std::string(R"({"org_id":")") + k_org +
+		                                 R"(","sub":"alice","org_role":"admin","scopes":{"venue":["v1",2,null,{"x":1}],"bad":"str"}})",
+		                             k_paths);
+		REQUIRE(c.org);
+		CHECK(format_uuid(*c.org) == k_org);
+		CHECK(c.user_id == std::optional<std::string>("alice"));
+		CHECK(c.role == std::optional<std::string>("admin"));
+		REQUIRE(c.scope("venue"));
+		CHECK(*c.scope("venue") == std::vector<std::string>{"v1", "2"});
+		CHECK(c.scope("bad") == nullptr);
+		CHECK(c.scope("none") == nullptr);
+	}
+	SECTION("hostile or malformed org values give no org")
+	{
+		for (const char* doc : {R"({})", R"({"org_id":null})", R"({"org_id":""})", R"({"org_id":"   "})",
+		                        R"({"org_id":"null"})", R"({"org_id":12345})", R"({"org_id":{"id":"x"}})",
+		                        R"({"org_id":["11111111-1111-4111-8111-111111111111"]})", R"({"org_id":true})",
+		                        R"({"org_id":"11111111-1111-4111-8111-11111111111"})", R"("just a string")", "[]",
+		                        "null", "42", "{not json", "", R"({"org_id":"11111111-1111-4111-8111-111111111111")"}) {
+			INFO(doc);
+			CHECK_FALSE(from_claims_text(doc, k_paths).org);
+		}
+	}
+	SECTION("role and scopes need an org")
+	{
+		Context c = from_claims_text(R"({"sub":"bob","org_role":"admin","scopes":{"venue":["v1"]}})", k_paths);
+		CHECK_FALSE(c.org);
+		CHECK(c.user_id == std::optional<std::string>("bob"));
+		CHECK_FALSE(c.role);
+		CHECK(c.scopes.empty());
+	}
+	SECTION("nested claim paths")
+	{
+		ClaimPaths p;
+		p.org = "app_metadata.org_id";
+		p.role = "app_metadata.role";
+		Context c = from_claims_text(std::string(R"({"app_metadata":{"org_id":")") + k_org + R"(","role":"viewer"},"org_id":"x"})", p);
+		REQUIRE(c.org);
+		CHECK(c.role == std::optional<std::string>("viewer"));
+		CHECK_FALSE(from_claims_text(R"({"app_metadata":"11111111-1111-4111-8111-111111111111"})", p).org);
+	}
+	SECTION("duplicate keys do not confuse the lookup")
+	{
+		// nlohmann keeps the last duplicate, as PostgreSQL's jsonb does.
+		Context c = from_claims_text(std::string(R"({"org_id":"bad","org_id":")") + k_org + "\"}", k_paths);
+		CHECK(c.org);
+	}
+	SECTION("exp and nbf")
+	{
+		Context c = from_claims_text(R"({"exp":1700000000,"nbf":1600000000.7})", k_paths);
+		CHECK(c.exp == std::optional<std::int64_t>(1700000000));
+		CHECK(c.nbf == std::optional<std::int64_t>(1600000000));
+		CHECK_FALSE(from_claims_text(R"({"exp":"soon"})", k_paths).exp);
+	}
+}
+
+TEST_CASE("very large and very deep documents", "[claims]")
+{
+	std::string big = std::string(R"({"org_id":")") + k_org + R"(","pad":")" + std::string(4 << 20, 'x') + "\"}";
+	CHECK(from_claims_text(big, k_paths).org);
+	// 200k levels of nesting: the parser is iterative, so this must neither crash nor match.
+	std::string deep = std::string(200000, '[') + std::string(200000, ']');
+	CHECK_FALSE(from_claims_text(deep, k_paths).org);
+	std::string deep_obj = R"({"org_id":")" + std::string(k_org) + R"(","x":)" + std::string(100000, '[') +
+	                       std::string(100000, ']') + "}";
+	CHECK(from_claims_text(deep_obj, k_paths).org);
+}
+
+TEST_CASE("settings to context", "[claims]")
+{
+	Context c = from_settings(k_org, " carol ", "member", R"({"venue":["a","b"]})");
+	REQUIRE(c.org);
+	CHECK(c.user_id == std::optional<std::string>("carol"));
+	CHECK(c.role == std::optional<std::string>("member"));
+	CHECK(*c.scope("venue") == std::vector<std::string>{"a", "b"});
+	Context none = from_settings("not-a-uuid", "", "admin", "{bad json");
+	CHECK_FALSE(none.org);
+	CHECK_FALSE(none.user_id);
+	CHECK_FALSE(none.role);
+	CHECK(none.scopes.empty());
+	CHECK_FALSE(from_settings(nullptr, nullptr, nullptr, nullptr).org);
+}
+
+TEST_CASE("ParseCache parses each distinct text once", "[claims]")
+{
+	ParseCache cache;
+	std::string a = std::string(R"({"org_id":")") + k_org + "\"}";
+	std::string b = R"({"org_id":"22222222-2222-4222-8222-222222222222"})";
+	CHECK(cache.get(a, 1, k_paths).org);
+	CHECK(cache.get(a, 1, k_paths).org);
+	CHECK(cache.parses() == 1);
+	CHECK(format_uuid(*cache.get(b, 1, k_paths).org) == "22222222-2222-4222-8222-222222222222");
+	CHECK(cache.parses() == 2);
+	ClaimPaths other;
+	other.org = "tenant";
+	CHECK_FALSE(cache.get(b, 2, other).org);  // new generation: re-derived with the new paths
+	CHECK(cache.parses() == 3);
+}
