@@ -197,8 +197,10 @@ Context from_json(const nlohmann::json& doc, const ClaimPaths& paths)
 	Context ctx;
 	if (!doc.is_object())
 		return ctx;
-	if (auto org = string_claim(doc, paths.org))
-		ctx.org = parse_uuid(*org);
+	// The org id is not trimmed: anything but an exact canonical uuid is absent.
+	const nlohmann::json* org = lookup(doc, paths.org);
+	if (org != nullptr && org->is_string())
+		ctx.org = parse_uuid(org->get_ref<const std::string&>());
 	ctx.user_id = string_claim(doc, paths.user);
 	ctx.role = string_claim(doc, paths.role);
 	read_scopes(doc, paths.scopes, ctx);

@@ -37,8 +37,8 @@ AS $$
                               'row-level security fixes tenant_guard relies on; upgrade to 15.19 or later',
                               version_num % 100)
         WHEN version_num < 150000 THEN
-            pg_catalog.format('PostgreSQL %s is not supported by tenant_guard, which needs 15.19 or later',
-                              version_num)
+            pg_catalog.format('PostgreSQL %s.%s is not supported by tenant_guard, which needs 15.19 or later',
+                              version_num / 10000, version_num % 100)
     END
 $$;
 REVOKE ALL ON FUNCTION tenant_guard._server_version_warning(integer) FROM PUBLIC;

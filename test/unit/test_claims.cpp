@@ -72,7 +72,8 @@ TEST_CASE("claims text to context", "[claims]")
 		for (const char* doc : {R"({})", R"({"org_id":null})", R"({"org_id":""})", R"({"org_id":"   "})",
 		                        R"({"org_id":"null"})", R"({"org_id":12345})", R"({"org_id":{"id":"x"}})",
 		                        R"({"org_id":["11111111-1111-4111-8111-111111111111"]})", R"({"org_id":true})",
-		                        R"({"org_id":"11111111-1111-4111-8111-11111111111"})", R"("just a string")", "[]",
+		                        R"({"org_id":"11111111-1111-4111-8111-11111111111"})", R"("just a string")",
+		                        R"({"org_id":" 11111111-1111-4111-8111-111111111111"})", "[]",
 		                        "null", "42", "{not json", "", R"({"org_id":"11111111-1111-4111-8111-111111111111")"}) {
 			INFO(doc);
 			CHECK_FALSE(from_claims_text(doc, k_paths).org);

@@ -1,0 +1,43 @@
+-- Installation: the schema belongs to the extension, every object is
+-- declared as intended, internal functions are not for PUBLIC, and an old
+-- server minor version is warned about.
+
+-- the version check (the DO block in the install script uses this function)
+SELECT v, tenant_guard._server_version_warning(v) AS warning
+FROM (VALUES (150018), (150019), (150020), (150100), (140012), (160004)) t(v);
+SELECT tenant_guard._server_version_warning(current_setting('server_version_num')::int) IS NULL AS this_server_ok;
+
+-- what the extension owns
+SELECT pg_describe_object(classid, objid, 0) AS object
+FROM pg_depend
+WHERE refclassid = 'pg_extension'::regclass
+  AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tenant_guard')
+  AND deptype = 'e'
+ORDER BY 1;
+
+-- declarations: volatility, strictness, parallel safety, security definer
+SELECT p.oid::regprocedure AS function, provolatile AS vol, proisstrict AS strict,
+       proparallel AS par, prosecdef AS secdef
+FROM pg_proc p WHERE pronamespace = 'tenant_guard'::regnamespace ORDER BY p.oid::regprocedure::text;
+
+-- privileges of an ordinary role
+CREATE ROLE regress_install_app;
+SELECT p.oid::regprocedure AS function,
+       has_function_privilege('regress_install_app', p.oid, 'EXECUTE') AS can_execute
+FROM pg_proc p WHERE pronamespace = 'tenant_guard'::regnamespace ORDER BY p.oid::regprocedure::text;
+SELECT has_schema_privilege('regress_install_app', 'tenant_guard', 'USAGE') AS usage,
+       has_schema_privilege('regress_install_app', 'tenant_guard', 'CREATE') AS can_create;
+DROP ROLE regress_install_app;
+
+-- a pre-existing schema of that name makes the install fail, so nobody can
+-- plant objects in the extension's schema beforehand
+DROP EXTENSION tenant_guard;
+CREATE SCHEMA tenant_guard;
+CREATE EXTENSION tenant_guard;
+DROP SCHEMA tenant_guard;
+CREATE EXTENSION tenant_guard;
+SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
+-- relocation is refused
+CREATE SCHEMA elsewhere;
+ALTER EXTENSION tenant_guard SET SCHEMA elsewhere;
+DROP SCHEMA elsewhere;
