@@ -24,7 +24,7 @@ cleanup() { tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$
 trap cleanup EXIT
 
 tg_log "making key and token fixtures"
-export TG_TEST_DIR=$WORK/fixtures
+export TG_TEST_DIR=$WORK/fixtures TG_TOKENS_SQL=$WORK/fixtures/tokens.sql
 mkdir -p "$TG_TEST_DIR"
 /usr/bin/python3 test/fixtures/make_fixtures.py "$TG_TEST_DIR"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$TG_TEST_DIR"

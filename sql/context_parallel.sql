@@ -1,10 +1,7 @@
 -- Parallel query sees the same context as the leader in every source: a
 -- parallel scan under a policy returns exactly the rows of a serial scan.
-\getenv tg_dir TG_TEST_DIR
-\set tokens_file :tg_dir '/tokens.sql'
-\set ECHO none
+\getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
-\set ECHO all
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 
 CREATE TABLE items(id bigint, org_id uuid NOT NULL, v text);

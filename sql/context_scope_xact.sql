@@ -1,11 +1,8 @@
 -- Scoping: a context is transaction-scoped unless session => true; it is gone
 -- after COMMIT or ROLLBACK, a rolled-back savepoint restores the previous one,
 -- and RESET ALL / DISCARD ALL (what poolers run between clients) clear it.
-\getenv tg_dir TG_TEST_DIR
-\set tokens_file :tg_dir '/tokens.sql'
-\set ECHO none
+\getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
-\set ECHO all
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.context_source = 'signed';
 CREATE TEMP VIEW ctx AS

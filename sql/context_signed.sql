@@ -1,11 +1,8 @@
 -- Signed tokens: tenant_guard.set_context(token) verifies a compact JWT with
 -- the configured algorithm and key. Tokens and keys are made per run by
 -- test/fixtures/make_fixtures.py (PyJWT, an independent implementation).
-\getenv tg_dir TG_TEST_DIR
-\set tokens_file :tg_dir '/tokens.sql'
-\set ECHO none
+\getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
-\set ECHO all
 \set VERBOSITY default
 
 -- not configured: one clear error
