@@ -102,10 +102,21 @@ void read_scopes(const nlohmann::json& doc, std::string_view path, Context& ctx)
 	}
 }
 
+// The org id as a key: exact non-blank text, never padded.
+void set_org_key(Context& ctx, std::string_view text)
+{
+	auto normalized = normalize_text(text);
+	if (!normalized || normalized->size() != text.size())
+		return;
+	ctx.org_key = std::move(normalized);
+	ctx.org_bigint = parse_bigint(*ctx.org_key);
+	ctx.org = parse_uuid(*ctx.org_key);
+}
+
 // Role and scopes mean nothing outside a tenant.
 void drop_tenant_parts_without_org(Context& ctx)
 {
-	if (!ctx.org) {
+	if (!ctx.org_key) {
 		ctx.role.reset();
 		ctx.scopes.clear();
 	}
@@ -139,6 +150,30 @@ std::optional<Uuid> parse_uuid(std::string_view text)
 	if (!any_nonzero)
 		return std::nullopt;
 	return out;
+}
+
+std::optional<std::int64_t> parse_bigint(std::string_view text)
+{
+	std::size_t i = 0;
+	bool negative = false;
+	if (!text.empty() && text[0] == '-') {
+		negative = true;
+		i = 1;
+	}
+	if (i >= text.size() || text.size() - i > 19)
+		return std::nullopt;
+	if (text[i] == '0' && (text.size() - i > 1 || negative))
+		return std::nullopt;  // leading zeros and "-0" are not canonical
+	std::uint64_t v = 0;
+	for (; i < text.size(); ++i) {
+		if (text[i] < '0' || text[i] > '9')
+			return std::nullopt;
+		v = v * 10 + static_cast<std::uint64_t>(text[i] - '0');
+	}
+	const std::uint64_t limit = negative ? 9223372036854775808ULL : 9223372036854775807ULL;
+	if (v > limit)
+		return std::nullopt;
+	return negative ? static_cast<std::int64_t>(0 - v) : static_cast<std::int64_t>(v);
 }
 
 std::string format_uuid(const Uuid& u)
@@ -197,10 +232,14 @@ Context from_json(const nlohmann::json& doc, const ClaimPaths& paths)
 	Context ctx;
 	if (!doc.is_object())
 		return ctx;
-	// The org id is not trimmed: anything but an exact canonical uuid is absent.
+	// The org id is not trimmed: anything but an exact value is absent.
 	const nlohmann::json* org = lookup(doc, paths.org);
 	if (org != nullptr && org->is_string())
-		ctx.org = parse_uuid(org->get_ref<const std::string&>());
+		set_org_key(ctx, org->get_ref<const std::string&>());
+	else if (org != nullptr && org->is_number_integer())
+		set_org_key(ctx, std::to_string(org->get<std::int64_t>()));
+	else if (org != nullptr && org->is_number_unsigned())
+		set_org_key(ctx, std::to_string(org->get<std::uint64_t>()));
 	ctx.user_id = string_claim(doc, paths.user);
 	ctx.role = string_claim(doc, paths.role);
 	read_scopes(doc, paths.scopes, ctx);
@@ -224,7 +263,7 @@ Context from_settings(const char* org, const char* user, const char* role, const
 {
 	Context ctx;
 	if (org != nullptr)
-		ctx.org = parse_uuid(std::string_view(org));
+		set_org_key(ctx, org);
 	if (user != nullptr)
 		ctx.user_id = normalize_text(user);
 	if (role != nullptr)

@@ -11,8 +11,13 @@
  *    empty, blank, "null", malformed) is absent, never an error;
  *  - user id and role are JSON strings, trimmed; empty, blank and "null"
  *    (any case) are absent;
- *  - role and scopes exist only inside a valid organization: without an org
- *    they are absent, so a policy can never grant by role or scope alone;
+ *  - for text and bigint tenant columns the same claim is read as a key: a
+ *    JSON string taken exactly (no surrounding blanks, not empty, not "null")
+ *    or a JSON integer as decimal text; as bigint only when that key is a
+ *    canonical decimal integer that fits in 64 bits;
+ *  - role and scopes exist only inside a valid organization (a valid key):
+ *    without one they are absent, so a policy can never grant by role or
+ *    scope alone;
  *  - scopes is an object whose members are arrays; string elements are kept
  *    as they are, integer elements as their decimal text, all others dropped.
  */
@@ -52,8 +57,13 @@ struct ClaimPaths {
 	std::string scopes = "scopes";
 };
 
+// Canonical decimal int64 ("0", "42", "-7"; no sign "+", no leading zeros).
+std::optional<std::int64_t> parse_bigint(std::string_view text);
+
 struct Context {
 	std::optional<Uuid> org;
+	std::optional<std::string> org_key;      // the org id for text tenant columns
+	std::optional<std::int64_t> org_bigint;  // the org id for bigint tenant columns
 	std::optional<std::string> user_id;
 	std::optional<std::string> role;
 	std::map<std::string, std::vector<std::string>> scopes;

@@ -5,6 +5,8 @@
  * current statement runs for.
  *
  *   tenant_guard.current_user_org_id() returns uuid
+ *   tenant_guard.current_user_org_text() returns text
+ *   tenant_guard.current_user_org_bigint() returns bigint
  *   tenant_guard.current_user_id() returns text
  *   tenant_guard.current_user_role() returns text
  *   tenant_guard.has_role(VARIADIC text[]) returns boolean
@@ -187,24 +189,47 @@ Datum text_datum(const std::string& s)
 	return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size()))); });
 }
 
+// Without a usable organization id: NULL, or with require_context an error.
+Datum no_org(FunctionCallInfo fcinfo)
+{
+	if (tg::guc::require_context)
+		throw Error(tg::sqlstate::k_insufficient_privilege, "no tenant context",
+		            "tenant_guard.require_context is on and this statement has no valid organization id.",
+		            missing_context_hint());
+	PG_RETURN_NULL();
+}
+
 }  // namespace
 
 // tenant_guard.current_user_org_id() returns uuid
 TG_FUNCTION(current_user_org_id)
 {
 	const Context& c = resolve();
-	if (!c.org) {
-		if (tg::guc::require_context)
-			throw Error(tg::sqlstate::k_insufficient_privilege, "no tenant context",
-			            "tenant_guard.require_context is on and this statement has no valid organization id.",
-			            missing_context_hint());
-		PG_RETURN_NULL();
-	}
+	if (!c.org)
+		return no_org(fcinfo);
 	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
 	if (u == nullptr)
 		throw std::bad_alloc();
 	std::memcpy(u->data, c.org->data(), UUID_LEN);
 	PG_RETURN_UUID_P(u);
+}
+
+// tenant_guard.current_user_org_text() returns text: the org id for text tenant columns
+TG_FUNCTION(current_user_org_text)
+{
+	const Context& c = resolve();
+	if (!c.org_key)
+		return no_org(fcinfo);
+	return text_datum(*c.org_key);
+}
+
+// tenant_guard.current_user_org_bigint() returns bigint: the org id for bigint tenant columns
+TG_FUNCTION(current_user_org_bigint)
+{
+	const Context& c = resolve();
+	if (!c.org_bigint)
+		return no_org(fcinfo);
+	PG_RETURN_INT64(*c.org_bigint);
 }
 
 // tenant_guard.current_user_id() returns text

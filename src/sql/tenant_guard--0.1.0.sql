@@ -75,6 +75,23 @@ LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION tenant_guard.current_user_org_id() IS
     'Organization (tenant) id of the current context, or NULL when there is no valid one.';
 
+-- The same organization id for tenant columns of type text and bigint, so a
+-- policy compares the column with a value of its own type and its index stays
+-- usable. Same NULL-hardening; bigint only for canonical 64-bit integers.
+CREATE FUNCTION tenant_guard.current_user_org_text()
+RETURNS text
+AS 'MODULE_PATHNAME', 'tg_current_user_org_text'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard.current_user_org_text() IS
+    'Organization id of the current context as text (for text tenant columns), or NULL.';
+
+CREATE FUNCTION tenant_guard.current_user_org_bigint()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tg_current_user_org_bigint'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard.current_user_org_bigint() IS
+    'Organization id of the current context as bigint (for bigint tenant columns), or NULL.';
+
 CREATE FUNCTION tenant_guard.current_user_id()
 RETURNS text
 AS 'MODULE_PATHNAME', 'tg_current_user_id'
@@ -141,3 +158,404 @@ LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION tenant_guard._selftest_live_objects() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._selftest_live_objects() IS
     'Internal: number of self-test C++ objects still alive (0 unless a destructor was skipped).';
+
+-----------------------------------------------------------------------------
+-- Policy generators: protect(), unprotect(), protect_schema()
+--
+-- protect() runs with the caller's rights (SECURITY INVOKER), so PostgreSQL's
+-- own ownership checks apply to every ALTER it runs; it checks ownership
+-- first anyway, to fail with one clear message before changing anything.
+-- Everything it does happens in the caller's transaction: an error leaves
+-- nothing behind.
+-----------------------------------------------------------------------------
+
+-- The registry of protected tables (pg_dump keeps it: extension configuration
+-- table). One row per table, partitions and inheritance children included
+-- (they name the table they were protected through in `parent`).
+CREATE TABLE tenant_guard.protected_tables (
+    tbl            regclass PRIMARY KEY,
+    tenant_column  name NOT NULL,
+    tenant_type    text NOT NULL CHECK (tenant_type IN ('uuid', 'text', 'bigint')),
+    parent         regclass,
+    created_index  regclass,
+    added_not_null boolean NOT NULL DEFAULT false,
+    prior_default  text,
+    prior_rls      boolean NOT NULL DEFAULT false,
+    prior_force    boolean NOT NULL DEFAULT false,
+    protected_by   name NOT NULL DEFAULT current_user,
+    protected_at   timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenant_guard.protected_tables IS
+    'Tables protected by tenant_guard.protect(): tenant column, what protect() changed, who and when.';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.protected_tables', '');
+-- Everyone may read it (like pg_policies). protect() and unprotect() write it
+-- with the caller's rights, and this policy lets a role write only the rows of
+-- tables it owns.
+REVOKE ALL ON tenant_guard.protected_tables FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.protected_tables TO PUBLIC;
+ALTER TABLE tenant_guard.protected_tables ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON tenant_guard.protected_tables FOR SELECT USING (true);
+CREATE POLICY owner_writes ON tenant_guard.protected_tables FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+
+-- The context expression a policy compares a tenant column of this type with.
+CREATE FUNCTION tenant_guard._context_expr(tenant_type text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE tenant_type
+        WHEN 'uuid' THEN 'tenant_guard.current_user_org_id()'
+        WHEN 'text' THEN 'tenant_guard.current_user_org_text()'
+        WHEN 'bigint' THEN 'tenant_guard.current_user_org_bigint()'
+    END
+$$;
+
+-- Checks that tbl can be protected by the caller; returns its tenant column type.
+CREATE FUNCTION tenant_guard._check_protectable(tbl regclass, tenant_column name)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    col_type regtype;
+BEGIN
+    IF tbl IS NULL OR tenant_column IS NULL THEN
+        RAISE EXCEPTION 'table and tenant column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT c.relkind, c.relpersistence, c.relowner, n.nspname INTO r
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF r.nspname IN ('pg_catalog', 'information_schema') OR r.nspname LIKE 'pg\_toast%' THEN
+        RAISE EXCEPTION 'cannot protect system catalog %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF r.relkind = 'v' THEN
+        RAISE EXCEPTION 'cannot protect view %', tbl USING ERRCODE = 'wrong_object_type',
+            HINT = 'Protect the tables the view reads, and create the view WITH (security_invoker = true).';
+    ELSIF r.relkind = 'm' THEN
+        RAISE EXCEPTION 'cannot protect materialized view %', tbl USING ERRCODE = 'wrong_object_type',
+            DETAIL = 'A materialized view stores rows of every tenant and has no row-level security.',
+            HINT = 'Replace it with a view WITH (security_invoker = true), or a protected table kept up to date.';
+    ELSIF r.relkind = 'f' THEN
+        RAISE EXCEPTION 'cannot protect foreign table %', tbl USING ERRCODE = 'wrong_object_type',
+            DETAIL = 'Row-level security is not supported on foreign tables.',
+            HINT = 'Protect the table on the remote server.';
+    ELSIF r.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF r.relpersistence = 't' THEN
+        RAISE EXCEPTION 'cannot protect temporary table %', tbl USING ERRCODE = 'feature_not_supported',
+            DETAIL = 'A temporary table is private to one session.';
+    END IF;
+    IF NOT pg_has_role(r.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT a.atttypid::regtype INTO col_type
+    FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = tenant_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % has no column "%"', tbl, tenant_column USING ERRCODE = 'undefined_column',
+            HINT = 'Pass the tenant column: tenant_guard.protect(''' || tbl::text || ''', tenant_column => ''...'').';
+    END IF;
+    IF col_type NOT IN ('uuid'::regtype, 'text'::regtype, 'bigint'::regtype) THEN
+        RAISE EXCEPTION 'tenant column "%" of table % has unsupported type %', tenant_column, tbl, col_type
+            USING ERRCODE = 'datatype_mismatch',
+            HINT = 'Tenant columns must be uuid, text or bigint.';
+    END IF;
+    RETURN col_type::text;
+END
+$$;
+
+-- Applies row-level security and the generated policies to one relation.
+CREATE FUNCTION tenant_guard._apply_policies(rel regclass, tenant_column name, tenant_type text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pred text := format('%I = (SELECT %s)', tenant_column, tenant_guard._context_expr(tenant_type));
+    wall_ok boolean;
+    has_allow boolean;
+BEGIN
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', rel);
+    -- the tenant wall: RESTRICTIVE, for every command and role
+    SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_wall'
+                   AND NOT polpermissive AND polcmd = '*') INTO wall_ok;
+    IF wall_ok THEN
+        EXECUTE format('ALTER POLICY tg_wall ON %s TO PUBLIC USING (%s) WITH CHECK (%s)', rel, pred, pred);
+    ELSE
+        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_wall') THEN
+            EXECUTE format('DROP POLICY tg_wall ON %s', rel);
+        END IF;
+        EXECUTE format('CREATE POLICY tg_wall ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
+                       rel, pred, pred);
+    END IF;
+    -- the base policy: PERMISSIVE and carrying the tenant predicate itself, so
+    -- isolation never rests on the RESTRICTIVE attribute alone. Replaced by
+    -- role policies (tg_allow_*) when those exist.
+    SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname LIKE 'tg\_allow\_%') INTO has_allow;
+    IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_base') THEN
+        EXECUTE format('DROP POLICY tg_base ON %s', rel);
+    END IF;
+    IF NOT has_allow THEN
+        EXECUTE format('CREATE POLICY tg_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
+                       rel, pred, pred);
+    END IF;
+END
+$$;
+
+-- Protects every partition and inheritance child of tbl that is not yet
+-- registered; called by protect() and by the event trigger below.
+CREATE FUNCTION tenant_guard._protect_descendants(tbl regclass)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg tenant_guard.protected_tables;
+    child regclass;
+    n integer := 0;
+    inserted bigint;
+BEGIN
+    SELECT * INTO reg FROM tenant_guard.protected_tables WHERE protected_tables.tbl = _protect_descendants.tbl;
+    FOR child IN
+        WITH RECURSIVE d(rel) AS (
+            SELECT inhrelid FROM pg_inherits WHERE inhparent = reg.tbl
+            UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.rel)
+        SELECT rel::regclass FROM d
+        WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = d.rel)
+        ORDER BY rel
+    LOOP
+        PERFORM tenant_guard._check_protectable(child, reg.tenant_column);
+        -- The ALTER TABLEs below fire the event trigger, which may protect
+        -- other children first (nested); a child registered meanwhile is skipped.
+        INSERT INTO tenant_guard.protected_tables (tbl, tenant_column, tenant_type, parent, prior_rls, prior_force)
+        SELECT child, reg.tenant_column, reg.tenant_type, reg.tbl, c.relrowsecurity, c.relforcerowsecurity
+        FROM pg_class c WHERE c.oid = child
+        ON CONFLICT ON CONSTRAINT protected_tables_pkey DO NOTHING;
+        GET DIAGNOSTICS inserted = ROW_COUNT;
+        IF inserted > 0 THEN
+            PERFORM tenant_guard._apply_policies(child, reg.tenant_column, reg.tenant_type);
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE FUNCTION tenant_guard.protect(tbl regclass, tenant_column name DEFAULT 'org_id')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ttype text := tenant_guard._check_protectable(tbl, tenant_column);
+    reg tenant_guard.protected_tables;
+    att record;
+    nulls bigint;
+    idx regclass;
+    ctx text := tenant_guard._context_expr(ttype);
+    registered boolean;
+BEGIN
+    SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = protect.tbl;
+    registered := FOUND;
+    IF registered AND reg.parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is protected through %', tbl, reg.parent USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.protect() on ' || reg.parent::text || '.';
+    END IF;
+    IF registered AND reg.tenant_column <> tenant_column THEN
+        RAISE EXCEPTION 'table % is already protected on column "%"', tbl, reg.tenant_column
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.unprotect() first to change the tenant column.';
+    END IF;
+    SELECT a.attnum, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS dflt INTO att
+    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attrelid = tbl AND a.attname = tenant_column;
+
+    -- existing NULLs are an error that changes nothing
+    IF NOT att.attnotnull THEN
+        EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', tbl, tenant_column) INTO nulls;
+        IF nulls > 0 THEN
+            RAISE EXCEPTION 'table % has % rows with no tenant in column "%"', tbl, nulls, tenant_column
+                USING ERRCODE = 'not_null_violation',
+                DETAIL = 'protect() makes the tenant column NOT NULL; nothing was changed.',
+                HINT = 'Assign those rows to a tenant or delete them, then call tenant_guard.protect() again.';
+        END IF;
+    END IF;
+
+    IF NOT registered THEN
+        reg.tbl := tbl;
+        reg.added_not_null := NOT att.attnotnull;
+        reg.prior_default := att.dflt;
+        SELECT c.relrowsecurity, c.relforcerowsecurity INTO reg.prior_rls, reg.prior_force FROM pg_class c WHERE c.oid = tbl;
+    END IF;
+
+    -- NOT NULL, and a default that puts new rows in the current tenant
+    IF NOT att.attnotnull THEN
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL', tbl, tenant_column);
+    END IF;
+    EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, tenant_column, ctx);
+
+    -- an index led by the tenant column
+    IF NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tbl AND i.indkey[0] = att.attnum
+                   AND i.indexprs IS NULL AND i.indpred IS NULL) THEN
+        EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
+        SELECT i.indexrelid::regclass INTO idx FROM pg_index i
+        WHERE i.indrelid = tbl AND i.indkey[0] = att.attnum ORDER BY i.indexrelid DESC LIMIT 1;
+        reg.created_index := coalesce(reg.created_index, idx);
+        RAISE NOTICE 'created index % on %', idx, tbl;
+    END IF;
+
+    PERFORM tenant_guard._apply_policies(tbl, tenant_column, ttype);
+
+    INSERT INTO tenant_guard.protected_tables AS p
+        (tbl, tenant_column, tenant_type, created_index, added_not_null, prior_default, prior_rls, prior_force)
+    VALUES (tbl, tenant_column, ttype, reg.created_index, reg.added_not_null, reg.prior_default,
+            reg.prior_rls, reg.prior_force)
+    ON CONFLICT ON CONSTRAINT protected_tables_pkey DO UPDATE
+        SET tenant_type = excluded.tenant_type, created_index = excluded.created_index;
+
+    PERFORM tenant_guard._protect_descendants(tbl);
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.protect(regclass, name) IS
+    'Isolates a table by tenant: RLS + FORCE, a restrictive tenant wall, a base policy, NOT NULL tenant column '
+    'defaulting to the current tenant, an index, and the same for its partitions and children. Idempotent.';
+
+CREATE FUNCTION tenant_guard.unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg tenant_guard.protected_tables;
+    family tenant_guard.protected_tables[];
+    r tenant_guard.protected_tables;
+    pol name;
+BEGIN
+    SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = unprotect.tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not protected by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF reg.parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is protected through %', tbl, reg.parent USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.unprotect() on ' || reg.parent::text || '.';
+    END IF;
+    PERFORM tenant_guard._check_protectable(tbl, reg.tenant_column);
+    -- Unregister the whole family first, so the event trigger does not
+    -- re-protect a child while its parent is being unprotected. Then remove,
+    -- children first, only what protect() added.
+    family := ARRAY(SELECT p FROM tenant_guard.protected_tables p
+                    WHERE p.tbl = unprotect.tbl OR p.parent = unprotect.tbl ORDER BY p.parent NULLS LAST, p.tbl);
+    DELETE FROM tenant_guard.protected_tables p WHERE p.tbl = unprotect.tbl OR p.parent = unprotect.tbl;
+    FOREACH r IN ARRAY family LOOP
+        FOR pol IN SELECT polname FROM pg_policy WHERE polrelid = r.tbl
+                   AND (polname IN ('tg_wall', 'tg_base') OR polname LIKE 'tg\_allow\_%') LOOP
+            EXECUTE format('DROP POLICY %I ON %s', pol, r.tbl);
+        END LOOP;
+        IF NOT r.prior_force THEN
+            EXECUTE format('ALTER TABLE %s NO FORCE ROW LEVEL SECURITY', r.tbl);
+        END IF;
+        IF NOT r.prior_rls THEN
+            EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', r.tbl);
+        END IF;
+    END LOOP;
+    IF reg.prior_default IS NULL THEN
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column);
+    ELSE
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, reg.tenant_column, reg.prior_default);
+    END IF;
+    IF reg.added_not_null THEN
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', tbl, reg.tenant_column);
+    END IF;
+    IF reg.created_index IS NOT NULL THEN
+        EXECUTE format('DROP INDEX %s', reg.created_index);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.unprotect(regclass) IS
+    'Removes exactly what tenant_guard.protect() added to a table and its partitions and children.';
+
+CREATE FUNCTION tenant_guard.protect_schema(schema name, tenant_column name DEFAULT 'org_id')
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    n integer := 0;
+    skipped text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = schema) THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    -- top-level tables only: partitions and children are protected through their parent
+    FOR t IN SELECT c.oid::regclass FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+             WHERE ns.nspname = schema AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+               AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+               AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = tenant_column
+                           AND a.attnum > 0 AND NOT a.attisdropped)
+             ORDER BY c.relname LOOP
+        PERFORM tenant_guard.protect(t, tenant_column);
+        n := n + 1;
+    END LOOP;
+    SELECT string_agg(c.oid::regclass::text, ', ' ORDER BY c.relname) INTO skipped
+    FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+    WHERE ns.nspname = schema AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+      AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = tenant_column
+                      AND a.attnum > 0 AND NOT a.attisdropped);
+    IF skipped IS NOT NULL THEN
+        RAISE NOTICE 'tables without column "%" were not protected: %', tenant_column, skipped;
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.protect_schema(name, name) IS
+    'Protects every table of a schema that has the tenant column; returns how many.';
+
+-- Partitions and inheritance children created or attached later are
+-- protected like their parent; registry rows of dropped tables go away.
+CREATE FUNCTION tenant_guard._on_ddl_command_end()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    parent regclass;
+BEGIN
+    FOR parent IN
+        WITH RECURSIVE touched AS (
+            SELECT DISTINCT objid FROM pg_event_trigger_ddl_commands()
+            WHERE classid = 'pg_class'::regclass AND command_tag IN ('CREATE TABLE', 'ALTER TABLE')),
+        ancestors(rel) AS (
+            SELECT objid FROM touched
+            UNION SELECT i.inhparent FROM pg_inherits i JOIN ancestors a ON i.inhrelid = a.rel)
+        SELECT p.tbl FROM tenant_guard.protected_tables p JOIN ancestors a ON a.rel = p.tbl
+        WHERE p.parent IS NULL
+    LOOP
+        PERFORM tenant_guard._protect_descendants(parent);
+    END LOOP;
+END
+$$;
+CREATE EVENT TRIGGER tenant_guard_ddl_command_end ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION tenant_guard._on_ddl_command_end();
+
+CREATE FUNCTION tenant_guard._on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM tenant_guard.protected_tables p
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = p.tbl::oid;
+END
+$$;
+CREATE EVENT TRIGGER tenant_guard_sql_drop ON sql_drop EXECUTE FUNCTION tenant_guard._on_sql_drop();
+
+-- _check_protectable, _apply_policies, _protect_descendants and _context_expr
+-- stay executable by PUBLIC: protect() runs with the caller's rights and
+-- calls them, and they too run with the caller's rights.
+REVOKE ALL ON FUNCTION tenant_guard._on_ddl_command_end() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._on_sql_drop() FROM PUBLIC;

@@ -131,8 +131,12 @@ TEST_CASE("settings to context", "[claims]")
 	CHECK(c.user_id == std::optional<std::string>("carol"));
 	CHECK(c.role == std::optional<std::string>("member"));
 	CHECK(*c.scope("venue") == std::vector<std::string>{"a", "b"});
-	Context none = from_settings("not-a-uuid", "", "admin", "{bad json");
+	Context key_only = from_settings("not-a-uuid", nullptr, nullptr, nullptr);
+	CHECK_FALSE(key_only.org);
+	CHECK(key_only.org_key == std::optional<std::string>("not-a-uuid"));
+	Context none = from_settings(" ", "", "admin", "{bad json");
 	CHECK_FALSE(none.org);
+	CHECK_FALSE(none.org_key);
 	CHECK_FALSE(none.user_id);
 	CHECK_FALSE(none.role);
 	CHECK(none.scopes.empty());
@@ -153,4 +157,39 @@ TEST_CASE("ParseCache parses each distinct text once", "[claims]")
 	other.org = "tenant";
 	CHECK_FALSE(cache.get(b, 2, other).org);  // new generation: re-derived with the new paths
 	CHECK(cache.parses() == 3);
+}
+
+TEST_CASE("org id as a key for text and bigint tenant columns", "[claims]")
+{
+	CHECK(parse_bigint("0") == std::optional<std::int64_t>(0));
+	CHECK(parse_bigint("42") == std::optional<std::int64_t>(42));
+	CHECK(parse_bigint("-7") == std::optional<std::int64_t>(-7));
+	CHECK(parse_bigint("9223372036854775807") == std::optional<std::int64_t>(INT64_MAX));
+	CHECK(parse_bigint("-9223372036854775808") == std::optional<std::int64_t>(INT64_MIN));
+	for (const char* bad : {"", "-", "+1", "01", "-0", "1.0", "1e3", " 1", "1 ", "9223372036854775808",
+	                        "-9223372036854775809", "99999999999999999999", "abc", "0x10"}) {
+		INFO(bad);
+		CHECK_FALSE(parse_bigint(bad));
+	}
+	Context n = from_claims_text(R"({"org_id":42,"org_role":"admin"})", k_paths);
+	CHECK(n.org_key == std::optional<std::string>("42"));
+	CHECK(n.org_bigint == std::optional<std::int64_t>(42));
+	CHECK_FALSE(n.org);
+	CHECK(n.role == std::optional<std::string>("admin"));  // a valid org key keeps the role
+	Context t = from_claims_text(R"({"org_id":"acme-corp"})", k_paths);
+	CHECK(t.org_key == std::optional<std::string>("acme-corp"));
+	CHECK_FALSE(t.org_bigint);
+	Context u = from_claims_text(std::string(R"({"org_id":")") + k_org + "\"}", k_paths);
+	CHECK(u.org_key == std::optional<std::string>(k_org));
+	CHECK(u.org);
+	for (const char* doc : {R"({"org_id":" acme"})", R"({"org_id":"acme "})", R"({"org_id":""})",
+	                        R"({"org_id":"NULL"})", R"({"org_id":1.5})", R"({"org_id":true})", R"({"org_id":[1]})"}) {
+		INFO(doc);
+		Context c = from_claims_text(doc, k_paths);
+		CHECK_FALSE(c.org_key);
+		CHECK_FALSE(c.org_bigint);
+	}
+	Context s = from_settings("17", nullptr, "member", nullptr);
+	CHECK(s.org_bigint == std::optional<std::int64_t>(17));
+	CHECK(s.role == std::optional<std::string>("member"));
 }
