@@ -147,3 +147,35 @@ SET tenant_guard.org_id = '22222222-2222-4222-8222-222222222222';
 SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS set;
 SELECT tenant_guard.current_user_org_id() IS NULL AS setting_ignored;
 RESET tenant_guard.org_id;
+
+-- text and bigint tenant columns read the same claim as a key
+CREATE TEMP TABLE keys(label text, doc text);
+INSERT INTO keys VALUES
+    ('uuid string', '{"org_id":"11111111-1111-4111-8111-111111111111"}'),
+    ('text id', '{"org_id":"acme-corp"}'),
+    ('numeric string', '{"org_id":"42"}'),
+    ('JSON integer', '{"org_id":42}'),
+    ('negative', '{"org_id":-7}'),
+    ('leading zero', '{"org_id":"042"}'),
+    ('plus sign', '{"org_id":"+42"}'),
+    ('too big', '{"org_id":"9223372036854775808"}'),
+    ('fraction', '{"org_id":4.2}'),
+    ('padded', '{"org_id":" acme"}'),
+    ('empty', '{"org_id":""}'),
+    ('null word', '{"org_id":"null"}'),
+    ('JSON null', '{"org_id":null}'),
+    ('boolean', '{"org_id":true}'),
+    ('object', '{"org_id":{"id":42}}');
+CREATE TEMP TABLE key_result(label text, as_uuid uuid, as_text text, as_bigint bigint, role text);
+DO $$
+DECLARE r record;
+BEGIN
+    FOR r IN SELECT * FROM keys LOOP
+        PERFORM set_config('request.jwt.claims', jsonb_set(r.doc::jsonb, '{org_role}', '"member"')::text, false);
+        INSERT INTO key_result VALUES (r.label, tenant_guard.current_user_org_id(), tenant_guard.current_user_org_text(),
+            tenant_guard.current_user_org_bigint(), tenant_guard.current_user_role());
+    END LOOP;
+END
+$$;
+SELECT * FROM key_result ORDER BY label;
+SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS cleared;

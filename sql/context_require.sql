@@ -52,3 +52,13 @@ SET tenant_guard.no_such_setting = 'x';
 RESET ROLE;
 DROP TABLE req_t;
 DROP ROLE regress_require_app;
+
+-- require_context covers the text and bigint forms as well
+SET tenant_guard.require_context = on;
+SELECT set_config('request.jwt.claims', '{"org_id":"acme"}', false) IS NOT NULL AS text_org;
+SELECT tenant_guard.current_user_org_text();
+SELECT tenant_guard.current_user_org_bigint();
+SELECT set_config('request.jwt.claims', '{}', false) IS NOT NULL AS no_org;
+SELECT tenant_guard.current_user_org_text();
+RESET tenant_guard.require_context;
+SELECT set_config('request.jwt.claims', '', false) IS NOT NULL AS cleared;

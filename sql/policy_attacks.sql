@@ -147,6 +147,33 @@ SELECT body FROM pa.notes_old ORDER BY body;
 COMMIT;
 RESET ROLE;
 
+-- text and bigint tenant columns: the same isolation
+SET ROLE regress_pa_owner;
+CREATE TABLE pa.accounts (id int, tenant_id bigint NOT NULL, name text);
+CREATE TABLE pa.spaces (id int, tenant text NOT NULL, name text);
+INSERT INTO pa.accounts VALUES (1, 42, 'mine'), (2, 43, 'theirs');
+INSERT INTO pa.spaces VALUES (1, 'acme', 'mine'), (2, 'globex', 'theirs');
+SELECT tenant_guard.protect('pa.accounts', 'tenant_id');
+SELECT tenant_guard.protect('pa.spaces', 'tenant');
+GRANT SELECT, INSERT ON pa.accounts, pa.spaces TO regress_pa_app;
+RESET ROLE;
+SET ROLE regress_pa_app;
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"org_id":42}', true) IS NOT NULL AS tenant_42;
+SELECT name FROM pa.accounts;
+INSERT INTO pa.accounts (id, name) VALUES (3, 'new') RETURNING tenant_id;
+SAVEPOINT s;
+INSERT INTO pa.accounts VALUES (4, 43, 'planted');
+ROLLBACK TO s;
+SELECT count(*) AS spaces_for_42 FROM pa.spaces;
+SELECT set_config('request.jwt.claims', '{"org_id":"acme"}', true) IS NOT NULL AS tenant_acme;
+SELECT name FROM pa.spaces;
+SELECT count(*) AS accounts_for_acme FROM pa.accounts;
+SELECT set_config('request.jwt.claims', '{"org_id":"042"}', true) IS NOT NULL AS not_canonical;
+SELECT count(*) AS accounts_for_042 FROM pa.accounts;
+COMMIT;
+RESET ROLE;
+
 -- EXPLAIN: an index scan on the tenant column, the context evaluated once (InitPlan)
 SET ROLE regress_pa_app;
 SET enable_seqscan = off;
