@@ -415,6 +415,9 @@ BEGIN
     ON CONFLICT ON CONSTRAINT protected_tables_pkey DO UPDATE
         SET tenant_type = excluded.tenant_type, created_index = excluded.created_index;
 
+    -- children protected earlier converge too; new ones are protected
+    PERFORM tenant_guard._apply_policies(p.tbl, p.tenant_column, p.tenant_type)
+    FROM tenant_guard.protected_tables p WHERE p.parent = protect.tbl;
     PERFORM tenant_guard._protect_descendants(tbl);
 END
 $$;
@@ -559,3 +562,82 @@ CREATE EVENT TRIGGER tenant_guard_sql_drop ON sql_drop EXECUTE FUNCTION tenant_g
 -- calls them, and they too run with the caller's rights.
 REVOKE ALL ON FUNCTION tenant_guard._on_ddl_command_end() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._on_sql_drop() FROM PUBLIC;
+
+-- What protect() generated versus what the catalog says now. One row per
+-- difference; no rows when every protected table is as generated.
+CREATE FUNCTION tenant_guard.verify()
+RETURNS TABLE (tbl regclass, item text, expected text, actual text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r tenant_guard.protected_tables;
+    c record;
+    col record;
+    pol record;
+    fn text;
+    pred text;
+    has_allow boolean;
+BEGIN
+    FOR r IN SELECT * FROM tenant_guard.protected_tables ORDER BY protected_tables.tbl::text LOOP
+        SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = r.tbl;
+        tbl := r.tbl;
+        IF NOT c.relrowsecurity THEN
+            item := 'row level security'; expected := 'enabled'; actual := 'disabled'; RETURN NEXT;
+        END IF;
+        IF NOT c.relforcerowsecurity THEN
+            item := 'force row level security'; expected := 'on'; actual := 'off'; RETURN NEXT;
+        END IF;
+        SELECT a.atttypid::regtype::text AS typ, a.attnotnull, pg_get_expr(d.adbin, d.adrelid) AS dflt INTO col
+        FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE a.attrelid = r.tbl AND a.attname = r.tenant_column AND a.attnum > 0 AND NOT a.attisdropped;
+        fn := tenant_guard._context_expr(r.tenant_type);
+        IF NOT FOUND THEN
+            item := format('tenant column %I', r.tenant_column); expected := r.tenant_type; actual := 'missing';
+            RETURN NEXT;
+        ELSE
+            IF col.typ <> r.tenant_type THEN
+                item := format('type of tenant column %I', r.tenant_column); expected := r.tenant_type;
+                actual := col.typ; RETURN NEXT;
+            END IF;
+            IF NOT col.attnotnull THEN
+                item := format('tenant column %I', r.tenant_column); expected := 'NOT NULL'; actual := 'nullable';
+                RETURN NEXT;
+            END IF;
+            -- partitions and children are written through their parent's default
+            IF r.parent IS NULL AND col.dflt IS DISTINCT FROM fn THEN
+                item := format('default of tenant column %I', r.tenant_column); expected := fn;
+                actual := coalesce(col.dflt, 'none'); RETURN NEXT;
+            END IF;
+        END IF;
+        -- the predicate exactly as PostgreSQL deparses the generated one
+        pred := format('(%s = ( SELECT %s AS %s))', quote_ident(r.tenant_column), fn,
+                       split_part(split_part(fn, '.', 2), '(', 1));
+        SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = r.tbl AND polname LIKE 'tg\_allow\_%') INTO has_allow;
+        FOR pol IN SELECT n.polname, n.permissive FROM (VALUES ('tg_wall'::name, false), ('tg_base'::name, true)) n(polname, permissive)
+                   WHERE n.polname = 'tg_wall' OR NOT has_allow LOOP
+            item := format('policy %I', pol.polname);
+            expected := format('%s FOR ALL TO PUBLIC USING %s WITH CHECK %s',
+                               CASE WHEN pol.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, pred, pred);
+            SELECT format('%s FOR %s TO %s USING %s WITH CHECK %s',
+                          CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
+                          CASE p.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
+                                        WHEN 'w' THEN 'UPDATE' WHEN 'd' THEN 'DELETE' END,
+                          CASE WHEN p.polroles = '{0}' THEN 'PUBLIC'
+                               ELSE array_to_string(ARRAY(SELECT quote_ident(rolname) FROM pg_roles
+                                                          WHERE oid = ANY (p.polroles) ORDER BY 1), ', ') END,
+                          coalesce(pg_get_expr(p.polqual, p.polrelid), 'none'),
+                          coalesce(pg_get_expr(p.polwithcheck, p.polrelid), 'none'))
+            INTO actual FROM pg_policy p WHERE p.polrelid = r.tbl AND p.polname = pol.polname;
+            IF NOT FOUND THEN
+                actual := 'missing';
+            END IF;
+            IF actual IS DISTINCT FROM expected THEN
+                RETURN NEXT;
+            END IF;
+        END LOOP;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.verify() IS
+    'Every difference between what protect() generated and the actual state of protected tables; empty when none.';
