@@ -36,28 +36,23 @@ PY
 )
 
 psql -X -q -v ON_ERROR_STOP=1 -v org_a="$ORG_A" -v org_b="$ORG_B" <<'SQL'
-\echo '== setup (as the owner): two tenants, one table, row-level security on the tenant context'
+\echo '== setup (a migration, as the owner): two tenants, one table, protected by tenant_guard'
 CREATE EXTENSION tenant_guard;
 CREATE ROLE demo_app LOGIN;              -- the application role: not a superuser, not the owner
 CREATE SCHEMA app;
 GRANT USAGE ON SCHEMA app TO demo_app;
 CREATE TABLE app.projects (
     id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    org_id uuid NOT NULL DEFAULT tenant_guard.current_user_org_id(),
+    org_id uuid NOT NULL,
     name   text NOT NULL
 );
-CREATE INDEX ON app.projects (org_id);
-ALTER TABLE app.projects ENABLE ROW LEVEL SECURITY;
-ALTER TABLE app.projects FORCE ROW LEVEL SECURITY;
-CREATE POLICY tenant_isolation ON app.projects
-    USING (org_id = (SELECT tenant_guard.current_user_org_id()))
-    WITH CHECK (org_id = (SELECT tenant_guard.current_user_org_id()));
-GRANT SELECT, INSERT, UPDATE, DELETE ON app.projects TO demo_app;
-ALTER TABLE app.projects NO FORCE ROW LEVEL SECURITY;   -- let the owner seed both tenants
 INSERT INTO app.projects (org_id, name) VALUES
     (:'org_a', 'A: website'), (:'org_a', 'A: mobile app'),
     (:'org_b', 'B: payroll'), (:'org_b', 'B: secret merger');
-ALTER TABLE app.projects FORCE ROW LEVEL SECURITY;
+-- RLS + FORCE, the restrictive tenant wall, a base policy, default tenant, index:
+SELECT tenant_guard.protect('app.projects');
+GRANT SELECT, INSERT, UPDATE, DELETE ON app.projects TO demo_app;
+SELECT polname, polpermissive AS permissive FROM pg_policy WHERE polrelid = 'app.projects'::regclass ORDER BY 1;
 SQL
 
 run_as_app() { psql -X -q -v ON_ERROR_STOP=0 -U demo_app -v org_a="$ORG_A" -v org_b="$ORG_B" -v token_a="$TOKEN_A" "$@"; }
