@@ -177,7 +177,7 @@ CREATE TABLE tenant_guard.protected_tables (
     tenant_column  name NOT NULL,
     tenant_type    text NOT NULL CHECK (tenant_type IN ('uuid', 'text', 'bigint')),
     parent         regclass,
-    created_index  regclass,
+    created_index  name,           -- a name, not regclass: pg_dump restores this table before indexes
     added_not_null boolean NOT NULL DEFAULT false,
     prior_default  text,
     prior_rls      boolean NOT NULL DEFAULT false,
@@ -402,7 +402,7 @@ BEGIN
         EXECUTE format('CREATE INDEX ON %s (%I)', tbl, tenant_column);
         SELECT i.indexrelid::regclass INTO idx FROM pg_index i
         WHERE i.indrelid = tbl AND i.indkey[0] = att.attnum ORDER BY i.indexrelid DESC LIMIT 1;
-        reg.created_index := coalesce(reg.created_index, idx);
+        reg.created_index := coalesce(reg.created_index, (SELECT c.relname FROM pg_class c WHERE c.oid = idx));
         RAISE NOTICE 'created index % on %', idx, tbl;
     END IF;
 
@@ -435,6 +435,7 @@ DECLARE
     family tenant_guard.protected_tables[];
     r tenant_guard.protected_tables;
     pol name;
+    idx regclass;
 BEGIN
     SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = unprotect.tbl;
     IF NOT FOUND THEN
@@ -472,7 +473,11 @@ BEGIN
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL', tbl, reg.tenant_column);
     END IF;
     IF reg.created_index IS NOT NULL THEN
-        EXECUTE format('DROP INDEX %s', reg.created_index);
+        SELECT i.indexrelid::regclass INTO idx FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+        WHERE i.indrelid = tbl AND ic.relname = reg.created_index;
+        IF FOUND THEN
+            EXECUTE format('DROP INDEX %s', idx);
+        END IF;
     END IF;
 END
 $$;
