@@ -10,6 +10,7 @@ OBJS = \
 	src/pg/boundary.o \
 	src/pg/guc.o \
 	src/pg/context_fmgr.o \
+	src/pg/guard_fmgr.o \
 	src/pg/selftest_fmgr.o \
 	src/core/claims.o \
 	src/core/jwt.o \

@@ -12,6 +12,7 @@
  */
 #include <sodium.h>
 
+#include "pg/guard.hpp"
 #include "pg/guc.hpp"
 
 extern "C" {
@@ -29,4 +30,5 @@ void _PG_init(void)
 	if (sodium_init() < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
 	tenant_guard::guc::init();
+	tenant_guard::guard::init();
 }

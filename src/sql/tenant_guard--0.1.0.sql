@@ -521,6 +521,133 @@ $$;
 COMMENT ON FUNCTION tenant_guard.protect_schema(name, name) IS
     'Protects every table of a schema that has the tenant column; returns how many.';
 
+-----------------------------------------------------------------------------
+-- Migration guardrail: guard_schema(), unguard_schema(), exempt()
+--
+-- In a guarded schema, a transaction that creates a table with the tenant
+-- column, or adds the tenant column to a table, must leave it protected or
+-- exempted by COMMIT; otherwise the COMMIT fails (a C++ pre-commit callback,
+-- src/pg/guard_fmgr.cpp) and nothing of the migration is committed.
+-----------------------------------------------------------------------------
+
+CREATE TABLE tenant_guard.guarded_schemas (
+    schema_name   name PRIMARY KEY,
+    tenant_column name NOT NULL,
+    guarded_by    name NOT NULL DEFAULT current_user,
+    guarded_at    timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenant_guard.guarded_schemas IS
+    'Schemas whose new tenant tables must be protected or exempted in the transaction that creates them.';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.guarded_schemas', '');
+
+CREATE TABLE tenant_guard.exemptions (
+    tbl         regclass PRIMARY KEY,
+    reason      text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
+    exempted_by name NOT NULL DEFAULT current_user,
+    exempted_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenant_guard.exemptions IS
+    'Tables in guarded schemas that are deliberately not tenant-protected, and why.';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.exemptions', '');
+
+-- Readable by everyone; written with the caller's rights, only by the owner
+-- of the schema (guarded_schemas) or of the table (exemptions).
+REVOKE ALL ON tenant_guard.guarded_schemas, tenant_guard.exemptions FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.guarded_schemas, tenant_guard.exemptions TO PUBLIC;
+ALTER TABLE tenant_guard.guarded_schemas ENABLE ROW LEVEL SECURITY;
+ALTER TABLE tenant_guard.exemptions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON tenant_guard.guarded_schemas FOR SELECT USING (true);
+CREATE POLICY owner_writes ON tenant_guard.guarded_schemas FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), 'USAGE'));
+CREATE POLICY read_all ON tenant_guard.exemptions FOR SELECT USING (true);
+CREATE POLICY owner_writes ON tenant_guard.exemptions FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+
+-- Internal, called by the event trigger: remembers a table for the COMMIT check.
+-- Harmless for anyone to call (it can only add checks to the caller's own commit).
+CREATE FUNCTION tenant_guard._guard_note(rel regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__guard_note'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+-- Internal: was the table, or its column col, created by this transaction?
+CREATE FUNCTION tenant_guard._new_in_xact(rel regclass, col name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tg__new_in_xact'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION tenant_guard.guard_schema(schema name, tenant_column name DEFAULT 'org_id')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owner oid;
+BEGIN
+    SELECT nspowner INTO owner FROM pg_namespace WHERE nspname = schema;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'schema "%" does not exist', schema USING ERRCODE = 'invalid_schema_name';
+    END IF;
+    IF schema IN ('pg_catalog', 'information_schema', 'tenant_guard') OR schema LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot guard schema "%"', schema USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF NOT pg_has_role(owner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of schema %', schema USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF tenant_column IS NULL THEN
+        RAISE EXCEPTION 'tenant column must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    INSERT INTO tenant_guard.guarded_schemas (schema_name, tenant_column) VALUES (schema, tenant_column)
+    ON CONFLICT (schema_name) DO UPDATE SET tenant_column = excluded.tenant_column;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.guard_schema(name, name) IS
+    'New tenant tables in this schema must be protected or exempted in the transaction that creates them.';
+
+CREATE FUNCTION tenant_guard.unguard_schema(schema name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tenant_guard.guarded_schemas WHERE schema_name = schema) THEN
+        RAISE EXCEPTION 'schema "%" is not guarded by tenant_guard', schema USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    DELETE FROM tenant_guard.guarded_schemas WHERE schema_name = schema;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'must be owner of schema %', schema USING ERRCODE = 'insufficient_privilege';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.unguard_schema(name) IS 'Stops guarding a schema.';
+
+CREATE FUNCTION tenant_guard.exempt(tbl regclass, reason text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'an exemption needs a table and a reason' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Say why the table holds no tenant data, e.g. tenant_guard.exempt(''app.countries'', ''shared reference data'').';
+    END IF;
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    IF EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = exempt.tbl) THEN
+        RAISE EXCEPTION 'table % is protected by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.unprotect() first if the table really holds no tenant data.';
+    END IF;
+    INSERT INTO tenant_guard.exemptions (tbl, reason) VALUES (tbl, reason)
+    ON CONFLICT ON CONSTRAINT exemptions_pkey DO UPDATE
+        SET reason = excluded.reason, exempted_by = current_user, exempted_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.exempt(regclass, text) IS
+    'Records that a table in a guarded schema deliberately has no tenant protection, and why.';
+
 -- Partitions and inheritance children created or attached later are
 -- protected like their parent; registry rows of dropped tables go away.
 CREATE FUNCTION tenant_guard._on_ddl_command_end()
@@ -530,6 +657,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     parent regclass;
+    rel regclass;
 BEGIN
     FOR parent IN
         WITH RECURSIVE touched AS (
@@ -543,10 +671,21 @@ BEGIN
     LOOP
         PERFORM tenant_guard._protect_descendants(parent);
     END LOOP;
+    -- guarded schemas: remember tables this transaction created or gave the
+    -- tenant column; the check runs at COMMIT (see guard_schema())
+    FOR rel IN
+        SELECT DISTINCT d.objid::regclass FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.oid = d.objid
+        JOIN pg_namespace n ON n.oid = c.relnamespace
+        JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname
+        WHERE d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')
+    LOOP
+        PERFORM tenant_guard._guard_note(rel);
+    END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER tenant_guard_ddl_command_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
     EXECUTE FUNCTION tenant_guard._on_ddl_command_end();
 
 CREATE FUNCTION tenant_guard._on_sql_drop()
@@ -558,6 +697,12 @@ BEGIN
     DELETE FROM tenant_guard.protected_tables p
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = p.tbl::oid;
+    DELETE FROM tenant_guard.exemptions e
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = e.tbl::oid;
+    DELETE FROM tenant_guard.guarded_schemas g
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_namespace'::regclass AND d.object_name = g.schema_name;
 END
 $$;
 CREATE EVENT TRIGGER tenant_guard_sql_drop ON sql_drop EXECUTE FUNCTION tenant_guard._on_sql_drop();

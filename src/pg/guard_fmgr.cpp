@@ -1,0 +1,187 @@
+/*
+ * pg/guard_fmgr.cpp
+ *
+ * The commit-time migration guardrail of tenant_guard.guard_schema(): in a
+ * guarded schema, a transaction that creates a table with the tenant column,
+ * or adds the tenant column to a table, must leave that table protected (or
+ * exempted) by COMMIT; otherwise the COMMIT fails and nothing of the
+ * migration is committed.
+ *
+ *   tenant_guard._guard_note(rel regclass) returns void
+ *       called by the ddl_command_end event trigger for every table a DDL
+ *       command created or altered in a guarded schema; remembers it for the
+ *       end of the transaction
+ *   tenant_guard._new_in_xact(rel regclass, col name) returns boolean
+ *       true when the table, or its column `col`, was created by the current
+ *       transaction (the xmin of its catalog rows)
+ *
+ * The xact callback runs the check at XACT_EVENT_PRE_COMMIT (and
+ * PRE_PREPARE), where an error still aborts the transaction. The callback is
+ * registered when the library loads, which the event trigger's first call
+ * guarantees: no shared_preload_libraries needed.
+ *
+ * C-style glue: no C++ objects here, so PostgreSQL is called directly.
+ */
+extern "C" {
+#include "postgres.h"
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(tg__guard_note);
+PG_FUNCTION_INFO_V1(tg__new_in_xact);
+}
+
+#include "pg/guard.hpp"
+
+namespace {
+
+// Tables noted in this transaction; the array lives in TopTransactionContext
+// and is forgotten at commit or abort.
+Oid* pending = nullptr;
+int npending = 0;
+int maxpending = 0;
+bool checking = false;
+
+void forget_pending()
+{
+	pending = nullptr;
+	npending = maxpending = 0;
+	checking = false;
+}
+
+void check_pending()
+{
+	if (npending == 0 || checking)
+		return;
+	checking = true;
+	Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * npending));
+	for (int i = 0; i < npending; ++i)
+		elems[i] = ObjectIdGetDatum(pending[i]);
+	ArrayType* oids = construct_array(elems, npending, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+
+	// Offenders: noted tables that still exist, sit in a guarded schema, got
+	// their tenant column in this transaction, and are neither protected nor
+	// exempted. If the extension was dropped meanwhile, there is nothing to check.
+	static const char* query =
+	    "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' "
+	    "                             ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text) "
+	    "FROM pg_catalog.pg_class c "
+	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	    "JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname "
+	    "WHERE c.oid = ANY ($1) AND c.relkind IN ('r', 'p') "
+	    "  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+	    "              AND a.attname = g.tenant_column AND a.attnum > 0 AND NOT a.attisdropped) "
+	    "  AND tenant_guard._new_in_xact(c.oid, g.tenant_column) "
+	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = c.oid) "
+	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.exemptions e WHERE e.tbl = c.oid)";
+
+	// At PRE_COMMIT no snapshot is active; queries need one.
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "tenant_guard: SPI_connect failed");
+	char* offenders = nullptr;
+	if (SPI_execute("SELECT pg_catalog.to_regclass('tenant_guard.guarded_schemas') IS NOT NULL", true, 1) ==
+	        SPI_OK_SELECT &&
+	    SPI_processed == 1) {
+		bool isnull = false;
+		Datum present = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull && DatumGetBool(present)) {
+			Oid argtypes[1] = {OIDARRAYOID};
+			Datum args[1] = {PointerGetDatum(oids)};
+			if (SPI_execute_with_args(query, 1, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT)
+				elog(ERROR, "tenant_guard: guardrail query failed");
+			char* v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+			if (v != nullptr)
+				offenders = MemoryContextStrdup(TopTransactionContext, v);
+		}
+	}
+	SPI_finish();
+	PopActiveSnapshot();
+	checking = false;
+
+	if (offenders != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("tenant tables in a guarded schema are not protected: %s", offenders),
+		                errdetail("This transaction created these tables, or added the tenant column to them, "
+		                          "in a schema guarded by tenant_guard.guard_schema(); nothing of it was committed."),
+		                errhint("Call tenant_guard.protect() on each table in the same transaction, or "
+		                        "tenant_guard.exempt(table, reason) for a table that holds no tenant data.")));
+}
+
+void guard_xact_callback(XactEvent event, void*)
+{
+	switch (event) {
+	case XACT_EVENT_PRE_COMMIT:
+	case XACT_EVENT_PRE_PREPARE:
+		check_pending();
+		break;
+	case XACT_EVENT_COMMIT:
+	case XACT_EVENT_ABORT:
+	case XACT_EVENT_PREPARE:
+	case XACT_EVENT_PARALLEL_COMMIT:
+	case XACT_EVENT_PARALLEL_ABORT:
+		forget_pending();
+		break;
+	default:
+		break;
+	}
+}
+
+}  // namespace
+
+namespace tenant_guard::guard {
+
+void init()
+{
+	RegisterXactCallback(guard_xact_callback, nullptr);
+}
+
+}  // namespace tenant_guard::guard
+
+// tenant_guard._guard_note(rel regclass) returns void
+extern "C" Datum tg__guard_note(PG_FUNCTION_ARGS)
+{
+	Oid rel = PG_GETARG_OID(0);
+	for (int i = 0; i < npending; ++i)
+		if (pending[i] == rel)
+			PG_RETURN_VOID();
+	if (npending == maxpending) {
+		int grow = maxpending == 0 ? 16 : maxpending * 2;
+		pending = pending == nullptr
+		              ? static_cast<Oid*>(MemoryContextAlloc(TopTransactionContext, sizeof(Oid) * grow))
+		              : static_cast<Oid*>(repalloc(pending, sizeof(Oid) * grow));
+		maxpending = grow;
+	}
+	pending[npending++] = rel;
+	PG_RETURN_VOID();
+}
+
+// tenant_guard._new_in_xact(rel regclass, col name) returns boolean
+extern "C" Datum tg__new_in_xact(PG_FUNCTION_ARGS)
+{
+	Oid rel = PG_GETARG_OID(0);
+	Name col = PG_GETARG_NAME(1);
+	bool is_new = false;
+	// The pg_attribute row of a system column is written once, by CREATE TABLE.
+	HeapTuple t = SearchSysCache2(ATTNUM, ObjectIdGetDatum(rel), Int16GetDatum(SelfItemPointerAttributeNumber));
+	if (HeapTupleIsValid(t)) {
+		is_new = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(t->t_data));
+		ReleaseSysCache(t);
+	}
+	if (!is_new) {
+		t = SearchSysCacheAttName(rel, NameStr(*col));
+		if (HeapTupleIsValid(t)) {
+			is_new = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(t->t_data));
+			ReleaseSysCache(t);
+		}
+	}
+	PG_RETURN_BOOL(is_new);
+}
