@@ -185,3 +185,56 @@ extern "C" Datum tg__new_in_xact(PG_FUNCTION_ARGS)
 	}
 	PG_RETURN_BOOL(is_new);
 }
+
+extern "C" {
+#include "nodes/parsenodes.h"
+#include "tcop/deparse_utility.h"
+#include "utils/lsyscache.h"
+
+PG_FUNCTION_INFO_V1(tg__ddl_command_kinds);
+}
+
+/*
+ * tenant_guard._ddl_command_kinds(cmd pg_ddl_command) returns text[]
+ *
+ * What one collected DDL command does that the guards on protected tables
+ * care about: 'disable row level security', 'no force row level security',
+ * 'owner', 'rename column <name>'. The guards judge the command, not the
+ * table's state, so restoring a dump (where RLS is switched on last) passes.
+ */
+extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
+{
+	CollectedCommand* cmd = reinterpret_cast<CollectedCommand*>(PG_GETARG_POINTER(0));
+	Datum kinds[64];
+	int n = 0;
+	if (cmd->type == SCT_AlterTable) {
+		ListCell* lc;
+		foreach (lc, cmd->d.alterTable.subcmds) {
+			CollectedATSubcmd* sub = static_cast<CollectedATSubcmd*>(lfirst(lc));
+			if (sub->parsetree == nullptr || !IsA(sub->parsetree, AlterTableCmd) || n >= 64)
+				continue;
+			AlterTableCmd* at = reinterpret_cast<AlterTableCmd*>(sub->parsetree);
+			const char* kind = nullptr;
+			switch (at->subtype) {
+			case AT_DisableRowSecurity:
+				kind = "disable row level security";
+				break;
+			case AT_NoForceRowSecurity:
+				kind = "no force row level security";
+				break;
+			case AT_ChangeOwner:
+				kind = "owner";
+				break;
+			default:
+				break;
+			}
+			if (kind != nullptr)
+				kinds[n++] = CStringGetTextDatum(kind);
+		}
+	} else if (cmd->type == SCT_Simple && cmd->parsetree != nullptr && IsA(cmd->parsetree, RenameStmt)) {
+		RenameStmt* r = reinterpret_cast<RenameStmt*>(cmd->parsetree);
+		if (r->renameType == OBJECT_COLUMN && r->subname != nullptr)
+			kinds[n++] = CStringGetTextDatum(psprintf("rename column %s", r->subname));
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+}

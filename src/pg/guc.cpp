@@ -20,7 +20,11 @@
 extern "C" {
 #include "postgres.h"
 #include "access/parallel.h"
+#include "fmgr.h"
+#include "storage/proc.h"
 #include "utils/guc.h"
+
+PG_FUNCTION_INFO_V1(tg__unsafe_ddl_allowed);
 }
 
 namespace tenant_guard::guc {
@@ -42,6 +46,7 @@ char* jwt_audience = nullptr;
 char* jwt_issuer = nullptr;
 int jwt_leeway = 0;
 char* signed_context = nullptr;
+bool allow_unsafe_ddl = false;
 std::uint64_t claim_paths_generation = 1;
 std::uint64_t settings_generation = 1;
 
@@ -61,6 +66,15 @@ const struct config_enum_entry alg_options[] = {
     {"EdDSA", k_alg_eddsa, false},
     {nullptr, 0, false},
 };
+
+// The local transaction in which allow_unsafe_ddl was last turned on.
+LocalTransactionId unsafe_ddl_lxid = InvalidLocalTransactionId;
+
+void assign_allow_unsafe_ddl(bool newval, void*)
+{
+	if (newval && MyProc != nullptr)
+		unsafe_ddl_lxid = MyProc->lxid;
+}
 
 // True only while set_signed_context() is running.
 bool setting_signed_context = false;
@@ -113,6 +127,12 @@ bool check_signed_context(char** newval, void** extra, GucSource source)
 }
 
 }  // namespace
+
+bool unsafe_ddl_allowed()
+{
+	return allow_unsafe_ddl && MyProc != nullptr && unsafe_ddl_lxid == MyProc->lxid &&
+	       unsafe_ddl_lxid != InvalidLocalTransactionId;
+}
 
 const char* context_source_name()
 {
@@ -224,6 +244,17 @@ void init()
 	                        nullptr);
 
 	/*
+	 * The knowing escape from the guards on protected tables (refused ALTER
+	 * and DROP of what protect() generated). Superuser-only, honoured only in
+	 * the transaction that turned it on (SET LOCAL inside the migration), and
+	 * every use is recorded in tenant_guard.unsafe_ddl_log.
+	 */
+	DefineCustomBoolVariable("tenant_guard.allow_unsafe_ddl",
+	                         "Allow DDL that weakens a protected table, for this transaction.", nullptr,
+	                         &allow_unsafe_ddl, false, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
+	                         assign_allow_unsafe_ddl, nullptr);
+
+	/*
 	 * Internal: the verified claims of the current set_context(). Kept in a
 	 * setting, not in backend memory, so that PostgreSQL itself scopes it to
 	 * the transaction (SET LOCAL semantics, savepoints included), clears it on
@@ -240,3 +271,9 @@ void init()
 }
 
 }  // namespace tenant_guard::guc
+
+// tenant_guard._unsafe_ddl_allowed() returns boolean
+extern "C" Datum tg__unsafe_ddl_allowed(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(tenant_guard::guc::unsafe_ddl_allowed());
+}

@@ -30,6 +30,10 @@ extern char* jwt_audience;
 extern char* jwt_issuer;
 extern int jwt_leeway;
 
+extern bool allow_unsafe_ddl;
+// True when allow_unsafe_ddl is on and was turned on in the current transaction.
+bool unsafe_ddl_allowed();
+
 // The verified claims of tenant_guard.set_context(); see guc.cpp.
 extern char* signed_context;
 

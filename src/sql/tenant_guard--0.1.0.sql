@@ -356,6 +356,8 @@ DECLARE
     idx regclass;
     ctx text := tenant_guard._context_expr(ttype);
     registered boolean;
+    family tenant_guard.protected_tables[];
+    child tenant_guard.protected_tables;
 BEGIN
     SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = protect.tbl;
     registered := FOUND;
@@ -383,7 +385,12 @@ BEGIN
         END IF;
     END IF;
 
-    IF NOT registered THEN
+    -- While protect() works, the table and its children are unregistered, so
+    -- the guards on protected tables do not stop it repairing them.
+    IF registered THEN
+        family := ARRAY(SELECT p FROM tenant_guard.protected_tables p WHERE p.parent = protect.tbl ORDER BY p.tbl);
+        DELETE FROM tenant_guard.protected_tables p WHERE p.tbl = protect.tbl OR p.parent = protect.tbl;
+    ELSE
         reg.tbl := tbl;
         reg.added_not_null := NOT att.attnotnull;
         reg.prior_default := att.dflt;
@@ -408,16 +415,21 @@ BEGIN
 
     PERFORM tenant_guard._apply_policies(tbl, tenant_column, ttype);
 
-    INSERT INTO tenant_guard.protected_tables AS p
-        (tbl, tenant_column, tenant_type, created_index, added_not_null, prior_default, prior_rls, prior_force)
-    VALUES (tbl, tenant_column, ttype, reg.created_index, reg.added_not_null, reg.prior_default,
-            reg.prior_rls, reg.prior_force)
-    ON CONFLICT ON CONSTRAINT protected_tables_pkey DO UPDATE
-        SET tenant_type = excluded.tenant_type, created_index = excluded.created_index;
+    -- children protected earlier converge too
+    FOREACH child IN ARRAY coalesce(family, '{}') LOOP
+        PERFORM tenant_guard._apply_policies(child.tbl, child.tenant_column, child.tenant_type);
+    END LOOP;
 
-    -- children protected earlier converge too; new ones are protected
-    PERFORM tenant_guard._apply_policies(p.tbl, p.tenant_column, p.tenant_type)
-    FROM tenant_guard.protected_tables p WHERE p.parent = protect.tbl;
+    INSERT INTO tenant_guard.protected_tables AS p
+        (tbl, tenant_column, tenant_type, created_index, added_not_null, prior_default, prior_rls, prior_force,
+         protected_by, protected_at)
+    VALUES (tbl, tenant_column, ttype, reg.created_index, reg.added_not_null, reg.prior_default,
+            reg.prior_rls, reg.prior_force, coalesce(reg.protected_by, current_user),
+            coalesce(reg.protected_at, pg_catalog.now()));
+    INSERT INTO tenant_guard.protected_tables SELECT (f).* FROM unnest(family) f
+    ON CONFLICT ON CONSTRAINT protected_tables_pkey DO NOTHING;
+
+    -- children that appeared since are protected now
     PERFORM tenant_guard._protect_descendants(tbl);
 END
 $$;
@@ -648,6 +660,57 @@ $$;
 COMMENT ON FUNCTION tenant_guard.exempt(regclass, text) IS
     'Records that a table in a guarded schema deliberately has no tenant protection, and why.';
 
+-----------------------------------------------------------------------------
+-- Guards on protected tables: DDL that would weaken what protect() set up is
+-- refused for every role, superusers included, unless a superuser turned on
+-- tenant_guard.allow_unsafe_ddl in the same transaction (then it is recorded).
+-----------------------------------------------------------------------------
+
+CREATE TABLE tenant_guard.unsafe_ddl_log (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    role_name   name NOT NULL DEFAULT current_user,
+    session_role name NOT NULL DEFAULT session_user,
+    tbl         text NOT NULL,
+    what        text NOT NULL
+);
+COMMENT ON TABLE tenant_guard.unsafe_ddl_log IS
+    'Every weakening DDL on a protected table let through by tenant_guard.allow_unsafe_ddl.';
+REVOKE ALL ON tenant_guard.unsafe_ddl_log FROM PUBLIC;
+GRANT SELECT ON tenant_guard.unsafe_ddl_log TO PUBLIC;
+
+-- Internal: what a collected DDL command does that the guards care about.
+CREATE FUNCTION tenant_guard._ddl_command_kinds(cmd pg_ddl_command)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'tg__ddl_command_kinds'
+LANGUAGE C STABLE STRICT PARALLEL UNSAFE;
+
+CREATE FUNCTION tenant_guard._unsafe_ddl_allowed()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tg__unsafe_ddl_allowed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+-- Refuses a weakening change to a protected table, or, when allow_unsafe_ddl
+-- is on for this transaction, records it and lets it pass with a WARNING.
+-- SECURITY DEFINER to write the log; it writes only when the escape is on.
+CREATE FUNCTION tenant_guard._refuse_unsafe_ddl(tbl regclass, what text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant_guard._unsafe_ddl_allowed() THEN
+        INSERT INTO tenant_guard.unsafe_ddl_log (role_name, tbl, what) VALUES (current_user, tbl::text, what);
+        RAISE WARNING 'tenant_guard.allow_unsafe_ddl let this through on protected table %: %', tbl, what;
+        RETURN;
+    END IF;
+    RAISE EXCEPTION 'cannot %: table % is protected by tenant_guard', what, tbl
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = 'It would weaken the tenant isolation that tenant_guard.protect() set up.',
+              HINT = 'Call tenant_guard.unprotect() first, or, as a superuser, SET LOCAL tenant_guard.allow_unsafe_ddl = on in this transaction (it is recorded).';
+END
+$$;
+
 -- Partitions and inheritance children created or attached later are
 -- protected like their parent; registry rows of dropped tables go away.
 CREATE FUNCTION tenant_guard._on_ddl_command_end()
@@ -658,6 +721,8 @@ AS $$
 DECLARE
     parent regclass;
     rel regclass;
+    x record;
+    st record;
 BEGIN
     FOR parent IN
         WITH RECURSIVE touched AS (
@@ -682,10 +747,42 @@ BEGIN
     LOOP
         PERFORM tenant_guard._guard_note(rel);
     END LOOP;
+    -- protected tables: the command must not weaken what protect() set up.
+    -- Judged by what the command does (not the table's state), so restoring
+    -- a dump, where row-level security is switched on last, passes.
+    FOR x IN
+        SELECT p.tbl, p.tenant_column, d.classid = 'pg_policy'::regclass AS is_policy,
+               CASE WHEN d.classid = 'pg_class'::regclass THEN tenant_guard._ddl_command_kinds(d.command) END AS kinds
+        FROM pg_event_trigger_ddl_commands() d
+        JOIN tenant_guard.protected_tables p
+          ON p.tbl = CASE WHEN d.classid = 'pg_class'::regclass THEN d.objid
+                          WHEN d.classid = 'pg_policy'::regclass
+                          THEN (SELECT pol.polrelid FROM pg_policy pol WHERE pol.oid = d.objid) END
+    LOOP
+        SELECT c.relrowsecurity, c.relforcerowsecurity, o.rolname, o.rolsuper OR o.rolbypassrls AS bypass INTO st
+        FROM pg_class c JOIN pg_roles o ON o.oid = c.relowner WHERE c.oid = x.tbl;
+        IF 'disable row level security' = ANY (x.kinds) AND NOT st.relrowsecurity THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(x.tbl, 'disable row level security');
+        END IF;
+        IF 'no force row level security' = ANY (x.kinds) AND NOT st.relforcerowsecurity THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(x.tbl, 'turn off FORCE row level security');
+        END IF;
+        IF 'owner' = ANY (x.kinds) AND st.bypass THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(x.tbl,
+                format('give the table to role %I, which bypasses row-level security', st.rolname));
+        END IF;
+        IF ('rename column ' || x.tenant_column) = ANY (x.kinds) THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(x.tbl, format('rename the tenant column %I', x.tenant_column));
+        END IF;
+        IF x.is_policy THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(x.tbl, 'alter generated ' || v.item)
+            FROM tenant_guard.verify() v WHERE v.tbl = x.tbl AND v.item LIKE 'policy %';
+        END IF;
+    END LOOP;
 END
 $$;
 CREATE EVENT TRIGGER tenant_guard_ddl_command_end ON ddl_command_end
-    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO')
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE TABLE AS', 'SELECT INTO', 'ALTER POLICY')
     EXECUTE FUNCTION tenant_guard._on_ddl_command_end();
 
 CREATE FUNCTION tenant_guard._on_sql_drop()
@@ -693,7 +790,22 @@ RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    o record;
+    rel regclass;
 BEGIN
+    FOR o IN SELECT * FROM pg_event_trigger_dropped_objects() WHERE original LOOP
+        IF o.classid = 'pg_policy'::regclass AND o.address_names[3] LIKE 'tg\_%' THEN
+            rel := to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]));
+            IF EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = rel) THEN
+                PERFORM tenant_guard._refuse_unsafe_ddl(rel, format('drop generated policy %I', o.address_names[3]));
+            END IF;
+        ELSIF o.classid = 'pg_class'::regclass AND o.objsubid > 0
+              AND EXISTS (SELECT 1 FROM tenant_guard.protected_tables p
+                          WHERE p.tbl = o.objid AND p.tenant_column = o.address_names[3]) THEN
+            PERFORM tenant_guard._refuse_unsafe_ddl(o.objid::regclass, format('drop the tenant column %I', o.address_names[3]));
+        END IF;
+    END LOOP;
     DELETE FROM tenant_guard.protected_tables p
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = p.tbl::oid;
@@ -712,6 +824,9 @@ CREATE EVENT TRIGGER tenant_guard_sql_drop ON sql_drop EXECUTE FUNCTION tenant_g
 -- calls them, and they too run with the caller's rights.
 REVOKE ALL ON FUNCTION tenant_guard._on_ddl_command_end() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._on_sql_drop() FROM PUBLIC;
+-- Called by the ddl_command_end trigger with the caller's rights; it only
+-- refuses, or logs when allow_unsafe_ddl is on for the transaction.
+GRANT EXECUTE ON FUNCTION tenant_guard._refuse_unsafe_ddl(regclass, text) TO PUBLIC;
 
 -- What protect() generated versus what the catalog says now. One row per
 -- difference; no rows when every protected table is as generated.
