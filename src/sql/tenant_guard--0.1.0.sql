@@ -266,41 +266,118 @@ BEGIN
 END
 $$;
 
--- Applies row-level security and the generated policies to one relation.
-CREATE FUNCTION tenant_guard._apply_policies(rel regclass, tenant_column name, tenant_type text)
+-- In-tenant access rules of allow(): which in-tenant role may run which
+-- command on a protected table (and its partitions and children), optionally
+-- limited to rows whose scope column is in the context's scopes of a kind.
+CREATE TABLE tenant_guard.access_rules (
+    tbl          regclass NOT NULL,
+    role         text NOT NULL CHECK (role ~ '^[a-z][a-z0-9_]{0,29}$'),
+    command      text NOT NULL CHECK (command IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE')),
+    scope_column name,
+    scope_kind   text,
+    created_by   name NOT NULL DEFAULT current_user,
+    created_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (tbl, role, command),
+    CHECK ((scope_column IS NULL) = (scope_kind IS NULL))
+);
+COMMENT ON TABLE tenant_guard.access_rules IS
+    'In-tenant role rules of tenant_guard.allow(), from which the tg_allow_* policies are generated.';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.access_rules', '');
+REVOKE ALL ON tenant_guard.access_rules FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.access_rules TO PUBLIC;
+ALTER TABLE tenant_guard.access_rules ENABLE ROW LEVEL SECURITY;
+CREATE POLICY read_all ON tenant_guard.access_rules FOR SELECT USING (true);
+CREATE POLICY owner_writes ON tenant_guard.access_rules FOR ALL
+    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
+    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+
+-- Creates or replaces one generated policy (ALTER when it exists in the
+-- right kind, so a protected table is never without it).
+CREATE FUNCTION tenant_guard._put_policy(rel regclass, name name, permissive boolean, command text,
+                                         using_expr text, check_expr text)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    pred text := format('%I = (SELECT %s)', tenant_column, tenant_guard._context_expr(tenant_type));
-    wall_ok boolean;
-    has_allow boolean;
+    code "char" := CASE command WHEN 'ALL' THEN '*' WHEN 'SELECT' THEN 'r' WHEN 'INSERT' THEN 'a'
+                                WHEN 'UPDATE' THEN 'w' WHEN 'DELETE' THEN 'd' END;
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = name
+               AND p.polpermissive = permissive AND p.polcmd = code) THEN
+        EXECUTE format('ALTER POLICY %I ON %s TO PUBLIC', name, rel)
+             || CASE WHEN using_expr IS NOT NULL THEN format(' USING (%s)', using_expr) ELSE '' END
+             || CASE WHEN check_expr IS NOT NULL THEN format(' WITH CHECK (%s)', check_expr) ELSE '' END;
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = rel AND p.polname = name) THEN
+        EXECUTE format('DROP POLICY %I ON %s', name, rel);
+    END IF;
+    EXECUTE format('CREATE POLICY %I ON %s AS %s FOR %s TO PUBLIC', name, rel,
+                   CASE WHEN permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, command)
+         || CASE WHEN using_expr IS NOT NULL THEN format(' USING (%s)', using_expr) ELSE '' END
+         || CASE WHEN check_expr IS NOT NULL THEN format(' WITH CHECK (%s)', check_expr) ELSE '' END;
+END
+$$;
+
+-- The generated policies of one relation: the wall, and either the base
+-- policy or one tg_allow_<role>_<command> policy per access rule of root.
+CREATE FUNCTION tenant_guard._generated_policies(rel regclass, tenant_column name, tenant_type text, root regclass)
+RETURNS TABLE (name name, permissive boolean, command text, using_expr text, check_expr text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH pred AS (
+        SELECT format('%I = (SELECT %s)', tenant_column, tenant_guard._context_expr(tenant_type)) AS p)
+    SELECT 'tg_wall'::name, false, 'ALL', p, p FROM pred
+    UNION ALL
+    SELECT 'tg_base'::name, true, 'ALL', p, p FROM pred
+    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.access_rules r WHERE r.tbl = root)
+    UNION ALL
+    SELECT format('tg_allow_%s_%s', r.role, lower(r.command))::name, true, r.command,
+           CASE WHEN r.command <> 'INSERT' THEN x.cond END,
+           CASE WHEN r.command IN ('INSERT', 'UPDATE') THEN x.cond END
+    FROM pred, tenant_guard.access_rules r,
+         LATERAL (SELECT pred.p || format(' AND (SELECT tenant_guard.has_role(%L))', r.role)
+                  || CASE WHEN r.scope_column IS NULL THEN ''
+                          ELSE format(' AND %s = ANY ((SELECT tenant_guard.current_scopes(%L))::text[])',
+                                      CASE WHEN (SELECT a.atttypid FROM pg_attribute a WHERE a.attrelid = rel
+                                                 AND a.attname = r.scope_column) = 'text'::regtype
+                                           THEN quote_ident(r.scope_column)
+                                           ELSE quote_ident(r.scope_column) || '::text' END,
+                                      r.scope_kind) END AS cond) x
+    WHERE r.tbl = root
+$$;
+
+-- Applies row-level security and the generated policies to one relation;
+-- root is the table whose access rules apply (the relation itself, or the
+-- table its partitions and children were protected through).
+CREATE FUNCTION tenant_guard._apply_policies(rel regclass, tenant_column name, tenant_type text,
+                                             root regclass DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    stale name;
 BEGIN
     EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY', rel);
-    -- the tenant wall: RESTRICTIVE, for every command and role
-    SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_wall'
-                   AND NOT polpermissive AND polcmd = '*') INTO wall_ok;
-    IF wall_ok THEN
-        EXECUTE format('ALTER POLICY tg_wall ON %s TO PUBLIC USING (%s) WITH CHECK (%s)', rel, pred, pred);
-    ELSE
-        IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_wall') THEN
-            EXECUTE format('DROP POLICY tg_wall ON %s', rel);
-        END IF;
-        EXECUTE format('CREATE POLICY tg_wall ON %s AS RESTRICTIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
-                       rel, pred, pred);
-    END IF;
-    -- the base policy: PERMISSIVE and carrying the tenant predicate itself, so
-    -- isolation never rests on the RESTRICTIVE attribute alone. Replaced by
-    -- role policies (tg_allow_*) when those exist.
-    SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname LIKE 'tg\_allow\_%') INTO has_allow;
-    IF EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = rel AND polname = 'tg_base') THEN
-        EXECUTE format('DROP POLICY tg_base ON %s', rel);
-    END IF;
-    IF NOT has_allow THEN
-        EXECUTE format('CREATE POLICY tg_base ON %s AS PERMISSIVE FOR ALL TO PUBLIC USING (%s) WITH CHECK (%s)',
-                       rel, pred, pred);
-    END IF;
+    -- The tenant wall is RESTRICTIVE, for every command and role. The base
+    -- policy, or the role policies that replace it, are PERMISSIVE and carry
+    -- the tenant predicate themselves, so isolation never rests on the
+    -- RESTRICTIVE attribute alone.
+    FOR g IN SELECT * FROM tenant_guard._generated_policies(rel, tenant_column, tenant_type, coalesce(root, rel)) LOOP
+        PERFORM tenant_guard._put_policy(rel, g.name, g.permissive, g.command, g.using_expr, g.check_expr);
+    END LOOP;
+    FOR stale IN
+        SELECT p.polname FROM pg_policy p WHERE p.polrelid = rel
+          AND (p.polname = 'tg_base' OR p.polname LIKE 'tg\_allow\_%')
+          AND p.polname NOT IN (SELECT name FROM tenant_guard._generated_policies(rel, tenant_column, tenant_type,
+                                                                                  coalesce(root, rel)))
+    LOOP
+        EXECUTE format('DROP POLICY %I ON %s', stale, rel);
+    END LOOP;
 END
 $$;
 
@@ -335,7 +412,7 @@ BEGIN
         ON CONFLICT ON CONSTRAINT protected_tables_pkey DO NOTHING;
         GET DIAGNOSTICS inserted = ROW_COUNT;
         IF inserted > 0 THEN
-            PERFORM tenant_guard._apply_policies(child, reg.tenant_column, reg.tenant_type);
+            PERFORM tenant_guard._apply_policies(child, reg.tenant_column, reg.tenant_type, reg.tbl);
             n := n + 1;
         END IF;
     END LOOP;
@@ -417,7 +494,7 @@ BEGIN
 
     -- children protected earlier converge too
     FOREACH child IN ARRAY coalesce(family, '{}') LOOP
-        PERFORM tenant_guard._apply_policies(child.tbl, child.tenant_column, child.tenant_type);
+        PERFORM tenant_guard._apply_policies(child.tbl, child.tenant_column, child.tenant_type, tbl);
     END LOOP;
 
     INSERT INTO tenant_guard.protected_tables AS p
@@ -809,6 +886,9 @@ BEGIN
     DELETE FROM tenant_guard.protected_tables p
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = p.tbl::oid;
+    DELETE FROM tenant_guard.access_rules r
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = r.tbl::oid;
     DELETE FROM tenant_guard.exemptions e
     USING pg_event_trigger_dropped_objects() d
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = e.tbl::oid;
@@ -828,6 +908,134 @@ REVOKE ALL ON FUNCTION tenant_guard._on_sql_drop() FROM PUBLIC;
 -- refuses, or logs when allow_unsafe_ddl is on for the transaction.
 GRANT EXECUTE ON FUNCTION tenant_guard._refuse_unsafe_ddl(regclass, text) TO PUBLIC;
 
+-- Role-based access inside a tenant: replaces the base policy by permissive
+-- tg_allow_<role>_<command> policies, each carrying the tenant predicate,
+-- the in-tenant role, and optionally a scope. The wall stays.
+CREATE FUNCTION tenant_guard.allow(tbl regclass, role text, commands text[] DEFAULT '{SELECT}',
+                                   scope_column name DEFAULT NULL, scope_kind text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg tenant_guard.protected_tables;
+    cmd text;
+    cmds text[];
+BEGIN
+    SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = allow.tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not protected by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.protect() first.';
+    ELSIF reg.parent IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is protected through %', tbl, reg.parent USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.allow() on ' || reg.parent::text || '.';
+    END IF;
+    PERFORM tenant_guard._check_protectable(tbl, reg.tenant_column);
+    IF role IS NULL OR role !~ '^[a-z][a-z0-9_]{0,29}$' THEN
+        RAISE EXCEPTION 'invalid in-tenant role name "%"', role USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'In-tenant role names are 1 to 30 lower-case letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF commands IS NULL OR cardinality(commands) = 0 THEN
+        RAISE EXCEPTION 'no commands given' USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Pass commands => ''{SELECT,INSERT,UPDATE,DELETE}'' or a subset, or ''{ALL}''.';
+    END IF;
+    SELECT array_agg(DISTINCT c) INTO cmds
+    FROM unnest(commands) u,
+         LATERAL unnest(CASE WHEN upper(u) = 'ALL' THEN ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']
+                             ELSE ARRAY[upper(u)] END) c;
+    FOREACH cmd IN ARRAY cmds LOOP
+        IF cmd IS NULL OR cmd NOT IN ('SELECT', 'INSERT', 'UPDATE', 'DELETE') THEN
+            RAISE EXCEPTION 'invalid command "%"', cmd USING ERRCODE = 'invalid_parameter_value',
+                HINT = 'Commands are SELECT, INSERT, UPDATE, DELETE or ALL.';
+        END IF;
+    END LOOP;
+    IF (scope_column IS NULL) <> (scope_kind IS NULL) THEN
+        RAISE EXCEPTION 'scope_column and scope_kind go together' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF scope_column IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl
+                                                AND a.attname = scope_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
+        RAISE EXCEPTION 'table % has no column "%"', tbl, scope_column USING ERRCODE = 'undefined_column';
+    END IF;
+    INSERT INTO tenant_guard.access_rules AS r (tbl, role, command, scope_column, scope_kind)
+    SELECT allow.tbl, allow.role, c, allow.scope_column, allow.scope_kind FROM unnest(cmds) c
+    ON CONFLICT ON CONSTRAINT access_rules_pkey DO UPDATE
+        SET scope_column = excluded.scope_column, scope_kind = excluded.scope_kind;
+    -- regenerate every generated policy of the table and its partitions and children
+    PERFORM tenant_guard.protect(tbl, reg.tenant_column);
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.allow(regclass, text, text[], name, text) IS
+    'Lets an in-tenant role run commands on a protected table, optionally within its scopes; the wall stays.';
+
+CREATE FUNCTION tenant_guard.disallow(tbl regclass, role text, commands text[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    reg tenant_guard.protected_tables;
+    n bigint;
+    wanted text[] := ARRAY(SELECT upper(c) FROM unnest(commands) c);
+BEGIN
+    SELECT * INTO reg FROM tenant_guard.protected_tables p WHERE p.tbl = disallow.tbl AND p.parent IS NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not protected by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    PERFORM tenant_guard._check_protectable(tbl, reg.tenant_column);
+    DELETE FROM tenant_guard.access_rules r
+    WHERE r.tbl = disallow.tbl AND r.role = disallow.role
+      AND (commands IS NULL OR r.command = ANY (wanted) OR 'ALL' = ANY (wanted));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n = 0 THEN
+        RAISE EXCEPTION 'in-tenant role "%" has no such access to table %', role, tbl
+            USING ERRCODE = 'undefined_object';
+    END IF;
+    -- with the last rule gone, the base policy comes back
+    PERFORM tenant_guard.protect(tbl, reg.tenant_column);
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.disallow(regclass, text, text[]) IS
+    'Removes access given by tenant_guard.allow(); without any rule left, the base policy returns.';
+
+-- For DBAs: what each in-tenant role can do on a table, read from the
+-- catalog (the policies as they are, whoever wrote them), not the registry.
+-- Role '*' means any in-tenant role (the policy does not test the role).
+CREATE FUNCTION tenant_guard.describe_access(tbl regclass)
+RETURNS TABLE (role text, command text, policy name, condition text, restricted_by text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rel AS (
+        SELECT c.oid, c.relrowsecurity FROM pg_class c WHERE c.oid = tbl),
+    pol AS (
+        SELECT p.polname, p.polpermissive, p.polcmd,
+               pg_get_expr(p.polqual, p.polrelid) AS using_expr,
+               pg_get_expr(p.polwithcheck, p.polrelid) AS check_expr
+        FROM pg_policy p JOIN rel ON p.polrelid = rel.oid),
+    restrictive AS (
+        SELECT string_agg(polname, ', ' ORDER BY polname) AS names FROM pol WHERE NOT polpermissive),
+    cmds(command, code) AS (VALUES ('SELECT', 'r'), ('INSERT', 'a'), ('UPDATE', 'w'), ('DELETE', 'd')),
+    perm AS (
+        SELECT pol.*, cmds.command,
+               ARRAY(SELECT DISTINCT m[1]
+                     FROM regexp_matches(coalesce(pol.using_expr, '') || ' ' || coalesce(pol.check_expr, ''),
+                                         'has_role\(([^)]*)\)', 'g') h,
+                          regexp_matches(h[1], '''([^'']*)''', 'g') m) AS roles
+        FROM pol JOIN cmds ON pol.polcmd = '*' OR pol.polcmd = cmds.code
+        WHERE pol.polpermissive)
+    SELECT '*'::text, 'ALL'::text, NULL::name, 'row level security is off: every row, every command'::text, NULL::text
+    FROM rel WHERE NOT rel.relrowsecurity
+    UNION ALL
+    SELECT r, perm.command, perm.polname,
+           concat_ws(' / ', 'USING ' || perm.using_expr, 'WITH CHECK ' || perm.check_expr),
+           (SELECT names FROM restrictive)
+    FROM rel, perm, LATERAL unnest(CASE WHEN cardinality(perm.roles) = 0 THEN ARRAY['*'] ELSE perm.roles END) r
+    WHERE rel.relrowsecurity
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION tenant_guard.describe_access(regclass) IS
+    'One row per in-tenant role and command: what the policies on the table allow, and under which condition.';
+
 -- What protect() generated versus what the catalog says now. One row per
 -- difference; no rows when every protected table is as generated.
 CREATE FUNCTION tenant_guard.verify()
@@ -842,7 +1050,8 @@ DECLARE
     pol record;
     fn text;
     pred text;
-    has_allow boolean;
+    g record;
+    stale name;
 BEGIN
     FOR r IN SELECT * FROM tenant_guard.protected_tables ORDER BY protected_tables.tbl::text LOOP
         SELECT cl.relrowsecurity, cl.relforcerowsecurity INTO c FROM pg_class cl WHERE cl.oid = r.tbl;
@@ -875,15 +1084,12 @@ BEGIN
                 actual := coalesce(col.dflt, 'none'); RETURN NEXT;
             END IF;
         END IF;
-        -- the predicate exactly as PostgreSQL deparses the generated one
+        -- the wall and base predicate exactly as PostgreSQL deparses the generated one
         pred := format('(%s = ( SELECT %s AS %s))', quote_ident(r.tenant_column), fn,
                        split_part(split_part(fn, '.', 2), '(', 1));
-        SELECT EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = r.tbl AND polname LIKE 'tg\_allow\_%') INTO has_allow;
-        FOR pol IN SELECT n.polname, n.permissive FROM (VALUES ('tg_wall'::name, false), ('tg_base'::name, true)) n(polname, permissive)
-                   WHERE n.polname = 'tg_wall' OR NOT has_allow LOOP
-            item := format('policy %I', pol.polname);
-            expected := format('%s FOR ALL TO PUBLIC USING %s WITH CHECK %s',
-                               CASE WHEN pol.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, pred, pred);
+        FOR g IN SELECT * FROM tenant_guard._generated_policies(r.tbl, r.tenant_column, r.tenant_type,
+                                                               coalesce(r.parent, r.tbl)) LOOP
+            item := format('policy %I', g.name);
             SELECT format('%s FOR %s TO %s USING %s WITH CHECK %s',
                           CASE WHEN p.polpermissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END,
                           CASE p.polcmd WHEN '*' THEN 'ALL' WHEN 'r' THEN 'SELECT' WHEN 'a' THEN 'INSERT'
@@ -893,13 +1099,36 @@ BEGIN
                                                           WHERE oid = ANY (p.polroles) ORDER BY 1), ', ') END,
                           coalesce(pg_get_expr(p.polqual, p.polrelid), 'none'),
                           coalesce(pg_get_expr(p.polwithcheck, p.polrelid), 'none'))
-            INTO actual FROM pg_policy p WHERE p.polrelid = r.tbl AND p.polname = pol.polname;
+            INTO actual FROM pg_policy p WHERE p.polrelid = r.tbl AND p.polname = g.name;
             IF NOT FOUND THEN
                 actual := 'missing';
             END IF;
-            IF actual IS DISTINCT FROM expected THEN
-                RETURN NEXT;
+            IF g.name IN ('tg_wall', 'tg_base') THEN
+                expected := format('%s FOR ALL TO PUBLIC USING %s WITH CHECK %s',
+                                   CASE WHEN g.permissive THEN 'PERMISSIVE' ELSE 'RESTRICTIVE' END, pred, pred);
+                IF actual IS DISTINCT FROM expected THEN
+                    RETURN NEXT;
+                END IF;
+            ELSE
+                -- role policies: kind, command, roles, and both predicates present
+                expected := format('PERMISSIVE FOR %s TO PUBLIC, with the tenant predicate and has_role(%L)',
+                                   g.command, split_part(split_part(g.name, 'tg_allow_', 2), '_' || lower(g.command), 1));
+                IF actual = 'missing' OR actual NOT LIKE format('PERMISSIVE FOR %s TO PUBLIC %%', g.command)
+                   OR position(pred IN actual) = 0
+                   OR position('tenant_guard.has_role(' IN actual) = 0
+                   OR position(format('%L::text', split_part(split_part(g.name, 'tg_allow_', 2),
+                                                            '_' || lower(g.command), 1)) IN actual) = 0 THEN
+                    RETURN NEXT;
+                END IF;
             END IF;
+        END LOOP;
+        -- generated-looking policies that should not be there
+        FOR stale IN SELECT p.polname FROM pg_policy p WHERE p.polrelid = r.tbl
+                       AND (p.polname = 'tg_base' OR p.polname LIKE 'tg\_allow\_%')
+                       AND p.polname NOT IN (SELECT x.name FROM tenant_guard._generated_policies(
+                                                 r.tbl, r.tenant_column, r.tenant_type, coalesce(r.parent, r.tbl)) x)
+        LOOP
+            item := format('policy %I', stale); expected := 'absent'; actual := 'present'; RETURN NEXT;
         END LOOP;
     END LOOP;
 END
