@@ -1047,7 +1047,6 @@ DECLARE
     r tenant_guard.protected_tables;
     c record;
     col record;
-    pol record;
     fn text;
     pred text;
     g record;
