@@ -169,6 +169,25 @@ COMMENT ON FUNCTION tenant_guard._selftest_live_objects() IS
 -- nothing behind.
 -----------------------------------------------------------------------------
 
+-- The registries below are readable by everyone (like pg_policies) and
+-- written by tenant_guard's functions with the caller's rights; a row-level
+-- security policy lets a role write only rows about objects it owns. This
+-- helper sets that up for each registry.
+CREATE FUNCTION tenant_guard._registry_acl(registry regclass, owns text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE format('REVOKE ALL ON %s FROM PUBLIC', registry);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON %s TO PUBLIC', registry);
+    EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', registry);
+    EXECUTE format('CREATE POLICY read_all ON %s FOR SELECT USING (true)', registry);
+    EXECUTE format('CREATE POLICY owner_writes ON %s FOR ALL USING (%s) WITH CHECK (%s)', registry, owns, owns);
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._registry_acl(regclass, text) FROM PUBLIC;
+
 -- The registry of protected tables (pg_dump keeps it: extension configuration
 -- table). One row per table, partitions and inheritance children included
 -- (they name the table they were protected through in `parent`).
@@ -188,16 +207,8 @@ CREATE TABLE tenant_guard.protected_tables (
 COMMENT ON TABLE tenant_guard.protected_tables IS
     'Tables protected by tenant_guard.protect(): tenant column, what protect() changed, who and when.';
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.protected_tables', '');
--- Everyone may read it (like pg_policies). protect() and unprotect() write it
--- with the caller's rights, and this policy lets a role write only the rows of
--- tables it owns.
-REVOKE ALL ON tenant_guard.protected_tables FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.protected_tables TO PUBLIC;
-ALTER TABLE tenant_guard.protected_tables ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON tenant_guard.protected_tables FOR SELECT USING (true);
-CREATE POLICY owner_writes ON tenant_guard.protected_tables FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+SELECT tenant_guard._registry_acl('tenant_guard.protected_tables',
+    'pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), ''USAGE'')');
 
 -- The context expression a policy compares a tenant column of this type with.
 CREATE FUNCTION tenant_guard._context_expr(tenant_type text)
@@ -283,13 +294,8 @@ CREATE TABLE tenant_guard.access_rules (
 COMMENT ON TABLE tenant_guard.access_rules IS
     'In-tenant role rules of tenant_guard.allow(), from which the tg_allow_* policies are generated.';
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.access_rules', '');
-REVOKE ALL ON tenant_guard.access_rules FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.access_rules TO PUBLIC;
-ALTER TABLE tenant_guard.access_rules ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON tenant_guard.access_rules FOR SELECT USING (true);
-CREATE POLICY owner_writes ON tenant_guard.access_rules FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+SELECT tenant_guard._registry_acl('tenant_guard.access_rules',
+    'pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), ''USAGE'')');
 
 -- Creates or replaces one generated policy (ALTER when it exists in the
 -- right kind, so a protected table is never without it).
@@ -639,20 +645,10 @@ COMMENT ON TABLE tenant_guard.exemptions IS
     'Tables in guarded schemas that are deliberately not tenant-protected, and why.';
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.exemptions', '');
 
--- Readable by everyone; written with the caller's rights, only by the owner
--- of the schema (guarded_schemas) or of the table (exemptions).
-REVOKE ALL ON tenant_guard.guarded_schemas, tenant_guard.exemptions FROM PUBLIC;
-GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_guard.guarded_schemas, tenant_guard.exemptions TO PUBLIC;
-ALTER TABLE tenant_guard.guarded_schemas ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tenant_guard.exemptions ENABLE ROW LEVEL SECURITY;
-CREATE POLICY read_all ON tenant_guard.guarded_schemas FOR SELECT USING (true);
-CREATE POLICY owner_writes ON tenant_guard.guarded_schemas FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), 'USAGE'));
-CREATE POLICY read_all ON tenant_guard.exemptions FOR SELECT USING (true);
-CREATE POLICY owner_writes ON tenant_guard.exemptions FOR ALL
-    USING (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'))
-    WITH CHECK (pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), 'USAGE'));
+SELECT tenant_guard._registry_acl('tenant_guard.guarded_schemas',
+    'pg_catalog.pg_has_role((SELECT n.nspowner FROM pg_catalog.pg_namespace n WHERE n.nspname = schema_name), ''USAGE'')');
+SELECT tenant_guard._registry_acl('tenant_guard.exemptions',
+    'pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), ''USAGE'')');
 
 -- Internal, called by the event trigger: remembers a table for the COMMIT check.
 -- Harmless for anyone to call (it can only add checks to the caller's own commit).
