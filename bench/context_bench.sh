@@ -30,6 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+. bench/lib.sh
 
 export LANG=C.UTF-8
 POINT_ROUNDS=${TG_BENCH_POINT_ROUNDS:-7}
@@ -44,33 +45,7 @@ CLIENTS=${TG_BENCH_CLIENTS:-2}
 TENANT_K=42 # the benchmark tenant: rows 42, 1042, ..., 999042
 T0=$(date +%s)
 
-tg_install_deps
-tg_log "building and installing tenant_guard"
-tg_build_install
-
-BINDIR=$(pg_config --bindir)
-PGBENCH=$BINDIR/pgbench
-PSQL=$BINDIR/psql
-
-WORK=$(mktemp -d /tmp/tg_bench.XXXXXX)
-chmod 755 "$WORK"
-cleanup() { tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$WORK"; }
-trap cleanup EXIT
-
-# Benchmark settings. No parallel query, so scans measure per-row cost and not
-# parallelism; no JIT, so timings do not depend on JIT compile time; no
-# autovacuum, so no background work on the (static) table during the run.
-SETTINGS=(
-	"shared_preload_libraries = 'tenant_guard'"
-	"shared_buffers = '1GB'"
-	"work_mem = '256MB'"
-	"max_parallel_workers_per_gather = 0"
-	"jit = off"
-	"autovacuum = off"
-	"synchronous_commit = off"
-)
-tg_log "starting a throw-away PostgreSQL cluster"
-tg_start_cluster "$WORK/pg" "${SETTINGS[@]}"
+tg_bench_start tg_bench
 
 tg_log "building bench.items (1,000,000 rows, 1000 tenants)"
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -f bench/context/setup.sql >"$WORK/setup.out"
@@ -174,18 +149,8 @@ fi
 # variant's ratio is taken against the mean of its two neighbours, then the
 # median over rounds. The variant order rotates by one every round. A warm-up
 # pass (not recorded) comes first.
-rotated() { # round names...
-	local r=$1; shift
-	local a=("$@") n=$# i
-	for ((i = 0; i < n; i++)); do echo "${a[$(((i + r) % n))]}"; done
-}
 RESULTS=$WORK/results.tsv # shape round seq variant value
 : >"$RESULTS"
-
-median_latency() { # log-prefix: median per-transaction latency in microseconds
-	cat "$1".* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-	rm -f "$1".*
-}
 
 measure() { # shape variant: prints tps (point) or the median latency in µs
 	local shape=$1 v=$2 out tps

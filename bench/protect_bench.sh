@@ -38,6 +38,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
+. bench/lib.sh
 trap 'echo "bench/protect_bench.sh: failed at line $LINENO" >&2' ERR
 
 export LANG=C.UTF-8
@@ -53,32 +54,7 @@ TENANT_K=42 # the benchmark tenant: rows 42, 1042, ..., 999042
 APP_ROLE=bench_app
 T0=$(date +%s)
 
-tg_install_deps
-tg_log "building and installing tenant_guard"
-tg_build_install
-
-BINDIR=$(pg_config --bindir)
-PGBENCH=$BINDIR/pgbench
-PSQL=$BINDIR/psql
-
-WORK=$(mktemp -d /tmp/tg_pbench.XXXXXX)
-chmod 755 "$WORK"
-cleanup() { tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$WORK"; }
-trap cleanup EXIT
-
-# The settings of bench/context_bench.sh: no parallel query, no JIT, no
-# autovacuum, everything in shared buffers (4 x 156 MB of tables and indexes).
-SETTINGS=(
-	"shared_preload_libraries = 'tenant_guard'"
-	"shared_buffers = '1GB'"
-	"work_mem = '256MB'"
-	"max_parallel_workers_per_gather = 0"
-	"jit = off"
-	"autovacuum = off"
-	"synchronous_commit = off"
-)
-tg_log "starting a throw-away PostgreSQL cluster"
-tg_start_cluster "$WORK/pg" "${SETTINGS[@]}"
+tg_bench_start tg_pbench
 
 tg_log "building bench.plain, bench.guarded (protect()), bench.handrls, bench.handjwt (1,000,000 rows each)"
 "$PSQL" -X -q -v ON_ERROR_STOP=1 -f bench/protect/setup.sql >"$WORK/setup.out" 2>&1 || { cat "$WORK/setup.out" >&2; exit 1; }
@@ -232,18 +208,8 @@ done
 # (E V1 E V2 ... E); a variant's ratio is taken against the mean of its two
 # neighbours, then the median over rounds. The order rotates every round. A
 # warm-up pass (not recorded) comes first.
-rotated() { # round names...
-	local r=$1; shift
-	local a=("$@") n=$# i
-	for ((i = 0; i < n; i++)); do echo "${a[$(((i + r) % n))]}"; done
-}
 RESULTS=$WORK/results.tsv # shape round seq variant value
 : >"$RESULTS"
-
-median_latency() { # log-prefix: median per-transaction latency in microseconds
-	cat "$1".* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
-	rm -f "$1".*
-}
 
 measure() { # shape variant: prints tps (point, point4) or the median latency in µs
 	local shape=$1 v=$2 out tps c
