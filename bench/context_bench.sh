@@ -172,22 +172,6 @@ measure() { # shape variant: prints tps (point) or the median latency in µs
 	esac
 }
 
-phase() { # shape rounds variants... (without explicit)
-	local shape=$1 rounds=$2 r seq v val; shift 2
-	for ((r = 0; r < rounds; r++)); do
-		seq=0
-		for v in $(rotated "$r" "$@") ""; do
-			val=$(measure "$shape" explicit)
-			echo "$shape $r $seq explicit $val" >>"$RESULTS"
-			seq=$((seq + 1))
-			[ -n "$v" ] || break
-			val=$(measure "$shape" "$v")
-			echo "$shape $r $seq $v $val" >>"$RESULTS"
-			seq=$((seq + 1))
-		done
-	done
-}
-
 tg_log "warm-up"
 for v in "${NAMES[@]}"; do
 	run_pgbench "$v" "" -c 1 -t 20 -f "$(script_for point "$v")" >/dev/null

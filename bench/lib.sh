@@ -43,3 +43,24 @@ median_latency() {
 	cat "$1".* | awk '{ print $3 }' | sort -n | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 	rm -f "$1".*
 }
+
+# phase SHAPE ROUNDS VARIANTS...: the paired measurement. Each round runs the
+# explicit baseline, then each variant followed by the baseline again (E V1 E
+# V2 ... E), in an order rotated every round, appending "shape round seq
+# variant value" lines to $RESULTS. The calling script defines measure SHAPE
+# VARIANT (prints one figure).
+phase() {
+	local shape=$1 rounds=$2 r seq v val; shift 2
+	for ((r = 0; r < rounds; r++)); do
+		seq=0
+		for v in $(rotated "$r" "$@") ""; do
+			val=$(measure "$shape" explicit)
+			echo "$shape $r $seq explicit $val" >>"$RESULTS"
+			seq=$((seq + 1))
+			[ -n "$v" ] || break
+			val=$(measure "$shape" "$v")
+			echo "$shape $r $seq $v $val" >>"$RESULTS"
+			seq=$((seq + 1))
+		done
+	done
+}
