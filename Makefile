@@ -17,7 +17,15 @@ OBJS = \
 	src/core/keyfile.o \
 	src/core/encoding.o
 
+# Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
+# The upgrade script to the next version is assembled from one fragment per
+# feature in src/sql/<version>/ (sorted by file name), so features developed
+# side by side do not edit the same file. CREATE EXTENSION installs 0.1.0 and
+# then runs the upgrade chain, so a fresh install and an upgraded install are
+# the same objects by construction.
 DATA = $(wildcard src/sql/$(EXTENSION)--*.sql)
+UPGRADE_0_2_0 = $(sort $(wildcard src/sql/0.2.0/*.sql))
+DATA_built = $(EXTENSION)--0.1.0--0.2.0.sql
 
 # pg_regress: every sql/*.sql file, in the order of the schedule file.
 REGRESS = $(shell sed -n 's/^test: *//p' schedule)
@@ -36,3 +44,9 @@ PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  += -lcrypto -lsodium -lstdc++
 
 include $(PGXS)
+
+# After the include, so PGXS's 'all' stays the default goal.
+$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_0_2_0) Makefile
+	{ printf '%s\n' '-- Generated from src/sql/0.2.0/*.sql by the Makefile; do not edit.' \
+	    '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
+	  for f in $(UPGRADE_0_2_0); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@

@@ -37,6 +37,13 @@ CREATE EXTENSION tenant_guard;
 DROP SCHEMA tenant_guard;
 CREATE EXTENSION tenant_guard;
 SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
+-- the released 0.1.0 script installs on its own and updates to the current version
+DROP EXTENSION tenant_guard;
+CREATE EXTENSION tenant_guard VERSION '0.1.0';
+SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
+ALTER EXTENSION tenant_guard UPDATE;
+SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
+SELECT target FROM pg_extension_update_paths('tenant_guard') WHERE source = '0.1.0' AND path IS NOT NULL ORDER BY 1;
 -- relocation is refused
 CREATE SCHEMA elsewhere;
 ALTER EXTENSION tenant_guard SET SCHEMA elsewhere;
