@@ -12,6 +12,7 @@ OBJS = \
 	src/pg/context_fmgr.o \
 	src/pg/guard_fmgr.o \
 	src/pg/selftest_fmgr.o \
+	src/pg/hooks.o \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \

@@ -14,6 +14,7 @@
 
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
+#include "pg/hooks.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -31,4 +32,5 @@ void _PG_init(void)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
+	tenant_guard::hooks::init();
 }

@@ -1,0 +1,241 @@
+/*
+ * pg/hooks.cpp
+ *
+ * Runtime guards for application roles (tenant_guard.app_roles_in_effect()),
+ * installed as a ProcessUtility hook when tenant_guard is in
+ * shared_preload_libraries, and only then: a guard that depended on whether
+ * some earlier statement of the session happened to load the library would be
+ * no guard at all.
+ *
+ *   TRUNCATE of a table with row-level security (every protected table) by an
+ *   application role is refused even when TRUNCATE is granted: TRUNCATE
+ *   ignores row-level security and empties every tenant's rows. TRUNCATE ...
+ *   CASCADE by an application role is refused outright. Setting:
+ *   tenant_guard.block_app_truncate (default on, superuser-only).
+ *
+ *   EXPLAIN ANALYZE of a statement that reads a table with row-level security
+ *   (views expanded, subqueries, CTEs and prepared statements included) by an
+ *   application role is refused: its actual row counts ("Rows Removed by
+ *   Filter", per-node counts) reveal how many rows of other tenants the
+ *   policies filtered out. Setting: tenant_guard.block_explain_analyze
+ *   (default on, superuser-only).
+ *
+ *   tenant_guard._runtime_guards() returns boolean tells whether this
+ *   backend has the hook (lint() reports when it does not).
+ *
+ * C-style glue: no C++ objects, so PostgreSQL is called directly.
+ */
+#include "pg/hooks.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "commands/prepare.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_func.h"
+#include "rewrite/rewriteHandler.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+PG_FUNCTION_INFO_V1(tg__runtime_guards);
+}
+
+namespace {
+
+bool block_explain_analyze = true;
+bool block_app_truncate = true;
+bool installed = false;
+ProcessUtility_hook_type prev_utility = nullptr;
+
+bool rel_has_rls(Oid relid)
+{
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	bool rls = ((Form_pg_class)GETSTRUCT(tup))->relrowsecurity;
+	ReleaseSysCache(tup);
+	return rls;
+}
+
+// Is the current user an application role of this database? False when
+// tenant_guard is not installed here, and for superusers.
+bool current_user_is_app_role()
+{
+	if (superuser() || !OidIsValid(get_extension_oid("tenant_guard", true)))
+		return false;
+	Oid argtypes[1] = {OIDOID};
+	Oid fn = LookupFuncName(list_make2(makeString(pstrdup("tenant_guard")), makeString(pstrdup("_is_app_role"))), 1,
+	                        argtypes, true);
+	if (!OidIsValid(fn))
+		return false;
+	bool pushed = false;
+	if (!ActiveSnapshotSet()) {
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	Datum d = OidFunctionCall1(fn, ObjectIdGetDatum(GetUserId()));
+	if (pushed)
+		PopActiveSnapshot();
+	return DatumGetBool(d);
+}
+
+void refuse(const char* what, Oid relid)
+{
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("%s of table %s is not allowed for application role %s", what,
+	                       quote_identifier(get_rel_name(relid)), GetUserNameFromId(GetUserId(), false)),
+	                strcmp(what, "TRUNCATE") == 0
+	                    ? errdetail("TRUNCATE ignores row-level security and would remove the rows of every tenant.")
+	                    : errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
+	                                "row-level security filtered out."),
+	                strcmp(what, "TRUNCATE") == 0
+	                    ? errhint("Delete the tenant's rows with DELETE; tenant_guard.block_app_truncate controls "
+	                              "this guard.")
+	                    : errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
+	                              "role; tenant_guard.block_explain_analyze controls this guard.")));
+}
+
+void check_truncate(TruncateStmt* stmt)
+{
+	if (!current_user_is_app_role())
+		return;
+	ListCell* lc;
+	foreach (lc, stmt->relations) {
+		RangeVar* rv = lfirst_node(RangeVar, lc);
+		Oid relid = RangeVarGetRelid(rv, NoLock, true);
+		if (!OidIsValid(relid))
+			continue;  // PostgreSQL reports the missing table itself
+		List* rels = rv->inh ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
+		ListCell* rc;
+		foreach (rc, rels)
+			if (rel_has_rls(lfirst_oid(rc)))
+				refuse("TRUNCATE", lfirst_oid(rc));
+		if (stmt->behavior == DROP_CASCADE)
+			refuse("TRUNCATE ... CASCADE", relid);
+	}
+}
+
+bool collect_rels(Node* node, List** rels);
+
+// PostgreSQL's tree walkers take an untyped callback; the cast goes through
+// void (*)() on purpose.
+using Walker = bool (*)();
+Walker walker()
+{
+	return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(collect_rels));
+}
+
+// Collects relation ids of every range table entry, subqueries included.
+bool collect_rels(Node* node, List** rels)
+{
+	if (node == nullptr)
+		return false;
+	if (IsA(node, RangeTblEntry)) {
+		RangeTblEntry* rte = (RangeTblEntry*)node;
+		if (rte->rtekind == RTE_RELATION)
+			*rels = lappend_oid(*rels, rte->relid);
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query*)node, walker(), rels, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, walker(), rels);
+}
+
+// The relations a statement under EXPLAIN reads, views expanded.
+void explained_rels(Query* query, List** rels)
+{
+	if (query->commandType == CMD_UTILITY) {
+		Node* u = query->utilityStmt;
+		if (IsA(u, ExecuteStmt)) {
+			PreparedStatement* ps = FetchPreparedStatement(((ExecuteStmt*)u)->name, false);
+			ListCell* lc;
+			foreach (lc, ps->plansource->query_list)
+				collect_rels((Node*)lfirst(lc), rels);
+		} else if (IsA(u, CreateTableAsStmt)) {
+			Node* inner = ((CreateTableAsStmt*)u)->query;
+			if (IsA(inner, Query))
+				explained_rels((Query*)inner, rels);
+		}
+		return;
+	}
+	List* rewritten = QueryRewrite((Query*)copyObjectImpl(query));
+	ListCell* lc;
+	foreach (lc, rewritten)
+		collect_rels((Node*)lfirst(lc), rels);
+}
+
+void check_explain(ExplainStmt* stmt)
+{
+	bool analyze = false;
+	ListCell* lc;
+	foreach (lc, stmt->options) {
+		DefElem* opt = lfirst_node(DefElem, lc);
+		if (strcmp(opt->defname, "analyze") == 0)
+			analyze = defGetBoolean(opt);
+	}
+	if (!analyze || !IsA(stmt->query, Query) || !current_user_is_app_role())
+		return;
+	List* rels = NIL;
+	explained_rels((Query*)stmt->query, &rels);
+	foreach (lc, rels)
+		if (rel_has_rls(lfirst_oid(lc)))
+			refuse("EXPLAIN ANALYZE", lfirst_oid(lc));
+}
+
+void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree, ProcessUtilityContext context,
+                  ParamListInfo params, QueryEnvironment* queryEnv, DestReceiver* dest, QueryCompletion* qc)
+{
+	Node* parsetree = pstmt->utilityStmt;
+	if (block_app_truncate && IsA(parsetree, TruncateStmt))
+		check_truncate((TruncateStmt*)parsetree);
+	else if (block_explain_analyze && IsA(parsetree, ExplainStmt))
+		check_explain((ExplainStmt*)parsetree);
+	if (prev_utility != nullptr)
+		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
+
+}  // namespace
+
+namespace tenant_guard::hooks {
+
+void init()
+{
+	DefineCustomBoolVariable("tenant_guard.block_explain_analyze",
+	                         "Refuses EXPLAIN ANALYZE of tables with row-level security to application roles.",
+	                         "Its row counts reveal other tenants' rows. Needs shared_preload_libraries.",
+	                         &block_explain_analyze, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("tenant_guard.block_app_truncate",
+	                         "Refuses TRUNCATE of tables with row-level security to application roles.",
+	                         "TRUNCATE ignores row-level security. Needs shared_preload_libraries.",
+	                         &block_app_truncate, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	if (process_shared_preload_libraries_in_progress) {
+		prev_utility = ProcessUtility_hook;
+		ProcessUtility_hook = utility_hook;
+		installed = true;
+	}
+}
+
+}  // namespace tenant_guard::hooks
+
+// tenant_guard._runtime_guards() returns boolean
+extern "C" Datum tg__runtime_guards(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(installed);
+}
