@@ -1,0 +1,703 @@
+-----------------------------------------------------------------------------
+-- lint(), assert_clean(), harden_app_role(): a DBA's or CI job's audit of
+-- tenant isolation, from inside the database. Every rule has a stable code,
+-- listed by lint_rules() and documented in docs/lint.md.
+-----------------------------------------------------------------------------
+
+CREATE FUNCTION tenant_guard.lint_rules()
+RETURNS TABLE (code text, severity text, area text, summary text)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES
+    ('TG001', 'error',   'tenant table', 'row-level security is not enabled'),
+    ('TG002', 'error',   'tenant table', 'row-level security is not forced, so the owner bypasses it'),
+    ('TG003', 'error',   'tenant table', 'no restrictive tenant wall'),
+    ('TG004', 'error',   'tenant table', 'the tenant column is nullable'),
+    ('TG005', 'warning', 'tenant table', 'no index led by the tenant column'),
+    ('TG006', 'warning', 'policy',       'USING without WITH CHECK on a policy that writes'),
+    ('TG007', 'error',   'policy',       'a permissive WITH CHECK does not pin the tenant'),
+    ('TG008', 'error',   'policy',       'a permissive USING does not pin the tenant'),
+    ('TG009', 'error',   'policy',       'the context is compared with IS [NOT] DISTINCT FROM'),
+    ('TG010', 'error',   'policy',       'the context is wrapped in COALESCE'),
+    ('TG011', 'warning', 'policy',       'a context function is called per row, not in a sub-select'),
+    ('TG012', 'warning', 'policy',       'several permissive policies for the same command'),
+    ('TG013', 'error',   'policy',       'drift from what protect()/allow() generated'),
+    ('TG014', 'error',   'tenant table', 'a partition or inheritance child lacks its own protection'),
+    ('TG015', 'error',   'other rights', 'a view without security_invoker whose owner bypasses row-level security'),
+    ('TG016', 'info',    'other rights', 'a view over tenant tables without security_invoker'),
+    ('TG017', 'error',   'other rights', 'a materialized view over tenant tables is readable by application roles'),
+    ('TG018', 'warning', 'other rights', 'a SECURITY DEFINER function touches tenant tables'),
+    ('TG019', 'error',   'other rights', 'a SECURITY DEFINER function has no pinned search_path'),
+    ('TG020', 'error',   'other rights', 'a rule on a tenant table'),
+    ('TG021', 'error',   'other rights', 'a foreign-server user mapping for an application role or PUBLIC'),
+    ('TG022', 'warning', 'cross-tenant', 'a unique index or constraint without the tenant column'),
+    ('TG023', 'error',   'cross-tenant', 'a foreign key between tenant tables without the tenant column'),
+    ('TG024', 'info',    'cross-tenant', 'a serial or identity key shared by all tenants'),
+    ('TG025', 'error',   'app role',     'an application role is a superuser'),
+    ('TG026', 'error',   'app role',     'an application role has BYPASSRLS'),
+    ('TG027', 'error',   'app role',     'an application role has REPLICATION'),
+    ('TG028', 'error',   'app role',     'an application role owns a tenant table or is a member of its owner'),
+    ('TG029', 'error',   'app role',     'an application role has TRUNCATE on a tenant table'),
+    ('TG030', 'warning', 'app role',     'an application role has REFERENCES on a tenant table'),
+    ('TG031', 'error',   'app role',     'an application role has TRIGGER on a tenant table'),
+    ('TG032', 'warning', 'app role',     'an application role can CREATE in a schema'),
+    ('TG033', 'error',   'app role',     'an application role is a member of a server-file or program role'),
+    ('TG034', 'warning', 'app role',     'an application role can read pg_stat_statements or all statistics'),
+    ('TG035', 'error',   'app role',     'PUBLIC or an anonymous role has a privilege on a tenant table'),
+    ('TG036', 'warning', 'context',      'the application role can set its own tenant context'),
+    ('TG037', 'warning', 'context',      'require_context is off'),
+    ('TG038', 'error',   'context',      'a per-role or per-database default for a context setting'),
+    ('TG039', 'warning', 'server',       'the server is older than the latest row-level security fix'),
+    ('TG040', 'warning', 'server',       'the runtime guards (TRUNCATE, EXPLAIN ANALYZE) are off'),
+    ('TG041', 'info',    'app role',     'no application role is registered'),
+    ('TG042', 'warning', 'app role',     'an application role can use large objects, which have no tenant isolation')
+$$;
+COMMENT ON FUNCTION tenant_guard.lint_rules() IS
+    'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
+
+-- The tables lint() treats as tenant tables, and why:
+--   protected  registered by protect() (partitions and children included)
+--   guarded    in a guarded schema, with the schema's tenant column, not exempted
+--   heuristic  elsewhere, with a column named like a tenant column in use
+--              (a registered or guarded tenant column name, or org_id);
+--              findings on these are warnings
+CREATE FUNCTION tenant_guard._lint_tenant_tables()
+RETURNS TABLE (tbl regclass, tenant_column name, source text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH sys AS (
+        SELECT n.oid FROM pg_namespace n
+        WHERE n.nspname IN ('pg_catalog', 'information_schema', 'tenant_guard') OR n.nspname LIKE 'pg\_%'),
+    ext AS (
+        SELECT d.objid FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.deptype = 'e'),
+    reg AS (
+        SELECT p.tbl, p.tenant_column, 'protected'::text AS source
+        FROM tenant_guard.protected_tables p WHERE EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl)),
+    guarded AS (
+        SELECT c.oid::regclass AS tbl, g.tenant_column, 'guarded'::text AS source
+        FROM tenant_guard.guarded_schemas g
+        JOIN pg_namespace n ON n.nspname = g.schema_name
+        JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = g.tenant_column AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.oid NOT IN (SELECT r.tbl FROM reg r)
+          AND c.oid NOT IN (SELECT e.tbl FROM tenant_guard.exemptions e)),
+    names AS (
+        SELECT DISTINCT x.col FROM (
+            SELECT p.tenant_column AS col FROM tenant_guard.protected_tables p
+            UNION SELECT g.tenant_column FROM tenant_guard.guarded_schemas g
+            UNION SELECT 'org_id'::name) x),
+    heuristic AS (
+        SELECT DISTINCT ON (c.oid) c.oid::regclass AS tbl, a.attname AS tenant_column, 'heuristic'::text AS source
+        FROM pg_class c
+        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+        WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND NOT c.relispartition
+          AND a.attname IN (SELECT col FROM names)
+          AND c.relnamespace NOT IN (SELECT oid FROM sys)
+          AND c.oid NOT IN (SELECT objid FROM ext)
+          AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+          AND c.oid NOT IN (SELECT r.tbl FROM reg r)
+          AND c.oid NOT IN (SELECT g.tbl FROM guarded g)
+          AND c.oid NOT IN (SELECT e.tbl FROM tenant_guard.exemptions e)
+        ORDER BY c.oid, a.attnum)
+    SELECT * FROM reg UNION ALL SELECT * FROM guarded UNION ALL SELECT * FROM heuristic
+$$;
+
+-- Context function calls in a deparsed policy expression.
+CREATE FUNCTION tenant_guard._lint_context_re()
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN '(tenant_guard\.current_user_org_(id|text|bigint)\(\)|current_setting\(|auth\.(jwt|uid)\(\))';
+
+-- Does a deparsed policy expression pin the tenant column to the context?
+-- It must compare the column with a context call, in either order, and must
+-- not contain an OR (which would let rows through without that comparison).
+CREATE FUNCTION tenant_guard._lint_pins_tenant(expr text, col name)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT expr IS NOT NULL
+       AND expr !~* '\mOR\M'
+       AND (expr ~* ('(^|[^a-z0-9_."])' || regexp_replace(quote_ident(col), '([^a-zA-Z0-9_])', '\\\1', 'g')
+                     || '\s*=\s*(\(\s*SELECT\s+)?\(?' || tenant_guard._lint_context_re())
+            OR expr ~* (tenant_guard._lint_context_re() || '[^=]*\)\s*=\s*'
+                        || regexp_replace(quote_ident(col), '([^a-zA-Z0-9_])', '\\\1', 'g') || '([^a-z0-9_]|$)'))
+$$;
+
+-- Would role read every tenant's rows of tbl (superuser, BYPASSRLS, no
+-- row-level security, or a member of the owner without FORCE)?
+CREATE FUNCTION tenant_guard._lint_bypasses_rls(role oid, tbl regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.rolsuper OR r.rolbypassrls OR NOT c.relrowsecurity
+           OR (pg_has_role(role, c.relowner, 'MEMBER') AND NOT c.relforcerowsecurity)
+    FROM pg_roles r, pg_class c WHERE r.oid = role AND c.oid = tbl
+$$;
+
+CREATE FUNCTION tenant_guard._lint_findings()
+RETURNS TABLE (severity text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ctx text := tenant_guard._lint_context_re();
+    src text := current_setting('tenant_guard.context_source', true);
+BEGIN
+    RETURN QUERY
+    WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
+    tts AS (
+        SELECT tt.*, c.relrowsecurity AS rls, c.relforcerowsecurity AS force, c.relowner, c.relkind,
+               CASE WHEN tt.source = 'heuristic' THEN 'warning' END AS cap
+        FROM tt JOIN pg_class c ON c.oid = tt.tbl),
+    -- tables whose isolation is carried by policies: tenant tables with RLS
+    -- on, and every partition and child of them
+    pol AS (
+        SELECT tts.tbl, tts.tenant_column, tts.cap, p.polname, p.polpermissive, p.polcmd, p.polroles,
+               pg_get_expr(p.polqual, p.polrelid) AS qual, pg_get_expr(p.polwithcheck, p.polrelid) AS wcheck
+        FROM tts JOIN pg_policy p ON p.polrelid = tts.tbl),
+    walls AS (
+        SELECT DISTINCT pol.tbl FROM pol
+        WHERE NOT pol.polpermissive AND pol.polcmd = '*' AND pol.polroles = '{0}'
+          AND tenant_guard._lint_pins_tenant(pol.qual, pol.tenant_column)
+          AND (pol.wcheck IS NULL OR tenant_guard._lint_pins_tenant(pol.wcheck, pol.tenant_column)))
+    -- TG001 .. TG005: the tenant tables themselves
+    SELECT coalesce(cap, 'error'), 'TG001', tbl::text,
+           format('tenant table %s does not have row-level security enabled', tbl),
+           format('SELECT tenant_guard.protect(%L, %L);', tbl::text, tenant_column)
+    FROM tts WHERE NOT rls
+    UNION ALL
+    SELECT coalesce(cap, 'error'), 'TG002', tbl::text,
+           format('row-level security on %s is not forced, so its owner sees and writes every tenant''s rows', tbl),
+           format('ALTER TABLE %s FORCE ROW LEVEL SECURITY; or SELECT tenant_guard.protect(%L, %L);', tbl, tbl::text, tenant_column)
+    FROM tts WHERE rls AND NOT force
+    UNION ALL
+    SELECT coalesce(cap, 'error'), 'TG003', tbl::text,
+           format('%s has no restrictive policy for all commands that pins %I to the tenant context', tbl, tenant_column),
+           format('SELECT tenant_guard.protect(%L, %L); adds the tg_wall policy.', tbl::text, tenant_column)
+    FROM tts WHERE rls AND tbl NOT IN (SELECT walls.tbl FROM walls)
+    UNION ALL
+    SELECT coalesce(cap, 'error'), 'TG004', tbl::text,
+           format('tenant column %I of %s is nullable; a row without a tenant belongs to nobody and confuses policies', tenant_column, tbl),
+           format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', tbl, tenant_column)
+    FROM tts JOIN pg_attribute a ON a.attrelid = tts.tbl AND a.attname = tts.tenant_column
+    WHERE NOT a.attnotnull
+    UNION ALL
+    SELECT coalesce(cap, 'warning'), 'TG005', tbl::text,
+           format('no index of %s starts with tenant column %I, so every tenant-filtered query scans the table', tbl, tenant_column),
+           format('CREATE INDEX ON %s (%I);', tbl, tenant_column)
+    FROM tts JOIN pg_attribute a ON a.attrelid = tts.tbl AND a.attname = tts.tenant_column
+    WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tts.tbl AND i.indkey[0] = a.attnum AND i.indpred IS NULL)
+    -- TG006 .. TG012: the policies of tenant tables
+    UNION ALL
+    SELECT coalesce(cap, 'warning'), 'TG006', format('%I ON %s', polname, tbl),
+           format('policy %I on %s has USING but no WITH CHECK; new rows are checked only implicitly by USING', polname, tbl),
+           'State WITH CHECK explicitly, with the tenant predicate, so a later change of USING cannot silently open writes.'
+    FROM pol WHERE polcmd IN ('*', 'w') AND qual IS NOT NULL AND wcheck IS NULL
+    UNION ALL
+    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' ELSE 'error' END), 'TG007',
+           format('%I ON %s', polname, tbl),
+           format('permissive policy %I on %s lets rows be written without pinning %I to the tenant context', polname, tbl, tenant_column),
+           format('Add "%I = (SELECT <context function>)" to its WITH CHECK, or let tenant_guard.allow() generate it.', tenant_column)
+    FROM pol WHERE polpermissive AND polcmd IN ('*', 'a', 'w')
+      AND NOT tenant_guard._lint_pins_tenant(coalesce(wcheck, qual), tenant_column)
+    UNION ALL
+    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' ELSE 'error' END), 'TG008',
+           format('%I ON %s', polname, tbl),
+           format('permissive policy %I on %s shows rows without pinning %I to the tenant context', polname, tbl, tenant_column),
+           format('Add "%I = (SELECT <context function>)" to its USING, or let tenant_guard.allow() generate it.', tenant_column)
+    FROM pol WHERE polpermissive AND polcmd IN ('*', 'r', 'w', 'd')
+      AND NOT tenant_guard._lint_pins_tenant(qual, tenant_column)
+    UNION ALL
+    SELECT coalesce(cap, 'error'), 'TG009', format('%I ON %s', polname, tbl),
+           format('policy %I on %s compares with IS [NOT] DISTINCT FROM, so a missing (NULL) tenant context matches rows with a NULL tenant', polname, tbl),
+           'Compare with "=": NULL = NULL is not true, so no context means no rows.'
+    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* 'IS DISTINCT FROM' AND concat_ws(' ', qual, wcheck) ~* ctx
+    UNION ALL
+    SELECT coalesce(cap, 'error'), 'TG010', format('%I ON %s', polname, tbl),
+           format('policy %I on %s wraps the tenant context in COALESCE, so a missing context falls back to a default tenant', polname, tbl),
+           'Remove the COALESCE: a missing context must match no rows.'
+    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* ('COALESCE\([^;]*' || ctx)
+    UNION ALL
+    SELECT coalesce(cap, 'warning'), 'TG011', format('%I ON %s', polname, tbl),
+           format('policy %I on %s calls a context function once per row instead of once per query', polname, tbl),
+           'Wrap the call in a sub-select, e.g. org_id = (SELECT tenant_guard.current_user_org_id()).'
+    FROM pol WHERE regexp_replace(concat_ws(' ', qual, wcheck), '\(\s*SELECT\s+' || ctx, '', 'gi') ~* ctx
+    UNION ALL
+    SELECT coalesce(max(cap), 'warning'), 'TG012', tbl::text,
+           format('%s has %s permissive policies for %s (%s); they are OR-ed, so the weakest decides',
+                  tbl, count(*), cmd, string_agg(quote_ident(polname), ', ' ORDER BY polname)),
+           'Merge them into one policy per command, or let tenant_guard.allow() generate them.'
+    FROM (SELECT pol.*, c.cmd FROM pol, LATERAL (VALUES ('SELECT', 'r'), ('INSERT', 'a'), ('UPDATE', 'w'), ('DELETE', 'd')) c(cmd, code)
+          WHERE pol.polpermissive AND (pol.polcmd = '*' OR pol.polcmd = c.code)
+            -- allow()'s role policies are one per in-tenant role by design
+            AND pol.polname NOT LIKE 'tg\_allow\_%') x
+    GROUP BY tbl, cmd HAVING count(*) > 1
+    -- TG013: drift from the generators (policies and default; RLS, FORCE and
+    -- NOT NULL have their own rules)
+    UNION ALL
+    SELECT 'error', 'TG013', v.tbl::text,
+           format('%s of %s differs from what tenant_guard generated: expected %s, found %s', v.item, v.tbl, v.expected, v.actual),
+           format('SELECT tenant_guard.protect(%L); regenerates it.', v.tbl::text)
+    FROM tenant_guard.verify() v
+    WHERE v.item LIKE 'policy %' OR v.item LIKE 'default of %' OR v.item LIKE 'type of %'
+       OR (v.item LIKE 'tenant column %' AND v.actual = 'missing')
+    -- TG014: partitions and children of tenant tables
+    UNION ALL
+    SELECT 'error', 'TG014', d.child::text,
+           format('%s is a %s of tenant table %s but %s', d.child, d.kind, d.root,
+                  CASE WHEN NOT c.relrowsecurity THEN 'has no row-level security, so reading it directly shows every tenant'
+                       WHEN NOT c.relforcerowsecurity THEN 'does not force row-level security'
+                       ELSE 'has no restrictive tenant wall' END),
+           format('SELECT tenant_guard.protect(%L, %L);', d.root::text, d.tenant_column)
+    FROM (WITH RECURSIVE r(child, root, tenant_column, kind) AS (
+              SELECT i.inhrelid::regclass, tts.tbl, tts.tenant_column,
+                     CASE WHEN tts.relkind = 'p' THEN 'partition' ELSE 'child' END
+              FROM tts JOIN pg_inherits i ON i.inhparent = tts.tbl
+              UNION
+              SELECT i.inhrelid::regclass, r.root, r.tenant_column, r.kind FROM r JOIN pg_inherits i ON i.inhparent = r.child)
+          SELECT * FROM r) d
+    JOIN pg_class c ON c.oid = d.child
+    WHERE d.child NOT IN (SELECT tts.tbl FROM tts)
+      AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity
+           OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = d.child AND NOT p.polpermissive AND p.polcmd = '*'
+                          AND tenant_guard._lint_pins_tenant(pg_get_expr(p.polqual, p.polrelid), d.tenant_column)));
+
+    -- TG015 .. TG021: objects that run with other rights
+    RETURN QUERY
+    WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
+    apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
+    deps AS (
+        WITH RECURSIVE v(view, base) AS (
+            SELECT DISTINCT r.ev_class::regclass, d.refobjid::regclass
+            FROM pg_rewrite r JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+                 AND d.refclassid = 'pg_class'::regclass
+            WHERE d.refobjid IN (SELECT tt.tbl FROM tt) AND r.ev_class <> d.refobjid AND r.rulename = '_RETURN'
+            UNION
+            SELECT r.ev_class::regclass, v.base
+            FROM v JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.view
+                   AND d.classid = 'pg_rewrite'::regclass
+                   JOIN pg_rewrite r ON r.oid = d.objid AND r.ev_class <> v.view AND r.rulename = '_RETURN')
+        SELECT v.view, v.base, c.relkind, c.relowner,
+               coalesce((SELECT o.option_value FROM pg_options_to_table(c.reloptions) o
+                         WHERE o.option_name = 'security_invoker'), 'false') IN ('true', 'on', 'yes', '1') AS invoker
+        FROM v JOIN pg_class c ON c.oid = v.view)
+    SELECT 'error', 'TG015', deps.view::text,
+           format('view %s runs with the rights of its owner %s, who bypasses row-level security on %s, so it shows every tenant''s rows',
+                  deps.view, pg_get_userbyid(deps.relowner), string_agg(deps.base::text, ', ' ORDER BY deps.base::text)),
+           format('ALTER VIEW %s SET (security_invoker = true);', deps.view)
+    FROM deps WHERE deps.relkind = 'v' AND NOT deps.invoker AND tenant_guard._lint_bypasses_rls(deps.relowner, deps.base)
+    GROUP BY deps.view, deps.relowner
+    UNION ALL
+    SELECT 'info', 'TG016', deps.view::text,
+           format('view %s over tenant tables runs with its owner''s rights; policies that test current_user see the owner', deps.view),
+           format('ALTER VIEW %s SET (security_invoker = true);', deps.view)
+    FROM deps WHERE deps.relkind = 'v' AND NOT deps.invoker
+      AND NOT EXISTS (SELECT 1 FROM deps d2 WHERE d2.view = deps.view AND tenant_guard._lint_bypasses_rls(d2.relowner, d2.base))
+    GROUP BY deps.view
+    UNION ALL
+    SELECT 'error', 'TG017', deps.view::text,
+           format('materialized view %s stores rows of every tenant of %s and has no row-level security, yet %s can read it',
+                  deps.view, min(deps.base::text),
+                  (SELECT string_agg(x, ', ' ORDER BY x) FROM (
+                       SELECT a.role::text AS x FROM apps a WHERE has_table_privilege(a.role, deps.view, 'SELECT')
+                       UNION SELECT 'PUBLIC' WHERE EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e
+                                                           WHERE c.oid = deps.view AND e.grantee = 0)) s)),
+           format('REVOKE ALL ON %s FROM PUBLIC, <application roles>; read it through a security_invoker view or a protected table.', deps.view)
+    FROM deps WHERE deps.relkind = 'm'
+      AND (EXISTS (SELECT 1 FROM apps a WHERE has_table_privilege(a.role, deps.view, 'SELECT'))
+           OR EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e WHERE c.oid = deps.view AND e.grantee = 0))
+    GROUP BY deps.view;
+
+    RETURN QUERY
+    WITH tt AS (SELECT t.*, c.relname FROM tenant_guard._lint_tenant_tables() t JOIN pg_class c ON c.oid = t.tbl),
+    apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
+    fns AS (
+        SELECT p.oid, p.oid::regprocedure AS fn, p.proowner, p.prosrc, p.proconfig
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE p.prosecdef AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')
+          AND n.nspname NOT LIKE 'pg\_%'
+          AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                          AND d.deptype = 'e'))
+    SELECT CASE WHEN bool_or(tenant_guard._lint_bypasses_rls(fns.proowner, tt.tbl)) THEN 'error' ELSE 'warning' END,
+           'TG018', fns.fn::text,
+           format('SECURITY DEFINER function %s touches tenant table %s with the rights of %s%s', fns.fn,
+                  string_agg(tt.tbl::text, ', ' ORDER BY tt.tbl::text), pg_get_userbyid(fns.proowner),
+                  CASE WHEN bool_or(tenant_guard._lint_bypasses_rls(fns.proowner, tt.tbl))
+                       THEN ', who bypasses row-level security' ELSE '' END),
+           format('Make it SECURITY INVOKER, or own it by a role subject to row-level security and filter by the tenant context inside; REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC.', fns.fn)
+    FROM fns JOIN tt ON fns.prosrc ~* ('\m' || tt.relname || '\M')
+    GROUP BY fns.fn, fns.proowner
+    UNION ALL
+    SELECT 'error', 'TG019', fns.fn::text,
+           format('SECURITY DEFINER function %s does not pin search_path, so a caller can make it run their own objects', fns.fn),
+           format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', fns.fn)
+    FROM fns WHERE NOT EXISTS (SELECT 1 FROM unnest(fns.proconfig) s WHERE s LIKE 'search\_path=%')
+    UNION ALL
+    SELECT 'error', 'TG020', format('%I ON %s', r.rulename, r.ev_class::regclass),
+           format('rule %I on tenant table %s rewrites statements before row-level security sees them', r.rulename, r.ev_class::regclass),
+           format('DROP RULE %I ON %s; use a trigger instead.', r.rulename, r.ev_class::regclass)
+    FROM pg_rewrite r WHERE r.ev_class IN (SELECT tt.tbl FROM tt) AND r.rulename <> '_RETURN'
+    UNION ALL
+    SELECT 'error', 'TG021', format('user mapping for %s server %I', coalesce(nullif(m.usename, 'public'), 'PUBLIC'), m.srvname),
+           format('%s can reach foreign server %I through a stored user mapping, outside tenant isolation',
+                  CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE m.usename::text END, m.srvname),
+           format('DROP USER MAPPING FOR %s SERVER %I;', CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname)
+    FROM pg_user_mappings m WHERE m.umuser = 0 OR m.umuser IN (SELECT a.role FROM apps a);
+
+    -- TG022 .. TG024: uniqueness and references across tenants
+    RETURN QUERY
+    WITH tt AS (
+        SELECT t.*, a.attnum AS tenant_attnum, CASE WHEN t.source = 'heuristic' THEN 'warning' END AS cap
+        FROM tenant_guard._lint_tenant_tables() t
+        JOIN pg_attribute a ON a.attrelid = t.tbl AND a.attname = t.tenant_column)
+    SELECT 'warning', 'TG022', i.indexrelid::regclass::text,
+           format('unique index %s on %s does not include tenant column %I: inserting a key another tenant uses fails, which tells that it exists',
+                  i.indexrelid::regclass, tt.tbl, tt.tenant_column),
+           format('Make the key (%I, ...): e.g. a primary key on (%I, id).', tt.tenant_column, tt.tenant_column)
+    FROM tt JOIN pg_index i ON i.indrelid = tt.tbl
+    WHERE i.indisunique AND NOT (tt.tenant_attnum = ANY (i.indkey::int2[]))
+    UNION ALL
+    SELECT coalesce(src.cap, 'error'), 'TG023', format('%I ON %s', con.conname, src.tbl),
+           format('foreign key %I from %s to %s does not include the tenant column, so a row can reference another tenant''s row (and learn that it exists)',
+                  con.conname, src.tbl, dst.tbl),
+           format('Reference (%I, ...) from (%I, ...): FOREIGN KEY (%I, <columns>) REFERENCES %s (%I, <columns>).',
+                  dst.tenant_column, src.tenant_column, src.tenant_column, dst.tbl, dst.tenant_column)
+    FROM pg_constraint con
+    JOIN tt src ON src.tbl = con.conrelid
+    JOIN tt dst ON dst.tbl = con.confrelid
+    WHERE con.contype = 'f'
+      AND NOT EXISTS (SELECT 1 FROM generate_subscripts(con.conkey, 1) k
+                      WHERE con.conkey[k] = src.tenant_attnum AND con.confkey[k] = dst.tenant_attnum)
+    UNION ALL
+    SELECT 'info', 'TG024', format('%s.%I', tt.tbl, a.attname),
+           format('%s.%I takes values from one sequence shared by all tenants; its values reveal how much other tenants insert',
+                  tt.tbl, a.attname),
+           'Use random keys (uuid) where the rate of other tenants'' inserts matters, or accept it knowingly.'
+    FROM tt JOIN pg_attribute a ON a.attrelid = tt.tbl AND a.attnum > 0 AND NOT a.attisdropped
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%';
+
+    -- TG025 .. TG035, TG041, TG042: application roles
+    RETURN QUERY
+    WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
+    apps AS (SELECT a.*, r.rolname, r.rolsuper, r.rolbypassrls, r.rolreplication
+             FROM tenant_guard.app_roles_in_effect() a JOIN pg_roles r ON r.oid = a.role)
+    SELECT 'error', 'TG025', apps.rolname::text,
+           format('application role %I is a superuser, so row-level security never applies to it', apps.rolname),
+           format('ALTER ROLE %I NOSUPERUSER; (give the application its own non-superuser role)', apps.rolname)
+    FROM apps WHERE apps.rolsuper
+    UNION ALL
+    SELECT 'error', 'TG026', apps.rolname::text,
+           format('application role %I has BYPASSRLS, so row-level security never applies to it', apps.rolname),
+           format('ALTER ROLE %I NOBYPASSRLS;', apps.rolname)
+    FROM apps WHERE apps.rolbypassrls AND NOT apps.rolsuper
+    UNION ALL
+    SELECT 'error', 'TG027', apps.rolname::text,
+           format('application role %I has REPLICATION and can stream every tenant''s changes', apps.rolname),
+           format('ALTER ROLE %I NOREPLICATION;', apps.rolname)
+    FROM apps WHERE apps.rolreplication AND NOT apps.rolsuper
+    UNION ALL
+    SELECT 'error', 'TG028', apps.rolname::text,
+           format('application role %I %s tenant table %s, so it can disable row-level security or change policies', apps.rolname,
+                  CASE WHEN c.relowner = apps.role THEN 'owns' ELSE format('is a member of %I, the owner of', pg_get_userbyid(c.relowner)) END, tt.tbl),
+           format('ALTER TABLE %s OWNER TO <a migration role>; or REVOKE %I FROM %I;', tt.tbl, pg_get_userbyid(c.relowner), apps.rolname)
+    FROM apps, tt JOIN pg_class c ON c.oid = tt.tbl
+    WHERE NOT apps.rolsuper AND pg_has_role(apps.role, c.relowner, 'MEMBER')
+    UNION ALL
+    SELECT CASE p.priv WHEN 'REFERENCES' THEN 'warning' ELSE 'error' END,
+           CASE p.priv WHEN 'TRUNCATE' THEN 'TG029' WHEN 'REFERENCES' THEN 'TG030' ELSE 'TG031' END,
+           apps.rolname::text,
+           format('application role %I has %s on tenant table %s; %s', apps.rolname, p.priv, tt.tbl,
+                  CASE p.priv WHEN 'TRUNCATE' THEN 'TRUNCATE ignores row-level security and empties every tenant'
+                              WHEN 'REFERENCES' THEN 'a foreign key it creates can probe other tenants'' keys'
+                              ELSE 'a trigger it creates runs on other tenants'' writes' END),
+           format('REVOKE %s ON %s FROM %I; or SELECT tenant_guard.harden_app_role(%L);', p.priv, tt.tbl, apps.rolname, apps.rolname)
+    FROM apps, tt, (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) p(priv)
+    WHERE NOT apps.rolsuper AND has_table_privilege(apps.role, tt.tbl, p.priv)
+      AND NOT pg_has_role(apps.role, (SELECT c.relowner FROM pg_class c WHERE c.oid = tt.tbl), 'MEMBER')
+    UNION ALL
+    SELECT 'warning', 'TG032', apps.rolname::text,
+           format('application role %I can create objects in schema %I (functions, views, tables that shadow yours)', apps.rolname, n.nspname),
+           format('REVOKE CREATE ON SCHEMA %I FROM %I;', n.nspname, apps.rolname)
+    FROM apps, pg_namespace n
+    WHERE NOT apps.rolsuper AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')
+      AND n.nspname NOT LIKE 'pg\_%' AND has_schema_privilege(apps.role, n.oid, 'CREATE')
+    UNION ALL
+    SELECT 'error', 'TG033', apps.rolname::text,
+           format('application role %I is a member of %s and can read, write or run anything the server can', apps.rolname, g.g),
+           format('REVOKE %s FROM %I;', g.g, apps.rolname)
+    FROM apps, (VALUES ('pg_read_server_files'), ('pg_write_server_files'), ('pg_execute_server_program')) g(g)
+    WHERE NOT apps.rolsuper AND pg_has_role(apps.role, g.g, 'MEMBER')
+    UNION ALL
+    SELECT 'warning', 'TG034', apps.rolname::text,
+           format('application role %I can read %s, which shows statements run for every tenant', apps.rolname, s.what),
+           format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
+    FROM apps, LATERAL (
+        SELECT 'the statistics of all sessions (pg_read_all_stats)' AS what WHERE pg_has_role(apps.role, 'pg_read_all_stats', 'MEMBER')
+        UNION ALL
+        SELECT format('%s', c.oid::regclass) FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements' AND c.relname = 'pg_stat_statements'
+          AND has_table_privilege(apps.role, c.oid, 'SELECT')) s
+    WHERE NOT apps.rolsuper
+    UNION ALL
+    SELECT 'error', 'TG035', tt.tbl::text,
+           format('%s has %s on tenant table %s', x.who, x.privs, tt.tbl),
+           format('REVOKE ALL ON %s FROM %s;', tt.tbl, x.who)
+    FROM tt, LATERAL (
+        SELECT 'PUBLIC' AS who, string_agg(DISTINCT e.privilege_type, ', ') AS privs
+        FROM pg_class c, aclexplode(c.relacl) e WHERE c.oid = tt.tbl AND e.grantee = 0
+        HAVING count(*) > 0
+        UNION ALL
+        SELECT quote_ident(apps.rolname), string_agg(p.priv, ', ' ORDER BY p.priv)
+        FROM apps, (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'), ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) p(priv)
+        WHERE apps.anonymous AND has_table_privilege(apps.role, tt.tbl, p.priv)
+        GROUP BY apps.rolname) x
+    UNION ALL
+    SELECT 'info', 'TG041', 'tenant_guard.app_roles',
+           'no application role is registered, so every login role that is not a superuser is checked as one',
+           'SELECT tenant_guard.register_app_role(''<the role your application connects as>'');'
+    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.app_roles)
+    UNION ALL
+    SELECT 'warning', 'TG042', apps.rolname::text,
+           format('application role %I can use large objects, which belong to no tenant', apps.rolname),
+           format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
+    FROM apps WHERE NOT apps.rolsuper AND has_function_privilege(apps.role, 'pg_catalog.lo_open(oid, integer)', 'EXECUTE');
+
+    -- TG036 .. TG040: the context settings and the server
+    RETURN QUERY
+    SELECT CASE src WHEN 'setting' THEN 'warning' ELSE 'info' END, 'TG036', 'tenant_guard.context_source',
+           format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', src),
+           'Use context_source = signed and tenant_guard.set_context(<token signed by your auth service>).'
+    WHERE src IN ('setting', 'claims')
+    UNION ALL
+    SELECT 'warning', 'TG037', 'tenant_guard.require_context',
+           'require_context is off: a statement without a tenant context silently sees no rows instead of failing',
+           'ALTER SYSTEM SET tenant_guard.require_context = on; (or ALTER DATABASE ... SET)'
+    WHERE NOT coalesce(current_setting('tenant_guard.require_context', true)::boolean, false)
+    UNION ALL
+    SELECT 'error', 'TG038',
+           CASE WHEN s.setrole = 0 THEN format('database %s', d.datname) ELSE coalesce(pg_get_userbyid(s.setrole), '?')::text END,
+           format('%s sets a default for %s, so sessions start inside a tenant without anybody choosing it',
+                  CASE WHEN s.setrole = 0 THEN format('database %I', d.datname)
+                       ELSE format('role %I%s', pg_get_userbyid(s.setrole), CASE WHEN s.setdatabase = 0 THEN '' ELSE format(' in database %I', d.datname) END) END,
+                  split_part(c.cfg, '=', 1)),
+           format('ALTER %s RESET %s;', CASE WHEN s.setrole = 0 THEN format('DATABASE %I', d.datname)
+                                             ELSE format('ROLE %I%s', pg_get_userbyid(s.setrole),
+                                                         CASE WHEN s.setdatabase = 0 THEN '' ELSE format(' IN DATABASE %I', d.datname) END) END,
+                  split_part(c.cfg, '=', 1))
+    FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c(cfg)
+    WHERE (s.setdatabase = 0 OR d.datname = current_database())
+      AND split_part(c.cfg, '=', 1) IN ('tenant_guard.org_id', 'tenant_guard.user_id', 'tenant_guard.role',
+                                        'tenant_guard.scopes', 'tenant_guard.signed_context', 'request.jwt.claims')
+    UNION ALL
+    SELECT 'warning', 'TG039', 'server_version',
+           tenant_guard._server_version_warning(current_setting('server_version_num')::integer),
+           'Upgrade PostgreSQL to the latest minor release.'
+    WHERE tenant_guard._server_version_warning(current_setting('server_version_num')::integer) IS NOT NULL
+    UNION ALL
+    SELECT 'warning', 'TG040', 'shared_preload_libraries',
+           'tenant_guard is not in shared_preload_libraries, so TRUNCATE and EXPLAIN ANALYZE by application roles are not refused',
+           'ALTER SYSTEM SET shared_preload_libraries = ''tenant_guard''; and restart the server.'
+    WHERE NOT tenant_guard._runtime_guards()
+    UNION ALL
+    SELECT 'warning', 'TG040', s.name,
+           format('%s is off, so application roles may run %s on tenant tables', s.name,
+                  CASE s.name WHEN 'tenant_guard.block_app_truncate' THEN 'TRUNCATE' ELSE 'EXPLAIN ANALYZE' END),
+           format('ALTER SYSTEM RESET %s;', s.name)
+    FROM (VALUES ('tenant_guard.block_app_truncate'), ('tenant_guard.block_explain_analyze')) s(name)
+    WHERE tenant_guard._runtime_guards() AND NOT current_setting(s.name)::boolean;
+END
+$$;
+-- Registered partitions and children are tenant tables themselves (TG001..);
+-- TG014 reports only the unregistered ones.
+
+CREATE FUNCTION tenant_guard.lint()
+RETURNS TABLE (severity text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT f.* FROM tenant_guard._lint_findings() f
+    ORDER BY array_position(ARRAY['error', 'warning', 'info'], f.severity), f.code, f.object, f.message
+$$;
+COMMENT ON FUNCTION tenant_guard.lint() IS
+    'Audits tenant isolation: one row per finding, with severity, stable code (docs/lint.md), object and fix.';
+
+-- Fails loudly when lint() finds anything at min_severity or worse: for the
+-- last statement of a migration, or a CI step (psql -v ON_ERROR_STOP=1).
+CREATE FUNCTION tenant_guard.assert_clean(min_severity text DEFAULT 'error')
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    levels text[] := ARRAY['error', 'warning', 'info'];
+    n bigint;
+    first text;
+BEGIN
+    IF min_severity IS NULL OR NOT (min_severity = ANY (levels)) THEN
+        RAISE EXCEPTION 'invalid severity "%"', min_severity USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Use error, warning or info.';
+    END IF;
+    SELECT count(*), string_agg(format('%s %s %s: %s', l.severity, l.code, l.object, l.message), E'\n')
+                     FILTER (WHERE l.rn <= 10)
+    INTO n, first
+    FROM (SELECT f.*, row_number() OVER () AS rn FROM tenant_guard.lint() f
+          WHERE array_position(levels, f.severity) <= array_position(levels, min_severity)) l;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'tenant_guard lint found % problem(s) at severity % or worse', n, min_severity
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  DETAIL = first || CASE WHEN n > 10 THEN format(E'\n... and %s more.', n - 10) ELSE '' END,
+                  HINT = 'Run SELECT * FROM tenant_guard.lint(); for the fixes; docs/lint.md explains each code.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.assert_clean(text) IS
+    'Raises one error listing lint() findings at min_severity or worse; returns quietly when there are none.';
+
+-- Applies the lint fixes that are safe to automate for one application role
+-- and returns the statements it ran. Needs a superuser (it changes role
+-- attributes, memberships and privileges on pg_catalog functions).
+CREATE FUNCTION tenant_guard.harden_app_role(role regrole)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r pg_roles;
+    stmt text;
+    stmts text[] := '{}';
+    x record;
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'permission denied to harden role %', role USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Hardening changes role attributes, memberships and privileges on system functions.',
+            HINT = 'Run it as a superuser, e.g. in the migration that creates the application role.';
+    END IF;
+    SELECT * INTO r FROM pg_roles WHERE oid = role;
+    IF r.rolsuper THEN
+        RAISE EXCEPTION 'role % is a superuser', role USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Row-level security never applies to a superuser; hardening cannot make it a safe application role.',
+            HINT = 'Create a separate role for the application: CREATE ROLE app LOGIN; and harden that.';
+    END IF;
+    IF r.rolname LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot harden predefined role %', role USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM tenant_guard.app_roles a WHERE a.role = harden_app_role.role) THEN
+        stmts := stmts || format('SELECT tenant_guard.register_app_role(%L)', r.rolname);
+    END IF;
+    IF r.rolbypassrls OR r.rolreplication THEN
+        stmts := stmts || format('ALTER ROLE %I NOBYPASSRLS NOREPLICATION', r.rolname);
+    END IF;
+    -- privileges on tenant tables that row-level security cannot govern
+    FOR x IN
+        SELECT t.tbl, string_agg(p.priv, ', ' ORDER BY p.priv) AS privs,
+               bool_or(EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e
+                               WHERE c.oid = t.tbl AND e.grantee = 0)) AS public_has
+        FROM tenant_guard._lint_tenant_tables() t, (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) p(priv)
+        WHERE has_table_privilege(role, t.tbl, p.priv)
+          AND NOT pg_has_role(role, (SELECT c.relowner FROM pg_class c WHERE c.oid = t.tbl), 'MEMBER')
+        GROUP BY t.tbl ORDER BY t.tbl::text
+    LOOP
+        stmts := stmts || format('REVOKE %s ON %s FROM %I', x.privs, x.tbl, r.rolname);
+    END LOOP;
+    -- PUBLIC never needs anything on a tenant table; an anonymous role neither
+    FOR x IN
+        SELECT DISTINCT t.tbl FROM tenant_guard._lint_tenant_tables() t, pg_class c, aclexplode(c.relacl) e
+        WHERE c.oid = t.tbl AND e.grantee = 0 ORDER BY 1
+    LOOP
+        stmts := stmts || format('REVOKE ALL ON %s FROM PUBLIC', x.tbl);
+    END LOOP;
+    IF (SELECT a.anonymous FROM tenant_guard.app_roles a WHERE a.role = harden_app_role.role) THEN
+        FOR x IN SELECT t.tbl FROM tenant_guard._lint_tenant_tables() t
+                 WHERE has_table_privilege(role, t.tbl, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
+                 ORDER BY t.tbl::text
+        LOOP
+            stmts := stmts || format('REVOKE ALL ON %s FROM %I', x.tbl, r.rolname);
+        END LOOP;
+    END IF;
+    -- CREATE on schemas: the role's own grant, and PUBLIC's (PostgreSQL 15's default for schema public)
+    FOR x IN
+        SELECT n.nspname, EXISTS (SELECT 1 FROM aclexplode(n.nspacl) e WHERE e.grantee = 0 AND e.privilege_type = 'CREATE') AS pub
+        FROM pg_namespace n
+        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard') AND n.nspname NOT LIKE 'pg\_%'
+          AND has_schema_privilege(role, n.oid, 'CREATE') AND n.nspowner <> role
+        ORDER BY 1
+    LOOP
+        stmts := stmts || format('REVOKE CREATE ON SCHEMA %I FROM %s%I', x.nspname,
+                                 CASE WHEN x.pub THEN 'PUBLIC, ' ELSE '' END, r.rolname);
+    END LOOP;
+    -- server files and programs, and the statistics of every session
+    FOR x IN
+        SELECT m.roleid::regrole AS g FROM pg_auth_members m
+        WHERE m.member = role AND m.roleid::regrole::text IN ('pg_read_server_files', 'pg_write_server_files',
+                                                             'pg_execute_server_program', 'pg_read_all_stats')
+        ORDER BY 1
+    LOOP
+        stmts := stmts || format('REVOKE %s FROM %I', x.g, r.rolname);
+    END LOOP;
+    -- large objects belong to no tenant
+    FOR x IN
+        SELECT p.oid::regprocedure AS fn FROM pg_proc p
+        WHERE p.pronamespace = 'pg_catalog'::regnamespace
+          AND p.proname IN ('lo_open', 'lo_close', 'loread', 'lowrite', 'lo_lseek', 'lo_lseek64', 'lo_tell', 'lo_tell64',
+                            'lo_truncate', 'lo_truncate64', 'lo_creat', 'lo_create', 'lo_unlink', 'lo_get', 'lo_put',
+                            'lo_from_bytea', 'lo_import', 'lo_export')
+          AND has_function_privilege(role, p.oid, 'EXECUTE')
+        ORDER BY p.oid::regprocedure::text
+    LOOP
+        stmts := stmts || format('REVOKE EXECUTE ON FUNCTION pg_catalog.%s FROM PUBLIC, %I', x.fn, r.rolname);
+    END LOOP;
+    -- pg_stat_statements shows every tenant's statements
+    FOR x IN
+        SELECT c.oid::regclass AS v FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements' AND c.relname IN ('pg_stat_statements', 'pg_stat_statements_info')
+          AND has_table_privilege(role, c.oid, 'SELECT')
+        ORDER BY 1
+    LOOP
+        stmts := stmts || format('REVOKE SELECT ON %s FROM PUBLIC, %I', x.v, r.rolname);
+    END LOOP;
+    -- defaults that start the role's sessions inside a tenant
+    FOR x IN
+        SELECT split_part(c.cfg, '=', 1) AS name, d.datname
+        FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c(cfg)
+        WHERE s.setrole = role
+          AND split_part(c.cfg, '=', 1) IN ('tenant_guard.org_id', 'tenant_guard.user_id', 'tenant_guard.role',
+                                            'tenant_guard.scopes', 'tenant_guard.signed_context', 'request.jwt.claims')
+        ORDER BY 2 NULLS FIRST, 1
+    LOOP
+        stmts := stmts || format('ALTER ROLE %I%s RESET %s', r.rolname,
+                                 CASE WHEN x.datname IS NULL THEN '' ELSE format(' IN DATABASE %I', x.datname) END, x.name);
+    END LOOP;
+    FOREACH stmt IN ARRAY stmts LOOP
+        EXECUTE stmt;
+        RETURN NEXT stmt;
+    END LOOP;
+    -- what cannot be automated safely is left to lint()
+    IF EXISTS (SELECT 1 FROM tenant_guard._lint_tenant_tables() t JOIN pg_class c ON c.oid = t.tbl
+               WHERE pg_has_role(role, c.relowner, 'MEMBER')) THEN
+        RAISE NOTICE 'role % owns tenant tables or is a member of their owner; not changed', role
+            USING HINT = 'Transfer ownership to a migration role: ALTER TABLE ... OWNER TO ...; see lint code TG028.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_user_mappings m WHERE m.umuser = role) THEN
+        RAISE NOTICE 'role % has foreign-server user mappings; not changed', role
+            USING HINT = 'Drop them with DROP USER MAPPING if the application does not need them; see lint code TG021.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.harden_app_role(regrole) IS
+    'Applies the lint fixes that are safe to automate for an application role; returns the statements it ran.';
+
+REVOKE ALL ON FUNCTION tenant_guard.harden_app_role(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.lint() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard.assert_clean(text) FROM PUBLIC;
