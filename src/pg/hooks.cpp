@@ -99,11 +99,11 @@ void refuse(const char* what, Oid relid)
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 	                errmsg("%s of table %s is not allowed for application role %s", what,
 	                       quote_identifier(get_rel_name(relid)), GetUserNameFromId(GetUserId(), false)),
-	                strcmp(what, "TRUNCATE") == 0
+	                strncmp(what, "TRUNCATE", 8) == 0
 	                    ? errdetail("TRUNCATE ignores row-level security and would remove the rows of every tenant.")
 	                    : errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
 	                                "row-level security filtered out."),
-	                strcmp(what, "TRUNCATE") == 0
+	                strncmp(what, "TRUNCATE", 8) == 0
 	                    ? errhint("Delete the tenant's rows with DELETE; tenant_guard.block_app_truncate controls "
 	                              "this guard.")
 	                    : errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
@@ -147,8 +147,10 @@ bool collect_rels(Node* node, List** rels)
 		return false;
 	if (IsA(node, RangeTblEntry)) {
 		RangeTblEntry* rte = (RangeTblEntry*)node;
+		// inh: the scan covers every partition and inheritance child too
 		if (rte->rtekind == RTE_RELATION)
-			*rels = lappend_oid(*rels, rte->relid);
+			*rels = rte->inh ? list_concat(*rels, find_all_inheritors(rte->relid, NoLock, nullptr))
+			                 : lappend_oid(*rels, rte->relid);
 		return false;
 	}
 	if (IsA(node, Query))

@@ -51,4 +51,16 @@ echo "ok: placeholders set by an application role before the library loaded were
 n=$(grep -c 'permission denied to set parameter "tenant_guard' <<<"$out" || true)
 [ "$n" -ge 3 ] || fail "expected permission warnings for the refused placeholders, got: $out"
 echo "ok: $n refused placeholders reported"
-echo "nopreload: 3 checks passed"
+
+# 3. the runtime guards need preloading, and lint() says so; nothing else breaks
+q -q -c "CREATE TABLE t3 (org_id uuid NOT NULL, id int)" -c "SELECT tenant_guard.protect('t3')" \
+      -c "GRANT SELECT, TRUNCATE ON t3 TO regress_nopreload_app" \
+      -c "SELECT tenant_guard.register_app_role('regress_nopreload_app')"
+[ "$(q -c "SELECT tenant_guard._runtime_guards()")" = "f" ] || fail "runtime guards claim to be installed"
+lint=$(q -c "SELECT code || ' ' || object FROM tenant_guard.lint() WHERE code IN ('TG029', 'TG040')")
+grep -qx 'TG040 shared_preload_libraries' <<<"$lint" || fail "lint did not report the missing preload: $lint"
+grep -qx 'TG029 regress_nopreload_app' <<<"$lint" || fail "lint did not report the TRUNCATE grant: $lint"
+out=$(q -U regress_nopreload_app -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM t3" 2>&1)
+grep -q 'actual rows=' <<<"$out" || fail "EXPLAIN ANALYZE without preload: $out"
+echo "ok: without preload the runtime guards are off and lint() reports TG040"
+echo "nopreload: 4 checks passed"

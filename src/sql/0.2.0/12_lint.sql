@@ -403,11 +403,14 @@ BEGIN
     FROM apps WHERE apps.rolreplication AND NOT apps.rolsuper
     UNION ALL
     SELECT 'error', 'TG028', apps.rolname::text,
-           format('application role %I %s tenant table %s, so it can disable row-level security or change policies', apps.rolname,
-                  CASE WHEN c.relowner = apps.role THEN 'owns' ELSE format('is a member of %I, the owner of', pg_get_userbyid(c.relowner)) END, tt.tbl),
-           format('ALTER TABLE %s OWNER TO <a migration role>; or REVOKE %I FROM %I;', tt.tbl, pg_get_userbyid(c.relowner), apps.rolname)
+           format('application role %I %s tenant tables %s, so it can disable row-level security or change policies',
+                  apps.rolname,
+                  CASE WHEN c.relowner = apps.role THEN 'owns' ELSE format('is a member of %I, the owner of', pg_get_userbyid(c.relowner)) END,
+                  string_agg(tt.tbl::text, ', ' ORDER BY tt.tbl::text)),
+           format('ALTER TABLE ... OWNER TO <a migration role>; or REVOKE %I FROM %I;', pg_get_userbyid(c.relowner), apps.rolname)
     FROM apps, tt JOIN pg_class c ON c.oid = tt.tbl
     WHERE NOT apps.rolsuper AND pg_has_role(apps.role, c.relowner, 'MEMBER')
+    GROUP BY apps.rolname, apps.role, c.relowner
     UNION ALL
     SELECT CASE p.priv WHEN 'REFERENCES' THEN 'warning' ELSE 'error' END,
            CASE p.priv WHEN 'TRUNCATE' THEN 'TG029' WHEN 'REFERENCES' THEN 'TG030' ELSE 'TG031' END,
@@ -596,14 +599,12 @@ BEGIN
     IF r.rolbypassrls OR r.rolreplication THEN
         stmts := stmts || format('ALTER ROLE %I NOBYPASSRLS NOREPLICATION', r.rolname);
     END IF;
-    -- privileges on tenant tables that row-level security cannot govern
+    -- privileges on tenant tables that row-level security cannot govern,
+    -- granted to the role itself
     FOR x IN
-        SELECT t.tbl, string_agg(p.priv, ', ' ORDER BY p.priv) AS privs,
-               bool_or(EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e
-                               WHERE c.oid = t.tbl AND e.grantee = 0)) AS public_has
-        FROM tenant_guard._lint_tenant_tables() t, (VALUES ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) p(priv)
-        WHERE has_table_privilege(role, t.tbl, p.priv)
-          AND NOT pg_has_role(role, (SELECT c.relowner FROM pg_class c WHERE c.oid = t.tbl), 'MEMBER')
+        SELECT t.tbl, string_agg(DISTINCT e.privilege_type, ', ') AS privs
+        FROM tenant_guard._lint_tenant_tables() t, pg_class c, aclexplode(c.relacl) e
+        WHERE c.oid = t.tbl AND e.grantee = role AND e.privilege_type IN ('TRUNCATE', 'REFERENCES', 'TRIGGER')
         GROUP BY t.tbl ORDER BY t.tbl::text
     LOOP
         stmts := stmts || format('REVOKE %s ON %s FROM %I', x.privs, x.tbl, r.rolname);
@@ -623,16 +624,17 @@ BEGIN
             stmts := stmts || format('REVOKE ALL ON %s FROM %I', x.tbl, r.rolname);
         END LOOP;
     END IF;
-    -- CREATE on schemas: the role's own grant, and PUBLIC's (PostgreSQL 15's default for schema public)
+    -- CREATE on schemas granted to the role itself or to PUBLIC (through
+    -- other roles it is left to lint: revoking would change those roles)
     FOR x IN
-        SELECT n.nspname, EXISTS (SELECT 1 FROM aclexplode(n.nspacl) e WHERE e.grantee = 0 AND e.privilege_type = 'CREATE') AS pub
-        FROM pg_namespace n
+        SELECT n.nspname, string_agg(CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END, ', '
+                                     ORDER BY e.grantee) AS who
+        FROM pg_namespace n, aclexplode(n.nspacl) e
         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard') AND n.nspname NOT LIKE 'pg\_%'
-          AND has_schema_privilege(role, n.oid, 'CREATE') AND n.nspowner <> role
-        ORDER BY 1
+          AND e.privilege_type = 'CREATE' AND e.grantee IN (0, role)
+        GROUP BY n.nspname ORDER BY 1
     LOOP
-        stmts := stmts || format('REVOKE CREATE ON SCHEMA %I FROM %s%I', x.nspname,
-                                 CASE WHEN x.pub THEN 'PUBLIC, ' ELSE '' END, r.rolname);
+        stmts := stmts || format('REVOKE CREATE ON SCHEMA %I FROM %s', x.nspname, x.who);
     END LOOP;
     -- server files and programs, and the statistics of every session
     FOR x IN
@@ -701,3 +703,5 @@ REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.lint() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.assert_clean(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_context_re() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_pins_tenant(text, name) FROM PUBLIC;

@@ -1,0 +1,81 @@
+-- Runtime guards (the test cluster preloads tenant_guard): an application
+-- role cannot TRUNCATE a table with row-level security even when granted,
+-- nor EXPLAIN ANALYZE a statement that reads one, in any of the ways a
+-- statement can reach it; other roles and tables are not affected.
+\set SHOW_CONTEXT never
+SET client_min_messages = warning;
+SELECT tenant_guard._runtime_guards() AS installed;
+SELECT name, setting, context FROM pg_settings
+WHERE name IN ('tenant_guard.block_app_truncate', 'tenant_guard.block_explain_analyze') ORDER BY 1;
+
+CREATE ROLE regress_rg_app LOGIN;
+CREATE ROLE regress_rg_other NOLOGIN;
+SELECT tenant_guard.register_app_role('regress_rg_app');
+CREATE TABLE rg_t (org_id uuid NOT NULL, id int);
+SELECT tenant_guard.protect('rg_t');
+CREATE TABLE rg_plain (id int);
+CREATE TABLE rg_parent (id int);
+CREATE TABLE rg_child (org_id uuid NOT NULL) INHERITS (rg_parent);
+SELECT tenant_guard.protect('rg_child');
+CREATE VIEW rg_v AS SELECT * FROM rg_t;
+CREATE VIEW rg_vv WITH (security_invoker = true) AS SELECT * FROM rg_v;
+GRANT ALL ON rg_t, rg_plain, rg_parent, rg_child, rg_v, rg_vv TO regress_rg_app, regress_rg_other;
+GRANT CREATE ON SCHEMA public TO regress_rg_app;
+
+SET ROLE regress_rg_app;
+-- TRUNCATE: refused on the protected table, through inheritance, with CASCADE
+TRUNCATE rg_t;
+TRUNCATE rg_parent;
+TRUNCATE ONLY rg_parent;
+TRUNCATE rg_plain;
+TRUNCATE rg_plain CASCADE;
+-- EXPLAIN ANALYZE: refused on the table, through views, sub-selects, CTEs,
+-- writes, prepared statements and CREATE TABLE AS; EXPLAIN alone is fine
+EXPLAIN (ANALYZE) SELECT * FROM rg_t;
+EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM rg_vv;
+EXPLAIN (ANALYZE) SELECT 1 WHERE EXISTS (SELECT 1 FROM rg_t);
+EXPLAIN (ANALYZE) WITH c AS (SELECT * FROM rg_t) SELECT count(*) FROM c;
+EXPLAIN (ANALYZE) DELETE FROM rg_t;
+PREPARE rg_p AS SELECT * FROM rg_t;
+EXPLAIN (ANALYZE) EXECUTE rg_p;
+EXPLAIN (ANALYZE) CREATE TABLE rg_copy AS SELECT * FROM rg_t;
+EXPLAIN ANALYZE SELECT * FROM rg_parent;
+EXPLAIN (ANALYZE on, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_plain;
+EXPLAIN (ANALYZE false, COSTS OFF) SELECT * FROM rg_t;
+EXPLAIN (COSTS OFF) SELECT * FROM rg_t;
+-- inside a function, too
+CREATE FUNCTION pg_temp.x() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'EXPLAIN ANALYZE SELECT * FROM rg_t'; END $$;
+SELECT pg_temp.x();
+-- an application role cannot turn the guards off
+SET tenant_guard.block_app_truncate = off;
+SET tenant_guard.block_explain_analyze = off;
+RESET ROLE;
+
+-- roles that are not application roles are not affected
+SET ROLE regress_rg_other;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t;
+TRUNCATE rg_t;
+RESET ROLE;
+-- a superuser turns a guard off for a session
+SET tenant_guard.block_app_truncate = off;
+SET ROLE regress_rg_app;
+TRUNCATE rg_t;
+EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM rg_t;
+RESET ROLE;
+RESET tenant_guard.block_app_truncate;
+SET tenant_guard.block_explain_analyze = off;
+SET ROLE regress_rg_app;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t;
+TRUNCATE rg_t;
+RESET ROLE;
+RESET tenant_guard.block_explain_analyze;
+-- with no application role registered, a login role that is not a superuser counts
+SELECT tenant_guard.unregister_app_role('regress_rg_app');
+SET ROLE regress_rg_app;
+TRUNCATE rg_t;
+RESET ROLE;
+
+DROP VIEW rg_vv, rg_v;
+DROP TABLE rg_t, rg_plain, rg_child, rg_parent;
+REVOKE CREATE ON SCHEMA public FROM regress_rg_app;
+DROP ROLE regress_rg_app, regress_rg_other;
