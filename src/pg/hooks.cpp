@@ -37,6 +37,7 @@ extern "C" {
 #include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/prepare.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -73,25 +74,57 @@ bool rel_has_rls(Oid relid)
 }
 
 // Is the current user an application role of this database? False when
-// tenant_guard is not installed here, and for superusers.
+// tenant_guard is not installed here, and for superusers. The same rule as
+// tenant_guard.app_roles_in_effect() (src/sql/0.2.0/10_app_roles.sql): the
+// registered roles or, with none registered, every login role that is not
+// predefined. Written out here, with a plan kept for the backend's life and
+// search_path pinned while it runs, because calling the SQL function (which
+// cannot be inlined: it pins search_path itself) costs about a millisecond.
+const char* const k_app_role_query =
+    "SELECT NOT r.rolsuper AND CASE WHEN EXISTS (SELECT 1 FROM tenant_guard.app_roles) "
+    "THEN EXISTS (SELECT 1 FROM tenant_guard.app_roles a WHERE a.role = r.oid) "
+    "ELSE r.rolcanlogin AND r.rolname !~~ 'pg\\_%' END "
+    "FROM pg_catalog.pg_roles r WHERE r.oid = $1";
+SPIPlanPtr app_role_plan = nullptr;
+
 bool current_user_is_app_role()
 {
 	if (superuser() || !OidIsValid(get_extension_oid("tenant_guard", true)))
-		return false;
-	Oid argtypes[1] = {OIDOID};
-	Oid fn = LookupFuncName(list_make2(makeString(pstrdup("tenant_guard")), makeString(pstrdup("_is_app_role"))), 1,
-	                        argtypes, true);
-	if (!OidIsValid(fn))
 		return false;
 	bool pushed = false;
 	if (!ActiveSnapshotSet()) {
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pushed = true;
 	}
-	Datum d = OidFunctionCall1(fn, ObjectIdGetDatum(GetUserId()));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "tenant_guard: SPI_connect failed");
+	// On error the transaction's abort pops the GUC nest level and SPI.
+	int nest = NewGUCNestLevel();
+	(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+	                        0, false);
+	if (app_role_plan == nullptr) {
+		Oid argtypes[1] = {OIDOID};
+		SPIPlanPtr plan = SPI_prepare(k_app_role_query, 1, argtypes);
+		if (plan == nullptr)
+			elog(ERROR, "tenant_guard: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		app_role_plan = plan;
+	}
+	Datum args[1] = {ObjectIdGetDatum(GetUserId())};
+	int rc = SPI_execute_plan(app_role_plan, args, nullptr, true, 1);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant_guard: application role look-up failed: %s", SPI_result_code_string(rc));
+	bool result = false;
+	if (SPI_processed == 1) {
+		bool isnull;
+		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		result = !isnull && DatumGetBool(d);
+	}
+	AtEOXact_GUC(false, nest);
+	SPI_finish();
 	if (pushed)
 		PopActiveSnapshot();
-	return DatumGetBool(d);
+	return result;
 }
 
 void refuse(const char* what, Oid relid)
@@ -110,24 +143,32 @@ void refuse(const char* what, Oid relid)
 	                              "role; tenant_guard.block_explain_analyze controls this guard.")));
 }
 
+// The role check runs a catalog query, so it comes last: only a statement
+// that would touch a table with row-level security pays for it.
 void check_truncate(TruncateStmt* stmt)
 {
-	if (!current_user_is_app_role())
+	if (superuser())
 		return;
+	Oid first_rls = InvalidOid;
 	ListCell* lc;
 	foreach (lc, stmt->relations) {
 		RangeVar* rv = lfirst_node(RangeVar, lc);
 		Oid relid = RangeVarGetRelid(rv, NoLock, true);
 		if (!OidIsValid(relid))
 			continue;  // PostgreSQL reports the missing table itself
+		if (stmt->behavior == DROP_CASCADE) {
+			if (current_user_is_app_role())
+				refuse("TRUNCATE ... CASCADE", relid);
+			return;
+		}
 		List* rels = rv->inh ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
 		ListCell* rc;
 		foreach (rc, rels)
-			if (rel_has_rls(lfirst_oid(rc)))
-				refuse("TRUNCATE", lfirst_oid(rc));
-		if (stmt->behavior == DROP_CASCADE)
-			refuse("TRUNCATE ... CASCADE", relid);
+			if (!OidIsValid(first_rls) && rel_has_rls(lfirst_oid(rc)))
+				first_rls = lfirst_oid(rc);
 	}
+	if (OidIsValid(first_rls) && current_user_is_app_role())
+		refuse("TRUNCATE", first_rls);
 }
 
 bool collect_rels(Node* node, List** rels);
@@ -190,13 +231,16 @@ void check_explain(ExplainStmt* stmt)
 		if (strcmp(opt->defname, "analyze") == 0)
 			analyze = defGetBoolean(opt);
 	}
-	if (!analyze || !IsA(stmt->query, Query) || !current_user_is_app_role())
+	if (!analyze || !IsA(stmt->query, Query) || superuser())
 		return;
 	List* rels = NIL;
 	explained_rels((Query*)stmt->query, &rels);
 	foreach (lc, rels)
-		if (rel_has_rls(lfirst_oid(lc)))
-			refuse("EXPLAIN ANALYZE", lfirst_oid(lc));
+		if (rel_has_rls(lfirst_oid(lc))) {
+			if (current_user_is_app_role())
+				refuse("EXPLAIN ANALYZE", lfirst_oid(lc));
+			return;
+		}
 }
 
 void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree, ProcessUtilityContext context,

@@ -62,6 +62,7 @@ COMMENT ON FUNCTION tenant_guard.unregister_app_role(regrole) IS 'Removes a role
 -- The application roles in effect: the registered ones, or, with none
 -- registered, every login role that is not a superuser (predefined roles
 -- excluded). Public: it only names roles, which pg_roles shows anyway.
+-- src/pg/hooks.cpp applies the same rule in one query (keep them in step).
 CREATE FUNCTION tenant_guard.app_roles_in_effect()
 RETURNS TABLE (role regrole, anonymous boolean, registered boolean)
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -78,20 +79,9 @@ $$;
 COMMENT ON FUNCTION tenant_guard.app_roles_in_effect() IS
     'The registered application roles or, with none registered, every non-superuser login role.';
 
--- Internal, for the runtime guards: does role (usually current_user) count
--- as an application role? Superusers never do.
-CREATE FUNCTION tenant_guard._is_app_role(role oid)
-RETURNS boolean
-LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = role), true)
-       AND EXISTS (SELECT 1 FROM tenant_guard.app_roles_in_effect() a WHERE a.role = _is_app_role.role)
-$$;
 GRANT EXECUTE ON FUNCTION tenant_guard.app_roles_in_effect() TO PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.register_app_role(regrole, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.unregister_app_role(regrole) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant_guard._is_app_role(oid) TO PUBLIC;
 
 -- Does this backend run the runtime guards (TRUNCATE and EXPLAIN ANALYZE by
 -- application roles)? Only when tenant_guard is in shared_preload_libraries.
