@@ -75,6 +75,7 @@ SET ROLE regress_rg_app;
 TRUNCATE rg_t;
 RESET ROLE;
 
+DROP FUNCTION pg_temp.x();
 DROP VIEW rg_vv, rg_v;
 DROP TABLE rg_t, rg_plain, rg_child, rg_parent;
 REVOKE CREATE ON SCHEMA public FROM regress_rg_app;

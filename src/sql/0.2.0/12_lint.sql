@@ -495,6 +495,7 @@ BEGIN
                   split_part(c.cfg, '=', 1))
     FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c(cfg)
     WHERE (s.setdatabase = 0 OR d.datname = current_database())
+      AND (s.setrole = 0 OR s.setrole IN (SELECT a.role FROM tenant_guard.app_roles_in_effect() a))
       AND split_part(c.cfg, '=', 1) IN ('tenant_guard.org_id', 'tenant_guard.user_id', 'tenant_guard.role',
                                         'tenant_guard.scopes', 'tenant_guard.signed_context', 'request.jwt.claims')
     UNION ALL
