@@ -124,6 +124,7 @@ SELECT tenant_guard.protect('app.inh_parent');
 SELECT tenant_guard.protect('app.t_extra');
 RESET ROLE;
 GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA app TO $APP;
+SELECT tenant_guard.register_app_role('$APP');
 SQL
 n_reg=$(q -d "$DB_SRC" -c "SELECT count(*) FROM tenant_guard.protected_tables")
 [ "$n_reg" = 9 ] || { cat "$W/setup.log"; echo "FAIL: source registry has $n_reg rows, expected 9"; exit 1; }
@@ -202,6 +203,8 @@ SELECT line FROM (
     FROM tenant_guard.protected_tables p
     UNION ALL
     SELECT format('registry has %s rows', count(*)) FROM tenant_guard.protected_tables
+    UNION ALL
+    SELECT format('app role %s anonymous=%s', a.role, a.anonymous) FROM tenant_guard.app_roles a
     UNION ALL
     SELECT format('event_trigger %s on=%s enabled=%s tags=%s function=%s extension_member=%s', e.evtname,
                   e.evtevent, e.evtenabled, e.evttags, e.evtfoid::regprocedure,
