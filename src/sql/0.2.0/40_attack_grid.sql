@@ -380,6 +380,34 @@ BEGIN
     END IF;
     RETURN NEXT;
 
+    vector := 'upsert_update_other_tenant';
+    -- B's key inserted as tenant A with ON CONFLICT ... DO UPDATE: does the
+    -- update reach B's row? (conflict target: a unique index on plain
+    -- columns, one without the tenant column first)
+    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord) AS cols,
+           bool_or(at.attname = tc) AS has_tc INTO arbiter
+    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
+    JOIN pg_attribute at ON at.attrelid = t AND at.attnum = k.attnum
+    WHERE i.indrelid = t AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
+    GROUP BY ic.relname ORDER BY bool_or(at.attname = tc), ic.relname LIMIT 1;
+    IF NOT has_b THEN
+        outcome := 'skipped'; detail := no_b;
+    ELSIF arbiter.relname IS NULL THEN
+        outcome := 'skipped'; detail := 'no unique index on plain columns to conflict on';
+    ELSE
+        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+            'WITH u AS (' || tenant_guard._grid_insert(t, CASE WHEN arbiter.has_tc THEN row_b
+                                                               ELSE row_b || jsonb_build_object(tc, a) END, true,
+                format('ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s RETURNING %s', arbiter.cols, uc, uc, c))
+            || format(') SELECT count(*) FROM u WHERE %s = %s', c, lb), 'value', lock_ms);
+        j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
+            format('INSERT ... ON CONFLICT (%s) DO UPDATE changed a row of tenant B', arbiter.cols),
+            format('INSERT ... ON CONFLICT (%s) DO UPDATE did not reach a row of tenant B', arbiter.cols));
+        outcome := j[1]; detail := j[2];
+    END IF;
+    RETURN NEXT;
+
     vector := 'merge_insert_other_tenant';
     stmt := tenant_guard._grid_columns(t, plant, false);
     res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
