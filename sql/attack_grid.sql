@@ -71,10 +71,27 @@ SELECT vector, outcome FROM grid WHERE tbl = 'ag.tasks'::regclass
   AND vector IN ('read_unfiltered', 'update_move_to_other_tenant', 'insert_into_other_tenant') ORDER BY 1;
 SELECT tenant_guard.assert_isolated('regress_ag_app', :'org_a', :'org_b');
 
--- seeding: ag.empty gets one row per tenant, inside the rolled-back run
+-- seeding: ag.empty gets one row per tenant, inside the rolled-back run,
+-- inserted by the table's owner (the trigger shows who), not the superuser
+CREATE FUNCTION ag.who_inserts() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE NOTICE 'row of % inserted by %', CASE WHEN NEW.org_id = '11111111-1111-4111-8111-111111111111'
+                                               THEN 'A' ELSE 'B' END, current_user;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER who_inserts AFTER INSERT ON ag.empty FOR EACH ROW EXECUTE FUNCTION ag.who_inserts();
 SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_ag_app', :'org_a', :'org_b', seed => true)
 WHERE tbl = 'ag.empty'::regclass AND vector IN ('read_other_tenant', 'update_move_to_other_tenant', 'unique_oracle');
+DROP TRIGGER who_inserts ON ag.empty;
 SELECT count(*) AS empty_still_empty FROM ag.empty;
+-- a table no row can be built for: the reason is given
+SET ROLE regress_ag_owner;
+CREATE TABLE ag.unseedable (org_id uuid NOT NULL, must text NOT NULL);
+SELECT tenant_guard.protect('ag.unseedable');
+RESET ROLE;
+SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_ag_app', :'org_a', :'org_b', seed => true)
+WHERE tbl = 'ag.unseedable'::regclass AND vector = 'read_other_tenant';
+DROP TABLE ag.unseedable;
 SELECT tenant_guard.assert_isolated('regress_ag_app', :'org_a', :'org_b', seed => true);
 
 -- nothing is left behind: rows, locks, settings (compared in one transaction)

@@ -1062,6 +1062,49 @@ BEGIN
 END
 $$;
 
+-- seed => true: one row of tenant org in rel when it has none, built from
+-- an existing row (fresh values for keys with a default) or from the column
+-- defaults. Inserted as the table's owner with org's context, not as the
+-- superuser: triggers, defaults and constraints a table owner wrote never run
+-- with superuser rights. Returns NULL, or {"error": message} (nothing
+-- inserted, the role and context unchanged).
+CREATE FUNCTION tenant_guard._grid_seed(rel regclass, col name, org text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    saved_role text := current_setting('role');
+    found_row boolean;
+    tmpl jsonb;
+    ctx record;
+    stmt text;
+BEGIN
+    EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE %I = %L)', rel, col, org) INTO found_row;
+    IF found_row THEN
+        RETURN NULL;
+    END IF;
+    tmpl := tenant_guard._grid_fresh(rel, coalesce(tenant_guard._grid_row(rel, NULL, NULL), '{}'))
+            || jsonb_build_object(col, org);
+    SELECT * INTO ctx FROM tenant_guard._grid_context(rel);
+    stmt := tenant_guard._grid_insert(rel, tmpl, false, NULL);   -- built before the owner's rights apply
+    BEGIN
+        PERFORM set_config('tenant_guard.signed_context', '', true);
+        PERFORM set_config('tenant_guard.context_source', 'setting', true);
+        PERFORM set_config('tenant_guard.org_id', org, true);
+        PERFORM set_config('tenant_guard.role', coalesce(ctx.in_role, ''), true);
+        PERFORM set_config('tenant_guard.scopes', coalesce(ctx.scopes, ''), true);
+        PERFORM set_config('role', (SELECT r.rolname FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
+                                    WHERE c.oid = rel), true);
+        EXECUTE stmt;
+        PERFORM set_config('role', saved_role, true);
+    EXCEPTION WHEN OTHERS THEN
+        RETURN jsonb_build_object('error', SQLERRM);
+    END;
+    RETURN NULL;
+END
+$$;
+
 CREATE FUNCTION tenant_guard.attack_grid(app_role regrole, org_a uuid, org_b uuid, seed boolean DEFAULT false)
 RETURNS TABLE (tbl regclass, vector text, outcome text, detail text)
 LANGUAGE plpgsql VOLATILE
@@ -1074,7 +1117,6 @@ DECLARE
     p record;
     org text;
     tmpl jsonb;
-    has_rows boolean;
     seed_notes jsonb := '{}';
 BEGIN
     IF app_role IS NULL OR org_a IS NULL OR org_b IS NULL OR seed IS NULL THEN
@@ -1102,24 +1144,18 @@ BEGIN
         lock_ms := (SELECT CASE WHEN s.setting::integer BETWEEN 1 AND 1000 THEN s.setting::integer ELSE 1000 END
                     FROM pg_settings s WHERE s.name = 'lock_timeout');
         IF seed THEN
-            -- one row per tenant that has none, as the superuser (row-level
-            -- security does not apply), rolled back with everything else
+            -- one row per tenant that has none, rolled back with everything else
             FOR p IN SELECT pt.tbl, pt.tenant_column FROM tenant_guard.protected_tables pt
                      WHERE pt.tenant_type IN ('uuid', 'text')
                      ORDER BY pt.parent IS NOT NULL, pt.tbl::text LOOP
                 FOREACH org IN ARRAY ARRAY[org_a::text, org_b::text] LOOP
-                    EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE %I = %L)', p.tbl, p.tenant_column, org)
-                        INTO has_rows;
-                    CONTINUE WHEN has_rows;
-                    tmpl := tenant_guard._grid_fresh(p.tbl, coalesce(tenant_guard._grid_row(p.tbl, NULL, NULL), '{}'))
-                            || jsonb_build_object(p.tenant_column, org);
-                    BEGIN
-                        EXECUTE tenant_guard._grid_insert(p.tbl, tmpl, false, NULL);
-                    EXCEPTION WHEN OTHERS THEN
-                        seed_notes := seed_notes || jsonb_build_object(p.tbl::oid::text, format(
-                            'seeding a row of tenant %s failed: %s', CASE org WHEN org_a::text THEN 'A' ELSE 'B' END,
-                            SQLERRM));
-                    END;
+                    tmpl := tenant_guard._grid_seed(p.tbl, p.tenant_column, org);
+                    IF tmpl IS NOT NULL THEN
+                        seed_notes := seed_notes || jsonb_build_object(p.tbl::oid::text, concat_ws('; ',
+                            seed_notes ->> p.tbl::oid::text,
+                            format('seeding a row of tenant %s failed: %s',
+                                   CASE org WHEN org_a::text THEN 'A' ELSE 'B' END, tmpl ->> 'error')));
+                    END IF;
                 END LOOP;
             END LOOP;
         END IF;
@@ -1190,6 +1226,7 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_insert(regclass, jsonb, boolean, text)
 REVOKE ALL ON FUNCTION tenant_guard._grid_row(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_fresh(regclass, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_context(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_seed(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_dependent_views(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.attack_grid(regrole, uuid, uuid, boolean) FROM PUBLIC;
