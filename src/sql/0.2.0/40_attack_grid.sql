@@ -468,10 +468,14 @@ BEGIN
     ELSE
         res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
             tenant_guard._grid_insert(t, row_b || jsonb_build_object(tc, a), true, NULL), 'rows', lock_ms);
+        -- the violated index may belong to a partition: look in the whole tree
         IF res.err_state = '23505' AND NOT EXISTS (
-                SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-                JOIN pg_attribute at ON at.attrelid = t AND at.attname = tc
-                WHERE i.indrelid = t AND ic.relname = res.err_constraint AND at.attnum = ANY (i.indkey)) THEN
+                WITH RECURSIVE tree(rel) AS (
+                    SELECT t::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
+                SELECT 1 FROM tree JOIN pg_index i ON i.indrelid = tree.rel
+                JOIN pg_class ic ON ic.oid = i.indexrelid
+                JOIN pg_attribute at ON at.attrelid = tree.rel AND at.attname = tc
+                WHERE ic.relname = res.err_constraint AND at.attnum = ANY (i.indkey)) THEN
             outcome := 'leak';
             detail := format('unique index %s does not include the tenant column: inserting tenant B''s key as '
                              'tenant A fails, which tells A the key exists', quote_ident(res.err_constraint));
