@@ -225,7 +225,6 @@ AS $$
 DECLARE
     ghost constant text := 'ffffffff-ffff-4fff-bfff-ffffffffffff';
     no_b constant text := 'tenant B has no rows in this table; pass seed => true';
-    app_name name := (SELECT r.rolname FROM pg_roles r WHERE r.oid = app_role);
     q text := t::text;
     c text := quote_ident(tc);
     la text := quote_literal(a);
@@ -241,14 +240,12 @@ DECLARE
     plant jsonb;
     uc text;
     res record;
-    res2 record;
     j text[];
     j2 text[];
     stmt text;
     x record;
     y record;
     found_any boolean;
-    nb text;
     count_b text;
     claim_path text[];
     claims_b jsonb;
