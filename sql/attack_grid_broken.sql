@@ -1,6 +1,7 @@
 -- tenant_guard.attack_grid() on deliberately broken schemas: each broken
 -- fixture must make the vector that targets it leak, and assert_isolated()
--- must fail. Every table is first protected with protect(), then weakened
+-- must fail. Every table (uuid and text tenant columns, partitions, an
+-- inheritance child) is first protected with protect(), then weakened
 -- the way real schemas drift (the grid covers the registered tables).
 \set SHOW_CONTEXT never
 \set org_a '11111111-1111-4111-8111-111111111111'
@@ -31,13 +32,20 @@ CREATE TABLE bk.parted_1 PARTITION OF bk.parted FOR VALUES IN (1);
 CREATE TABLE bk.parted_2 PARTITION OF bk.parted FOR VALUES IN (2);
 -- 6. TRUNCATE granted
 CREATE TABLE bk.truncated (org_id uuid NOT NULL, id int);
+-- 7. an inheritance child without row-level security
+CREATE TABLE bk.inh (org_id uuid NOT NULL, n int);
+CREATE TABLE bk.inh_child () INHERITS (bk.inh);
+-- 8. a text tenant column with a permissive-only policy
+CREATE TABLE bk.textual (org_id text NOT NULL, body text);
 INSERT INTO bk.owned VALUES (:'org_a', 1), (:'org_b', 2);
 INSERT INTO bk.permissive VALUES (:'org_a', 1), (:'org_b', 2);
 INSERT INTO bk.viewed VALUES (:'org_a', 1), (:'org_b', 2);
 INSERT INTO bk.keyed VALUES (:'org_a', 'a-key'), (:'org_b', 'b-key');
 INSERT INTO bk.parted VALUES (:'org_a', 1), (:'org_b', 1), (:'org_a', 2), (:'org_b', 2);
 INSERT INTO bk.truncated VALUES (:'org_a', 1), (:'org_b', 2);
-SELECT tenant_guard.protect(t) FROM unnest('{bk.owned,bk.permissive,bk.viewed,bk.keyed,bk.refs,bk.parted,bk.truncated}'::regclass[]) t;
+INSERT INTO bk.inh_child VALUES (:'org_a', 1), (:'org_b', 2);
+INSERT INTO bk.textual VALUES (:'org_a', 'a'), (:'org_b', 'b');
+SELECT tenant_guard.protect(t) FROM unnest('{bk.owned,bk.permissive,bk.viewed,bk.keyed,bk.refs,bk.parted,bk.truncated,bk.inh,bk.textual}'::regclass[]) t;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA bk TO regress_agb_app, regress_agb_bypass;
 GRANT TRUNCATE ON bk.truncated TO regress_agb_app;
 RESET ROLE;
@@ -51,6 +59,9 @@ ALTER TABLE bk.owned OWNER TO regress_agb_app;
 DROP POLICY tg_wall ON bk.permissive;
 CREATE POLICY everyone ON bk.permissive USING (true) WITH CHECK (true);
 ALTER TABLE bk.parted_2 DISABLE ROW LEVEL SECURITY;
+ALTER TABLE bk.inh_child DISABLE ROW LEVEL SECURITY;
+DROP POLICY tg_wall ON bk.textual;
+CREATE POLICY everyone ON bk.textual USING (true) WITH CHECK (true);
 RESET client_min_messages;
 COMMIT;
 CREATE VIEW bk.viewed_v AS SELECT * FROM bk.viewed;
@@ -58,7 +69,7 @@ CREATE MATERIALIZED VIEW bk.viewed_mv AS SELECT * FROM bk.viewed;
 CREATE FUNCTION bk.all_viewed() RETURNS SETOF bk.viewed LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp AS 'SELECT * FROM bk.viewed';
 GRANT SELECT ON bk.viewed_v, bk.viewed_mv, bk.parted_2 TO regress_agb_app;
-GRANT INSERT ON bk.parted_2 TO regress_agb_app;
+GRANT INSERT ON bk.parted_2, bk.inh_child TO regress_agb_app;
 GRANT EXECUTE ON FUNCTION bk.all_viewed() TO regress_agb_app;
 
 -- with the TRUNCATE guard off (it is on by default)
@@ -71,7 +82,8 @@ FROM (VALUES ('bk.owned'::regclass, 'owner_without_force'), ('bk.permissive', 'r
              ('bk.viewed', 'definer_view'), ('bk.viewed', 'materialized_view'), ('bk.viewed', 'definer_function'),
              ('bk.keyed', 'unique_oracle'), ('bk.keyed', 'on_conflict_oracle'), ('bk.keyed', 'foreign_key_oracle'),
              ('bk.parted', 'partition_direct'), ('bk.parted', 'child_insert'),
-             ('bk.truncated', 'truncate')) f(tbl, vector)
+             ('bk.inh', 'partition_direct'), ('bk.inh', 'child_insert'), ('bk.textual', 'read_other_tenant'),
+             ('bk.textual', 'insert_into_other_tenant'), ('bk.truncated', 'truncate')) f(tbl, vector)
 LEFT JOIN grid g ON g.tbl = f.tbl AND g.vector = f.vector
 ORDER BY f.tbl::text, f.vector, g.detail;
 -- every leak, per table
