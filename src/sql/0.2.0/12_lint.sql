@@ -473,7 +473,7 @@ BEGIN
 
     -- TG036 .. TG040: the context settings and the server
     RETURN QUERY
-    SELECT CASE src WHEN 'setting' THEN 'warning' ELSE 'info' END, 'TG036', 'tenant_guard.context_source',
+    SELECT 'warning', 'TG036', 'tenant_guard.context_source',
            format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', src),
            'Use context_source = signed and tenant_guard.set_context(<token signed by your auth service>).'
     WHERE src IN ('setting', 'claims')
