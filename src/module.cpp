@@ -12,6 +12,7 @@
  */
 #include <sodium.h>
 
+#include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 
@@ -29,6 +30,7 @@ void _PG_init(void)
 {
 	if (sodium_init() < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
+	tenant_guard::crypto::init();  // before guc::init(), which reserves the prefix
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }
