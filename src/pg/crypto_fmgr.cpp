@@ -417,7 +417,7 @@ constexpr const char* k_shred =
     "WITH s AS (UPDATE tenant_guard.tenant_keys SET state = 'shredded', wrapped_key = NULL, kek_id = NULL, "
     "shredded_at = pg_catalog.now(), shredded_by = $2::pg_catalog.name "
     "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.<>) 'shredded' RETURNING version) "
-    "SELECT COALESCE(pg_catalog.array_agg(version ORDER BY version)::pg_catalog.text, '{}') FROM s";
+    "SELECT COALESCE(pg_catalog.array_agg(version ORDER BY version)::pg_catalog.text, '{}'), pg_catalog.count(*) FROM s";
 
 Datum bytea_datum(const std::uint8_t* p, std::size_t n)
 {
@@ -808,25 +808,19 @@ TG_FUNCTION(shred_keys)
 	const std::string who = actor();
 	std::int32_t max_version = 0;
 	(void) lock_tenant(org, &max_version);
-	char versions[8192];
-	versions[0] = '\0';
+	std::int64_t n = 0;
 	as_key_owner([&] {
 		Oid t2[2] = {UUIDOID, TEXTOID};
 		Datum v2[2] = {uuid_datum(org), CStringGetTextDatum(who.c_str())};
 		exec(k_shred, 2, t2, v2, SPI_OK_SELECT);
-		char* list = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-		strlcpy(versions, list, sizeof versions);
+		bool isnull = false;
+		Datum list = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		Oid t4[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
-		Datum v4[4] = {v2[0], CStringGetTextDatum("shredded"), CStringGetTextDatum(versions), v2[1]};
+		Datum v4[4] = {v2[0], CStringGetTextDatum("shredded"), list, v2[1]};
 		exec(k_event, 4, t4, v4, SPI_OK_INSERT);
 	});
-	std::int32_t n = 0;
-	if (std::strcmp(versions, "{}") != 0) {
-		n = 1;
-		for (const char* p = versions; *p; ++p)
-			n += *p == ',';
-	}
-	PG_RETURN_INT32(n);
+	PG_RETURN_INT32(static_cast<std::int32_t>(n));
 }
 
 // tenant_guard.rewrap_keys() returns integer: how many tenant keys were re-wrapped
