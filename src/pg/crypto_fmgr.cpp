@@ -128,6 +128,12 @@ struct State {
 	TimestampTz checked_stmt = 0;
 	std::map<env::OrgId, Tenant> tenants;
 	std::vector<std::uint8_t> ad;  // reused associated-data buffer
+	// Nonces come from a pool refilled by RAND_bytes: one call per 340
+	// nonces instead of one per encryption (RAND_bytes checks the pid with a
+	// getpid() system call each time). Refilled after a fork (MyProcPid).
+	std::uint8_t nonce_pool[4080];
+	std::size_t nonce_used = sizeof nonce_pool;
+	int nonce_pid = 0;
 };
 
 // Allocated once per backend and never freed (no static destructor at exit).
@@ -632,11 +638,17 @@ bytea* seal(Dek& d, const env::OrgId& org, std::uint32_t version, const varlena*
 		throw Error("54000", "value is too large to encrypt", "The ciphertext would exceed 1 GB.");
 	bytea* out = alloc_bytea(len + env::k_overhead);
 	auto* p = reinterpret_cast<std::uint8_t*>(VARDATA(out));
-	std::uint8_t nonce[tg::aead::k_nonce_len];
-	if (RAND_bytes(nonce, sizeof nonce) != 1)
-		throw Error(tg::sqlstate::k_internal_error, "could not generate a nonce");
+	State& s = state();
+	if (s.nonce_used + tg::aead::k_nonce_len > sizeof s.nonce_pool || s.nonce_pid != MyProcPid) {
+		if (RAND_bytes(s.nonce_pool, sizeof s.nonce_pool) != 1)
+			throw Error(tg::sqlstate::k_internal_error, "could not generate a nonce");
+		s.nonce_used = 0;
+		s.nonce_pid = MyProcPid;
+	}
+	const std::uint8_t* nonce = s.nonce_pool + s.nonce_used;
+	s.nonce_used += tg::aead::k_nonce_len;
 	env::write_header(p, version, nonce);
-	std::vector<std::uint8_t>& ad = state().ad;
+	std::vector<std::uint8_t>& ad = s.ad;
 	env::associated_data(ad, org, version, bytes(aad), VARSIZE_ANY_EXHDR(aad));
 	d.gcm->seal(nonce, ad.data(), ad.size(), in, len, p + env::k_header_len, p + env::k_header_len + len);
 	return out;
