@@ -127,6 +127,25 @@ SELECT org_id, 98, 'active', wrapped_key, kek_id, created_by FROM tenant_guard.t
 WHERE org_id = :'org_b' AND state = 'active';
 \set VERBOSITY default
 
+-- concurrent first use of a new tenant creates one key: a second session
+-- waits for the first one's transaction and then uses its key
+SELECT dblink_connect('third', format('host=%s port=%s dbname=%s user=postgres',
+       split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_database()));
+SELECT dblink_exec(c, format($$SET tenant_guard.context_source = 'setting';
+                               SET tenant_guard.org_id = '33333333-3333-4333-8333-333333333333';
+                               SET tenant_guard.master_key_file = %L$$, :'master_key2_file'))
+FROM (VALUES ('other'), ('third')) v(c);
+SELECT dblink_exec('other', 'BEGIN');
+SELECT * FROM dblink('other', 'SELECT tenant_guard.key_version(tenant_guard.encrypt(''first''::bytea))') AS t(v int);
+SELECT dblink_send_query('third', 'SELECT tenant_guard.key_version(tenant_guard.encrypt(''second''::bytea))');
+SELECT pg_sleep(0.2);
+SELECT dblink_is_busy('third') AS second_session_waits;
+SELECT dblink_exec('other', 'COMMIT');
+SELECT * FROM dblink_get_result('third') AS t(v int);
+SELECT * FROM dblink_get_result('third') AS t(v int);
+SELECT version, state FROM tenant_guard.tenant_keys WHERE org_id = '33333333-3333-4333-8333-333333333333';
+SELECT dblink_disconnect('third');
+
 SELECT dblink_disconnect('other');
 DROP EXTENSION dblink;
 DROP TABLE notes;
