@@ -87,6 +87,9 @@ using tg::pg::pg_call;
 namespace {
 
 constexpr std::size_t k_max_key_source = 4096;
+// Tenants whose keys one backend keeps; beyond that the cache starts over
+// (bounds the locked memory of a pooled backend serving many tenants).
+constexpr std::size_t k_max_cached_tenants = 256;
 constexpr const char* k_invalid_param = "22023";
 
 // ---------------------------------------------------------------- state --
@@ -544,7 +547,10 @@ Dek& cache_row(const env::OrgId& org, const KeyRow& r)
 		                        sizeof r.wrapped);
 		d.gcm = std::make_unique<tg::aead::Gcm>(d.key.data());
 	}
-	Tenant& t = state().tenants[org];
+	auto& tenants = state().tenants;
+	if (tenants.size() >= k_max_cached_tenants && tenants.find(org) == tenants.end())
+		tenants.clear();
+	Tenant& t = tenants[org];
 	if (r.state == 'a')
 		t.active = static_cast<std::uint32_t>(r.version);
 	return t.deks.insert_or_assign(static_cast<std::uint32_t>(r.version), std::move(d)).first->second;
