@@ -27,7 +27,9 @@ cp "$MASTER_KEY2_FILE" "$W/two.key"
 cp "$W/one.key" "$W/current.key"
 chmod 600 "$W"/*.key
 [ "$(id -u)" -eq 0 ] && chown postgres:postgres "$W"/*.key
-tg_start_cluster "$W/pg" "tenant_guard.master_key_command = 'cat $W/current.key'" >/dev/null
+# listen_addresses = '' (overriding tg_start_cluster's line): only the socket in
+# $W, so clusters started by parallel harnesses can never race for a TCP port.
+tg_start_cluster "$W/pg" "listen_addresses = ''" "tenant_guard.master_key_command = 'cat $W/current.key'" >/dev/null
 
 fail() { echo "FAIL: $*"; tail -20 "$W/pg/server.log"; exit 1; }
 q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
