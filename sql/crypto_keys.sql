@@ -127,6 +127,14 @@ SELECT org_id, 98, 'active', wrapped_key, kek_id, created_by FROM tenant_guard.t
 WHERE org_id = :'org_b' AND state = 'active';
 \set VERBOSITY default
 
+-- shredding needs no master key (erasure must not depend on it)
+RESET tenant_guard.master_key_file;
+SELECT tenant_guard.shred_keys(:'org_b') AS b_shredded_without_master_key;
+SET tenant_guard.master_key_file = :'master_key2_file';
+SET tenant_guard.org_id = :'org_b';
+SELECT tenant_guard.decrypt_text(c, 'x') FROM b_value;
+SET tenant_guard.org_id = :'org_a';
+
 -- concurrent first use of a new tenant creates one key: a second session
 -- waits for the first one's transaction and then uses its key
 SELECT dblink_connect('third', format('host=%s port=%s dbname=%s user=postgres',
