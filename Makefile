@@ -17,6 +17,8 @@ OBJS = \
 	src/core/jwt.o \
 	src/core/keyfile.o \
 	src/core/encoding.o
+# Column encryption (issue 5)
+OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

@@ -12,6 +12,7 @@
  */
 #include <sodium.h>
 
+#include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/hooks.hpp"
@@ -30,7 +31,11 @@ void _PG_init(void)
 {
 	if (sodium_init() < 0)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
+	// Every feature defines its settings before guc::init(), which reserves the
+	// tenant_guard prefix: reserving first would discard values set in
+	// postgresql.conf for settings defined afterwards.
+	tenant_guard::crypto::init();
+	tenant_guard::hooks::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
-	tenant_guard::hooks::init();
 }
