@@ -15,7 +15,8 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 W=$(mktemp -d /tmp/tg_nopreload.XXXXXX)
 chmod 755 "$W"
 trap 'tg_stop_cluster "$W/pg"; rm -rf "$W"' EXIT
-tg_start_cluster "$W/pg" "tenant_guard.jwt_secret_file = '$HS_SECRET_FILE'" "tenant_guard.jwt_audience = 'tenant-app'" >/dev/null
+tg_start_cluster "$W/pg" "tenant_guard.jwt_secret_file = '$HS_SECRET_FILE'" "tenant_guard.jwt_audience = 'tenant-app'" \
+	"tenant_guard.block_explain_analyze = off" >/dev/null
 
 fail() { echo "FAIL: $*"; tail -20 "$W/pg/server.log"; exit 1; }
 q() { psql -X -At -v ON_ERROR_STOP=1 "$@"; }
@@ -63,4 +64,8 @@ grep -qx 'TG029 regress_nopreload_app' <<<"$lint" || fail "lint did not report t
 out=$(q -U regress_nopreload_app -c "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM t3" 2>&1)
 grep -q 'actual rows=' <<<"$out" || fail "EXPLAIN ANALYZE without preload: $out"
 echo "ok: without preload the runtime guards are off and lint() reports TG040"
-echo "nopreload: 4 checks passed"
+# a value from postgresql.conf survives the library reserving the tenant_guard prefix
+got=$(q -c "SELECT tenant_guard._runtime_guards()" -c "SHOW tenant_guard.block_explain_analyze" | tail -1)
+[ "$got" = "off" ] || fail "postgresql.conf's tenant_guard.block_explain_analyze = off was lost: '$got'"
+echo "ok: settings from postgresql.conf are kept when the library loads"
+echo "nopreload: 5 checks passed"
