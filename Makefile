@@ -15,7 +15,10 @@ OBJS = \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \
-	src/core/encoding.o
+	src/core/encoding.o \
+	src/pg/audit_guc.o \
+	src/pg/audit_fmgr.o \
+	src/core/audit.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

@@ -12,6 +12,7 @@
  */
 #include <sodium.h>
 
+#include "pg/audit_guc.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 
@@ -31,4 +32,5 @@ void _PG_init(void)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not initialise libsodium")));
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
+	tenant_guard::audit_guc::init();
 }

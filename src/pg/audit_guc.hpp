@@ -1,0 +1,17 @@
+/*
+ * pg/audit_guc.hpp: the settings of the audit log (defined in audit_guc.cpp)
+ * and of the impersonation claim. Reference: docs/audit.md, docs/settings.md.
+ */
+#pragma once
+
+namespace tenant_guard::audit_guc {
+
+extern char* impersonator_claim;    // tenant_guard.impersonator_claim
+extern char* setting_impersonator;  // tenant_guard.impersonator (context_source = setting)
+extern char* retention;             // tenant_guard.audit_retention
+extern char* reader_role;           // tenant_guard.audit_reader_role
+extern bool skip_noop_updates;      // tenant_guard.audit_skip_noop_updates
+
+void init();
+
+}  // namespace tenant_guard::audit_guc
