@@ -58,7 +58,11 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/sequence.h"
 #include "commands/trigger.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -76,6 +80,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/relcache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -213,6 +218,14 @@ struct XactState {
 	Oid log_owner = InvalidOid;
 	Oid seq_oid = InvalidOid;
 	bool sealing = false;
+	// The partition this transaction writes to (all its records share
+	// xact_at), opened once under the top transaction's resource owner.
+	Relation part = nullptr;
+	EState* estate = nullptr;
+	ResultRelInfo* rri = nullptr;
+	TupleTableSlot* slot = nullptr;
+	int part_natts = 0;
+	AttrNumber colmap[22];  // our column i -> attnum in the partition
 };
 
 XactState xs;
@@ -293,7 +306,6 @@ void subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransacti
 // Writing records
 // ---------------------------------------------------------------------------
 
-SPIPlanPtr insert_plan = nullptr;
 SPIPlanPtr last_seal_plan = nullptr;
 SPIPlanPtr partition_plan = nullptr;
 SPIPlanPtr tenant_column_plan = nullptr;
@@ -302,6 +314,7 @@ SPIPlanPtr tenant_column_plan = nullptr;
 Oid covered_log = InvalidOid;
 TimestampTz covered_lo = 0;
 TimestampTz covered_hi = 0;
+Oid covered_part = InvalidOid;
 
 SPIPlanPtr prepare(const char* sql, int nargs, Oid* types)
 {
@@ -335,26 +348,94 @@ void resolve_log()
 
 void register_callbacks();
 
-// Makes sure a partition holds rows of this transaction's start time.
-void ensure_partition(TimestampTz at)
+// The partition holding this transaction's start time, created if missing
+// (the safety net: enable_audit() and purge_audit() create them ahead).
+Oid partition_for(TimestampTz at)
 {
-	if (covered_log == xs.log_oid && at >= covered_lo && at < covered_hi)
-		return;
+	if (covered_log == xs.log_oid && at >= covered_lo && at < covered_hi &&
+	    get_rel_relkind(covered_part) == RELKIND_RELATION)
+		return covered_part;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (partition_plan == nullptr) {
 		Oid t[1] = {TIMESTAMPTZOID};
-		partition_plan = prepare("SELECT lo, hi FROM tenant_guard._audit_partition_for($1)", 1, t);
+		partition_plan = prepare("SELECT lo, hi, part::pg_catalog.oid FROM tenant_guard._audit_partition_for($1)", 1, t);
 	}
 	Datum v[1] = {TimestampTzGetDatum(at)};
 	if (SPI_execute_plan(partition_plan, v, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not find or create the audit log partition");
-	bool n1, n2;
+	bool n1, n2, n3;
 	Datum lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
 	Datum hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
-	if (n1 || n2)
+	Datum part = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &n3);
+	if (n1 || n2 || n3)
 		elog(ERROR, "could not find or create the audit log partition");
 	covered_lo = DatumGetTimestampTz(lo);
 	covered_hi = DatumGetTimestampTz(hi);
+	covered_part = DatumGetObjectId(part);
 	covered_log = xs.log_oid;
+	SPI_finish();
+	return covered_part;
+}
+
+const char* const k_colnames[k_ncols] = {
+    "id", "xact_at", "statement_at", "xid", "org", "kind", "seq", "action", "table_name", "actor", "impersonator",
+    "tenant_role", "db_role", "session_role", "application_name", "row_pk", "old_row", "new_row",
+    "changed_columns", "detail", "prev_hash", "hash"};
+
+// Opens this transaction's partition with its indexes, once. Records are
+// inserted into it directly (heap and index inserts, as COPY does): no
+// executor start-up, partition routing or constraint re-evaluation per
+// record; the values are built here and satisfy the table's constraints.
+void open_partition()
+{
+	if (xs.part != nullptr)
+		return;
+	resolve_log();
+	// As the log owner: creating a partition is the owner's business.
+	Oid save_user;
+	int save_sec;
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(xs.log_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	const Oid part = partition_for(GetCurrentTransactionStartTimestamp());
+	SetUserIdAndSecContext(save_user, save_sec);
+	ResourceOwner save_owner = CurrentResourceOwner;
+	MemoryContext save_cxt = MemoryContextSwitchTo(TopTransactionContext);
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	LockRelationOid(xs.log_oid, RowExclusiveLock);
+	Relation rel = table_open(part, RowExclusiveLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	for (int i = 0; i < k_ncols; ++i) {
+		xs.colmap[i] = InvalidAttrNumber;
+		for (int a = 0; a < desc->natts; ++a)
+			if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
+				xs.colmap[i] = static_cast<AttrNumber>(a + 1);
+		if (xs.colmap[i] == InvalidAttrNumber)
+			elog(ERROR, "audit log partition %s has no column %s", RelationGetRelationName(rel), k_colnames[i]);
+	}
+	xs.part_natts = desc->natts;
+	xs.estate = CreateExecutorState();
+	xs.rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(xs.rri, rel, 1, nullptr, 0);
+	ExecOpenIndices(xs.rri, false);
+	xs.slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	xs.part = rel;
+	CurrentResourceOwner = save_owner;
+	MemoryContextSwitchTo(save_cxt);
+}
+
+void close_partition()
+{
+	if (xs.part == nullptr)
+		return;
+	ResourceOwner save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	ExecDropSingleTupleTableSlot(xs.slot);
+	ExecCloseIndices(xs.rri);
+	table_close(xs.part, NoLock);
+	FreeExecutorState(xs.estate);
+	xs.part = nullptr;
+	CurrentResourceOwner = save_owner;
 }
 
 Datum text_or_null(const char* s, bool* isnull)
@@ -388,14 +469,14 @@ void set_db_roles(Record& r)
 	r.session_role = GetUserNameFromId(GetSessionUserId(), false);
 }
 
-// Inserts one record (SPI must be connected; runs as the log owner).
+// Inserts one record into this transaction's partition.
 // `seq` and `prev` are the chain position and previous hash. Returns the id.
 int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
 {
 	Datum v[k_ncols];
 	bool n[k_ncols];
 	const TimestampTz xact_at = GetCurrentTransactionStartTimestamp();
-	ensure_partition(xact_at);
+	open_partition();
 	const int64 id = nextval_internal(xs.seq_oid, false);
 
 	v[c_id] = Int64GetDatum(id);
@@ -435,21 +516,20 @@ int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
 	v[c_hash] = PointerGetDatum(h);
 	n[c_hash] = false;
 
-	if (insert_plan == nullptr) {
-		Oid types[k_ncols];
-		memcpy(types, k_types, sizeof types);
-		insert_plan = prepare(
-		    "INSERT INTO tenant_guard.audit_log (id, xact_at, statement_at, xid, org, kind, seq, action, table_name, "
-		    "actor, impersonator, tenant_role, db_role, session_role, application_name, row_pk, old_row, new_row, "
-		    "changed_columns, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-		    "$13, $14, $15, $16, $17, $18, $19, $20, $21, $22)",
-		    k_ncols, types);
+	Datum* tv = static_cast<Datum*>(palloc0(sizeof(Datum) * xs.part_natts));
+	bool* tn = static_cast<bool*>(palloc(sizeof(bool) * xs.part_natts));
+	for (int i = 0; i < xs.part_natts; ++i)
+		tn[i] = true;
+	for (int i = 0; i < k_ncols; ++i) {
+		tv[xs.colmap[i] - 1] = v[i];
+		tn[xs.colmap[i] - 1] = n[i];
 	}
-	char nulls[k_ncols];
-	for (int i = 0; i < k_ncols; ++i)
-		nulls[i] = n[i] ? 'n' : ' ';
-	if (SPI_execute_plan(insert_plan, v, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not insert an audit record");
+	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
+	ExecStoreHeapTuple(tup, xs.slot, true);
+	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
+	(void) ExecInsertIndexTuples(xs.rri, xs.slot, xs.estate, false, false, nullptr, NIL);
+	ExecClearTuple(xs.slot);
+	ResetPerTupleExprContext(xs.estate);
 	if (hash_out)
 		*hash_out = h;
 	return id;
@@ -503,14 +583,8 @@ int64 write_record(Record& r)
 	if (l->count > 0)
 		memcpy(VARDATA(prev), l->last, 32);
 
-	WriterState w = enter_writer();
 	bytea* h = nullptr;
 	int64 id = insert_record(r, l->count + 1, prev, &h);
-	leave_writer(w);
-	// Re-fetch: the SPI call may have run triggers that wrote records too
-	// (and grown the arrays).
-	g = find_group(r.org, true);
-	l = writable_level(g);
 	l->count += 1;
 	memcpy(l->last, VARDATA(h), 32);
 	return id;
@@ -526,6 +600,7 @@ void seal_transaction()
 			++live;
 	if (live == 0)
 		return;
+	open_partition();
 	xs.sealing = true;
 	Record proto;
 	set_db_roles(proto);
@@ -603,6 +678,7 @@ void seal_transaction()
 	}
 	leave_writer(w);
 	PopActiveSnapshot();
+	close_partition();
 }
 
 void xact_callback(XactEvent event, void*)
@@ -611,6 +687,7 @@ void xact_callback(XactEvent event, void*)
 	case XACT_EVENT_PRE_COMMIT:
 	case XACT_EVENT_PRE_PREPARE:
 		seal_transaction();
+		close_partition();
 		break;
 	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_ABORT:

@@ -50,11 +50,14 @@ CREATE TABLE tenant_guard.audit_log (
     changed_columns  text[],
     detail           jsonb,
     prev_hash        bytea NOT NULL,
-    hash             bytea NOT NULL,
-    PRIMARY KEY (id, xact_at)
+    hash             bytea NOT NULL
 ) PARTITION BY RANGE (xact_at);
-CREATE INDEX audit_log_org_idx ON tenant_guard.audit_log (org, xact_at);
-CREATE INDEX audit_log_seal_idx ON tenant_guard.audit_log (seq) WHERE kind = 'seal';
+-- Each partition gets two indexes (each costs every audited write): a
+-- tenant's records in order, and the seals (the commit-time seal reads the
+-- last one). `id` comes from a sequence and is unique without an index.
+-- They are created per partition by _audit_partition_for(), not on the
+-- parent: partitions are not extension members, so pg_dump dumps them with
+-- their indexes, and a parent index would make the restore create them twice.
 COMMENT ON TABLE tenant_guard.audit_log IS
     'Append-only, hash-chained audit records (tenant_guard.enable_audit, audit_event); monthly partitions.';
 
@@ -106,42 +109,49 @@ CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.audit_log
 -- TRUNCATE guard: statement triggers are not inherited) and returns its
 -- bounds. Months are UTC months. Called by the trigger's safety net,
 -- enable_audit() and purge_audit().
-CREATE FUNCTION tenant_guard._audit_partition_for(at timestamptz, OUT lo timestamptz, OUT hi timestamptz)
+CREATE FUNCTION tenant_guard._audit_partition_for(at timestamptz, OUT lo timestamptz, OUT hi timestamptz,
+                                                  OUT part regclass)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    part text;
+    name text;
 BEGIN
     lo := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
     hi := (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
-    part := 'audit_log_p' || to_char(lo AT TIME ZONE 'UTC', 'YYYYMM');
-    IF to_regclass(format('tenant_guard.%I', part)) IS NOT NULL THEN
+    name := 'audit_log_p' || to_char(lo AT TIME ZONE 'UTC', 'YYYYMM');
+    part := to_regclass(format('tenant_guard.%I', name));
+    IF part IS NOT NULL THEN
         RETURN;
     END IF;
     BEGIN
         EXECUTE format('CREATE TABLE tenant_guard.%I PARTITION OF tenant_guard.audit_log FOR VALUES FROM (%L) TO (%L)',
-                       part, lo, hi);
+                       name, lo, hi);
         EXECUTE format('CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.%I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', part);
-        EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', part);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', name);
+        EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
+        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
+        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seq) WHERE kind = ''seal''', name || '_seal_idx', name);
     EXCEPTION WHEN duplicate_table THEN
         NULL;  -- created meanwhile by another session
     END;
+    part := format('tenant_guard.%I', name)::regclass;
 END
 $$;
 REVOKE ALL ON FUNCTION tenant_guard._audit_partition_for(timestamptz) FROM PUBLIC;
 
--- Partitions for this month and the next `months` months.
-CREATE FUNCTION tenant_guard._audit_partitions_ahead(months integer DEFAULT 3)
+-- Partitions for this month and the next three. Harmless for anyone to call
+-- (enable_audit() runs with the caller's rights and calls it).
+CREATE FUNCTION tenant_guard._audit_partitions_ahead()
 RETURNS void
 LANGUAGE sql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT count(tenant_guard._audit_partition_for(pg_catalog.now() + pg_catalog.make_interval(months => m)))
-    FROM pg_catalog.generate_series(0, months) AS m;
+    SELECT count((tenant_guard._audit_partition_for(pg_catalog.now() + pg_catalog.make_interval(months => m))).part)
+    FROM pg_catalog.generate_series(0, 3) AS m;
 $$;
-REVOKE ALL ON FUNCTION tenant_guard._audit_partitions_ahead(integer) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._audit_partitions_ahead() IS
+    'Internal: creates the audit log partitions of this month and the next three.';
 
 -- The record hash over the 21 hashed columns (verify_audit recomputes it).
 CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
@@ -253,7 +263,7 @@ BEGIN
     -- TRUNCATE is refused on the table and on each partition (statement
     -- triggers are not inherited; partitions added later are covered by the
     -- event trigger below).
-    FOR part IN SELECT relid FROM pg_partition_tree(tbl) WHERE isleaf OR relid = tbl LOOP
+    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) WHERE isleaf LOOP
         IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = part AND t.tgname = 'tg_audit_truncate') THEN
             EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
         END IF;
@@ -285,7 +295,7 @@ BEGIN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
     EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
-    FOR part IN SELECT t.tgrelid::regclass FROM pg_partition_tree(tbl) p
+    FOR part IN SELECT t.tgrelid::regclass FROM (SELECT tbl AS relid UNION SELECT relid FROM pg_partition_tree(tbl)) p
                 JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = 'tg_audit_truncate' LOOP
         EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
     END LOOP;
@@ -317,6 +327,7 @@ BEGIN
     END LOOP;
 END
 $$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_on_ddl() FROM PUBLIC;
 CREATE EVENT TRIGGER tenant_guard_audit_ddl ON ddl_command_end
     WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
     EXECUTE FUNCTION tenant_guard._audit_on_ddl();
@@ -332,6 +343,7 @@ BEGIN
     WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = a.tbl::oid;
 END
 $$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_on_drop() FROM PUBLIC;
 CREATE EVENT TRIGGER tenant_guard_audit_drop ON sql_drop EXECUTE FUNCTION tenant_guard._audit_on_drop();
 
 -----------------------------------------------------------------------------
