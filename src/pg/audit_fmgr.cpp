@@ -67,7 +67,10 @@ extern "C" {
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/ipc.h"
 #include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -231,9 +234,21 @@ struct XactState {
 XactState xs;
 bool callbacks_registered = false;
 
+// Seals this transaction chained through shared memory (see the shared
+// memory section): if it fails after that, their numbers become orphans.
+struct SealedNote {
+	int64 seq;
+	uint8 prev[32];
+	uint8 hash[32];
+};
+SealedNote* sealed_notes = nullptr;  // TopTransactionContext
+int nsealed_notes = 0;
+
 void reset_xact_state()
 {
 	xs = XactState();
+	sealed_notes = nullptr;
+	nsealed_notes = 0;
 }
 
 Group* find_group(const char* org, bool create)
@@ -471,17 +486,12 @@ void set_db_roles(Record& r)
 
 // Inserts one record into this transaction's partition.
 // `seq` and `prev` are the chain position and previous hash. Returns the id.
-int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
+// The 22 column values of a record (hash left unset).
+void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bool* n)
 {
-	Datum v[k_ncols];
-	bool n[k_ncols];
-	const TimestampTz xact_at = GetCurrentTransactionStartTimestamp();
-	open_partition();
-	const int64 id = nextval_internal(xs.seq_oid, false);
-
 	v[c_id] = Int64GetDatum(id);
 	n[c_id] = false;
-	v[c_xact_at] = TimestampTzGetDatum(xact_at);
+	v[c_xact_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	n[c_xact_at] = false;
 	v[c_statement_at] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
 	n[c_statement_at] = false;
@@ -512,10 +522,13 @@ int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
 	n[c_detail] = r.detail == nullptr;
 	v[c_prev_hash] = PointerGetDatum(prev);
 	n[c_prev_hash] = false;
-	bytea* h = hash_record(v, n);
-	v[c_hash] = PointerGetDatum(h);
-	n[c_hash] = false;
+	v[c_hash] = (Datum) 0;
+	n[c_hash] = true;
+}
 
+// Inserts a complete row into this transaction's partition (heap and indexes).
+void insert_values(const Datum* v, const bool* n)
+{
 	Datum* tv = static_cast<Datum*>(palloc0(sizeof(Datum) * xs.part_natts));
 	bool* tn = static_cast<bool*>(palloc(sizeof(bool) * xs.part_natts));
 	for (int i = 0; i < xs.part_natts; ++i)
@@ -530,6 +543,20 @@ int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
 	(void) ExecInsertIndexTuples(xs.rri, xs.slot, xs.estate, false, false, nullptr, NIL);
 	ExecClearTuple(xs.slot);
 	ResetPerTupleExprContext(xs.estate);
+}
+
+// Inserts one record into this transaction's partition; returns its id.
+int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
+{
+	Datum v[k_ncols];
+	bool n[k_ncols];
+	open_partition();
+	const int64 id = nextval_internal(xs.seq_oid, false);
+	fill_values(r, id, seq, prev, v, n);
+	bytea* h = hash_record(v, n);
+	v[c_hash] = PointerGetDatum(h);
+	n[c_hash] = false;
+	insert_values(v, n);
 	if (hash_out)
 		*hash_out = h;
 	return id;
@@ -590,8 +617,168 @@ int64 write_record(Record& r)
 	return id;
 }
 
+// ---------------------------------------------------------------------------
+// The head of the seal chain in shared memory (with shared_preload_libraries):
+// the serialized step at COMMIT is then a few microseconds under an LWLock,
+// not held while the commit is written. A transaction that fails after its
+// seals were chained (rare: an error in the last steps of COMMIT) leaves its
+// seal numbers as orphans here; the next transaction that seals writes them
+// as VOID seals (same number, same hashes), so the chain has no hole.
+// Without preloading, the chain head is read from the table under a
+// transaction-scoped lock held until the commit is done (correct, slower).
+// ---------------------------------------------------------------------------
+
+constexpr int k_max_heads = 32;
+constexpr int k_max_orphans = 64;
+
+struct Orphan {
+	int64 seq;
+	uint8 prev[32];
+	uint8 hash[32];
+};
+
+struct Head {
+	Oid db;
+	Oid log;
+	bool valid;
+	int64 seq;
+	uint8 hash[32];
+	int norphans;
+	Orphan orphans[k_max_orphans];
+};
+
+struct AuditShared {
+	LWLock* lock;
+	Head heads[k_max_heads];
+};
+
+AuditShared* shared = nullptr;
+shmem_request_hook_type prev_shmem_request = nullptr;
+shmem_startup_hook_type prev_shmem_startup = nullptr;
+
+void shmem_request()
+{
+	if (prev_shmem_request)
+		prev_shmem_request();
+	RequestAddinShmemSpace(sizeof(AuditShared));
+	RequestNamedLWLockTranche("tenant_guard_audit", 1);
+}
+
+void shmem_startup()
+{
+	if (prev_shmem_startup)
+		prev_shmem_startup();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	bool found;
+	shared = static_cast<AuditShared*>(ShmemInitStruct("tenant_guard audit", sizeof(AuditShared), &found));
+	if (!found) {
+		memset(shared, 0, sizeof(AuditShared));
+		shared->lock = &(GetNamedLWLockTranche("tenant_guard_audit"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+// This database's head slot (caller holds the lock exclusively); nullptr when full.
+Head* head_slot()
+{
+	Head* free_slot = nullptr;
+	for (int i = 0; i < k_max_heads; ++i) {
+		Head* h = &shared->heads[i];
+		if (h->db == MyDatabaseId && h->log == xs.log_oid)
+			return h;
+		if (h->db == MyDatabaseId && h->log != xs.log_oid) {
+			// the extension was dropped and created again: a new log
+			memset(h, 0, sizeof(Head));
+			h->db = MyDatabaseId;
+			h->log = xs.log_oid;
+			return h;
+		}
+		if (free_slot == nullptr && !OidIsValid(h->db))
+			free_slot = h;
+	}
+	if (free_slot != nullptr) {
+		memset(free_slot, 0, sizeof(Head));
+		free_slot->db = MyDatabaseId;
+		free_slot->log = xs.log_oid;
+	}
+	return free_slot;
+}
+
+void remember_orphans()
+{
+	if (shared == nullptr || nsealed_notes == 0 || !OidIsValid(xs.log_oid))
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	Head* h = head_slot();
+	for (int i = 0; h != nullptr && i < nsealed_notes && h->norphans < k_max_orphans; ++i) {
+		Orphan* o = &h->orphans[h->norphans++];
+		o->seq = sealed_notes[i].seq;
+		memcpy(o->prev, sealed_notes[i].prev, 32);
+		memcpy(o->hash, sealed_notes[i].hash, 32);
+	}
+	LWLockRelease(shared->lock);
+}
+
+// The last seal in the table (latest snapshot), or the last purged one.
+void read_last_seal(int64* seq, uint8* hash)
+{
+	*seq = 0;
+	memset(hash, 0, 32);
+	if (last_seal_plan == nullptr)
+		last_seal_plan = prepare("SELECT seq, hash FROM tenant_guard.audit_log WHERE kind = 'seal' "
+		                         "ORDER BY seq DESC LIMIT 1",
+		                         0, nullptr);
+	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
+	                         1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the last audit seal");
+	if (SPI_processed != 1) {
+		// No seal in the log: continue after the last purged seal, if any.
+		if (SPI_execute_snapshot(
+		        SPI_prepare("SELECT (detail->>'last_seal_seq')::bigint, "
+		                    "pg_catalog.decode(detail->>'last_seal_hash', 'hex') FROM tenant_guard.audit_log "
+		                    "WHERE kind = 'event' AND action = 'tenant_guard.audit_purge' "
+		                    "AND detail ? 'last_seal_seq' ORDER BY (detail->>'last_seal_seq')::bigint DESC LIMIT 1",
+		                    0, nullptr),
+		        nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) != SPI_OK_SELECT ||
+		    SPI_processed != 1)
+			return;
+	}
+	bool n1, n2;
+	Datum sd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
+	Datum hd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
+	if (n1 || n2)
+		return;
+	bytea* ph = DatumGetByteaPCopy(hd);
+	if (VARSIZE_ANY_EXHDR(ph) != 32)
+		return;
+	*seq = DatumGetInt64(sd);
+	memcpy(hash, VARDATA_ANY(ph), 32);
+}
+
+bytea* hash_bytea(const uint8* h)
+{
+	bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + 32));
+	SET_VARSIZE(out, VARHDRSZ + 32);
+	memcpy(VARDATA(out), h, 32);
+	return out;
+}
+
+Jsonb* seal_detail(const Level* l)
+{
+	char buf[160];
+	char hex[65];
+	static const char digits[] = "0123456789abcdef";
+	for (int k = 0; k < 32; ++k) {
+		hex[2 * k] = digits[l->last[k] >> 4];
+		hex[2 * k + 1] = digits[l->last[k] & 0xf];
+	}
+	hex[64] = '\0';
+	snprintf(buf, sizeof buf, "{\"records\": " INT64_FORMAT ", \"last_hash\": \"%s\"}", l->count, hex);
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf)));
+}
+
 // The seals: one per tenant chain of this transaction, linked into the
-// global chain under the seal lock.
+// global chain.
 void seal_transaction()
 {
 	int live = 0;
@@ -608,73 +795,112 @@ void seal_transaction()
 	PushActiveSnapshot(GetTransactionSnapshot());
 	WriterState w = enter_writer();
 
-	LOCKTAG tag;
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(xs.log_oid), 0, k_lock_field4);
-	(void) LockAcquire(&tag, ExclusiveLock, false, false);
-
-	if (last_seal_plan == nullptr)
-		last_seal_plan = prepare("SELECT seq, hash FROM tenant_guard.audit_log WHERE kind = 'seal' "
-		                         "ORDER BY seq DESC LIMIT 1",
-		                         0, nullptr);
-	int64 seal_seq = 0;
-	bytea* prev = zero_hash();
-	// The latest snapshot: the seal committed just before ours must be seen
-	// even under REPEATABLE READ and SERIALIZABLE.
-	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
-	                         1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the last audit seal");
-	if (SPI_processed == 1) {
-		bool n1, n2;
-		seal_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1));
-		Datum hd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
-		bytea* ph = DatumGetByteaPCopy(hd);
-		if (!n2 && VARSIZE_ANY_EXHDR(ph) == 32)
-			memcpy(VARDATA(prev), VARDATA_ANY(ph), 32);
-	} else {
-		// No seal in the log: continue after the last purged seal, if any.
-		if (SPI_execute_snapshot(
-		        SPI_prepare("SELECT (detail->>'last_seal_seq')::bigint, "
-		                    "pg_catalog.decode(detail->>'last_seal_hash', 'hex') FROM tenant_guard.audit_log "
-		                    "WHERE kind = 'event' AND action = 'tenant_guard.audit_purge' "
-		                    "AND detail ? 'last_seal_seq' ORDER BY (detail->>'last_seal_seq')::bigint DESC LIMIT 1",
-		                    0, nullptr),
-		        nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) == SPI_OK_SELECT &&
-		    SPI_processed == 1) {
-			bool n1, n2;
-			Datum s = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
-			Datum hd = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
-			if (!n1 && !n2) {
-				seal_seq = DatumGetInt64(s);
-				bytea* ph = DatumGetByteaPCopy(hd);
-				if (VARSIZE_ANY_EXHDR(ph) == 32)
-					memcpy(VARDATA(prev), VARDATA_ANY(ph), 32);
-			}
-		}
-	}
-
+	// Everything but the chain position, prepared before the serialized step.
+	Datum (*vals)[k_ncols] = static_cast<Datum(*)[k_ncols]>(palloc(sizeof(Datum[k_ncols]) * live));
+	bool (*nulls)[k_ncols] = static_cast<bool(*)[k_ncols]>(palloc(sizeof(bool[k_ncols]) * live));
+	int k = 0;
+	bytea* placeholder = zero_hash();
 	for (int i = 0; i < xs.ngroups; ++i) {
 		Group* g = &xs.groups[i];
 		if (g->nlevels == 0 || g->levels[g->nlevels - 1].count == 0)
 			continue;
-		Level* l = &g->levels[g->nlevels - 1];
-		char buf[160];
-		char hex[65];
-		static const char digits[] = "0123456789abcdef";
-		for (int k = 0; k < 32; ++k) {
-			hex[2 * k] = digits[l->last[k] >> 4];
-			hex[2 * k + 1] = digits[l->last[k] & 0xf];
-		}
-		hex[64] = '\0';
-		snprintf(buf, sizeof buf, "{\"records\": " INT64_FORMAT ", \"last_hash\": \"%s\"}", l->count, hex);
 		Record r = proto;
 		r.kind = "seal";
 		r.action = "SEAL";
 		r.org = g->org;
 		r.table_name = nullptr;
-		r.detail = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf)));
-		bytea* h = nullptr;
-		insert_record(r, ++seal_seq, prev, &h);
-		prev = h;
+		r.detail = seal_detail(&g->levels[g->nlevels - 1]);
+		fill_values(r, nextval_internal(xs.seq_oid, false), 0, placeholder, vals[k], nulls[k]);
+		++k;
+	}
+
+	Orphan* voids = nullptr;
+	int nvoids = 0;
+	if (shared != nullptr) {
+		// Load this database's head once (after a restart) from the table.
+		LWLockAcquire(shared->lock, LW_SHARED);
+		bool loaded = false;
+		for (int i = 0; i < k_max_heads; ++i)
+			if (shared->heads[i].db == MyDatabaseId && shared->heads[i].log == xs.log_oid && shared->heads[i].valid)
+				loaded = true;
+		LWLockRelease(shared->lock);
+		int64 tseq = 0;
+		uint8 thash[32];
+		if (!loaded)
+			read_last_seal(&tseq, thash);
+		sealed_notes = static_cast<SealedNote*>(MemoryContextAlloc(TopTransactionContext, sizeof(SealedNote) * (live + k_max_orphans)));
+		nsealed_notes = 0;
+		voids = static_cast<Orphan*>(palloc(sizeof(Orphan) * k_max_orphans));
+		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+		Head* h = head_slot();
+		if (h != nullptr) {
+			if (!h->valid) {
+				h->seq = tseq;
+				memcpy(h->hash, thash, 32);
+				h->valid = true;
+			}
+			nvoids = h->norphans;
+			memcpy(voids, h->orphans, sizeof(Orphan) * nvoids);
+			h->norphans = 0;
+			for (int j = 0; j < live; ++j) {
+				vals[j][c_seq] = Int64GetDatum(++h->seq);
+				vals[j][c_prev_hash] = PointerGetDatum(hash_bytea(h->hash));
+				bytea* hh = hash_record(vals[j], nulls[j]);
+				vals[j][c_hash] = PointerGetDatum(hh);
+				nulls[j][c_hash] = false;
+				SealedNote* sn = &sealed_notes[nsealed_notes++];
+				sn->seq = h->seq;
+				memcpy(sn->prev, h->hash, 32);
+				memcpy(sn->hash, VARDATA(hh), 32);
+				memcpy(h->hash, VARDATA(hh), 32);
+			}
+			// Orphans this transaction writes become its own if it fails too.
+			for (int j = 0; j < nvoids; ++j) {
+				SealedNote* sn = &sealed_notes[nsealed_notes++];
+				sn->seq = voids[j].seq;
+				memcpy(sn->prev, voids[j].prev, 32);
+				memcpy(sn->hash, voids[j].hash, 32);
+			}
+		}
+		LWLockRelease(shared->lock);
+		if (h == nullptr)
+			ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			                errmsg("too many databases use the tenant_guard audit log"),
+			                errdetail("At most %d databases of one server can use it.", k_max_heads)));
+	} else {
+		// Without preloading: the head from the table, under a lock held
+		// until this transaction's commit is done.
+		LOCKTAG tag;
+		SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, static_cast<uint32>(xs.log_oid), 0, k_lock_field4);
+		(void) LockAcquire(&tag, ExclusiveLock, false, false);
+		int64 seq;
+		uint8 prev[32];
+		read_last_seal(&seq, prev);
+		for (int j = 0; j < live; ++j) {
+			vals[j][c_seq] = Int64GetDatum(++seq);
+			vals[j][c_prev_hash] = PointerGetDatum(hash_bytea(prev));
+			bytea* hh = hash_record(vals[j], nulls[j]);
+			vals[j][c_hash] = PointerGetDatum(hh);
+			nulls[j][c_hash] = false;
+			memcpy(prev, VARDATA(hh), 32);
+		}
+	}
+	for (int j = 0; j < live; ++j)
+		insert_values(vals[j], nulls[j]);
+	for (int j = 0; j < nvoids; ++j) {
+		Record r = proto;
+		r.kind = "seal";
+		r.action = "VOID";
+		r.org = nullptr;
+		r.table_name = nullptr;
+		r.detail = DatumGetJsonbP(DirectFunctionCall1(
+		    jsonb_in, CStringGetDatum("{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
+		Datum v[k_ncols];
+		bool n[k_ncols];
+		fill_values(r, nextval_internal(xs.seq_oid, false), voids[j].seq, hash_bytea(voids[j].prev), v, n);
+		v[c_hash] = PointerGetDatum(hash_bytea(voids[j].hash));
+		n[c_hash] = false;
+		insert_values(v, n);
 	}
 	leave_writer(w);
 	PopActiveSnapshot();
@@ -689,11 +915,15 @@ void xact_callback(XactEvent event, void*)
 		seal_transaction();
 		close_partition();
 		break;
-	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_ABORT:
+	case XACT_EVENT_PARALLEL_ABORT:
+		// Failed after its seals were chained: leave their numbers to the next sealer.
+		remember_orphans();
+		reset_xact_state();
+		break;
+	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_PREPARE:
 	case XACT_EVENT_PARALLEL_COMMIT:
-	case XACT_EVENT_PARALLEL_ABORT:
 		reset_xact_state();
 		break;
 	default:
@@ -977,6 +1207,17 @@ void check_action(const char* action, bool internal)
 }
 
 }  // namespace
+
+// With shared_preload_libraries: the seal chain head lives in shared memory.
+void tg::audit_guc::init_shared_memory()
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request = shmem_request_hook;
+	shmem_request_hook = shmem_request;
+	prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = shmem_startup;
+}
 
 // tenant_guard._audit_trigger() returns trigger
 TG_FUNCTION(_audit_trigger)

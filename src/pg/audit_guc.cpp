@@ -108,6 +108,8 @@ bool check_reader_role(char** newval, void**, GucSource)
 
 void init()
 {
+	init_shared_memory();
+
 	/*
 	 * Claim path of the support agent acting as the user (RFC 8693 actor
 	 * claim by default). Superuser-only like the other claim paths: pointing

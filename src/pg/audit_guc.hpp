@@ -12,6 +12,11 @@ extern char* retention;             // tenant_guard.audit_retention
 extern char* reader_role;           // tenant_guard.audit_reader_role
 extern bool skip_noop_updates;      // tenant_guard.audit_skip_noop_updates
 
+// Defines the settings and, while shared_preload_libraries loads the library,
+// requests the shared memory of the seal chain head (init_shared_memory).
 void init();
+
+// Defined in audit_fmgr.cpp.
+void init_shared_memory();
 
 }  // namespace tenant_guard::audit_guc

@@ -462,16 +462,16 @@ BEGIN
                    ELSE 'the sealed chain of the transaction of record ' || g.last_id
                         || ' does not end where its seal says (a record was deleted or inserted at its end)' END
         FROM grp g
-        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org
+        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org AND s.action = 'SEAL'
         WHERE s.id IS NULL OR (s.detail->>'records')::bigint <> g.n
            OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash
         UNION ALL
         SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
         FROM seal s
-        WHERE (o IS NULL OR s.org = o) AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
+        WHERE s.action = 'SEAL' AND (o IS NULL OR s.org = o) AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
         UNION ALL
         SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
-        FROM seal s WHERE s.recomputed <> s.hash
+        FROM seal s WHERE s.recomputed <> s.hash AND s.action = 'SEAL'
         UNION ALL
         SELECT s.id, s.xact_at, CASE
                    WHEN s.prev_seq = s.seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
