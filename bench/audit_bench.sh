@@ -62,9 +62,8 @@ RESULTS=$WORK/results
 next_id=1000000
 
 # insert: one SQL file of $BATCHES autocommit INSERT ... SELECT statements per run
-measure_insert() { # table -> rows/s
-	local f=$WORK/insert.sql start=$next_id b
-	next_id=$((next_id + BATCH * BATCHES))
+measure_insert() { # table first_id -> rows/s
+	local f=$WORK/insert.sql start=$2 b
 	: >"$f"
 	for ((b = 0; b < BATCHES; b++)); do
 		echo "INSERT INTO bench.$1 (id, org_id, name, email, status, amount, updated_at)
@@ -91,7 +90,8 @@ measure_update() { # table clients seconds -> tps
 tg_log "insert: $INSERT_ROUNDS rounds of $((BATCH * BATCHES)) rows per variant"
 for ((r = 0; r < INSERT_ROUNDS; r++)); do
 	for v in $(rotated "$r" "${VARIANTS[@]}"); do
-		echo "insert $r $v $(measure_insert "$v")" >>"$RESULTS"
+		echo "insert $r $v $(measure_insert "$v" "$next_id")" >>"$RESULTS"
+		next_id=$((next_id + BATCH * BATCHES))
 	done
 done
 "$PSQL" -X -q -c "VACUUM ANALYZE bench.plain, bench.classic, bench.audited" 2>/dev/null
