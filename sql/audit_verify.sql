@@ -151,6 +151,28 @@ ROLLBACK;
 -- nothing was left changed
 SELECT ok FROM tenant_guard.verify_audit();
 
+-- a transaction that fails in COMMIT after its seals were numbered leaves
+-- no hole: the next transaction that seals writes that number as a VOID seal
+BEGIN;
+INSERT INTO vt VALUES (30, :'org_a', 'lost at commit');
+SELECT tenant_guard._audit_selftest_fail_commit();
+COMMIT;
+SELECT count(*) AS lost_row FROM vt WHERE id = 30;
+SELECT count(*) AS lost_records FROM tenant_guard.audit_log WHERE new_row->>'note' = 'lost at commit';
+INSERT INTO vt VALUES (31, :'org_a', 'next');
+SELECT action, org IS NULL AS no_org, detail->>'reason' AS reason FROM tenant_guard.audit_log
+WHERE kind = 'seal' ORDER BY seq DESC LIMIT 2;
+SELECT ok, problem FROM tenant_guard.verify_audit();
+-- a deleted VOID seal is a hole like any other
+BEGIN;
+SET LOCAL session_replication_role = replica;
+DELETE FROM tenant_guard.audit_log WHERE action = 'VOID';
+SELECT * FROM pg_temp.report();
+ROLLBACK;
+SET ROLE regress_verify_app;
+SELECT tenant_guard._audit_selftest_fail_commit();
+RESET ROLE;
+
 -- retention: the 2020 partition is past 24 months and goes as a whole
 SELECT count(*) AS partitions_before FROM pg_inherits WHERE inhparent = 'tenant_guard.audit_log'::regclass \gset
 SET ROLE regress_verify_app;

@@ -907,6 +907,10 @@ void seal_transaction()
 	close_partition();
 }
 
+// Test hook (_audit_selftest_fail_commit): fail this transaction's COMMIT
+// right after its seals were chained, as a late error in COMMIT would.
+bool fail_after_seal = false;
+
 void xact_callback(XactEvent event, void*)
 {
 	switch (event) {
@@ -914,9 +918,15 @@ void xact_callback(XactEvent event, void*)
 	case XACT_EVENT_PRE_PREPARE:
 		seal_transaction();
 		close_partition();
+		if (fail_after_seal) {
+			fail_after_seal = false;
+			ereport(ERROR, (errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			                errmsg("simulated failure at COMMIT after the audit seals were chained")));
+		}
 		break;
 	case XACT_EVENT_ABORT:
 	case XACT_EVENT_PARALLEL_ABORT:
+		fail_after_seal = false;
 		// Failed after its seals were chained: leave their numbers to the next sealer.
 		remember_orphans();
 		reset_xact_state();
@@ -1367,6 +1377,16 @@ TG_FUNCTION(_audit_registry_event)
 	Jsonb* detail = DatumGetJsonbP(FunctionCall1(&fl, heap_copy_tuple_as_datum(row, desc)));
 	(void) write_event(nullptr, psprintf("tenant_guard.%s", verb), detail);
 	return PointerGetDatum(nullptr);
+}
+
+// tenant_guard._audit_selftest_fail_commit() returns void: the current
+// transaction's COMMIT fails after its audit seals were chained (tests of
+// the VOID seal path)
+TG_FUNCTION(_audit_selftest_fail_commit)
+{
+	register_callbacks();
+	fail_after_seal = true;
+	PG_RETURN_VOID();
 }
 
 // tenant_guard._audit_hash(<the 21 hashed columns of audit_log>) returns bytea

@@ -153,6 +153,14 @@ $$;
 COMMENT ON FUNCTION tenant_guard._audit_partitions_ahead() IS
     'Internal: creates the audit log partitions of this month and the next three.';
 
+CREATE FUNCTION tenant_guard._audit_selftest_fail_commit()
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__audit_selftest_fail_commit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
+    'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
+
 -- The record hash over the 21 hashed columns (verify_audit recomputes it).
 CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
     org text, kind text, seq bigint, action text, table_name text, actor text, impersonator text,
