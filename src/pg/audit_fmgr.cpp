@@ -914,8 +914,16 @@ bool fail_after_seal = false;
 void xact_callback(XactEvent event, void*)
 {
 	switch (event) {
-	case XACT_EVENT_PRE_COMMIT:
 	case XACT_EVENT_PRE_PREPARE:
+		// A prepared transaction can still be rolled back after its seals
+		// were numbered, which would leave a hole in the seal chain.
+		for (int i = 0; i < xs.ngroups; ++i)
+			if (xs.groups[i].nlevels > 0 && xs.groups[i].levels[xs.groups[i].nlevels - 1].count > 0)
+				ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				                errmsg("cannot PREPARE a transaction that wrote tenant_guard audit records"),
+				                errdetail("Audit records are sealed at COMMIT; two-phase commit is not supported.")));
+		break;
+	case XACT_EVENT_PRE_COMMIT:
 		seal_transaction();
 		close_partition();
 		if (fail_after_seal) {
