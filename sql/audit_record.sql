@@ -47,8 +47,9 @@ RESET ROLE;
 SELECT action, org, table_name, actor, tenant_role, db_role, row_pk, old_row, new_row, changed_columns
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'row' ORDER BY id;
 -- one seal per (transaction, tenant), linked into one chain
-SELECT count(*) AS seals, count(DISTINCT xid) AS transactions, max(seq) - min(seq) + 1 AS consecutive
-FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'seal';
+SELECT count(*) AS seals, count(DISTINCT xid) AS transactions, max(seal_seq) - min(seal_seq) + 1 AS consecutive,
+       count(*) FILTER (WHERE kind = 'seal') AS seal_rows
+FROM tenant_guard.audit_log WHERE id > :mark AND seal_seq IS NOT NULL;
 
 -- an UPDATE that changes nothing, or only an excluded column, writes nothing
 INSERT INTO au.members VALUES (2, :'org_a', 'b@example.com', 'h', now(), 'x');
@@ -154,7 +155,8 @@ SAVEPOINT t;
 INSERT INTO au.members VALUES (14, :'org_a', 's4@example.com', 'h', now(), 'kept 2');
 RELEASE SAVEPOINT t;
 COMMIT;
-SELECT kind, org, seq, row_pk, detail->'records' AS sealed FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
+SELECT kind, org, seq, row_pk, seal_seq IS NOT NULL AS seals, detail->'records' AS sealed_records
+FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 -- an error inside a PL/pgSQL exception block is a rolled-back subtransaction too
 SELECT pg_temp.last_id() AS mark \gset
 DO $$
@@ -167,7 +169,7 @@ BEGIN
     END;
 END
 $$;
-SELECT kind, seq, row_pk, detail->'records' AS sealed FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
+SELECT kind, seq, row_pk, seal_seq IS NOT NULL AS seals FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 SELECT ok, problem FROM tenant_guard.verify_audit();
 
 -- TRUNCATE of an audited table is refused (also of a partition)

@@ -8,29 +8,21 @@
 CREATE ROLE regress_verify_app;
 
 -- History from January 2020, written the way the trigger writes it: one
--- transaction with one record, sealed as seal number 1.
+-- transaction with one record, which carries seal number 1.
 DO $$
 DECLARE
     at timestamptz := '2020-01-15 12:00:00+00';
     zero bytea := decode(repeat('00', 32), 'hex');
     rid bigint := nextval('tenant_guard.audit_log_id_seq');
-    sid bigint := nextval('tenant_guard.audit_log_id_seq');
     h bytea;
-    sh bytea;
-    d jsonb;
 BEGIN
     PERFORM tenant_guard._audit_partition_for(at);
     h := tenant_guard._audit_hash(rid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'event', 1,
                                   'legacy.import', NULL, 'importer', NULL, NULL, 'postgres', 'postgres', NULL,
-                                  NULL, NULL, NULL, NULL, '{"batch": 1}', zero);
+                                  NULL, NULL, NULL, NULL, '{"batch": 1}', zero, 1, zero);
     INSERT INTO tenant_guard.audit_log VALUES (rid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'event', 1,
         'legacy.import', NULL, 'importer', NULL, NULL, 'postgres', 'postgres', NULL, NULL, NULL, NULL, NULL,
-        '{"batch": 1}', zero, h);
-    d := jsonb_build_object('records', 1, 'last_hash', encode(h, 'hex'));
-    sh := tenant_guard._audit_hash(sid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'seal', 1, 'SEAL',
-                                   NULL, NULL, NULL, NULL, 'postgres', 'postgres', NULL, NULL, NULL, NULL, NULL, d, zero);
-    INSERT INTO tenant_guard.audit_log VALUES (sid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'seal', 1,
-        'SEAL', NULL, NULL, NULL, NULL, 'postgres', 'postgres', NULL, NULL, NULL, NULL, NULL, d, zero, sh);
+        '{"batch": 1}', zero, 1, zero, h);
 END
 $$;
 
@@ -47,7 +39,9 @@ INSERT INTO vt VALUES (2, :'org_a', 'two'), (3, :'org_a', 'three'), (4, :'org_a'
 INSERT INTO vt VALUES (5, :'org_b', 'b five');
 COMMIT;
 UPDATE vt SET note = 'ONE' WHERE id = 1;
-SELECT min(seq) AS first_seal, max(seq) AS last_seal, count(*) AS seals FROM tenant_guard.audit_log WHERE kind = 'seal';
+SELECT min(seal_seq) AS first_seal, max(seal_seq) AS last_seal, count(*) AS seals,
+       count(*) FILTER (WHERE kind = 'seal') AS seal_rows
+FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL;
 SELECT * FROM tenant_guard.verify_audit();
 SELECT ok, records FROM tenant_guard.verify_audit(:'org_a');
 SELECT ok, records FROM tenant_guard.verify_audit(:'org_b', now() - interval '1 day');
@@ -78,7 +72,7 @@ SET LOCAL session_replication_role = replica;
 UPDATE tenant_guard.audit_log l SET actor = 'mallory',
     hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
         l.table_name, 'mallory', l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-        l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash)
+        l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq, l.seal_prev)
 WHERE id = :three;
 SELECT v.ok, v.broken_id = :four AS at_next_record, regexp_replace(v.problem, '[0-9]+', 'N', 'g') AS problem
 FROM tenant_guard.verify_audit() v;
@@ -105,10 +99,10 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, l.xid, l.org, l.kind, 4, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash,
+       '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash, NULL, NULL,
        tenant_guard._audit_hash(nextval('tenant_guard.audit_log_id_seq') - 1, l.xact_at, l.statement_at, l.xid, l.org,
            l.kind, 4, l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-           l.application_name, '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash)
+           l.application_name, '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash, NULL, NULL)
 FROM tenant_guard.audit_log l WHERE l.id = :four;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -117,10 +111,10 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, 424242, l.org, l.kind, 1, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'),
+       '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'), NULL, NULL,
        tenant_guard._audit_hash(nextval('tenant_guard.audit_log_id_seq') - 1, l.xact_at, l.statement_at, 424242, l.org,
            l.kind, 1, l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-           l.application_name, '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'))
+           l.application_name, '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'), NULL, NULL)
 FROM tenant_guard.audit_log l WHERE l.id = :one;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -130,15 +124,25 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.hash
+       l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.hash
 FROM tenant_guard.audit_log l WHERE l.id = :three;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
--- an edited seal
+-- an edited seal (the seal link carried by the last record of a transaction)
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE tenant_guard.audit_log SET detail = jsonb_set(detail, '{records}', '2') WHERE kind = 'seal' AND xid = :multi_xid
-   AND org = :'org_a';
+UPDATE tenant_guard.audit_log SET seal_prev = decode(repeat('11', 32), 'hex') WHERE id = :four;
+SELECT * FROM pg_temp.report();
+ROLLBACK;
+-- ... and with its hash recomputed, the seal chain no longer links
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE tenant_guard.audit_log l SET seal_prev = decode(repeat('11', 32), 'hex'),
+    hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
+        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
+        l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq,
+        decode(repeat('11', 32), 'hex'))
+WHERE id = :four;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
 -- verifying one tenant checks that tenant's records (and every seal)
@@ -160,8 +164,8 @@ COMMIT;
 SELECT count(*) AS lost_row FROM vt WHERE id = 30;
 SELECT count(*) AS lost_records FROM tenant_guard.audit_log WHERE new_row->>'note' = 'lost at commit';
 INSERT INTO vt VALUES (31, :'org_a', 'next');
-SELECT action, org IS NULL AS no_org, detail->>'reason' AS reason FROM tenant_guard.audit_log
-WHERE kind = 'seal' ORDER BY seq DESC LIMIT 2;
+SELECT kind, action, org IS NULL AS no_org, detail->>'reason' AS reason FROM tenant_guard.audit_log
+WHERE seal_seq IS NOT NULL ORDER BY seal_seq DESC LIMIT 2;
 SELECT ok, problem FROM tenant_guard.verify_audit();
 -- a deleted VOID seal is a hole like any other
 BEGIN;
@@ -190,7 +194,7 @@ SELECT ok, problem FROM tenant_guard.verify_audit();
 -- ... and a purged seal cannot be faked away: the first remaining seal must still link
 BEGIN;
 SET LOCAL session_replication_role = replica;
-DELETE FROM tenant_guard.audit_log WHERE kind = 'seal' AND seq = 2;
+DELETE FROM tenant_guard.audit_log WHERE seal_seq = 2;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
 -- nothing more to purge

@@ -95,8 +95,8 @@ namespace audit = tenant_guard::audit;
 
 namespace {
 
-constexpr int k_ncols = 22;     // columns written per record
-constexpr int k_nhashed = 21;   // all but `hash`
+constexpr int k_ncols = 24;     // columns written per record
+constexpr int k_nhashed = 23;   // all but `hash`
 constexpr const char* k_redacted = "[redacted]";
 // Advisory lock field4 for the seal lock (distinct from the 1 and 2 used by
 // the SQL advisory lock functions, so no user lock can collide with it).
@@ -105,12 +105,12 @@ constexpr uint16 k_lock_field4 = 0x7467;
 const Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,  TEXTOID,  TEXTOID,
                               INT8OID,  TEXTOID,        TEXTOID,        TEXTOID,  TEXTOID,  TEXTOID,
                               TEXTOID,  TEXTOID,        TEXTOID,        JSONBOID, JSONBOID, JSONBOID,
-                              TEXTARRAYOID, JSONBOID,   BYTEAOID,       BYTEAOID};
+                              TEXTARRAYOID, JSONBOID,   BYTEAOID,       INT8OID,  BYTEAOID, BYTEAOID};
 
 enum Col {
 	c_id, c_xact_at, c_statement_at, c_xid, c_org, c_kind, c_seq, c_action, c_table_name, c_actor,
 	c_impersonator, c_tenant_role, c_db_role, c_session_role, c_application_name, c_row_pk, c_old_row,
-	c_new_row, c_changed_columns, c_detail, c_prev_hash, c_hash
+	c_new_row, c_changed_columns, c_detail, c_prev_hash, c_seal_seq, c_seal_prev, c_hash
 };
 
 // ---------------------------------------------------------------------------
@@ -202,8 +202,13 @@ bytea* zero_hash()
 
 struct Level {
 	SubTransactionId subid;
-	int64 count;
-	uint8 last[32];
+	int64 count;     // records in the chain, the pending one included
+	uint8 last[32];  // hash of the last record written to the table
+	// The chain's newest record, held back (values in TopTransactionContext)
+	// until the next record of the chain or COMMIT: at COMMIT it carries the
+	// seal itself, so a transaction usually writes no separate seal row.
+	Datum* pending_v;
+	bool* pending_n;
 };
 
 struct Group {
@@ -228,7 +233,7 @@ struct XactState {
 	ResultRelInfo* rri = nullptr;
 	TupleTableSlot* slot = nullptr;
 	int part_natts = 0;
-	AttrNumber colmap[22];  // our column i -> attnum in the partition
+	AttrNumber colmap[k_ncols];  // our column i -> attnum in the partition
 };
 
 XactState xs;
@@ -291,6 +296,8 @@ Level* writable_level(Group* g)
 	else {
 		l->count = 0;
 		memset(l->last, 0, sizeof l->last);
+		l->pending_v = nullptr;
+		l->pending_n = nullptr;
 	}
 	l->subid = cur;
 	++g->nlevels;
@@ -396,7 +403,7 @@ Oid partition_for(TimestampTz at)
 const char* const k_colnames[k_ncols] = {
     "id", "xact_at", "statement_at", "xid", "org", "kind", "seq", "action", "table_name", "actor", "impersonator",
     "tenant_role", "db_role", "session_role", "application_name", "row_pk", "old_row", "new_row",
-    "changed_columns", "detail", "prev_hash", "hash"};
+    "changed_columns", "detail", "prev_hash", "seal_seq", "seal_prev", "hash"};
 
 // Opens this transaction's partition with its indexes, once. Records are
 // inserted into it directly (heap and index inserts, as COPY does): no
@@ -522,6 +529,10 @@ void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bo
 	n[c_detail] = r.detail == nullptr;
 	v[c_prev_hash] = PointerGetDatum(prev);
 	n[c_prev_hash] = false;
+	v[c_seal_seq] = (Datum) 0;
+	n[c_seal_seq] = true;
+	v[c_seal_prev] = (Datum) 0;
+	n[c_seal_prev] = true;
 	v[c_hash] = (Datum) 0;
 	n[c_hash] = true;
 }
@@ -545,22 +556,6 @@ void insert_values(const Datum* v, const bool* n)
 	ResetPerTupleExprContext(xs.estate);
 }
 
-// Inserts one record into this transaction's partition; returns its id.
-int64 insert_record(const Record& r, int64 seq, bytea* prev, bytea** hash_out)
-{
-	Datum v[k_ncols];
-	bool n[k_ncols];
-	open_partition();
-	const int64 id = nextval_internal(xs.seq_oid, false);
-	fill_values(r, id, seq, prev, v, n);
-	bytea* h = hash_record(v, n);
-	v[c_hash] = PointerGetDatum(h);
-	n[c_hash] = false;
-	insert_values(v, n);
-	if (hash_out)
-		*hash_out = h;
-	return id;
-}
 
 // Connects SPI and becomes the log owner; undo with leave_writer().
 struct WriterState {
@@ -586,6 +581,38 @@ void leave_writer(const WriterState& w)
 	SPI_finish();
 }
 
+// Keeps a copy of a record's values as the chain's pending record.
+void hold_back(Level* l, const Datum* v, const bool* n)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	Datum* pv = static_cast<Datum*>(palloc(sizeof(Datum) * k_ncols));
+	bool* pn = static_cast<bool*>(palloc(sizeof(bool) * k_ncols));
+	for (int i = 0; i < k_ncols; ++i) {
+		pn[i] = n[i];
+		const bool byval = k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID;
+		pv[i] = n[i] ? (Datum) 0 : datumCopy(v[i], byval, byval ? 8 : -1);
+	}
+	MemoryContextSwitchTo(old);
+	l->pending_v = pv;
+	l->pending_n = pn;
+}
+
+// Writes the chain's pending record as an ordinary (unsealed) record.
+void flush_pending(Level* l)
+{
+	Datum v[k_ncols];
+	bool n[k_ncols];
+	memcpy(v, l->pending_v, sizeof v);
+	memcpy(n, l->pending_n, sizeof n);
+	bytea* h = hash_record(v, n);
+	v[c_hash] = PointerGetDatum(h);
+	n[c_hash] = false;
+	insert_values(v, n);
+	memcpy(l->last, VARDATA(h), 32);
+	l->pending_v = nullptr;
+	l->pending_n = nullptr;
+}
+
 // Appends a record to its tenant's chain in this transaction.
 int64 write_record(Record& r)
 {
@@ -606,14 +633,18 @@ int64 write_record(Record& r)
 	// cannot fail later in a way that leaves the state ahead of the table).
 	Group* g = find_group(r.org, true);
 	Level* l = writable_level(g);
+	open_partition();
+	if (l->pending_v != nullptr)
+		flush_pending(l);
 	bytea* prev = zero_hash();
 	if (l->count > 0)
 		memcpy(VARDATA(prev), l->last, 32);
-
-	bytea* h = nullptr;
-	int64 id = insert_record(r, l->count + 1, prev, &h);
+	Datum v[k_ncols];
+	bool n[k_ncols];
+	const int64 id = nextval_internal(xs.seq_oid, false);
+	fill_values(r, id, l->count + 1, prev, v, n);
+	hold_back(l, v, n);
 	l->count += 1;
-	memcpy(l->last, VARDATA(h), 32);
 	return id;
 }
 
@@ -725,8 +756,8 @@ void read_last_seal(int64* seq, uint8* hash)
 	*seq = 0;
 	memset(hash, 0, 32);
 	if (last_seal_plan == nullptr)
-		last_seal_plan = prepare("SELECT seq, hash FROM tenant_guard.audit_log WHERE kind = 'seal' "
-		                         "ORDER BY seq DESC LIMIT 1",
+		last_seal_plan = prepare("SELECT seal_seq, hash FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL "
+		                         "ORDER BY seal_seq DESC LIMIT 1",
 		                         0, nullptr);
 	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
 	                         1) != SPI_OK_SELECT)
@@ -795,22 +826,31 @@ void seal_transaction()
 	PushActiveSnapshot(GetTransactionSnapshot());
 	WriterState w = enter_writer();
 
-	// Everything but the chain position, prepared before the serialized step.
-	Datum (*vals)[k_ncols] = static_cast<Datum(*)[k_ncols]>(palloc(sizeof(Datum[k_ncols]) * live));
-	bool (*nulls)[k_ncols] = static_cast<bool(*)[k_ncols]>(palloc(sizeof(bool[k_ncols]) * live));
+	// Each chain's seal carrier, prepared before the serialized step: its
+	// pending record, or (when the last record is already in the table,
+	// after a savepoint rolled back) a seal row naming the count and last hash.
+	Datum** vals = static_cast<Datum**>(palloc(sizeof(Datum*) * live));
+	bool** nulls = static_cast<bool**>(palloc(sizeof(bool*) * live));
 	int k = 0;
-	bytea* placeholder = zero_hash();
 	for (int i = 0; i < xs.ngroups; ++i) {
 		Group* g = &xs.groups[i];
 		if (g->nlevels == 0 || g->levels[g->nlevels - 1].count == 0)
 			continue;
-		Record r = proto;
-		r.kind = "seal";
-		r.action = "SEAL";
-		r.org = g->org;
-		r.table_name = nullptr;
-		r.detail = seal_detail(&g->levels[g->nlevels - 1]);
-		fill_values(r, nextval_internal(xs.seq_oid, false), 0, placeholder, vals[k], nulls[k]);
+		Level* l = &g->levels[g->nlevels - 1];
+		if (l->pending_v != nullptr) {
+			vals[k] = l->pending_v;
+			nulls[k] = l->pending_n;
+		} else {
+			Record r = proto;
+			r.kind = "seal";
+			r.action = "SEAL";
+			r.org = g->org;
+			r.table_name = nullptr;
+			r.detail = seal_detail(l);
+			vals[k] = static_cast<Datum*>(palloc(sizeof(Datum) * k_ncols));
+			nulls[k] = static_cast<bool*>(palloc(sizeof(bool) * k_ncols));
+			fill_values(r, nextval_internal(xs.seq_oid, false), 0, zero_hash(), vals[k], nulls[k]);
+		}
 		++k;
 	}
 
@@ -826,9 +866,11 @@ void seal_transaction()
 		LWLockRelease(shared->lock);
 		int64 tseq = 0;
 		uint8 thash[32];
+		memset(thash, 0, sizeof thash);
 		if (!loaded)
 			read_last_seal(&tseq, thash);
-		sealed_notes = static_cast<SealedNote*>(MemoryContextAlloc(TopTransactionContext, sizeof(SealedNote) * (live + k_max_orphans)));
+		sealed_notes = static_cast<SealedNote*>(
+		    MemoryContextAlloc(TopTransactionContext, sizeof(SealedNote) * (live + k_max_orphans)));
 		nsealed_notes = 0;
 		voids = static_cast<Orphan*>(palloc(sizeof(Orphan) * k_max_orphans));
 		LWLockAcquire(shared->lock, LW_EXCLUSIVE);
@@ -843,8 +885,10 @@ void seal_transaction()
 			memcpy(voids, h->orphans, sizeof(Orphan) * nvoids);
 			h->norphans = 0;
 			for (int j = 0; j < live; ++j) {
-				vals[j][c_seq] = Int64GetDatum(++h->seq);
-				vals[j][c_prev_hash] = PointerGetDatum(hash_bytea(h->hash));
+				vals[j][c_seal_seq] = Int64GetDatum(++h->seq);
+				nulls[j][c_seal_seq] = false;
+				vals[j][c_seal_prev] = PointerGetDatum(hash_bytea(h->hash));
+				nulls[j][c_seal_prev] = false;
 				bytea* hh = hash_record(vals[j], nulls[j]);
 				vals[j][c_hash] = PointerGetDatum(hh);
 				nulls[j][c_hash] = false;
@@ -877,8 +921,10 @@ void seal_transaction()
 		uint8 prev[32];
 		read_last_seal(&seq, prev);
 		for (int j = 0; j < live; ++j) {
-			vals[j][c_seq] = Int64GetDatum(++seq);
-			vals[j][c_prev_hash] = PointerGetDatum(hash_bytea(prev));
+			vals[j][c_seal_seq] = Int64GetDatum(++seq);
+			nulls[j][c_seal_seq] = false;
+			vals[j][c_seal_prev] = PointerGetDatum(hash_bytea(prev));
+			nulls[j][c_seal_prev] = false;
 			bytea* hh = hash_record(vals[j], nulls[j]);
 			vals[j][c_hash] = PointerGetDatum(hh);
 			nulls[j][c_hash] = false;
@@ -897,7 +943,11 @@ void seal_transaction()
 		    jsonb_in, CStringGetDatum("{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
 		Datum v[k_ncols];
 		bool n[k_ncols];
-		fill_values(r, nextval_internal(xs.seq_oid, false), voids[j].seq, hash_bytea(voids[j].prev), v, n);
+		fill_values(r, nextval_internal(xs.seq_oid, false), 0, zero_hash(), v, n);
+		v[c_seal_seq] = Int64GetDatum(voids[j].seq);
+		n[c_seal_seq] = false;
+		v[c_seal_prev] = PointerGetDatum(hash_bytea(voids[j].prev));
+		n[c_seal_prev] = false;
 		v[c_hash] = PointerGetDatum(hash_bytea(voids[j].hash));
 		n[c_hash] = false;
 		insert_values(v, n);

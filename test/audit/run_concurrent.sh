@@ -79,10 +79,10 @@ other=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND
 echo "ok: $rec_updates UPDATE and $rec_items INSERT records for as many committed changes, none rolled back"
 
 # 3. one gapless chain of seals, one per writing transaction
-got=$(q -c "SELECT count(*) = max(seq) AND min(seq) = 1 AND count(*) = count(DISTINCT (xid, org)) FROM tenant_guard.audit_log WHERE kind = 'seal'")
+got=$(q -c "SELECT count(*) = max(seal_seq) AND min(seal_seq) = 1 AND count(*) = count(DISTINCT (xid, org)) FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL")
 [ "$got" = "t" ] || fail "seal chain is not gapless with one seal per transaction"
 expected_seals=$((CLIENTS * TX + 3 * TX + 1))
-got=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'seal' AND org = '$ORG'")
+got=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL AND org = '$ORG'")
 [ "$got" -eq "$expected_seals" ] || fail "expected $expected_seals seals of the tenant, found $got"
 echo "ok: $got seals in one gapless chain"
 echo "concurrent: 3 checks passed"

@@ -35,7 +35,7 @@ CREATE TABLE tenant_guard.audit_log (
     xid              bigint NOT NULL,        -- epoch-qualified transaction id (txid_current)
     org              text,                   -- tenant id as text; NULL for platform events
     kind             text NOT NULL CHECK (kind IN ('row', 'event', 'seal')),
-    seq              bigint NOT NULL,        -- position in its (xid, org) chain; for seals the seal number
+    seq              bigint NOT NULL,        -- position in its (xid, org) chain (0 for seal rows)
     action           text NOT NULL,
     table_name       text,
     actor            text,
@@ -50,6 +50,8 @@ CREATE TABLE tenant_guard.audit_log (
     changed_columns  text[],
     detail           jsonb,
     prev_hash        bytea NOT NULL,
+    seal_seq         bigint,                 -- the seal number, on the row that seals its chain
+    seal_prev        bytea,                  -- hash of the row with seal number seal_seq - 1
     hash             bytea NOT NULL
 ) PARTITION BY RANGE (xact_at);
 -- Each partition gets two indexes (each costs every audited write): a
@@ -131,7 +133,7 @@ BEGIN
                        'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', name);
         EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
-        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seq) WHERE kind = ''seal''', name || '_seal_idx', name);
+        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seal_seq) WHERE seal_seq IS NOT NULL', name || '_seal_idx', name);
     EXCEPTION WHEN duplicate_table THEN
         NULL;  -- created meanwhile by another session
     END;
@@ -161,16 +163,16 @@ REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
     'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
 
--- The record hash over the 21 hashed columns (verify_audit recomputes it).
+-- The record hash over the 23 hashed columns (verify_audit recomputes it).
 CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
     org text, kind text, seq bigint, action text, table_name text, actor text, impersonator text,
     tenant_role text, db_role text, session_role text, application_name text, row_pk jsonb, old_row jsonb,
-    new_row jsonb, changed_columns text[], detail jsonb, prev_hash bytea)
+    new_row jsonb, changed_columns text[], detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'tg__audit_hash'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
-    text, text, text, text, text, text, text, jsonb, jsonb, jsonb, text[], jsonb, bytea) IS
+    text, text, text, text, text, text, text, jsonb, jsonb, jsonb, text[], jsonb, bytea, bigint, bytea) IS
     'Internal: SHA-256 of the canonical form of an audit record (every column but hash).';
 
 -----------------------------------------------------------------------------
@@ -420,40 +422,47 @@ DECLARE
     nseal bigint;
     bad record;
 BEGIN
-    SELECT count(*) FILTER (WHERE l.kind <> 'seal'), count(*) FILTER (WHERE l.kind = 'seal') INTO nrec, nseal
+    SELECT count(*) FILTER (WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o)),
+           count(*) FILTER (WHERE l.seal_seq IS NOT NULL) INTO nrec, nseal
     FROM tenant_guard.audit_log l
-    WHERE (o IS NULL OR l.org = o OR l.kind = 'seal') AND (since IS NULL OR l.xact_at >= since);
+    WHERE since IS NULL OR l.xact_at >= since;
 
     WITH rec AS (
+        -- records of the tenant (row and event records; the last record of a
+        -- chain usually carries the seal itself)
         SELECT l.*,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
-                   l.prev_hash) AS recomputed,
-               lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS prev_rec_hash
+                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
+               lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS prev_rec_hash,
+               lead(l.id) OVER w AS next_id
         FROM tenant_guard.audit_log l
         WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since)
         WINDOW w AS (PARTITION BY l.xid, l.org ORDER BY l.seq, l.id)),
     grp AS (
         SELECT r.xid, r.org, count(*) AS n, max(r.id) AS last_id, max(r.xact_at) AS at,
-               (array_agg(r.hash ORDER BY r.seq DESC, r.id DESC))[1] AS last_hash
+               (array_agg(r.hash ORDER BY r.seq DESC, r.id DESC))[1] AS last_hash,
+               (array_agg(r.seal_seq ORDER BY r.seq DESC, r.id DESC))[1] AS last_seal_seq
         FROM rec r GROUP BY r.xid, r.org),
     purged AS (
         SELECT (x->>'seq')::bigint AS seq, decode(x->>'hash', 'hex') AS hash
         FROM tenant_guard.audit_log p, jsonb_array_elements(p.detail->'links') x
         WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'),
     allseals AS (
+        -- the global chain: every row with a seal number (sealing records,
+        -- seal rows, VOID seals), in seal number order
         SELECT l.*,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
-                   l.prev_hash) AS recomputed,
-               lag(l.seq) OVER (ORDER BY l.seq, l.id) AS prev_seq,
-               lag(l.hash) OVER (ORDER BY l.seq, l.id) AS prev_seal_hash
-        FROM tenant_guard.audit_log l WHERE l.kind = 'seal'),
+                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
+               lag(l.seal_seq) OVER (ORDER BY l.seal_seq, l.id) AS prev_seq,
+               lag(l.hash) OVER (ORDER BY l.seal_seq, l.id) AS prev_seal_hash
+        FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL),
     seal AS (
         SELECT s.* FROM allseals s
-        WHERE since IS NULL OR s.seq >= (SELECT min(x.seq) FROM allseals x WHERE x.xact_at >= since)),
+        WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
     problems AS (
         SELECT r.id, r.xact_at AS at, 'record ' || r.id || ' was edited: its hash does not match its content' AS what
         FROM rec r WHERE r.recomputed <> r.hash
@@ -465,31 +474,35 @@ BEGIN
         FROM rec r
         WHERE r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
         UNION ALL
+        SELECT r.next_id, r.xact_at, 'record ' || r.next_id || ' was inserted after the record that sealed its transaction'
+        FROM rec r WHERE r.seal_seq IS NOT NULL AND r.next_id IS NOT NULL
+        UNION ALL
         SELECT g.last_id, g.at, CASE
-                   WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed)'
+                   WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed, or the sealing record was deleted)'
                    ELSE 'the sealed chain of the transaction of record ' || g.last_id
                         || ' does not end where its seal says (a record was deleted or inserted at its end)' END
         FROM grp g
-        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org AND s.action = 'SEAL'
-        WHERE s.id IS NULL OR (s.detail->>'records')::bigint <> g.n
-           OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash
+        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org AND s.kind = 'seal' AND s.action = 'SEAL'
+        WHERE g.last_seal_seq IS NULL
+          AND (s.id IS NULL OR (s.detail->>'records')::bigint <> g.n OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash)
         UNION ALL
         SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
         FROM seal s
-        WHERE s.action = 'SEAL' AND (o IS NULL OR s.org = o) AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
+        WHERE s.kind = 'seal' AND s.action = 'SEAL' AND (o IS NULL OR s.org = o)
+          AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
         UNION ALL
         SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
-        FROM seal s WHERE s.recomputed <> s.hash AND s.action = 'SEAL'
+        FROM seal s WHERE s.recomputed <> s.hash AND s.kind = 'seal' AND s.action = 'SEAL'
         UNION ALL
         SELECT s.id, s.xact_at, CASE
-                   WHEN s.prev_seq = s.seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
+                   WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
                    ELSE 'seal ' || s.id || ' does not link to the seal before it (a sealed transaction was deleted or inserted)' END
         FROM seal s
-        LEFT JOIN purged p ON p.seq = s.seq - 1
-        WHERE NOT (since IS NOT NULL AND s.seq = (SELECT min(x.seq) FROM seal x))
-          AND s.prev_hash IS DISTINCT FROM CASE
-                WHEN s.prev_seq = s.seq - 1 THEN s.prev_seal_hash
-                WHEN s.seq = 1 AND s.prev_seq IS NULL THEN zero
+        LEFT JOIN purged p ON p.seq = s.seal_seq - 1
+        WHERE NOT (since IS NOT NULL AND s.seal_seq = (SELECT min(x.seal_seq) FROM seal x))
+          AND s.seal_prev IS DISTINCT FROM CASE
+                WHEN s.prev_seq = s.seal_seq - 1 THEN s.prev_seal_hash
+                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN zero
                 ELSE p.hash END)
     SELECT * INTO bad FROM problems ORDER BY id LIMIT 1;
     IF bad.id IS NULL THEN
@@ -542,13 +555,14 @@ BEGIN
         RETURN;
     END IF;
     -- The purged seals that a remaining seal links to, and the last purged seal.
-    SELECT jsonb_agg(jsonb_build_object('seq', s.seq, 'hash', encode(s.hash, 'hex')) ORDER BY s.seq) INTO links
+    SELECT jsonb_agg(jsonb_build_object('seq', s.seal_seq, 'hash', encode(s.hash, 'hex')) ORDER BY s.seal_seq) INTO links
     FROM tenant_guard.audit_log s
-    WHERE s.kind = 'seal' AND s.tableoid = ANY (purged)
-      AND EXISTS (SELECT 1 FROM tenant_guard.audit_log x WHERE x.kind = 'seal' AND x.seq = s.seq + 1
+    WHERE s.seal_seq IS NOT NULL AND s.tableoid = ANY (purged)
+      AND EXISTS (SELECT 1 FROM tenant_guard.audit_log x WHERE x.seal_seq = s.seal_seq + 1
                   AND x.tableoid <> ALL (purged));
-    SELECT s.seq, encode(s.hash, 'hex') AS hash INTO last
-    FROM tenant_guard.audit_log s WHERE s.kind = 'seal' AND s.tableoid = ANY (purged) ORDER BY s.seq DESC LIMIT 1;
+    SELECT s.seal_seq AS seq, encode(s.hash, 'hex') AS hash INTO last
+    FROM tenant_guard.audit_log s WHERE s.seal_seq IS NOT NULL AND s.tableoid = ANY (purged)
+    ORDER BY s.seal_seq DESC LIMIT 1;
     FOR i IN 1 .. cardinality(purged) LOOP
         EXECUTE format('SELECT count(*) FROM %s', purged[i]) INTO n;
         total := total + n;
