@@ -17,14 +17,17 @@
  * Records are chained per (transaction, tenant): the first record of a
  * tenant in a transaction has 32 zero bytes as prev_hash, each next one the
  * hash of the one before, and `seq` counts them. No lock is taken while the
- * transaction runs, so writers of one tenant never wait for each other. At
- * COMMIT (XACT_EVENT_PRE_COMMIT, registered on the first audited write of a
- * backend; no preloading needed) one seal row per (transaction, tenant)
- * records how many records the chain holds and its last hash, and links into
- * the global chain of seals (seq = seal number, prev_hash = hash of the seal
- * before). Only that step is serialized, by a transaction-scoped advisory
- * lock taken at PRE_COMMIT and held until the commit is done: readers of the
- * previous seal use the latest snapshot, so every isolation level works.
+ * transaction runs, so writers of one tenant never wait for each other. The
+ * newest record of each chain is held back in memory until the next one
+ * arrives or COMMIT. At COMMIT (XACT_EVENT_PRE_COMMIT, registered on the first
+ * audited write of a backend; no preloading needed) each chain's held-back
+ * last record gets the next seal number (seal_seq) and the hash of the row
+ * with the previous seal number (seal_prev), then its own hash, and is
+ * written: one global chain of seals, no extra row. Only that numbering is
+ * serialized: with shared_preload_libraries under an LWLock on a head in
+ * shared memory (see below), else under a transaction-scoped advisory lock
+ * held until the commit is done, the previous seal read with the latest
+ * snapshot so every isolation level works.
  * Savepoints: the chain state of every tenant is kept per subtransaction
  * level and restored when a subtransaction rolls back, so the records of a
  * rolled-back savepoint (gone from the table) are not sealed.

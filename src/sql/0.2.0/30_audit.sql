@@ -7,9 +7,9 @@
 -- transaction, with before/after snapshots and the actor. The log is
 -- range-partitioned by month on the transaction start time, append-only,
 -- readable per tenant by the in-tenant reader role, and hash-chained:
--- records per (transaction, tenant), sealed at COMMIT into one global chain
--- of seals (src/pg/audit_fmgr.cpp explains why this never serializes
--- writers). purge_audit() drops whole partitions past the retention and
+-- records per (transaction, tenant), the last one of each sealed at COMMIT
+-- into one global chain of seals (src/pg/audit_fmgr.cpp explains why this
+-- never serializes writers). purge_audit() drops whole partitions past the retention and
 -- records what it dropped so verify_audit() still works.
 -----------------------------------------------------------------------------
 
