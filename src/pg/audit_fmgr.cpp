@@ -9,9 +9,12 @@
  *       column, "r:<column>" redact it
  *   tenant_guard.audit_event(action text, detail jsonb) returns bigint
  *   tenant_guard._audit_write_event(org text, action text, detail jsonb) returns bigint
- *   tenant_guard._audit_hash(<the 21 hashed columns>) returns bytea
+ *   tenant_guard._audit_registry_event() returns trigger
+ *       AFTER ROW on tenant_guard's registries: tenant_guard.<verb> events
+ *   tenant_guard._audit_hash(<the 23 hashed columns>) returns bytea
  *   tenant_guard._audit_is_reader() returns boolean
  *   tenant_guard._csv_line(fields text[]) returns text
+ *   tenant_guard._audit_selftest_fail_commit() returns void (test hook)
  *
  * Chain design. Every record carries SHA-256(canonical content || prev_hash).
  * Records are chained per (transaction, tenant): the first record of a
@@ -32,15 +35,18 @@
  * level and restored when a subtransaction rolls back, so the records of a
  * rolled-back savepoint (gone from the table) are not sealed.
  *
- * Records are inserted by a prepared SPI plan (partition routing is
- * PostgreSQL's) as the owner of tenant_guard.audit_log, with
- * SECURITY_RESTRICTED_OPERATION: application roles have no write privilege
- * on the log at all.
+ * Records are inserted directly into the transaction's partition (all of a
+ * transaction's rows share xact_at, hence one partition), opened once per
+ * transaction with its indexes: heap and index inserts as COPY does, no
+ * executor start-up per record. No privilege check applies to that path, so
+ * application roles need, and have, no write privilege on the log; the few
+ * SPI queries (partition creation, last seal) run as the log's owner with
+ * SECURITY_RESTRICTED_OPERATION.
  *
- * C-style glue: outside TG_FUNCTION bodies' first lines nothing here owns a
- * C++ object, so PostgreSQL is called directly (a longjmp skips no
- * destructor). The only C++ calls are core::audit::hash_fields (noexcept)
- * and context::current(), whose exceptions the boundary handles.
+ * C-style glue: except _csv_line, nothing here owns a C++ object, so
+ * PostgreSQL is called directly (a longjmp skips no destructor). The C++
+ * calls are core::audit::hash_fields (noexcept) and context::current(),
+ * whose exceptions the boundary handles.
  */
 #include <cstdio>
 #include <cstring>
