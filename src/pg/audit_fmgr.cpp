@@ -606,8 +606,10 @@ void hold_back(Level* l, const Datum* v, const bool* n)
 	l->pending_n = pn;
 }
 
-// Writes the chain's pending record as an ordinary (unsealed) record.
-void flush_pending(Level* l)
+// Writes the chain's pending record as an ordinary (unsealed) record. Its
+// copy is freed unless the level below (an outer subtransaction) still holds
+// it: that one needs it again if this subtransaction rolls back.
+void flush_pending(Group* g, Level* l)
 {
 	Datum v[k_ncols];
 	bool n[k_ncols];
@@ -618,6 +620,16 @@ void flush_pending(Level* l)
 	n[c_hash] = false;
 	insert_values(v, n);
 	memcpy(l->last, VARDATA(h), 32);
+	const bool shared = g->nlevels >= 2 && g->levels[g->nlevels - 2].pending_v == l->pending_v;
+	if (!shared) {
+		for (int i = 0; i < k_ncols; ++i) {
+			const bool byval = k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID;
+			if (i != c_hash && !l->pending_n[i] && !byval)
+				pfree(DatumGetPointer(l->pending_v[i]));
+		}
+		pfree(l->pending_v);
+		pfree(l->pending_n);
+	}
 	l->pending_v = nullptr;
 	l->pending_n = nullptr;
 }
@@ -644,7 +656,7 @@ int64 write_record(Record& r)
 	Level* l = writable_level(g);
 	open_partition();
 	if (l->pending_v != nullptr)
-		flush_pending(l);
+		flush_pending(g, l);
 	bytea* prev = zero_hash();
 	if (l->count > 0)
 		memcpy(VARDATA(prev), l->last, 32);
