@@ -16,7 +16,10 @@ OBJS = \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \
-	src/core/encoding.o
+	src/core/encoding.o \
+	src/pg/audit_guc.o \
+	src/pg/audit_fmgr.o \
+	src/core/audit.o
 # Column encryption (issue 5)
 OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 

@@ -12,6 +12,7 @@
  */
 #include <sodium.h>
 
+#include "pg/audit_guc.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
@@ -36,6 +37,7 @@ void _PG_init(void)
 	// postgresql.conf for settings defined afterwards.
 	tenant_guard::crypto::init();
 	tenant_guard::hooks::init();
+	tenant_guard::audit_guc::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

@@ -242,6 +242,7 @@ Context from_json(const nlohmann::json& doc, const ClaimPaths& paths)
 		set_org_key(ctx, std::to_string(org->get<std::uint64_t>()));
 	ctx.user_id = string_claim(doc, paths.user);
 	ctx.role = string_claim(doc, paths.role);
+	ctx.impersonator = string_claim(doc, paths.impersonator);
 	read_scopes(doc, paths.scopes, ctx);
 	ctx.exp = numeric_date(doc, "exp");
 	ctx.nbf = numeric_date(doc, "nbf");
@@ -259,7 +260,8 @@ Context from_claims_text(std::string_view text, const ClaimPaths& paths)
 	return from_json(doc, paths);
 }
 
-Context from_settings(const char* org, const char* user, const char* role, const char* scopes_json)
+Context from_settings(const char* org, const char* user, const char* role, const char* scopes_json,
+                      const char* impersonator)
 {
 	Context ctx;
 	if (org != nullptr)
@@ -268,6 +270,8 @@ Context from_settings(const char* org, const char* user, const char* role, const
 		ctx.user_id = normalize_text(user);
 	if (role != nullptr)
 		ctx.role = normalize_text(role);
+	if (impersonator != nullptr)
+		ctx.impersonator = normalize_text(impersonator);
 	if (scopes_json != nullptr && *scopes_json != '\0') {
 		nlohmann::json doc = nlohmann::json::parse(scopes_json, nullptr, false);
 		if (!doc.is_discarded()) {

@@ -55,6 +55,8 @@ struct ClaimPaths {
 	std::string user = "sub";
 	std::string role = "org_role";
 	std::string scopes = "scopes";
+	// The impersonating actor (RFC 8693 "act" claim): see docs/audit.md.
+	std::string impersonator = "act.sub";
 };
 
 // Canonical decimal int64 ("0", "42", "-7"; no sign "+", no leading zeros).
@@ -66,6 +68,8 @@ struct Context {
 	std::optional<std::int64_t> org_bigint;  // the org id for bigint tenant columns
 	std::optional<std::string> user_id;
 	std::optional<std::string> role;
+	// The support agent acting as user_id, if any; same rules as user_id.
+	std::optional<std::string> impersonator;
 	std::map<std::string, std::vector<std::string>> scopes;
 	// Registered JWT claims, kept for signed contexts (seconds since the epoch).
 	std::optional<std::int64_t> exp;
@@ -83,7 +87,8 @@ Context from_claims_text(std::string_view text, const ClaimPaths& paths);
 
 // Context from the plain settings of the `setting` source. Any argument may be
 // null. scopes_json is a JSON object of arrays, as in claims.
-Context from_settings(const char* org, const char* user, const char* role, const char* scopes_json);
+Context from_settings(const char* org, const char* user, const char* role, const char* scopes_json,
+                      const char* impersonator = nullptr);
 
 // Remembers the context parsed from the last distinct claims text, so a
 // backend parses each claims value once, not once per call.

@@ -9,6 +9,7 @@
  *   tenant_guard.current_user_org_bigint() returns bigint
  *   tenant_guard.current_user_id() returns text
  *   tenant_guard.current_user_role() returns text
+ *   tenant_guard.current_impersonator() returns text
  *   tenant_guard.has_role(VARIADIC text[]) returns boolean
  *   tenant_guard.current_scopes(kind text) returns text[]
  *   tenant_guard.set_context(token text, session boolean) returns uuid
@@ -37,7 +38,9 @@
 #include "core/error.hpp"
 #include "core/jwt.hpp"
 #include "core/keyfile.hpp"
+#include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
+#include "pg/context.hpp"
 #include "pg/guc.hpp"
 
 extern "C" {
@@ -124,6 +127,7 @@ const tg::claims::ClaimPaths& paths()
 		s.paths.user = tg::guc::user_claim;
 		s.paths.role = tg::guc::role_claim;
 		s.paths.scopes = tg::guc::scopes_claim;
+		s.paths.impersonator = tg::audit_guc::impersonator_claim ? tg::audit_guc::impersonator_claim : "act.sub";
 		s.paths_generation = tg::guc::claim_paths_generation;
 	}
 	return s.paths;
@@ -162,7 +166,8 @@ const Context& resolve()
 		if (s.settings_generation != tg::guc::settings_generation) {
 			s.settings_generation = 0;
 			s.settings_context = tg::claims::from_settings(tg::guc::setting_org_id, tg::guc::setting_user_id,
-			                                               tg::guc::setting_role, tg::guc::setting_scopes);
+			                                               tg::guc::setting_role, tg::guc::setting_scopes,
+			                                               tg::audit_guc::setting_impersonator);
 			s.settings_generation = tg::guc::settings_generation;
 		}
 		return s.settings_context;
@@ -200,6 +205,11 @@ Datum no_org(FunctionCallInfo fcinfo)
 }
 
 }  // namespace
+
+const Context& tg::context::current()
+{
+	return resolve();
+}
 
 // tenant_guard.current_user_org_id() returns uuid
 TG_FUNCTION(current_user_org_id)
@@ -248,6 +258,16 @@ TG_FUNCTION(current_user_role)
 	if (!c.role)
 		PG_RETURN_NULL();
 	return text_datum(*c.role);
+}
+
+// tenant_guard.current_impersonator() returns text: the support agent acting
+// as the user (tenant_guard.impersonator_claim), or NULL
+TG_FUNCTION(current_impersonator)
+{
+	const Context& c = resolve();
+	if (!c.impersonator)
+		PG_RETURN_NULL();
+	return text_datum(*c.impersonator);
 }
 
 // tenant_guard.has_role(VARIADIC roles text[]) returns boolean (STRICT)

@@ -193,3 +193,22 @@ TEST_CASE("org id as a key for text and bigint tenant columns", "[claims]")
 	CHECK(s.org_bigint == std::optional<std::int64_t>(17));
 	CHECK(s.role == std::optional<std::string>("member"));
 }
+
+TEST_CASE("the impersonating actor comes from act.sub by default, with the user id rules", "[claims]")
+{
+	const std::string org = "11111111-1111-4111-8111-111111111111";
+	Context c = from_claims_text(R"({"org_id":")" + org + R"(","sub":"u1","act":{"sub":" agent-7 "}})", k_paths);
+	REQUIRE(c.impersonator);
+	CHECK(*c.impersonator == "agent-7");
+	CHECK(*c.user_id == "u1");
+	CHECK_FALSE(from_claims_text(R"({"sub":"u1","act":{"sub":"null"}})", k_paths).impersonator);
+	CHECK_FALSE(from_claims_text(R"({"sub":"u1","act":{"sub":7}})", k_paths).impersonator);
+	CHECK_FALSE(from_claims_text(R"({"sub":"u1","act":"agent"})", k_paths).impersonator);
+	CHECK_FALSE(from_claims_text(R"({"sub":"u1"})", k_paths).impersonator);
+	ClaimPaths other;
+	other.impersonator = "support_agent";
+	CHECK(*from_claims_text(R"({"support_agent":"a2","act":{"sub":"a1"}})", other).impersonator == "a2");
+	CHECK(*from_settings(org.c_str(), "u1", nullptr, nullptr, " agent-9 ").impersonator == "agent-9");
+	CHECK_FALSE(from_settings(org.c_str(), "u1", nullptr, nullptr, "").impersonator);
+	CHECK_FALSE(from_settings(org.c_str(), "u1", nullptr, nullptr).impersonator);
+}

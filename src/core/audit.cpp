@@ -1,0 +1,151 @@
+/*
+ * core/audit.cpp: canonical hashing input and RFC 4180 CSV (see audit.hpp).
+ */
+#include "core/audit.hpp"
+
+#include <new>
+#include <openssl/evp.h>
+
+#include "core/error.hpp"
+
+namespace tenant_guard::audit {
+
+RecordHasher::RecordHasher() = default;
+RecordHasher::~RecordHasher() = default;
+
+void RecordHasher::frame(std::string& out, std::string_view v)
+{
+	const auto n = static_cast<std::uint32_t>(v.size());
+	out.push_back('\x01');
+	out.push_back(static_cast<char>((n >> 24) & 0xff));
+	out.push_back(static_cast<char>((n >> 16) & 0xff));
+	out.push_back(static_cast<char>((n >> 8) & 0xff));
+	out.push_back(static_cast<char>(n & 0xff));
+	out.append(v.data(), v.size());
+}
+
+void RecordHasher::null()
+{
+	input_.push_back('\x00');
+}
+
+void RecordHasher::bytes(std::string_view v)
+{
+	if (v.size() > 0xffffffffu)
+		throw Error(sqlstate::k_invalid_parameter_value, "audit field too large to hash");
+	frame(input_, v);
+}
+
+void RecordHasher::integer(std::int64_t v)
+{
+	bytes(std::to_string(v));
+}
+
+void RecordHasher::array(const std::vector<std::optional<std::string>>& v)
+{
+	std::string inner;
+	std::string count = std::to_string(v.size());
+	frame(inner, count);
+	for (const auto& e : v) {
+		if (e)
+			frame(inner, *e);
+		else
+			inner.push_back('\x00');
+	}
+	bytes(inner);
+}
+
+Hash RecordHasher::finish()
+{
+	Hash out{};
+	unsigned int len = 0;
+	EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+	if (ctx == nullptr)
+		throw std::bad_alloc();
+	const bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1 &&
+	                EVP_DigestUpdate(ctx, input_.data(), input_.size()) == 1 &&
+	                EVP_DigestFinal_ex(ctx, out.data(), &len) == 1 && len == out.size();
+	EVP_MD_CTX_free(ctx);
+	input_.clear();
+	if (!ok)
+		throw Error(sqlstate::k_internal_error, "SHA-256 of an audit record failed");
+	return out;
+}
+
+std::string to_hex(const std::uint8_t* p, std::size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	std::string s;
+	s.reserve(n * 2);
+	for (std::size_t i = 0; i < n; ++i) {
+		s.push_back(digits[p[i] >> 4]);
+		s.push_back(digits[p[i] & 0xf]);
+	}
+	return s;
+}
+
+std::string csv_field(const std::optional<std::string_view>& v)
+{
+	if (!v)
+		return std::string();
+	const std::string_view s = *v;
+	if (!s.empty() && s.find_first_of(",\"\r\n") == std::string_view::npos)
+		return std::string(s);
+	std::string out;
+	out.reserve(s.size() + 2);
+	out.push_back('"');
+	for (char c : s) {
+		if (c == '"')
+			out.push_back('"');
+		out.push_back(c);
+	}
+	out.push_back('"');
+	return out;
+}
+
+std::string csv_line(const std::vector<std::optional<std::string>>& fields)
+{
+	std::string out;
+	for (std::size_t i = 0; i < fields.size(); ++i) {
+		if (i > 0)
+			out.push_back(',');
+		if (fields[i])
+			out += csv_field(std::string_view(*fields[i]));
+	}
+	return out;
+}
+
+}  // namespace tenant_guard::audit
+
+namespace tenant_guard::audit {
+
+bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
+{
+	try {
+		RecordHasher h;
+		for (std::size_t i = 0; i < n; ++i) {
+			const FieldView& f = fields[i];
+			if (f.kind == FieldView::k_null) {
+				h.null();
+			} else if (f.kind == FieldView::k_bytes) {
+				h.bytes(std::string_view(f.data, f.len));
+			} else {
+				std::vector<std::optional<std::string>> elems;
+				elems.reserve(f.nelems);
+				for (std::size_t j = 0; j < f.nelems; ++j) {
+					if (f.elems[j].kind == FieldView::k_bytes)
+						elems.emplace_back(std::string(f.elems[j].data, f.elems[j].len));
+					else
+						elems.emplace_back(std::nullopt);
+				}
+				h.array(elems);
+			}
+		}
+		*out = h.finish();
+		return true;
+	} catch (...) {
+		return false;
+	}
+}
+
+}  // namespace tenant_guard::audit

@@ -1,0 +1,79 @@
+/*
+ * core/audit.hpp
+ *
+ * Pure pieces of the audit log (docs/audit.md):
+ *
+ *  - RecordHasher: the canonical hashing input of one audit record and its
+ *    SHA-256 (OpenSSL EVP). Every field is framed as one tag byte (0 = NULL,
+ *    1 = value) followed, for values, by a 4-byte big-endian length and the
+ *    bytes, so no two different field sequences give the same input. Arrays
+ *    are framed the same way inside their own frame. The glue feeds the
+ *    fields in the column order of tenant_guard.audit_log (hash excluded),
+ *    using text forms that do not depend on session settings (timestamps as
+ *    microseconds, jsonb as its canonical text).
+ *  - csv_field / csv_line: RFC 4180 quoting. A field is quoted when it holds
+ *    a comma, a double quote, CR or LF, or is empty (so an empty string and a
+ *    NULL differ); quotes are doubled; NULL is an empty unquoted field.
+ */
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/no_postgres.hpp"
+
+namespace tenant_guard::audit {
+
+using Hash = std::array<std::uint8_t, 32>;
+
+class RecordHasher {
+public:
+	RecordHasher();
+	~RecordHasher();
+	RecordHasher(const RecordHasher&) = delete;
+	RecordHasher& operator=(const RecordHasher&) = delete;
+
+	void null();
+	void bytes(std::string_view v);
+	void integer(std::int64_t v);  // as its decimal text
+	// A text array; nullopt elements are NULL.
+	void array(const std::vector<std::optional<std::string>>& v);
+	// Finishes the hash; the hasher can be used again afterwards.
+	Hash finish();
+
+	// The exact bytes fed so far (for tests).
+	const std::string& input() const noexcept { return input_; }
+
+private:
+	void frame(std::string& out, std::string_view v);
+	std::string input_;
+};
+
+std::string to_hex(const std::uint8_t* p, std::size_t n);
+
+std::string csv_field(const std::optional<std::string_view>& v);
+std::string csv_line(const std::vector<std::optional<std::string>>& fields);
+
+}  // namespace tenant_guard::audit
+
+namespace tenant_guard::audit {
+
+// A field for hash_fields(): NULL, bytes, or an array of NULL/bytes fields.
+struct FieldView {
+	enum Kind : unsigned char { k_null, k_bytes, k_array };
+	Kind kind = k_null;
+	const char* data = nullptr;
+	std::size_t len = 0;
+	const FieldView* elems = nullptr;
+	std::size_t nelems = 0;
+};
+
+// SHA-256 of the canonical input of `n` fields (RecordHasher framing).
+// Never throws: false on any failure.
+bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept;
+
+}  // namespace tenant_guard::audit

@@ -1,0 +1,157 @@
+/*
+ * pg/audit_guc.cpp
+ *
+ * The settings of the audit log and of the impersonation claim, in the
+ * layout of guc.cpp (the administrator's reason above each one). Everything
+ * that decides what the log records or who reads it is superuser-only.
+ *
+ * C-style glue: no C++ objects except inside check_claim_path's own scope.
+ */
+#include "pg/audit_guc.hpp"
+
+#include <string>
+
+#include "core/claims.hpp"
+#include "pg/guc.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
+}
+
+namespace tenant_guard::audit_guc {
+
+char* impersonator_claim = nullptr;
+char* setting_impersonator = nullptr;
+char* retention = nullptr;
+char* reader_role = nullptr;
+bool skip_noop_updates = true;
+
+namespace {
+
+bool check_claim_path(char** newval, void**, GucSource)
+{
+	char why[256];
+	why[0] = '\0';
+	try {
+		std::string reason;
+		if (*newval == nullptr || claims::valid_path(*newval, &reason))
+			return true;
+		strlcpy(why, reason.c_str(), sizeof why);
+	} catch (...) {
+		strlcpy(why, "Out of memory.", sizeof why);
+	}
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("%s", why);
+	return false;
+}
+
+void bump_claim_paths(const char*, void*)
+{
+	++guc::claim_paths_generation;
+}
+
+void bump_settings(const char*, void*)
+{
+	++guc::settings_generation;
+}
+
+// The retention must be a positive interval of at least one month, so a
+// typo cannot make purge_audit() drop this month's records.
+bool check_retention(char** newval, void**, GucSource)
+{
+	if (*newval == nullptr)
+		return false;
+	MemoryContext cxt = CurrentMemoryContext;
+	bool ok = false;
+	bool parsed = false;
+	PG_TRY();
+	{
+		Interval* iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(*newval),
+		                                                     ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+		parsed = true;
+		ok = iv->month >= 1 && iv->day >= 0 && iv->time >= 0;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+	}
+	PG_END_TRY();
+	if (!parsed) {
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("The retention must be an interval such as '24 months'.");
+		return false;
+	}
+	if (!ok) {
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errdetail("The retention must be at least one month (whole partitions are dropped).");
+		return false;
+	}
+	return true;
+}
+
+bool check_reader_role(char** newval, void**, GucSource)
+{
+	if (*newval != nullptr && **newval != '\0')
+		return true;
+	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+	GUC_check_errdetail("Name the in-tenant role that may read its tenant's audit log.");
+	return false;
+}
+
+}  // namespace
+
+void init()
+{
+	init_shared_memory();
+
+	/*
+	 * Claim path of the support agent acting as the user (RFC 8693 actor
+	 * claim by default). Superuser-only like the other claim paths: pointing
+	 * it at a claim the user controls would let them blame someone else.
+	 */
+	DefineCustomStringVariable("tenant_guard.impersonator_claim", "Claim path of the impersonating support agent.",
+	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub",
+	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
+
+	/*
+	 * The impersonator for context_source = setting, next to org_id, user_id
+	 * and role; as forgeable as they are (docs/security-model.md).
+	 */
+	DefineCustomStringVariable("tenant_guard.impersonator", "Impersonating agent for context_source = setting.",
+	                           nullptr, &setting_impersonator, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr,
+	                           bump_settings, nullptr);
+
+	/*
+	 * How long audit records are kept; purge_audit() drops whole monthly
+	 * partitions older than this. Superuser-only: shortening it destroys
+	 * evidence.
+	 */
+	DefineCustomStringVariable("tenant_guard.audit_retention", "How long audit records are kept.",
+	                           "An interval of at least one month; purge_audit() drops older partitions.",
+	                           &retention, "24 months", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_retention, nullptr,
+	                           nullptr);
+
+	/*
+	 * The in-tenant role that reads its own tenant's audit log. Superuser-only:
+	 * it decides who inside a tenant sees every change of that tenant.
+	 */
+	DefineCustomStringVariable("tenant_guard.audit_reader_role",
+	                           "In-tenant role that may read its own tenant's audit log.", nullptr, &reader_role,
+	                           "admin", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_reader_role, nullptr, nullptr);
+
+	/*
+	 * An UPDATE that changes no audited column writes no record. Off records
+	 * every UPDATE statement's rows even when nothing changed.
+	 */
+	DefineCustomBoolVariable("tenant_guard.audit_skip_noop_updates",
+	                         "Write no audit record for an UPDATE that changes no audited column.", nullptr,
+	                         &skip_noop_updates, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+}
+
+}  // namespace tenant_guard::audit_guc

@@ -1,0 +1,624 @@
+
+-----------------------------------------------------------------------------
+-- Audit log (docs/audit.md)
+--
+-- enable_audit() puts a C++ trigger on a table; each INSERT, UPDATE and
+-- DELETE writes one record into tenant_guard.audit_log, in the same
+-- transaction, with before/after snapshots and the actor. The log is
+-- range-partitioned by month on the transaction start time, append-only,
+-- readable per tenant by the in-tenant reader role, and hash-chained:
+-- records per (transaction, tenant), the last one of each sealed at COMMIT
+-- into one global chain of seals (src/pg/audit_fmgr.cpp explains why this
+-- never serializes writers). purge_audit() drops whole partitions past the retention and
+-- records what it dropped so verify_audit() still works.
+-----------------------------------------------------------------------------
+
+-- The impersonating support agent of the current context (issue 7 sets it;
+-- the claim path is tenant_guard.impersonator_claim, default act.sub).
+CREATE FUNCTION tenant_guard.current_impersonator()
+RETURNS text
+AS 'MODULE_PATHNAME', 'tg_current_impersonator'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard.current_impersonator() IS
+    'Support agent acting as the user in the current context (actor claim act.sub by default), or NULL.';
+
+CREATE SEQUENCE tenant_guard.audit_log_id_seq;
+REVOKE ALL ON SEQUENCE tenant_guard.audit_log_id_seq FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.audit_log_id_seq', '');
+
+-- Column order matters: the record hash covers every column but `hash`, in
+-- this order (tenant_guard._audit_hash).
+CREATE TABLE tenant_guard.audit_log (
+    id               bigint NOT NULL,
+    xact_at          timestamptz NOT NULL,   -- transaction start: the partition key
+    statement_at     timestamptz NOT NULL,
+    xid              bigint NOT NULL,        -- epoch-qualified transaction id (txid_current)
+    org              text,                   -- tenant id as text; NULL for platform events
+    kind             text NOT NULL CHECK (kind IN ('row', 'event', 'seal')),
+    seq              bigint NOT NULL,        -- position in its (xid, org) chain (0 for seal rows)
+    action           text NOT NULL,
+    table_name       text,
+    actor            text,
+    impersonator     text,
+    tenant_role      text,
+    db_role          text NOT NULL,
+    session_role     text NOT NULL,
+    application_name text,
+    row_pk           jsonb,
+    old_row          jsonb,
+    new_row          jsonb,
+    changed_columns  text[],
+    detail           jsonb,
+    prev_hash        bytea NOT NULL,
+    seal_seq         bigint,                 -- the seal number, on the row that seals its chain
+    seal_prev        bytea,                  -- hash of the row with seal number seal_seq - 1
+    hash             bytea NOT NULL
+) PARTITION BY RANGE (xact_at);
+-- Each partition gets two indexes (each costs every audited write): a
+-- tenant's records in order, and the seals (the commit-time seal reads the
+-- last one). `id` comes from a sequence and is unique without an index.
+-- They are created per partition by _audit_partition_for(), not on the
+-- parent: partitions are not extension members, so pg_dump dumps them with
+-- their indexes, and a parent index would make the restore create them twice.
+COMMENT ON TABLE tenant_guard.audit_log IS
+    'Append-only, hash-chained audit records (tenant_guard.enable_audit, audit_event); monthly partitions.';
+
+-- Readable through row-level security only: the tenant wall, and the
+-- in-tenant reader role (tenant_guard.audit_reader_role). Nobody but the
+-- owner can write; the trigger writes as the owner. A platform auditor is a
+-- role with BYPASSRLS (docs/audit.md).
+REVOKE ALL ON tenant_guard.audit_log FROM PUBLIC;
+GRANT SELECT ON tenant_guard.audit_log TO PUBLIC;
+ALTER TABLE tenant_guard.audit_log ENABLE ROW LEVEL SECURITY;
+
+CREATE FUNCTION tenant_guard._audit_is_reader()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'tg__audit_is_reader'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard._audit_is_reader() IS
+    'Internal: the in-tenant role of the context is tenant_guard.audit_reader_role.';
+
+CREATE POLICY tg_wall ON tenant_guard.audit_log AS RESTRICTIVE FOR SELECT TO PUBLIC
+    USING (org = (SELECT tenant_guard.current_user_org_text())
+           OR org = (SELECT tenant_guard.current_user_org_id())::text);
+CREATE POLICY tg_audit_reader ON tenant_guard.audit_log AS PERMISSIVE FOR SELECT TO PUBLIC
+    USING ((org = (SELECT tenant_guard.current_user_org_text())
+            OR org = (SELECT tenant_guard.current_user_org_id())::text)
+           AND (SELECT tenant_guard._audit_is_reader()));
+
+-- Append-only: UPDATE, DELETE and TRUNCATE are refused for every role,
+-- owner and superusers included. Old records leave only with whole
+-- partitions, through purge_audit().
+CREATE FUNCTION tenant_guard._audit_log_refuse()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'tenant_guard.audit_log is append-only: % is refused', TG_OP
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'Audit records cannot be changed or removed, by any role.',
+              HINT = 'Records older than tenant_guard.audit_retention are removed by tenant_guard.purge_audit().';
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_log_refuse() FROM PUBLIC;
+CREATE TRIGGER tg_append_only BEFORE UPDATE OR DELETE ON tenant_guard.audit_log
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_log_refuse();
+CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse();
+
+-- Creates the monthly partition holding `at` if it is missing (with its own
+-- TRUNCATE guard: statement triggers are not inherited) and returns its
+-- bounds. Months are UTC months. Called by the trigger's safety net,
+-- enable_audit() and purge_audit().
+CREATE FUNCTION tenant_guard._audit_partition_for(at timestamptz, OUT lo timestamptz, OUT hi timestamptz,
+                                                  OUT part regclass)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    name text;
+BEGIN
+    lo := date_trunc('month', at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';
+    hi := (date_trunc('month', at AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    name := 'audit_log_p' || to_char(lo AT TIME ZONE 'UTC', 'YYYYMM');
+    part := to_regclass(format('tenant_guard.%I', name));
+    IF part IS NOT NULL THEN
+        RETURN;
+    END IF;
+    BEGIN
+        EXECUTE format('CREATE TABLE tenant_guard.%I PARTITION OF tenant_guard.audit_log FOR VALUES FROM (%L) TO (%L)',
+                       name, lo, hi);
+        EXECUTE format('CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', name);
+        EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
+        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
+        EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seal_seq) WHERE seal_seq IS NOT NULL', name || '_seal_idx', name);
+    EXCEPTION WHEN duplicate_table THEN
+        NULL;  -- created meanwhile by another session
+    END;
+    part := format('tenant_guard.%I', name)::regclass;
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_partition_for(timestamptz) FROM PUBLIC;
+
+-- Partitions for this month and the next three. Harmless for anyone to call
+-- (enable_audit() runs with the caller's rights and calls it).
+CREATE FUNCTION tenant_guard._audit_partitions_ahead()
+RETURNS void
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT count((tenant_guard._audit_partition_for(pg_catalog.now() + pg_catalog.make_interval(months => m))).part)
+    FROM pg_catalog.generate_series(0, 3) AS m;
+$$;
+COMMENT ON FUNCTION tenant_guard._audit_partitions_ahead() IS
+    'Internal: creates the audit log partitions of this month and the next three.';
+
+CREATE FUNCTION tenant_guard._audit_selftest_fail_commit()
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__audit_selftest_fail_commit'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
+    'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
+
+-- The record hash over the 23 hashed columns (verify_audit recomputes it).
+CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
+    org text, kind text, seq bigint, action text, table_name text, actor text, impersonator text,
+    tenant_role text, db_role text, session_role text, application_name text, row_pk jsonb, old_row jsonb,
+    new_row jsonb, changed_columns text[], detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'tg__audit_hash'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
+    text, text, text, text, text, text, text, jsonb, jsonb, jsonb, text[], jsonb, bytea, bigint, bytea) IS
+    'Internal: SHA-256 of the canonical form of an audit record (every column but hash).';
+
+-----------------------------------------------------------------------------
+-- Turning audit on and off
+-----------------------------------------------------------------------------
+
+CREATE TABLE tenant_guard.audited_tables (
+    tbl             regclass PRIMARY KEY,
+    exclude_columns name[] NOT NULL DEFAULT '{}',
+    redact_columns  name[] NOT NULL DEFAULT '{}',
+    enabled_by      name NOT NULL DEFAULT current_user,
+    enabled_at      timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE tenant_guard.audited_tables IS
+    'Tables audited by tenant_guard.enable_audit(), with their excluded and redacted columns.';
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.audited_tables', '');
+SELECT tenant_guard._registry_acl('tenant_guard.audited_tables',
+    'pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), ''USAGE'')');
+
+CREATE FUNCTION tenant_guard._audit_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__audit_trigger'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._audit_trigger() IS
+    'Internal: the row trigger of audited tables (arguments x:<column> exclude, r:<column> redact).';
+
+CREATE FUNCTION tenant_guard._audit_refuse_truncate()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'cannot truncate audited table %', TG_RELID::regclass
+        USING ERRCODE = 'object_not_in_prerequisite_state',
+              DETAIL = 'TRUNCATE removes rows without row triggers or row-level security, so no audit record could say which rows of which tenant were removed.',
+              HINT = 'Use DELETE (every row is recorded), or call tenant_guard.disable_audit() first (that is recorded).';
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._audit_refuse_truncate() IS
+    'Internal: refuses TRUNCATE of an audited table.';
+
+CREATE FUNCTION tenant_guard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}',
+                                          redact_columns name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    col name;
+    args text := '';
+    part regclass;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    exclude_columns := coalesce(exclude_columns, '{}');
+    redact_columns := coalesce(redact_columns, '{}');
+    SELECT c.relkind, c.relpersistence, c.relowner, n.nspname INTO r
+    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF r.nspname IN ('pg_catalog', 'information_schema', 'tenant_guard') OR r.nspname LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot audit %', tbl USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'System catalogs and tenant_guard''s own tables cannot be audited.';
+    END IF;
+    IF r.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
+    END IF;
+    IF r.relpersistence = 't' THEN
+        RAISE EXCEPTION 'cannot audit temporary table %', tbl USING ERRCODE = 'feature_not_supported';
+    END IF;
+    IF NOT pg_has_role(r.relowner, 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    FOREACH col IN ARRAY exclude_columns || redact_columns LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col
+                       AND a.attnum > 0 AND NOT a.attisdropped) THEN
+            RAISE EXCEPTION 'table % has no column "%"', tbl, col USING ERRCODE = 'undefined_column';
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+                   WHERE i.indrelid = tbl AND i.indisprimary AND a.attname = col) THEN
+            RAISE EXCEPTION 'cannot exclude or redact primary key column "%" of %', col, tbl
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = 'Every record names its row by the primary key.';
+        END IF;
+    END LOOP;
+    IF exclude_columns && redact_columns THEN
+        RAISE EXCEPTION 'a column cannot be both excluded and redacted' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT string_agg(quote_literal(a), ', ') INTO args
+    FROM (SELECT 'x:' || x AS a FROM unnest(exclude_columns) x
+          UNION ALL SELECT 'r:' || x FROM unnest(redact_columns) x) s;
+    PERFORM tenant_guard._audit_partitions_ahead();
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = 'tg_audit') THEN
+        EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
+    END IF;
+    EXECUTE format('CREATE TRIGGER tg_audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                   'EXECUTE FUNCTION tenant_guard._audit_trigger(%s)', tbl, coalesce(args, ''));
+    -- TRUNCATE is refused on the table and on each partition (statement
+    -- triggers are not inherited; partitions added later are covered by the
+    -- event trigger below).
+    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) WHERE isleaf LOOP
+        IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = part AND t.tgname = 'tg_audit_truncate') THEN
+            EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
+        END IF;
+        EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', part);
+    END LOOP;
+    INSERT INTO tenant_guard.audited_tables AS t (tbl, exclude_columns, redact_columns)
+    VALUES (tbl, exclude_columns, redact_columns)
+    ON CONFLICT ON CONSTRAINT audited_tables_pkey DO UPDATE
+        SET exclude_columns = excluded.exclude_columns, redact_columns = excluded.redact_columns,
+            enabled_by = current_user, enabled_at = pg_catalog.now();
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.enable_audit(regclass, name[], name[]) IS
+    'Records every INSERT, UPDATE and DELETE of the table in tenant_guard.audit_log (excluded columns left out, redacted ones masked).';
+
+CREATE FUNCTION tenant_guard.disable_audit(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    part regclass;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM tenant_guard.audited_tables a WHERE a.tbl = disable_audit.tbl) THEN
+        RAISE EXCEPTION 'table % is not audited by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
+        RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
+    FOR part IN SELECT t.tgrelid::regclass FROM (SELECT tbl AS relid UNION SELECT relid FROM pg_partition_tree(tbl)) p
+                JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = 'tg_audit_truncate' LOOP
+        EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
+    END LOOP;
+    DELETE FROM tenant_guard.audited_tables a WHERE a.tbl = disable_audit.tbl;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.disable_audit(regclass) IS 'Stops auditing a table (recorded in the log).';
+
+-- New partitions of an audited table get the TRUNCATE guard too; dropped
+-- audited tables leave the registry.
+CREATE FUNCTION tenant_guard._audit_on_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rel regclass;
+BEGIN
+    FOR rel IN
+        SELECT DISTINCT d.objid::regclass FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.oid = d.objid
+        WHERE d.classid = 'pg_class'::regclass AND c.relkind = 'r' AND c.relispartition
+          AND EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(d.objid) p
+                      WHERE p.relid = a.tbl)
+          AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = d.objid AND t.tgname = 'tg_audit_truncate')
+    LOOP
+        EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', rel);
+    END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_on_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER tenant_guard_audit_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION tenant_guard._audit_on_ddl();
+
+CREATE FUNCTION tenant_guard._audit_on_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM tenant_guard.audited_tables a
+    USING pg_event_trigger_dropped_objects() d
+    WHERE d.classid = 'pg_class'::regclass AND d.objsubid = 0 AND d.objid = a.tbl::oid;
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._audit_on_drop() FROM PUBLIC;
+CREATE EVENT TRIGGER tenant_guard_audit_drop ON sql_drop EXECUTE FUNCTION tenant_guard._audit_on_drop();
+
+-----------------------------------------------------------------------------
+-- Events
+-----------------------------------------------------------------------------
+
+-- Application events, attributed like row changes. Granted to PUBLIC: a
+-- caller can only write records attributed to its own context.
+CREATE FUNCTION tenant_guard.audit_event(action text, detail jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tg_audit_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard.audit_event(text, jsonb) IS
+    'Writes an application event (e.g. member.role_changed) into the audit log for the current tenant; returns its id.';
+
+-- For tenant_guard's own features (key rotation, shredding, ...): any org,
+-- actions under the reserved "tenant_guard." prefix. Not for PUBLIC.
+CREATE FUNCTION tenant_guard._audit_write_event(org text, action text, detail jsonb DEFAULT '{}')
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'tg__audit_write_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._audit_write_event(text, text, jsonb) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._audit_write_event(text, text, jsonb) IS
+    'Internal: writes an event of tenant_guard itself for any org (NULL: platform event); returns its id.';
+
+-- tenant_guard's own events, from its registries (a C trigger: it writes as
+-- the log owner but keeps the caller's roles in the record). Rows restored
+-- by pg_restore carry their original timestamps and write no event.
+CREATE FUNCTION tenant_guard._audit_registry_event()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__audit_registry_event'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._audit_registry_event() IS
+    'Internal: writes tenant_guard.<verb> events for changes of tenant_guard''s registries.';
+REVOKE ALL ON FUNCTION tenant_guard._audit_registry_event() FROM PUBLIC;
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.protected_tables
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.access_rules
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.exemptions
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.guarded_schemas
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT ON tenant_guard.unsafe_ddl_log
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.audited_tables
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+
+-----------------------------------------------------------------------------
+-- Verification, retention, export
+-----------------------------------------------------------------------------
+
+-- Reports the first broken link (one row): ok, how many records and seals
+-- were checked, and for a break the record id, its time and what is wrong.
+-- SECURITY DEFINER: it reads every seal (they hold hashes and counts, no
+-- tenant data); granted to nobody by default (docs/audit.md: auditor role).
+CREATE FUNCTION tenant_guard.verify_audit(org uuid DEFAULT NULL, since timestamptz DEFAULT NULL)
+RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o text := org::text;
+    zero bytea := decode(repeat('00', 32), 'hex');
+    nrec bigint;
+    nseal bigint;
+    bad record;
+BEGIN
+    SELECT count(*) FILTER (WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o)),
+           count(*) FILTER (WHERE l.seal_seq IS NOT NULL) INTO nrec, nseal
+    FROM tenant_guard.audit_log l
+    WHERE since IS NULL OR l.xact_at >= since;
+
+    WITH rec AS (
+        -- records of the tenant (row and event records; the last record of a
+        -- chain usually carries the seal itself)
+        SELECT l.*,
+               tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
+                   l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
+                   l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
+                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
+               lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS prev_rec_hash,
+               lead(l.id) OVER w AS next_id
+        FROM tenant_guard.audit_log l
+        WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since)
+        WINDOW w AS (PARTITION BY l.xid, l.org ORDER BY l.seq, l.id)),
+    grp AS (
+        SELECT r.xid, r.org, count(*) AS n, max(r.id) AS last_id, max(r.xact_at) AS at,
+               (array_agg(r.hash ORDER BY r.seq DESC, r.id DESC))[1] AS last_hash,
+               (array_agg(r.seal_seq ORDER BY r.seq DESC, r.id DESC))[1] AS last_seal_seq
+        FROM rec r GROUP BY r.xid, r.org),
+    purged AS (
+        SELECT (x->>'seq')::bigint AS seq, decode(x->>'hash', 'hex') AS hash
+        FROM tenant_guard.audit_log p, jsonb_array_elements(p.detail->'links') x
+        WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'),
+    allseals AS (
+        -- the global chain: every row with a seal number (sealing records,
+        -- seal rows, VOID seals), in seal number order
+        SELECT l.*,
+               tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
+                   l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
+                   l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
+                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
+               lag(l.seal_seq) OVER (ORDER BY l.seal_seq, l.id) AS prev_seq,
+               lag(l.hash) OVER (ORDER BY l.seal_seq, l.id) AS prev_seal_hash
+        FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL),
+    seal AS (
+        SELECT s.* FROM allseals s
+        WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
+    problems AS (
+        SELECT r.id, r.xact_at AS at, 'record ' || r.id || ' was edited: its hash does not match its content' AS what
+        FROM rec r WHERE r.recomputed <> r.hash
+        UNION ALL
+        SELECT r.id, r.xact_at, CASE
+                   WHEN r.seq = coalesce(r.prev_seq, 0) THEN 'record ' || r.id || ' was inserted: its chain position is taken'
+                   WHEN r.seq > coalesce(r.prev_seq, 0) + 1 THEN 'a record before ' || r.id || ' in its transaction was deleted'
+                   ELSE 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)' END
+        FROM rec r
+        WHERE r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
+        UNION ALL
+        SELECT r.next_id, r.xact_at, 'record ' || r.next_id || ' was inserted after the record that sealed its transaction'
+        FROM rec r WHERE r.seal_seq IS NOT NULL AND r.next_id IS NOT NULL
+        UNION ALL
+        SELECT g.last_id, g.at, CASE
+                   WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed, or the sealing record was deleted)'
+                   ELSE 'the sealed chain of the transaction of record ' || g.last_id
+                        || ' does not end where its seal says (a record was deleted or inserted at its end)' END
+        FROM grp g
+        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org AND s.kind = 'seal' AND s.action = 'SEAL'
+        WHERE g.last_seal_seq IS NULL
+          AND (s.id IS NULL OR (s.detail->>'records')::bigint <> g.n OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash)
+        UNION ALL
+        SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
+        FROM seal s
+        WHERE s.kind = 'seal' AND s.action = 'SEAL' AND (o IS NULL OR s.org = o)
+          AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
+        UNION ALL
+        SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
+        FROM seal s WHERE s.recomputed <> s.hash AND s.kind = 'seal' AND s.action = 'SEAL'
+        UNION ALL
+        SELECT s.id, s.xact_at, CASE
+                   WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
+                   ELSE 'seal ' || s.id || ' does not link to the seal before it (a sealed transaction was deleted or inserted)' END
+        FROM seal s
+        LEFT JOIN purged p ON p.seq = s.seal_seq - 1
+        WHERE NOT (since IS NOT NULL AND s.seal_seq = (SELECT min(x.seal_seq) FROM seal x))
+          AND s.seal_prev IS DISTINCT FROM CASE
+                WHEN s.prev_seq = s.seal_seq - 1 THEN s.prev_seal_hash
+                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN zero
+                ELSE p.hash END)
+    SELECT * INTO bad FROM problems ORDER BY id LIMIT 1;
+    IF bad.id IS NULL THEN
+        RETURN QUERY SELECT true, nrec, nseal, NULL::bigint, NULL::timestamptz, NULL::text;
+    ELSE
+        RETURN QUERY SELECT false, nrec, nseal, bad.id, bad.at, bad.what;
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) IS
+    'Checks the audit hash chains (of one org, from a time on) and reports the first broken link.';
+
+-- Drops whole monthly partitions older than tenant_guard.audit_retention and
+-- records the purge (range, row count, final seal) as an event, so
+-- verify_audit() can link the first remaining seal to the purged ones.
+CREATE FUNCTION tenant_guard.purge_audit()
+RETURNS TABLE (partition_name text, from_ts timestamptz, to_ts timestamptz, row_count bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    horizon timestamptz;
+    p record;
+    n bigint;
+    total bigint := 0;
+    lo timestamptz;
+    hi timestamptz;
+    names text[] := '{}';
+    purged regclass[] := '{}';
+    links jsonb;
+    last record;
+BEGIN
+    horizon := pg_catalog.now() - pg_catalog.current_setting('tenant_guard.audit_retention')::interval;
+    PERFORM tenant_guard._audit_partitions_ahead();
+    FOR p IN
+        SELECT c.oid::regclass AS rel, c.relname::text AS name,
+               (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)')) AS b
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'tenant_guard.audit_log'::regclass
+        ORDER BY 2
+    LOOP
+        CONTINUE WHEN p.b IS NULL OR p.b[2]::timestamptz > horizon;
+        purged := purged || p.rel;
+        names := names || p.name;
+        lo := least(lo, p.b[1]::timestamptz);
+        hi := greatest(hi, p.b[2]::timestamptz);
+    END LOOP;
+    IF cardinality(purged) = 0 THEN
+        RETURN;
+    END IF;
+    -- The purged seals that a remaining seal links to, and the last purged seal.
+    SELECT jsonb_agg(jsonb_build_object('seq', s.seal_seq, 'hash', encode(s.hash, 'hex')) ORDER BY s.seal_seq) INTO links
+    FROM tenant_guard.audit_log s
+    WHERE s.seal_seq IS NOT NULL AND s.tableoid = ANY (purged)
+      AND EXISTS (SELECT 1 FROM tenant_guard.audit_log x WHERE x.seal_seq = s.seal_seq + 1
+                  AND x.tableoid <> ALL (purged));
+    SELECT s.seal_seq AS seq, encode(s.hash, 'hex') AS hash INTO last
+    FROM tenant_guard.audit_log s WHERE s.seal_seq IS NOT NULL AND s.tableoid = ANY (purged)
+    ORDER BY s.seal_seq DESC LIMIT 1;
+    FOR i IN 1 .. cardinality(purged) LOOP
+        EXECUTE format('SELECT count(*) FROM %s', purged[i]) INTO n;
+        total := total + n;
+        partition_name := names[i];
+        from_ts := (regexp_match(pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = purged[i]), purged[i]),
+                                 'FROM \(''([^'']+)''\)'))[1]::timestamptz;
+        to_ts := (regexp_match(pg_get_expr((SELECT relpartbound FROM pg_class WHERE oid = purged[i]), purged[i]),
+                               'TO \(''([^'']+)''\)'))[1]::timestamptz;
+        row_count := n;
+        RETURN NEXT;
+    END LOOP;
+    FOR i IN 1 .. cardinality(purged) LOOP
+        EXECUTE format('ALTER TABLE tenant_guard.audit_log DETACH PARTITION %s', purged[i]);
+        EXECUTE format('DROP TABLE %s', purged[i]);
+    END LOOP;
+    PERFORM tenant_guard._audit_write_event(NULL, 'tenant_guard.audit_purge', jsonb_build_object(
+        'from', lo, 'to', hi, 'partitions', to_jsonb(names), 'rows', total,
+        'retention', pg_catalog.current_setting('tenant_guard.audit_retention'),
+        'last_seal_seq', last.seq, 'last_seal_hash', last.hash, 'links', coalesce(links, '[]')));
+END
+$$;
+REVOKE ALL ON FUNCTION tenant_guard.purge_audit() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard.purge_audit() IS
+    'Drops audit log partitions older than tenant_guard.audit_retention, creates the coming ones, records the purge.';
+
+CREATE FUNCTION tenant_guard._csv_line(fields text[])
+RETURNS text
+AS 'MODULE_PATHNAME', 'tg__csv_line'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION tenant_guard._csv_line(text[]) IS
+    'Internal: one RFC 4180 CSV line (NULL elements as empty unquoted fields).';
+
+-- The records of one org (NULL: every org the caller may read) between two
+-- statement times, as CSV lines, header first. SECURITY INVOKER: the caller
+-- sees what row-level security lets it see (its own tenant as reader role,
+-- everything as platform auditor).
+CREATE FUNCTION tenant_guard.audit_csv(org uuid, from_ts timestamptz, to_ts timestamptz)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN NEXT tenant_guard._csv_line(ARRAY['id', 'statement_at', 'org', 'kind', 'action', 'table_name', 'actor',
+        'impersonator', 'tenant_role', 'db_role', 'session_role', 'application_name', 'row_pk', 'old_row',
+        'new_row', 'changed_columns', 'detail', 'xid', 'hash']);
+    RETURN QUERY
+        SELECT tenant_guard._csv_line(ARRAY[l.id::text,
+                   to_char(l.statement_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), l.org, l.kind,
+                   l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
+                   l.application_name, l.row_pk::text, l.old_row::text, l.new_row::text,
+                   array_to_string(l.changed_columns, ' '), l.detail::text, l.xid::text, encode(l.hash, 'hex')])
+        FROM tenant_guard.audit_log l
+        WHERE l.kind <> 'seal' AND (audit_csv.org IS NULL OR l.org = audit_csv.org::text)
+          AND l.statement_at >= from_ts AND l.statement_at < to_ts AND l.xact_at < to_ts
+        ORDER BY l.id;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.audit_csv(uuid, timestamptz, timestamptz) IS
+    'The audit records of one org in [from_ts, to_ts) as RFC 4180 CSV lines, header first.';
