@@ -1412,8 +1412,12 @@ const RegistryVerb k_verbs[] = {
     {"protected_tables", "protect", "unprotect"},   {"access_rules", "allow", "disallow"},
     {"exemptions", "exempt", "unexempt"},           {"guarded_schemas", "guard_schema", "unguard_schema"},
     {"unsafe_ddl_log", "unsafe_ddl", "unsafe_ddl"}, {"audited_tables", "enable_audit", "disable_audit"},
+    {"app_roles", "register_app_role", "unregister_app_role"},
+    // key_events: the verb is key_<event> and the record goes to the key's tenant (below)
+    {"key_events", "key_", "key_"},
 };
-const char* const k_time_columns[] = {"protected_at", "created_at", "guarded_at", "exempted_at", "at", "enabled_at"};
+const char* const k_time_columns[] = {"protected_at", "created_at",    "guarded_at", "exempted_at",
+                                      "at",           "enabled_at",    "registered_at"};
 
 TG_FUNCTION(_audit_registry_event)
 {
@@ -1454,7 +1458,15 @@ TG_FUNCTION(_audit_registry_event)
 	    F_TO_JSONB, JSONBOID, list_make1(makeNullConst(rel->rd_rel->reltype, -1, InvalidOid)), InvalidOid,
 	    InvalidOid, COERCE_EXPLICIT_CALL));
 	Jsonb* detail = DatumGetJsonbP(FunctionCall1(&fl, heap_copy_tuple_as_datum(row, desc)));
-	(void) write_event(nullptr, psprintf("tenant_guard.%s", verb), detail);
+	const char* org = nullptr;
+	if (strcmp(RelationGetRelationName(rel), "key_events") == 0) {
+		// key created/rotated/shredded/rewrapped: an event of that tenant, so
+		// its admins see it in their own log
+		const char* event = SPI_getvalue(row, desc, SPI_fnumber(desc, "event"));
+		org = SPI_getvalue(row, desc, SPI_fnumber(desc, "org_id"));
+		verb = psprintf("key_%s", event != nullptr ? event : "unknown");
+	}
+	(void) write_event(org, psprintf("tenant_guard.%s", verb), detail);
 	return PointerGetDatum(nullptr);
 }
 

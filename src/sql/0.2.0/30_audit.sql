@@ -622,3 +622,13 @@ END
 $$;
 COMMENT ON FUNCTION tenant_guard.audit_csv(uuid, timestamptz, timestamptz) IS
     'The audit records of one org in [from_ts, to_ts) as RFC 4180 CSV lines, header first.';
+
+-- Events of the features built alongside audit: application-role
+-- registrations (lint, src/sql/0.2.0/10_app_roles.sql) and key lifecycle
+-- events of column encryption (tenant_guard.key_events, written to the key's
+-- tenant as tenant_guard.key_created / key_rotated / key_shredded /
+-- key_rewrapped).
+CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.app_roles
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
+CREATE TRIGGER tg_audit_event AFTER INSERT ON tenant_guard.key_events
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._audit_registry_event();
