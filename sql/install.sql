@@ -41,7 +41,22 @@ SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
 DROP EXTENSION tenant_guard;
 CREATE EXTENSION tenant_guard VERSION '0.1.0';
 SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
+-- the 0.2.0 library serves a 0.1.0 database: the runtime guards find no
+-- application-role registry there and stay out of the way (no error)
+CREATE ROLE regress_install_old LOGIN;
+CREATE TABLE install_old (org_id uuid NOT NULL, id int);
+ALTER TABLE install_old ENABLE ROW LEVEL SECURITY;
+GRANT ALL ON install_old TO regress_install_old;
+SET ROLE regress_install_old;
+TRUNCATE install_old;
+RESET ROLE;
 ALTER EXTENSION tenant_guard UPDATE;
+-- after the update the guards apply (no role registered: every login role counts)
+SET ROLE regress_install_old;
+TRUNCATE install_old;
+RESET ROLE;
+DROP TABLE install_old;
+DROP ROLE regress_install_old;
 SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';
 SELECT target FROM pg_extension_update_paths('tenant_guard') WHERE source = '0.1.0' AND path IS NOT NULL ORDER BY 1;
 -- relocation is refused

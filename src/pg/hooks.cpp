@@ -91,6 +91,10 @@ bool current_user_is_app_role()
 {
 	if (superuser() || !OidIsValid(get_extension_oid("tenant_guard", true)))
 		return false;
+	// A database still at extension version 0.1.0 has no registry yet: no
+	// application roles there until ALTER EXTENSION tenant_guard UPDATE.
+	if (!OidIsValid(RangeVarGetRelid(makeRangeVar(pstrdup("tenant_guard"), pstrdup("app_roles"), -1), NoLock, true)))
+		return false;
 	bool pushed = false;
 	if (!ActiveSnapshotSet()) {
 		PushActiveSnapshot(GetTransactionSnapshot());
