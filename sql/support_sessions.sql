@@ -128,8 +128,18 @@ CALL tenant_guard.begin_support_session(:'tok_revoked');
 CALL tenant_guard.begin_support_session(:'tok_b');
 SELECT tenant_guard.current_user_org_id() = :'org_b' AS in_b, count(*) AS rows_visible,
        count(*) FILTER (WHERE org_id = :'org_a') AS a_rows_visible FROM sup.tickets;
+-- a second redemption in the same connection replaces (and ends) the first
+-- (the grant is issued from this connection while its tenant B session is
+-- live, so that event carries the agent as actor)
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_sup_platform;
+SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 45b (tenant A)') AS tok_a2 \gset
+SET SESSION AUTHORIZATION regress_sup_agent;
+CALL tenant_guard.begin_support_session(:'tok_a2');
+SELECT tenant_guard.current_user_org_id() = :'org_a' AS now_in_a, count(*) AS rows_visible FROM sup.tickets;
 SELECT tenant_guard.end_support_session() AS ended;
 RESET SESSION AUTHORIZATION;
+SELECT reason, ended_at IS NOT NULL AS ended FROM tenant_guard.support_grants WHERE reason LIKE 'ticket 45%' ORDER BY reason;
 
 -- revocation takes effect at the next statement of a running session
 SET SESSION AUTHORIZATION regress_sup_platform;

@@ -165,6 +165,7 @@ AS $$
 DECLARE
     h bytea;
     g tenant_guard.support_grants;
+    prev tenant_guard.support_grants;
     now_ts timestamptz := pg_catalog.clock_timestamp();
 BEGIN
     PERFORM tenant_guard._support_check_toplevel();
@@ -179,6 +180,15 @@ BEGIN
      WHERE token_hash = h AND redeemed_at IS NULL AND revoked_at IS NULL AND redeem_by > now_ts
     RETURNING * INTO g;
     IF FOUND THEN
+        -- A live session of this connection is replaced: record its end.
+        UPDATE tenant_guard.support_grants p SET ended_at = now_ts
+         WHERE p.id = tenant_guard._support_active_grant() AND p.ended_at IS NULL AND p.revoked_at IS NULL
+        RETURNING * INTO prev;
+        IF FOUND THEN
+            PERFORM tenant_guard._audit_write_event(prev.org_id::text, 'platform.support_session_ended',
+                pg_catalog.jsonb_build_object('grant', prev.id, 'agent', prev.agent, 'ended_by', session_user,
+                    'why', 'replaced by a new support session'));
+        END IF;
         PERFORM tenant_guard._support_stage(g.id, g.org_id, g.agent, g.expires_at);
         PERFORM tenant_guard._audit_write_event(g.org_id::text, 'platform.impersonate_tenant',
             pg_catalog.jsonb_build_object('grant', g.id, 'agent', g.agent, 'reason', g.reason,
