@@ -191,6 +191,29 @@ RESET tenant_guard.require_context;
 SELECT tenant_guard.log_support_expiries() AS expiries_logged;
 SELECT tenant_guard.log_support_expiries() AS logged_once;
 
+-- nested claim paths: the support context follows the configured paths
+SET tenant_guard.org_claim = 'app_metadata.org_id';
+SET tenant_guard.role_claim = 'app_metadata.role';
+SET SESSION AUTHORIZATION regress_sup_platform;
+SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 48') AS tok_nested \gset
+SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 49') AS tok_overlap \gset
+SET SESSION AUTHORIZATION regress_sup_agent;
+CALL tenant_guard.begin_support_session(:'tok_nested');
+SELECT tenant_guard.current_user_org_id() = :'org_a' AS in_a, tenant_guard.current_user_role() AS role,
+       tenant_guard.current_impersonator() AS impersonator;
+SELECT tenant_guard.end_support_session() AS ended;
+RESET SESSION AUTHORIZATION;
+-- paths that collide cannot hold a support context: refused before the
+-- token is redeemed (the grant stays issued), no context
+SET tenant_guard.user_claim = 'app_metadata.org_id';
+SET SESSION AUTHORIZATION regress_sup_agent;
+CALL tenant_guard.begin_support_session(:'tok_overlap');
+SELECT tenant_guard.current_user_org_id() IS NULL AS no_context;
+RESET SESSION AUTHORIZATION;
+RESET tenant_guard.org_claim;
+RESET tenant_guard.role_claim;
+RESET tenant_guard.user_claim;
+
 -- the view: tenant A's admin sees tenant A's sessions only, no token hashes
 SET SESSION AUTHORIZATION regress_sup_app;
 SELECT count(*) AS not_admin_sees FROM tenant_guard.support_sessions;

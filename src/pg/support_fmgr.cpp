@@ -154,6 +154,29 @@ void put_claim(nlohmann::json& doc, const std::string& path, nlohmann::json valu
 	}
 }
 
+const char* or_default(const char* v, const char* d)
+{
+	return v != nullptr && *v != '\0' ? v : d;
+}
+
+// The claims of a support context at the configured claim paths. exp is in
+// whole seconds, rounded down: the context never outlives expires_at.
+std::string build_claims(const std::string& org, const std::string& agent, std::int64_t exp, const std::string& grant)
+{
+	nlohmann::json doc = nlohmann::json::object();
+	put_claim(doc, or_default(tg::guc::org_claim, "org_id"), org);
+	put_claim(doc, or_default(tg::guc::role_claim, "org_role"), or_default(support_role, "support"));
+	put_claim(doc, or_default(tg::guc::user_claim, "sub"), agent);
+	put_claim(doc, or_default(tg::audit_guc::impersonator_claim, "act.sub"), agent);
+	if (doc.contains("exp") || doc.contains("nbf") || doc.contains("tg_support_grant"))
+		throw Error(tg::sqlstate::k_object_not_in_prerequisite_state, "claim paths overlap",
+		            "A claim setting names exp, nbf or tg_support_grant, which a support context uses itself.",
+		            "Give tenant_guard.org_claim, user_claim, role_claim and impersonator_claim other paths.");
+	doc["exp"] = exp;
+	doc["tg_support_grant"] = grant;
+	return doc.dump();
+}
+
 void xact_callback(XactEvent event, void*)
 {
 	Staged& s = staged();
@@ -310,18 +333,7 @@ TG_FUNCTION(_support_activate)
 		PG_RETURN_NULL();
 	s.valid = false;  // one redemption, one activation
 
-	nlohmann::json doc = nlohmann::json::object();
-	const std::string org = uuid_text(s.org);
-	const char* impersonator = tg::audit_guc::impersonator_claim ? tg::audit_guc::impersonator_claim : "act.sub";
-	put_claim(doc, tg::guc::org_claim, org);
-	put_claim(doc, tg::guc::role_claim, support_role ? support_role : "support");
-	put_claim(doc, tg::guc::user_claim, s.agent);
-	put_claim(doc, impersonator, s.agent);
-	// exp in whole seconds, rounded down: the context never outlives expires_at.
-	std::int64_t exp = to_unix_seconds(s.expires_at);
-	doc["exp"] = exp;
-	doc["tg_support_grant"] = uuid_text(s.grant);
-	std::string claims = doc.dump();
+	std::string claims = build_claims(uuid_text(s.org), s.agent, to_unix_seconds(s.expires_at), uuid_text(s.grant));
 
 	Active& a = active();
 	a.on = false;
@@ -361,9 +373,12 @@ TG_FUNCTION(_support_end)
 	PG_RETURN_UUID_P(uuid_copy(a.grant));
 }
 
-// tenant_guard._support_check_toplevel() returns void: refuses a transaction block
+// tenant_guard._support_check_toplevel() returns void: refuses a transaction
+// block, and claim paths a support context cannot be built with, before
+// anything is redeemed
 TG_FUNCTION(_support_check_toplevel)
 {
+	(void) build_claims("00000000-0000-0000-0000-000000000000", "agent", 0, "grant");
 	if (IsTransactionBlock())
 		throw Error("25001", "a support session must be started outside a transaction block",
 		            "The redemption is committed before the session starts, so that it is recorded even if later "
