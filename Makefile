@@ -22,6 +22,7 @@ OBJS = \
 	src/core/audit.o
 # Column encryption (issue 5)
 OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
+OBJS += src/pg/support_fmgr.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

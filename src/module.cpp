@@ -17,6 +17,7 @@
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/hooks.hpp"
+#include "pg/support.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -38,6 +39,7 @@ void _PG_init(void)
 	tenant_guard::crypto::init();
 	tenant_guard::hooks::init();
 	tenant_guard::audit_guc::init();
+	tenant_guard::support::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

@@ -1293,6 +1293,11 @@ void check_action(const char* action, bool internal)
 		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 		                errmsg("audit actions starting with \"tenant_guard.\" are reserved"),
 		                errdetail("tenant_guard writes its own events under that prefix.")));
+	// Support sessions (docs/support-access.md) write platform.* events.
+	if (!internal && strncmp(action, "platform.", 9) == 0)
+		ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+		                errmsg("audit actions starting with \"platform.\" are reserved"),
+		                errdetail("tenant_guard writes support-session events under that prefix.")));
 }
 
 }  // namespace
