@@ -127,6 +127,15 @@ DELETE FROM tenant_guard.protected_tables WHERE tbl = 'lab.p1'::regclass;
 SELECT * FROM pg_temp.f('TG014');
 SELECT tenant_guard.protect('lab.p');
 SELECT * FROM pg_temp.f('TG014');
+-- a partition protected on its own, under a parent nobody protected
+SET ROLE regress_lint_owner;
+CREATE TABLE lab.q (org_id uuid NOT NULL, k int NOT NULL) PARTITION BY LIST (k);
+CREATE TABLE lab.q1 PARTITION OF lab.q FOR VALUES IN (1);
+SELECT tenant_guard.protect('lab.q1');
+RESET ROLE;
+SELECT * FROM pg_temp.f('TG044');
+SELECT tenant_guard.protect('lab.q');
+SELECT * FROM pg_temp.f('TG044');
 
 ---------------------------------------------------------------------------
 -- 3. Policies (TG003, TG006 .. TG012) on hand-written row-level security in
@@ -279,7 +288,7 @@ GRANT SELECT ON lab.b TO PUBLIC;
 GRANT SELECT ON lab.a TO regress_lint_anon;
 GRANT EXECUTE ON FUNCTION pg_catalog.lo_open(oid, integer) TO regress_lint_app;
 SELECT severity, code, object FROM tenant_guard.lint()
-WHERE code BETWEEN 'TG025' AND 'TG042' AND code NOT IN ('TG036', 'TG037', 'TG038', 'TG039', 'TG040', 'TG041')
+WHERE code BETWEEN 'TG025' AND 'TG043' AND code NOT IN ('TG036', 'TG037', 'TG038', 'TG039', 'TG040', 'TG041')
 ORDER BY 2, 3;
 -- ownership is not automated: harden says so and leaves it to the DBA
 SELECT * FROM tenant_guard.harden_app_role('regress_lint_app');
@@ -287,6 +296,11 @@ REVOKE regress_lint_owner FROM regress_lint_app;
 SELECT * FROM tenant_guard.harden_app_role('regress_lint_app');
 SELECT * FROM tenant_guard.harden_app_role('regress_lint_anon');
 SELECT severity, code, object FROM tenant_guard.lint() WHERE severity <> 'info' AND code <> 'TG039';
+-- membership of a role that is not an application role
+GRANT regress_lint_viewer TO regress_lint_app;
+SELECT * FROM pg_temp.f('TG043');
+REVOKE regress_lint_viewer FROM regress_lint_app;
+SELECT * FROM pg_temp.f('TG043');
 -- a superuser registered as the application role
 CREATE ROLE regress_lint_super SUPERUSER LOGIN;
 SELECT tenant_guard.register_app_role('regress_lint_super');

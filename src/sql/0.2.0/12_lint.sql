@@ -51,7 +51,9 @@ AS $$
     ('TG039', 'warning', 'server',       'the server is older than the latest row-level security fix'),
     ('TG040', 'warning', 'server',       'the runtime guards (TRUNCATE, EXPLAIN ANALYZE) are off'),
     ('TG041', 'info',    'app role',     'no application role is registered'),
-    ('TG042', 'warning', 'app role',     'an application role can use large objects, which have no tenant isolation')
+    ('TG042', 'warning', 'app role',     'an application role can use large objects, which have no tenant isolation'),
+    ('TG043', 'warning', 'app role',     'an application role can SET ROLE to a role that is not an application role'),
+    ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -382,7 +384,7 @@ BEGIN
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
     WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%';
 
-    -- TG025 .. TG035, TG041, TG042: application roles
+    -- TG025 .. TG035, TG041 .. TG043: application roles
     RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     apps AS (SELECT a.*, r.rolname, r.rolsuper, r.rolbypassrls, r.rolreplication
@@ -469,7 +471,40 @@ BEGIN
     SELECT 'warning', 'TG042', apps.rolname::text,
            format('application role %I can use large objects, which belong to no tenant', apps.rolname),
            format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
-    FROM apps WHERE NOT apps.rolsuper AND has_function_privilege(apps.role, 'pg_catalog.lo_open(oid, integer)', 'EXECUTE');
+    FROM apps WHERE NOT apps.rolsuper AND has_function_privilege(apps.role, 'pg_catalog.lo_open(oid, integer)', 'EXECUTE')
+    UNION ALL
+    -- the owners of tenant tables are TG028; predefined roles TG033/TG034
+    SELECT 'warning', 'TG043', apps.rolname::text,
+           format('application role %I can SET ROLE to %s, which lint and the runtime guards do not treat as an application role',
+                  apps.rolname, string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname)),
+           format('SELECT tenant_guard.register_app_role(<role>); for each, or REVOKE <role> FROM %I;', apps.rolname)
+    FROM apps, pg_roles r
+    WHERE NOT apps.rolsuper AND r.oid <> apps.role AND r.rolname NOT LIKE 'pg\_%'
+      AND pg_has_role(apps.role, r.oid, 'MEMBER')
+      AND r.oid NOT IN (SELECT a.role FROM apps a)
+      AND NOT EXISTS (SELECT 1 FROM tt JOIN pg_class c ON c.oid = tt.tbl WHERE c.relowner = r.oid)
+      -- only roles through which tenant data can be reached
+      AND (r.rolbypassrls
+           OR EXISTS (SELECT 1 FROM tt WHERE has_table_privilege(r.oid, tt.tbl,
+                                             'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')))
+    GROUP BY apps.rolname;
+
+    -- TG044: a parent without row-level security above tenant tables. Reading
+    -- a parent applies the parent's policies only, so its partitions' and
+    -- children's rows of every tenant come through it.
+    RETURN QUERY
+    WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables())
+    SELECT DISTINCT 'error', 'TG044', i.inhparent::regclass::text,
+           format('%s has no row-level security but its %s %s %s a tenant table: reading %s shows every tenant''s rows of it',
+                  i.inhparent::regclass, CASE WHEN p.relkind = 'p' THEN 'partition' ELSE 'child' END, i.inhrelid::regclass,
+                  'is', i.inhparent::regclass),
+           format('SELECT tenant_guard.protect(%L, %L); (it covers the partitions and children too)',
+                  i.inhparent::regclass::text, tt.tenant_column)
+    FROM pg_inherits i
+    JOIN tt ON tt.tbl = i.inhrelid
+    JOIN pg_class p ON p.oid = i.inhparent
+    WHERE NOT p.relrowsecurity
+      AND i.inhparent NOT IN (SELECT tt2.tbl FROM tt tt2 WHERE tt2.source <> 'heuristic');
 
     -- TG036 .. TG040: the context settings and the server
     RETURN QUERY
