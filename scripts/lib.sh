@@ -53,17 +53,24 @@ tg_start_cluster() {
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
 	tg_as_server "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 \
 		>"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log"; return 1; }
-	local port; port=$(tg_free_port 54329)
 	{
-		echo "port = $port"
 		echo "listen_addresses = '127.0.0.1'"
 		echo "unix_socket_directories = '$dir'"
 		echo "fsync = off"
 		echo "max_connections = 60"
 		local line; for line in "$@"; do echo "$line"; done
 	} | tg_as_server tee -a "$dir/data/postgresql.conf" >/dev/null
-	tg_as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s start \
-		|| { cat "$dir/server.log"; return 1; }
+	# Harnesses start clusters in parallel (ctest -j2): two may pick the same
+	# free port before either binds it. Start from a random port and retry.
+	local port attempt
+	for attempt in 1 2 3 4 5; do
+		port=$(tg_free_port $((54329 + RANDOM % 4000)))
+		echo "port = $port" | tg_as_server tee "$dir/data/port.conf" >/dev/null
+		grep -q "^include_if_exists = 'port.conf'" "$dir/data/postgresql.conf" \
+			|| echo "include_if_exists = 'port.conf'" | tg_as_server tee -a "$dir/data/postgresql.conf" >/dev/null
+		tg_as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s start && break
+		[ "$attempt" -lt 5 ] || { cat "$dir/server.log"; return 1; }
+	done
 	export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres TG_CLUSTER_DIR=$dir
 }
 
