@@ -130,7 +130,7 @@ SELECT count(*) AS statements_run, min(s) FILTER (WHERE s LIKE 'REVOKE TRUNCATE%
 FROM tenant_guard.harden_app_role('demo_app') s;
 ALTER DATABASE postgres SET tenant_guard.require_context = on;
 SET tenant_guard.require_context = on;
-\echo '-- left: a primary key without org_id (an existence oracle; fixed by a schema change, not automatically)'
+\echo '-- left: a primary key without org_id (an existence oracle: a schema change) and the forgeable claims source (a configuration choice)'
 SELECT severity, code, object, message FROM tenant_guard.lint() WHERE severity <> 'info';
 SQL
 echo
