@@ -296,6 +296,12 @@ REVOKE regress_lint_owner FROM regress_lint_app;
 SELECT * FROM tenant_guard.harden_app_role('regress_lint_app');
 SELECT * FROM tenant_guard.harden_app_role('regress_lint_anon');
 SELECT severity, code, object FROM tenant_guard.lint() WHERE severity <> 'info' AND code <> 'TG039';
+-- pg_stat_statements (readable by PUBLIC when installed) shows every tenant's statements
+CREATE EXTENSION pg_stat_statements;
+SELECT * FROM pg_temp.f('TG034');
+SELECT * FROM tenant_guard.harden_app_role('regress_lint_app');
+SELECT * FROM pg_temp.f('TG034');
+DROP EXTENSION pg_stat_statements;
 -- membership of a role that is not an application role
 GRANT regress_lint_viewer TO regress_lint_app;
 SELECT * FROM pg_temp.f('TG043');

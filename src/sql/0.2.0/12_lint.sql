@@ -440,15 +440,21 @@ BEGIN
     WHERE NOT apps.rolsuper AND pg_has_role(apps.role, g.g, 'MEMBER')
     UNION ALL
     SELECT 'warning', 'TG034', apps.rolname::text,
-           format('application role %I can read %s, which shows statements run for every tenant', apps.rolname, s.what),
+           format('application role %I can read %s, which shows statements run for every tenant', apps.rolname,
+                  string_agg(s.what, ', ' ORDER BY s.what)),
            format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
     FROM apps, LATERAL (
         SELECT 'the statistics of all sessions (pg_read_all_stats)' AS what WHERE pg_has_role(apps.role, 'pg_read_all_stats', 'MEMBER')
         UNION ALL
         SELECT format('%s', c.oid::regclass) FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
         WHERE e.extname = 'pg_stat_statements' AND c.relname = 'pg_stat_statements'
-          AND has_table_privilege(apps.role, c.oid, 'SELECT')) s
+          AND has_table_privilege(apps.role, c.oid, 'SELECT')
+        UNION ALL
+        SELECT format('%s', p.oid::regprocedure) FROM pg_extension e JOIN pg_proc p ON p.pronamespace = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements' AND p.proname = 'pg_stat_statements'
+          AND has_function_privilege(apps.role, p.oid, 'EXECUTE')) s
     WHERE NOT apps.rolsuper
+    GROUP BY apps.rolname
     UNION ALL
     SELECT 'error', 'TG035', tt.tbl::text,
            format('%s has %s on tenant table %s', x.who, x.privs, tt.tbl),
@@ -701,6 +707,16 @@ BEGIN
         ORDER BY 1
     LOOP
         stmts := stmts || format('REVOKE SELECT ON %s FROM PUBLIC, %I', x.v, r.rolname);
+    END LOOP;
+    -- and the functions behind those views, which read the same rows
+    FOR x IN
+        SELECT p.oid::regprocedure AS f, n.nspname FROM pg_extension e
+        JOIN pg_proc p ON p.pronamespace = e.extnamespace JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE e.extname = 'pg_stat_statements' AND p.proname IN ('pg_stat_statements', 'pg_stat_statements_info')
+          AND has_function_privilege(role, p.oid, 'EXECUTE')
+        ORDER BY 1::text
+    LOOP
+        stmts := stmts || format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I', x.f, r.rolname);
     END LOOP;
     -- defaults that start the role's sessions inside a tenant
     FOR x IN
