@@ -166,6 +166,8 @@ DECLARE
     ctx uuid;
     col text;
     tag text;
+    run_tag text;
+    run_n bigint := 0;
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -218,10 +220,24 @@ BEGIN
             USING org LOOP
             h := pg_catalog.sha256(h || pg_catalog.convert_to(doc::text, 'UTF8'));
             n := n + 1;
-            counts := pg_catalog.jsonb_set(counts, ARRAY[tag], pg_catalog.to_jsonb(coalesce((counts ->> tag)::bigint, 0) + 1));
+            -- rows of one table come in runs (an Append reads partition by
+            -- partition): count the run, add it to the manifest when it ends
+            IF tag IS DISTINCT FROM run_tag THEN
+                IF run_tag IS NOT NULL THEN
+                    counts := pg_catalog.jsonb_set(counts, ARRAY[run_tag],
+                        pg_catalog.to_jsonb(coalesce((counts ->> run_tag)::bigint, 0) + run_n));
+                END IF;
+                run_tag := tag;
+                run_n := 0;
+            END IF;
+            run_n := run_n + 1;
             RETURN NEXT doc;
         END LOOP;
     END LOOP;
+    IF run_tag IS NOT NULL THEN
+        counts := pg_catalog.jsonb_set(counts, ARRAY[run_tag],
+            pg_catalog.to_jsonb(coalesce((counts ->> run_tag)::bigint, 0) + run_n));
+    END IF;
     RETURN NEXT pg_catalog.jsonb_build_object('manifest', pg_catalog.jsonb_build_object(
         'org_id', org,
         'exported_at', pg_catalog.clock_timestamp(),
