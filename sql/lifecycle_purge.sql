@@ -165,6 +165,20 @@ SELECT org_id = :'org_d' AS is_d, outcome FROM tenant_guard.purge_due_tenants();
 SELECT status FROM tenant_guard.tenants WHERE org_id = :'org_d';
 SELECT accounts FROM pg_temp.counts WHERE org_id = :'org_d';
 
+-- the purge waits for in-flight writes of the tables (and then deletes what they wrote)
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=postgres',
+       split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_database()));
+SELECT dblink_exec('other', 'BEGIN');
+SELECT dblink_exec('other', format('INSERT INTO lp.log VALUES (%L, %L, %L)', :'org_b', '2026-03-01', 'in flight'));
+SET lock_timeout = '200ms';
+SELECT tenant_guard.purge_tenant(:'org_b', :'org_b');
+RESET lock_timeout;
+SELECT status FROM tenant_guard.tenants WHERE org_id = :'org_b';
+SELECT dblink_exec('other', 'COMMIT');
+SELECT dblink_disconnect('other');
+SELECT t FROM jsonb_array_elements(tenant_guard.purge_tenant(:'org_b', :'org_b') -> 'tables') t WHERE t ->> 'table' = 'lp.log';
+SELECT count(*) AS b_rows_left FROM pg_temp.counts WHERE org_id = :'org_b';
+
 DROP EXTENSION dblink;
 DROP SCHEMA lp CASCADE;
 DROP ROLE regress_lcp_app;

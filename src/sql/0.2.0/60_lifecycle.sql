@@ -477,6 +477,7 @@ DECLARE
     versions integer[];
     body jsonb;
     digest text;
+    locks text;
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -492,6 +493,17 @@ BEGIN
     ELSIF st = 'purged' THEN
         RAISE EXCEPTION 'tenant % is already purged', org USING ERRCODE = 'object_not_in_prerequisite_state',
             HINT = 'Its certificate is in tenant_guard.purge_certificates.';
+    END IF;
+    -- Lock every protected root table (partitions and children with it)
+    -- against writes until commit: in-flight writers finish first and are
+    -- seen by the counts and deletes below; later writers wait, then see the
+    -- tenant purged (their statement snapshot is taken after the lock) and
+    -- are refused by the tg_lifecycle_* policies. Self-conflicting mode, so
+    -- two purges run one after the other.
+    SELECT pg_catalog.string_agg(o.tbl::text, ', ' ORDER BY o.tbl::text) INTO locks
+    FROM tenant_guard._lifecycle_delete_order() o;
+    IF locks IS NOT NULL THEN
+        EXECUTE 'LOCK TABLE ' || locks || ' IN SHARE ROW EXCLUSIVE MODE';
     END IF;
     at := pg_catalog.clock_timestamp();
     FOR r IN SELECT * FROM tenant_guard._lifecycle_delete_order() LOOP
