@@ -290,8 +290,8 @@ SELECT format('%s rls=%s force=%s policies=%s registered via %s', c.oid::regclas
 FROM pg_class c WHERE c.oid IN ('app.parted_3'::regclass, 'app.inh_child2'::regclass) ORDER BY c.relname;
 SQL
 	) || true
-	expected="app.inh_child2 rls=t force=t policies=tg_base,tg_wall registered via app.inh_parent
-app.parted_3 rls=t force=t policies=tg_base,tg_wall registered via app.parted"
+	expected="app.inh_child2 rls=t force=t policies=tg_base,tg_lifecycle_delete,tg_lifecycle_insert,tg_lifecycle_update,tg_wall registered via app.inh_parent
+app.parted_3 rls=t force=t policies=tg_base,tg_lifecycle_delete,tg_lifecycle_insert,tg_lifecycle_update,tg_wall registered via app.parted"
 	check_eq "$db: a new partition and a new inheritance child are protected by the event trigger" "$expected" "$got"
 }
 

@@ -1,0 +1,585 @@
+-----------------------------------------------------------------------------
+-- Tenant lifecycle (issue 7, part 2; docs/lifecycle.md)
+--
+-- A registry of tenants (active -> archived -> purged), export of every row
+-- of a tenant as JSON documents with a manifest (counts, chained SHA-256),
+-- archive (the tenant becomes read-only: restrictive write policies on every
+-- protected table), purge (delete every row in foreign-key-safe order, shred
+-- the keys, keep a certificate) and a scheduler entry point.
+--
+-- Platform functions: revoked from PUBLIC, for superusers or the roles they
+-- grant them to (docs/lifecycle.md, "Who may call what").
+-----------------------------------------------------------------------------
+
+CREATE TABLE tenant_guard.tenants (
+    org_id        uuid PRIMARY KEY,
+    display_name  text,
+    status        text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'archived', 'purged')),
+    created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    archived_at   timestamptz,
+    purge_after   timestamptz,
+    purged_at     timestamptz,
+    CHECK ((status = 'active') = (archived_at IS NULL) OR status = 'purged'),
+    CHECK ((status = 'purged') = (purged_at IS NOT NULL))
+);
+CREATE INDEX tenants_due_idx ON tenant_guard.tenants (purge_after) WHERE status = 'archived';
+COMMENT ON TABLE tenant_guard.tenants IS
+    'Tenant registry: status active -> archived -> purged, with the archive and purge dates.';
+REVOKE ALL ON tenant_guard.tenants FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.tenants', '');
+
+-- Purge certificates: kept for good (no UPDATE, no DELETE).
+CREATE TABLE tenant_guard.purge_certificates (
+    org_id       uuid PRIMARY KEY,
+    purged_at    timestamptz NOT NULL,
+    certificate  jsonb NOT NULL,
+    sha256       text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$')
+);
+COMMENT ON TABLE tenant_guard.purge_certificates IS
+    'Purge certificates of tenant_guard.purge_tenant(); retained, never updated or deleted.';
+REVOKE ALL ON tenant_guard.purge_certificates FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('tenant_guard.purge_certificates', '');
+
+CREATE FUNCTION tenant_guard._purge_certificates_refuse()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'purge certificates cannot be changed or deleted'
+        USING ERRCODE = 'insufficient_privilege',
+              DETAIL = 'tenant_guard.purge_certificates is the retained record of every purge.';
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._purge_certificates_refuse() IS
+    'Internal: refuses UPDATE, DELETE and TRUNCATE of tenant_guard.purge_certificates.';
+REVOKE ALL ON FUNCTION tenant_guard._purge_certificates_refuse() FROM PUBLIC;
+CREATE TRIGGER purge_certificates_refuse BEFORE UPDATE OR DELETE ON tenant_guard.purge_certificates
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._purge_certificates_refuse();
+CREATE TRIGGER purge_certificates_refuse_truncate BEFORE TRUNCATE ON tenant_guard.purge_certificates
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._purge_certificates_refuse();
+
+-----------------------------------------------------------------------------
+-- Registry
+-----------------------------------------------------------------------------
+
+CREATE FUNCTION tenant_guard.register_tenant(org uuid, display_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st text;
+    known boolean;
+BEGIN
+    IF org IS NULL THEN
+        RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
+    known := FOUND;
+    IF known AND st <> 'active' THEN
+        RAISE EXCEPTION 'tenant % is %', org, st USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Only an active tenant can be registered again (its display name changes).';
+    END IF;
+    IF known THEN
+        UPDATE tenant_guard.tenants t SET display_name = register_tenant.display_name WHERE t.org_id = org;
+    ELSE
+        INSERT INTO tenant_guard.tenants (org_id, display_name) VALUES (org, register_tenant.display_name);
+    END IF;
+    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_registered',
+        pg_catalog.jsonb_build_object('display_name', register_tenant.display_name, 'renamed', known));
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.register_tenant(uuid, text) IS
+    'Registers a tenant as active (or renames an active one); platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.register_tenant(uuid, text) FROM PUBLIC;
+
+-- The registered tables of a tenant, root tables (parent IS NULL) first
+-- level only; partitions and inheritance children are read through them.
+CREATE FUNCTION tenant_guard._lifecycle_roots()
+RETURNS TABLE (tbl regclass, tenant_column name, tenant_type text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.tbl, p.tenant_column, p.tenant_type FROM tenant_guard.protected_tables p
+    WHERE p.parent IS NULL ORDER BY p.tbl::text
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_roots() IS
+    'Internal: protected root tables (parent IS NULL) with their tenant column, in name order.';
+-- export_tenant() runs with the caller's rights and needs the list; the names
+-- of tenant tables and their tenant columns are public in pg_policy anyway.
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_roots() TO PUBLIC;
+
+-- Every protected table (roots and descendants) in name order.
+CREATE FUNCTION tenant_guard._lifecycle_all_tables()
+RETURNS SETOF regclass
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.tbl FROM tenant_guard.protected_tables p ORDER BY p.tbl::text
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_all_tables() IS
+    'Internal: every protected table, partitions and children included, in name order.';
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_all_tables() TO PUBLIC;
+
+-- The predicate selecting a tenant's rows: explicit, so that a caller who
+-- bypasses row-level security (a superuser) still reads only that tenant.
+CREATE FUNCTION tenant_guard._lifecycle_pred(tenant_column name, tenant_type text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE tenant_type
+        WHEN 'uuid' THEN pg_catalog.format('t.%I = $1', tenant_column)
+        WHEN 'text' THEN pg_catalog.format('t.%I = $1::text', tenant_column)
+    END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_pred(name, text) IS
+    'Internal: WHERE predicate of a tenant''s rows ($1 = the org uuid); NULL for bigint tenant columns.';
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_pred(name, text) TO PUBLIC;
+
+-----------------------------------------------------------------------------
+-- Export
+-----------------------------------------------------------------------------
+
+-- One document {"table": ..., "row": ...} per row, then one manifest
+-- {"manifest": {...}}. SECURITY INVOKER: the caller reads with its own
+-- privileges and row-level security; every query also filters by the tenant
+-- column. FOR ... IN EXECUTE reads through a cursor and RETURN NEXT spills to
+-- a tuplestore on disk beyond work_mem: memory stays bounded.
+CREATE FUNCTION tenant_guard.export_tenant(org uuid, decrypt_columns text[] DEFAULT '{}')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    doc jsonb;
+    h bytea := pg_catalog.sha256(''::bytea);
+    n bigint := 0;
+    counts jsonb := '{}';
+    skipped jsonb := '[]';
+    decrypted text[] := '{}';
+    sel text;
+    pred text;
+    a record;
+    ctx uuid;
+    col text;
+    tag text;
+    run_tag text;
+    run_n bigint := 0;
+BEGIN
+    IF org IS NULL THEN
+        RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    decrypt_columns := coalesce(decrypt_columns, '{}');
+    IF pg_catalog.cardinality(decrypt_columns) > 0 THEN
+        ctx := tenant_guard.current_user_org_id();
+        IF ctx IS DISTINCT FROM org THEN
+            RAISE EXCEPTION 'decrypted export only in the tenant''s own context'
+                USING ERRCODE = 'insufficient_privilege',
+                      DETAIL = 'The current tenant context is not the exported tenant.',
+                      HINT = 'Establish the tenant''s context, or export without decrypt_columns (ciphertext).';
+        END IF;
+    END IF;
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_all_tables() x(tbl) LOOP
+        counts := counts || pg_catalog.jsonb_build_object(r.tbl::text, 0);
+    END LOOP;
+    -- every decrypt_columns entry must name a bytea column of a protected root table
+    FOREACH col IN ARRAY decrypt_columns LOOP
+        IF NOT EXISTS (SELECT 1 FROM tenant_guard._lifecycle_roots() x
+                       JOIN pg_catalog.pg_class c ON c.oid = x.tbl
+                       JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+                       JOIN pg_catalog.pg_attribute t ON t.attrelid = x.tbl AND t.attnum > 0 AND NOT t.attisdropped
+                       WHERE t.atttypid = 'bytea'::regtype AND s.nspname || '.' || c.relname || '.' || t.attname = col) THEN
+            RAISE EXCEPTION 'decrypt_columns entry "%" is not a bytea column of a protected root table', col
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = 'Name columns as schema.table.column (the aad convention of encrypted_view()).';
+        END IF;
+    END LOOP;
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_roots() LOOP
+        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type);
+        IF pred IS NULL THEN
+            skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
+                'bigint tenant column: not addressable by an org uuid');
+            CONTINUE;
+        END IF;
+        sel := 'pg_catalog.to_jsonb(t)';
+        FOR a IN SELECT s.nspname || '.' || c.relname || '.' || t.attname AS qual, t.attname
+                 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace
+                 JOIN pg_catalog.pg_attribute t ON t.attrelid = c.oid AND t.attnum > 0 AND NOT t.attisdropped
+                 WHERE c.oid = r.tbl AND s.nspname || '.' || c.relname || '.' || t.attname = ANY (decrypt_columns)
+                 ORDER BY t.attnum LOOP
+            sel := sel || pg_catalog.format(' || pg_catalog.jsonb_build_object(%L, tenant_guard.decrypt_text(t.%I, %L))',
+                                            a.attname, a.attname, a.qual);
+            decrypted := decrypted || a.qual;
+        END LOOP;
+        FOR doc, tag IN EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.jsonb_build_object(''table'', t.tableoid::pg_catalog.regclass::text, ''row'', %s), '
+                '       t.tableoid::pg_catalog.regclass::text FROM %s t WHERE %s', sel, r.tbl, pred)
+            USING org LOOP
+            h := pg_catalog.sha256(h || pg_catalog.convert_to(doc::text, 'UTF8'));
+            n := n + 1;
+            -- rows of one table come in runs (an Append reads partition by
+            -- partition): count the run, add it to the manifest when it ends
+            IF tag IS DISTINCT FROM run_tag THEN
+                IF run_tag IS NOT NULL THEN
+                    counts := pg_catalog.jsonb_set(counts, ARRAY[run_tag],
+                        pg_catalog.to_jsonb(coalesce((counts ->> run_tag)::bigint, 0) + run_n));
+                END IF;
+                run_tag := tag;
+                run_n := 0;
+            END IF;
+            run_n := run_n + 1;
+            RETURN NEXT doc;
+        END LOOP;
+    END LOOP;
+    IF run_tag IS NOT NULL THEN
+        counts := pg_catalog.jsonb_set(counts, ARRAY[run_tag],
+            pg_catalog.to_jsonb(coalesce((counts ->> run_tag)::bigint, 0) + run_n));
+    END IF;
+    RETURN NEXT pg_catalog.jsonb_build_object('manifest', pg_catalog.jsonb_build_object(
+        'org_id', org,
+        'exported_at', pg_catalog.clock_timestamp(),
+        'exported_by', session_user,
+        'format', 'tenant_guard.export/1',
+        'documents', n,
+        'tables', counts,
+        'not_covered', skipped,
+        'decrypted_columns', pg_catalog.to_jsonb(decrypted),
+        'sha256', pg_catalog.encode(h, 'hex'),
+        'algorithm', 'H0 = sha256(empty); Hi = sha256(H(i-1) || utf8(document i as jsonb text)); sha256 = hex(Hn)'));
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.export_tenant(uuid, text[]) IS
+    'Every row of the tenant in every protected table as JSON documents, then a manifest with counts and a chained SHA-256.';
+REVOKE ALL ON FUNCTION tenant_guard.export_tenant(uuid, text[]) FROM PUBLIC;
+
+-----------------------------------------------------------------------------
+-- Archive: restrictive write policies on every protected table
+-----------------------------------------------------------------------------
+
+-- True when the context's tenant may write; raises when it is archived or
+-- purged. No context: true (the tenant wall decides). Called once per
+-- statement as an InitPlan: (SELECT tenant_guard._tenant_writable()).
+CREATE FUNCTION tenant_guard._tenant_writable()
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    org uuid := tenant_guard.current_user_org_id();
+    st text;
+BEGIN
+    IF org IS NULL THEN
+        RETURN true;
+    END IF;
+    SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org;
+    IF st IN ('archived', 'purged') THEN
+        RAISE EXCEPTION 'tenant % is %: its data is read-only', org, st
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = 'Writes of an archived or purged tenant are refused for every role in its context; reads and export still work.',
+                  HINT = CASE st WHEN 'archived' THEN 'A platform administrator can make it writable again with tenant_guard.reactivate_tenant().'
+                                 ELSE 'A purged tenant cannot be written to again; use a new org id.' END;
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._tenant_writable() IS
+    'Internal: true when the current tenant may write; raises when it is archived or purged.';
+-- Policies call it with the querying role's rights: every role may execute it.
+GRANT EXECUTE ON FUNCTION tenant_guard._tenant_writable() TO PUBLIC;
+
+CREATE FUNCTION tenant_guard._lifecycle_add_policies(rel regclass)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd text;
+BEGIN
+    FOREACH cmd IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                       WHERE p.polrelid = rel AND p.polname = 'tg_lifecycle_' || cmd) THEN
+            EXECUTE pg_catalog.format('CREATE POLICY %I ON %s AS RESTRICTIVE FOR %s TO PUBLIC %s',
+                'tg_lifecycle_' || cmd, rel, upper(cmd),
+                CASE cmd WHEN 'insert' THEN 'WITH CHECK ((SELECT tenant_guard._tenant_writable()))'
+                         WHEN 'update' THEN 'USING ((SELECT tenant_guard._tenant_writable())) WITH CHECK ((SELECT tenant_guard._tenant_writable()))'
+                         ELSE 'USING ((SELECT tenant_guard._tenant_writable()))' END);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_add_policies(regclass) IS
+    'Internal: adds the restrictive tg_lifecycle_insert/update/delete policies that refuse writes of archived tenants.';
+-- Runs with the caller's rights from the registry trigger (protect() is called
+-- by table owners): CREATE POLICY needs ownership, and the policies only
+-- restrict, so every role may execute it.
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_add_policies(regclass) TO PUBLIC;
+
+-- Keeps the policies on every protected table: a table protected later
+-- (protect(), or a new partition through the event trigger) gets them, an
+-- unprotected one loses them. Rows restored by pg_restore carry an older
+-- protected_at: the dump restores their policies itself.
+CREATE FUNCTION tenant_guard._lifecycle_on_registry()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd text;
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        IF NEW.protected_at >= pg_catalog.now() THEN
+            PERFORM tenant_guard._lifecycle_add_policies(NEW.tbl);
+        END IF;
+        RETURN NULL;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = OLD.tbl) THEN
+        FOREACH cmd IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+            IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = OLD.tbl AND p.polname = 'tg_lifecycle_' || cmd) THEN
+                EXECUTE pg_catalog.format('DROP POLICY %I ON %s', 'tg_lifecycle_' || cmd, OLD.tbl);
+            END IF;
+        END LOOP;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_on_registry() IS
+    'Internal: adds or drops the tg_lifecycle_* policies as tables are protected or unprotected.';
+REVOKE ALL ON FUNCTION tenant_guard._lifecycle_on_registry() FROM PUBLIC;
+CREATE TRIGGER tg_lifecycle AFTER INSERT OR DELETE ON tenant_guard.protected_tables
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._lifecycle_on_registry();
+
+-- Tables protected before the upgrade.
+SELECT tenant_guard._lifecycle_add_policies(p.tbl) FROM tenant_guard.protected_tables p
+WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = p.tbl);
+
+CREATE FUNCTION tenant_guard.archive_tenant(org uuid, purge_after interval DEFAULT '90 days')
+RETURNS timestamptz
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st text;
+    due timestamptz;
+BEGIN
+    IF org IS NULL OR purge_after IS NULL THEN
+        RAISE EXCEPTION 'org and purge_after must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF purge_after < interval '0' THEN
+        RAISE EXCEPTION 'purge_after must not be negative' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant % is not registered', org USING ERRCODE = 'undefined_object',
+            HINT = 'Register it first with tenant_guard.register_tenant().';
+    ELSIF st <> 'active' THEN
+        RAISE EXCEPTION 'tenant % is already %', org, st USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    due := pg_catalog.now() + archive_tenant.purge_after;
+    UPDATE tenant_guard.tenants t SET status = 'archived', archived_at = pg_catalog.now(), purge_after = due
+    WHERE t.org_id = org;
+    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_archived',
+        pg_catalog.jsonb_build_object('purge_after', due));
+    RETURN due;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.archive_tenant(uuid, interval) IS
+    'Makes an active tenant read-only and schedules its purge; returns the purge date. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.archive_tenant(uuid, interval) FROM PUBLIC;
+
+CREATE FUNCTION tenant_guard.reactivate_tenant(org uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
+    IF NOT FOUND OR st <> 'archived' THEN
+        RAISE EXCEPTION 'tenant % is not archived', org USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = pg_catalog.format('Its status is %s.', coalesce(st, 'unregistered'));
+    END IF;
+    UPDATE tenant_guard.tenants t SET status = 'active', archived_at = NULL, purge_after = NULL WHERE t.org_id = org;
+    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_reactivated', '{}');
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.reactivate_tenant(uuid) IS
+    'Makes an archived tenant active (writable) again and cancels its scheduled purge. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.reactivate_tenant(uuid) FROM PUBLIC;
+
+-----------------------------------------------------------------------------
+-- Purge
+-----------------------------------------------------------------------------
+
+-- Protected root tables in foreign-key-safe delete order: a table comes
+-- after every table whose foreign keys reference it. A cycle is an error.
+CREATE FUNCTION tenant_guard._lifecycle_delete_order()
+RETURNS TABLE (tbl regclass, tenant_column name, tenant_type text)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    remaining regclass[];
+    ready regclass[];
+    refg regclass[];   -- referencing root table of each foreign key ...
+    refd regclass[];   -- ... and the root table it references
+BEGIN
+    -- foreign keys between tables of the registry, each end mapped to its root
+    WITH RECURSIVE root(rel, top) AS (
+        SELECT p.tbl, p.tbl FROM tenant_guard.protected_tables p WHERE p.parent IS NULL
+        UNION
+        SELECT p.tbl, root.top FROM tenant_guard.protected_tables p JOIN root ON p.parent = root.rel),
+    e AS (SELECT DISTINCT a.top AS g, b.top AS d FROM pg_catalog.pg_constraint c
+          JOIN root a ON a.rel = c.conrelid JOIN root b ON b.rel = c.confrelid
+          WHERE c.contype = 'f' AND a.top <> b.top)
+    SELECT array_agg(e.g), array_agg(e.d) INTO refg, refd FROM e;
+    SELECT array_agg(p.tbl ORDER BY p.tbl::text) INTO remaining FROM tenant_guard.protected_tables p WHERE p.parent IS NULL;
+    remaining := coalesce(remaining, '{}');
+    WHILE cardinality(remaining) > 0 LOOP
+        -- the tables that no remaining table references
+        SELECT array_agg(x ORDER BY x::text) INTO ready FROM unnest(remaining) x
+        WHERE NOT EXISTS (SELECT 1 FROM unnest(refg, refd) f(g, d) WHERE f.d = x AND f.g = ANY (remaining));
+        IF ready IS NULL THEN
+            RAISE EXCEPTION 'foreign keys among protected tables form a cycle: %',
+                (SELECT string_agg(x::text, ', ' ORDER BY x::text) FROM unnest(remaining) x)
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      DETAIL = 'purge_tenant() deletes referencing tables before the tables they reference; these tables (or some of them) reference each other.',
+                      HINT = 'Break the cycle (e.g. drop or move one foreign key), or delete the tenant''s rows of these tables by hand first.';
+        END IF;
+        RETURN QUERY SELECT p.tbl, p.tenant_column, p.tenant_type FROM unnest(ready) WITH ORDINALITY u(x, i)
+                     JOIN tenant_guard.protected_tables p ON p.tbl = u.x ORDER BY u.i;
+        remaining := ARRAY(SELECT x FROM unnest(remaining) x WHERE x <> ALL (ready));
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_delete_order() IS
+    'Internal: protected root tables, referencing tables before referenced ones; raises on a foreign-key cycle.';
+REVOKE ALL ON FUNCTION tenant_guard._lifecycle_delete_order() FROM PUBLIC;
+
+CREATE FUNCTION tenant_guard.purge_tenant(org uuid, confirm text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    st text;
+    at timestamptz;
+    r record;
+    pred text;
+    before bigint;
+    deleted bigint;
+    after bigint;
+    tables jsonb := '[]';
+    skipped jsonb := '[]';
+    versions integer[];
+    body jsonb;
+    digest text;
+    locks text;
+BEGIN
+    IF org IS NULL THEN
+        RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF confirm IS DISTINCT FROM org::text THEN
+        RAISE EXCEPTION 'purge of tenant % not confirmed', org USING ERRCODE = 'invalid_parameter_value',
+            DETAIL = 'confirm must be the tenant''s org id as text; nothing was changed.';
+    END IF;
+    SELECT t.status, t.purged_at INTO st, at FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'tenant % is not registered', org USING ERRCODE = 'undefined_object',
+            HINT = 'Register it first with tenant_guard.register_tenant(); purge works on registered tenants.';
+    ELSIF st = 'purged' THEN
+        RAISE EXCEPTION 'tenant % is already purged', org USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Its certificate is in tenant_guard.purge_certificates.';
+    END IF;
+    -- Lock every protected root table (partitions and children with it)
+    -- against writes until commit: in-flight writers finish first and are
+    -- seen by the counts and deletes below; later writers wait, then see the
+    -- tenant purged (their statement snapshot is taken after the lock) and
+    -- are refused by the tg_lifecycle_* policies. Self-conflicting mode, so
+    -- two purges run one after the other.
+    SELECT pg_catalog.string_agg(o.tbl::text, ', ' ORDER BY o.tbl::text) INTO locks
+    FROM tenant_guard._lifecycle_delete_order() o;
+    IF locks IS NOT NULL THEN
+        EXECUTE 'LOCK TABLE ' || locks || ' IN SHARE ROW EXCLUSIVE MODE';
+    END IF;
+    at := pg_catalog.clock_timestamp();
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_delete_order() LOOP
+        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type);
+        IF pred IS NULL THEN
+            skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
+                'bigint tenant column: not addressable by an org uuid');
+            CONTINUE;
+        END IF;
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %s t WHERE %s', r.tbl, pred) INTO before USING org;
+        EXECUTE pg_catalog.format('DELETE FROM %s t WHERE %s', r.tbl, pred) USING org;
+        GET DIAGNOSTICS deleted = ROW_COUNT;
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %s t WHERE %s', r.tbl, pred) INTO after USING org;
+        tables := tables || pg_catalog.jsonb_build_object('table', r.tbl::text, 'rows_before', before,
+                                                          'rows_deleted', deleted, 'rows_after', after);
+    END LOOP;
+    SELECT array_agg(k.version ORDER BY k.version) INTO versions FROM tenant_guard.tenant_keys k
+    WHERE k.org_id = org AND k.state <> 'shredded';
+    PERFORM tenant_guard.shred_keys(org);
+    UPDATE tenant_guard.tenants t SET status = 'purged', purged_at = at, display_name = NULL WHERE t.org_id = org;
+    body := pg_catalog.jsonb_build_object(
+        'format', 'tenant_guard.purge_certificate/1',
+        'org_id', org,
+        'purged_at', at,
+        'actor', pg_catalog.jsonb_build_object('session_user', session_user,
+                                               'role', pg_catalog.current_setting('role')),
+        'database', pg_catalog.current_database(),
+        'previous_status', st,
+        'tables', tables,
+        'not_covered', skipped,
+        'key_versions_shredded', pg_catalog.to_jsonb(coalesce(versions, '{}')),
+        'audit_records', 'retained until tenant_guard.purge_audit() removes them by retention');
+    digest := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(body::text, 'UTF8')), 'hex');
+    body := body || pg_catalog.jsonb_build_object('sha256', digest);
+    INSERT INTO tenant_guard.purge_certificates (org_id, purged_at, certificate, sha256) VALUES (org, at, body, digest);
+    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_purged',
+        pg_catalog.jsonb_build_object('certificate_sha256', digest, 'tables', pg_catalog.jsonb_array_length(tables),
+                                      'key_versions_shredded', pg_catalog.to_jsonb(coalesce(versions, '{}'))));
+    RETURN body;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.purge_tenant(uuid, text) IS
+    'Deletes every row of the tenant (foreign-key-safe order), shreds its keys, returns and keeps a purge certificate. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.purge_tenant(uuid, text) FROM PUBLIC;
+
+-- For a scheduler: purges archived tenants past purge_after, each in its own
+-- subtransaction (a failure is reported and the others go on). A second
+-- concurrent run returns at once (advisory lock); rows are taken with SKIP
+-- LOCKED as well.
+CREATE FUNCTION tenant_guard.purge_due_tenants()
+RETURNS TABLE (org_id uuid, outcome text, certificate_sha256 text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    cert jsonb;
+BEGIN
+    IF NOT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('tenant_guard.purge_due_tenants')::bigint) THEN
+        RAISE NOTICE 'another purge_due_tenants() is running; nothing done';
+        RETURN;
+    END IF;
+    FOR t IN SELECT x.org_id FROM tenant_guard.tenants x
+             WHERE x.status = 'archived' AND x.purge_after <= pg_catalog.now()
+             ORDER BY x.purge_after, x.org_id FOR UPDATE SKIP LOCKED LOOP
+        BEGIN
+            cert := tenant_guard.purge_tenant(t.org_id, t.org_id::text);
+            org_id := t.org_id; outcome := 'purged'; certificate_sha256 := cert ->> 'sha256';
+        EXCEPTION WHEN OTHERS THEN
+            org_id := t.org_id; outcome := 'failed: ' || SQLERRM; certificate_sha256 := NULL;
+            RAISE WARNING 'purge of tenant % failed: %', t.org_id, SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.purge_due_tenants() IS
+    'Purges every archived tenant past its purge_after (for a scheduler such as pg_cron); one row per tenant.';
+REVOKE ALL ON FUNCTION tenant_guard.purge_due_tenants() FROM PUBLIC;
