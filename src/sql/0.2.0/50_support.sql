@@ -15,7 +15,13 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'tenant_guard_support') THEN
-        CREATE ROLE tenant_guard_support NOLOGIN;
+        -- roles are cluster-wide: CREATE EXTENSION running in two databases at
+        -- once can both get here; the loser finds the role made by the other
+        BEGIN
+            CREATE ROLE tenant_guard_support NOLOGIN;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
 END
 $$;
