@@ -13,6 +13,7 @@ OBJS = \
 	src/pg/guard_fmgr.o \
 	src/pg/selftest_fmgr.o \
 	src/pg/hooks.o \
+	src/pg/lifecycle_fmgr.o \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \

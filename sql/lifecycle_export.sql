@@ -181,6 +181,27 @@ RESET ROLE;
 SELECT status, archived_at, purge_after FROM tenant_guard.tenants WHERE org_id = :'org_a';
 SELECT action FROM tenant_guard.audit_log WHERE action LIKE 'platform.tenant%' ORDER BY id;
 
+-- each backend caches which tenants are not active: an archive made by another
+-- connection reaches this one at its next statement, and so does the reactivation
+CREATE EXTENSION dblink;
+SELECT dblink_connect('other', format('host=%s port=%s dbname=%s user=postgres',
+    split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_database()));
+SET ROLE regress_lce_app;
+SET tenant_guard.org_id = :'org_b';
+UPDATE lc.projects SET name = 'b-cached' WHERE id = 1;
+RESET ROLE;
+SELECT * FROM dblink('other', format('SELECT tenant_guard.archive_tenant(%L) IS NOT NULL', :'org_b')) AS t(archived boolean);
+SET ROLE regress_lce_app;
+UPDATE lc.projects SET name = 'b-after-archive' WHERE id = 1;
+RESET ROLE;
+SELECT * FROM dblink('other', format('SELECT tenant_guard.reactivate_tenant(%L) IS NOT NULL', :'org_b')) AS t(reactivated boolean);
+SET ROLE regress_lce_app;
+UPDATE lc.projects SET name = 'b-after-reactivation' WHERE id = 1;
+RESET tenant_guard.org_id;
+RESET ROLE;
+SELECT dblink_disconnect('other');
+DROP EXTENSION dblink;
+
 -- a platform role the superuser grants the functions to
 GRANT EXECUTE ON FUNCTION tenant_guard.register_tenant(uuid, text), tenant_guard.archive_tenant(uuid, interval)
     TO regress_lce_platform;

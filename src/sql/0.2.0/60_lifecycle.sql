@@ -27,6 +27,17 @@ COMMENT ON TABLE tenant_guard.tenants IS
     'Tenant registry: status active -> archived -> purged, with the archive and purge dates.';
 REVOKE ALL ON tenant_guard.tenants FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.tenants', '');
+-- Every backend caches which tenants are not active (for _tenant_writable());
+-- any change of the registry drops those caches.
+CREATE FUNCTION tenant_guard._tenants_changed()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__tenants_changed'
+LANGUAGE C;
+COMMENT ON FUNCTION tenant_guard._tenants_changed() IS
+    'Internal: every backend drops its cached list of archived and purged tenants.';
+REVOKE ALL ON FUNCTION tenant_guard._tenants_changed() FROM PUBLIC;
+CREATE TRIGGER tenants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._tenants_changed();
 
 -- Purge certificates: kept for good (no UPDATE, no DELETE).
 CREATE TABLE tenant_guard.purge_certificates (
@@ -264,27 +275,11 @@ REVOKE ALL ON FUNCTION tenant_guard.export_tenant(uuid, text[]) FROM PUBLIC;
 -- statement as an InitPlan: (SELECT tenant_guard._tenant_writable()).
 CREATE FUNCTION tenant_guard._tenant_writable()
 RETURNS boolean
-LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    org uuid := tenant_guard.current_user_org_id();
-    st text;
-BEGIN
-    IF org IS NULL THEN
-        RETURN true;
-    END IF;
-    SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org;
-    IF st IN ('archived', 'purged') THEN
-        RAISE EXCEPTION 'tenant % is %: its data is read-only', org, st
-            USING ERRCODE = 'insufficient_privilege',
-                  DETAIL = 'Writes of an archived or purged tenant are refused for every role in its context; reads and export still work.',
-                  HINT = CASE st WHEN 'archived' THEN 'A platform administrator can make it writable again with tenant_guard.reactivate_tenant().'
-                                 ELSE 'A purged tenant cannot be written to again; use a new org id.' END;
-    END IF;
-    RETURN true;
-END
-$$;
+AS 'MODULE_PATHNAME', 'tg__tenant_writable'
+LANGUAGE C STABLE PARALLEL SAFE;
+-- (C, src/pg/lifecycle_fmgr.cpp: every write statement on a protected table
+-- calls it, so each backend caches the short list of tenants that are not
+-- active; the trigger below drops that cache in every backend.)
 COMMENT ON FUNCTION tenant_guard._tenant_writable() IS
     'Internal: true when the current tenant may write; raises when it is archived or purged.';
 -- Policies call it with the querying role's rights: every role may execute it.
