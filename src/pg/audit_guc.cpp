@@ -5,7 +5,7 @@
  * layout of guc.cpp (the administrator's reason above each one). Everything
  * that decides what the log records or who reads it is superuser-only.
  *
- * C-style glue: no C++ objects except inside check_claim_path's own scope.
+ * C-style glue: no C++ objects (claim paths are checked by guc::check_claim_path).
  */
 #include "pg/audit_guc.hpp"
 
@@ -23,6 +23,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/guc_hooks.hpp"
+
 namespace tenant_guard::audit_guc {
 
 char* impersonator_claim = nullptr;
@@ -32,33 +34,6 @@ char* reader_role = nullptr;
 bool skip_noop_updates = true;
 
 namespace {
-
-bool check_claim_path(char** newval, void**, GucSource)
-{
-	char why[256];
-	why[0] = '\0';
-	try {
-		std::string reason;
-		if (*newval == nullptr || claims::valid_path(*newval, &reason))
-			return true;
-		strlcpy(why, reason.c_str(), sizeof why);
-	} catch (...) {
-		strlcpy(why, "Out of memory.", sizeof why);
-	}
-	GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
-	GUC_check_errdetail("%s", why);
-	return false;
-}
-
-void bump_claim_paths(const char*, void*)
-{
-	++guc::claim_paths_generation;
-}
-
-void bump_settings(const char*, void*)
-{
-	++guc::settings_generation;
-}
 
 // The retention must be a positive interval of at least one month, so a
 // typo cannot make purge_audit() drop this month's records.
@@ -117,7 +92,7 @@ void init()
 	 */
 	DefineCustomStringVariable("tenant_guard.impersonator_claim", "Claim path of the impersonating support agent.",
 	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub",
-	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
+	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, guc::check_claim_path, guc::bump_claim_paths, nullptr);
 
 	/*
 	 * The impersonator for context_source = setting, next to org_id, user_id
@@ -125,7 +100,7 @@ void init()
 	 */
 	DefineCustomStringVariable("tenant_guard.impersonator", "Impersonating agent for context_source = setting.",
 	                           nullptr, &setting_impersonator, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr,
-	                           bump_settings, nullptr);
+	                           guc::bump_settings, nullptr);
 
 	/*
 	 * How long audit records are kept; purge_audit() drops whole monthly

@@ -14,7 +14,7 @@
  *   tenant_guard.shred_keys(org uuid) returns integer
  *   tenant_guard.rewrap_keys() returns integer
  *   tenant_guard.hmac_sha256, verify_hmac_sha256, random_token, hash_token
- *   tenant_guard._tenant_keys_changed() trigger
+ *   tenant_guard._tenant_keys_changed() trigger (C symbol tg__relcache_changed)
  *
  * Key hierarchy: the master key (KEK) comes from outside the database
  * (crypto_guc.cpp); each tenant has numbered data keys (DEKs), stored only
@@ -72,6 +72,7 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
 
@@ -973,14 +974,17 @@ TG_FUNCTION(hash_token)
 	PG_RETURN_BYTEA_P(out);
 }
 
-// tenant_guard._tenant_keys_changed() trigger: every backend drops its key cache.
+// Statement trigger behind tenant_guard._tenant_keys_changed() and
+// tenant_guard._tenants_changed() (lifecycle): sends a relcache invalidation
+// for the trigger's own table, so every backend drops what it cached from it
+// (here the tenant keys; lifecycle_fmgr.cpp the non-active tenants).
 extern "C" {
-PG_FUNCTION_INFO_V1(tg__tenant_keys_changed);
-Datum tg__tenant_keys_changed(PG_FUNCTION_ARGS)
+PG_FUNCTION_INFO_V1(tg__relcache_changed);
+Datum tg__relcache_changed(PG_FUNCTION_ARGS)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("tenant_guard._tenant_keys_changed() must be called as a trigger")));
+		                errmsg("%s must be called as a trigger", get_func_name(fcinfo->flinfo->fn_oid))));
 	auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
 	return PointerGetDatum(nullptr);

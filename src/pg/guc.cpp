@@ -27,6 +27,8 @@ extern "C" {
 PG_FUNCTION_INFO_V1(tg__unsafe_ddl_allowed);
 }
 
+#include "pg/guc_hooks.hpp"
+
 namespace tenant_guard::guc {
 
 int context_source = k_source_claims;
@@ -79,6 +81,8 @@ void assign_allow_unsafe_ddl(bool newval, void*)
 // True only while set_signed_context() is running.
 bool setting_signed_context = false;
 
+}  // namespace
+
 bool check_claim_path(char** newval, void** extra, GucSource source)
 {
 	// The validation uses std::string; keep it in its own scope so no C++
@@ -107,6 +111,8 @@ void bump_settings(const char*, void*)
 {
 	++settings_generation;
 }
+
+namespace {
 
 /*
  * tenant_guard.signed_context can be set only by tenant_guard itself (from

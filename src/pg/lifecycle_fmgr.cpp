@@ -8,8 +8,8 @@
  *       of every protected table, as (SELECT tenant_guard._tenant_writable());
  *       true when the context's tenant may write, an error (42501) when it is
  *       archived or purged
- *   tenant_guard._tenants_changed() trigger
- *       on tenant_guard.tenants: every backend drops its cached list
+ *   tenant_guard._tenants_changed() trigger (tg__relcache_changed, in
+ *       crypto_fmgr.cpp) on tenant_guard.tenants: every backend drops its list
  *
  * Every write statement on a protected table pays for this check, so it does
  * not query: each backend keeps the (short) list of tenants that are not
@@ -30,7 +30,6 @@ extern "C" {
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -142,18 +141,4 @@ TG_FUNCTION(_tenant_writable)
 		                         "tenant_guard.reactivate_tenant().");
 	}
 	PG_RETURN_BOOL(true);
-}
-
-// tenant_guard._tenants_changed() trigger: every backend drops its list.
-extern "C" {
-PG_FUNCTION_INFO_V1(tg__tenants_changed);
-Datum tg__tenants_changed(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-		                errmsg("tenant_guard._tenants_changed() must be called as a trigger")));
-	auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
-	return PointerGetDatum(nullptr);
-}
 }

@@ -55,7 +55,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.key_events', '');
 
 CREATE FUNCTION tenant_guard._tenant_keys_changed()
 RETURNS trigger
-AS 'MODULE_PATHNAME', 'tg__tenant_keys_changed'
+AS 'MODULE_PATHNAME', 'tg__relcache_changed'
 LANGUAGE C;
 COMMENT ON FUNCTION tenant_guard._tenant_keys_changed() IS
     'Internal: every backend drops its cached tenant keys when tenant_guard.tenant_keys changes.';

@@ -31,7 +31,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.tenants', '');
 -- any change of the registry drops those caches.
 CREATE FUNCTION tenant_guard._tenants_changed()
 RETURNS trigger
-AS 'MODULE_PATHNAME', 'tg__tenants_changed'
+AS 'MODULE_PATHNAME', 'tg__relcache_changed'
 LANGUAGE C;
 COMMENT ON FUNCTION tenant_guard._tenants_changed() IS
     'Internal: every backend drops its cached list of archived and purged tenants.';
