@@ -14,6 +14,7 @@ OBJS = \
 	src/pg/selftest_fmgr.o \
 	src/pg/hooks.o \
 	src/pg/lifecycle_fmgr.o \
+	src/pg/as_owner.o \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \

@@ -52,6 +52,7 @@
 #include "core/error.hpp"
 #include "core/keyfile.hpp"
 #include "core/masterkey.hpp"
+#include "pg/as_owner.hpp"
 #include "pg/boundary.hpp"
 #include "pg/crypto.hpp"
 
@@ -328,28 +329,7 @@ Oid keys_relid()
 // Runs fn with SPI connected, as the owner of tenant_guard.tenant_keys.
 void with_key_owner(void (*fn)(void*), void* arg)
 {
-	const Oid relid = keys_relid();
-	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "tenant_guard: cache lookup failed for relation %u", relid);
-	const Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	Oid save_user;
-	int save_sec;
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "tenant_guard: SPI_connect failed");
-		fn(arg);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
+	tg::pg::run_as_owner(keys_relid(), fn, arg);
 }
 
 template <typename Fn>

@@ -22,6 +22,7 @@
 
 #include "core/claims.hpp"
 #include "core/error.hpp"
+#include "pg/as_owner.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
 
@@ -75,19 +76,7 @@ void load_blocked()
 		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
-	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "tenant_guard: cache lookup failed for relation %u", relid);
-	const Oid owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	Oid save_user;
-	int save_sec;
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "tenant_guard: SPI_connect failed");
+	tg::pg::run_as_owner(relid, [](void*) {
 		int rc = SPI_execute("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
 		                     "WHERE status OPERATOR(pg_catalog.<>) 'active'",
 		                     true, 0);
@@ -106,13 +95,7 @@ void load_blocked()
 			pfree(blocked);
 		blocked = list;
 		nblocked = static_cast<int>(SPI_processed);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_user, save_sec);
-	}
-	PG_END_TRY();
+	}, nullptr);
 	valid = true;
 }
 
