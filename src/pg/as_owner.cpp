@@ -8,10 +8,19 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/guc.h"
 #include "utils/syscache.h"
 }
 
 namespace tenant_guard::pg {
+
+int pin_search_path()
+{
+	const int level = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
+	                         0, false);
+	return level;
+}
 
 void run_as_owner(Oid relid, void (*fn)(void*), void* arg)
 {
@@ -28,7 +37,9 @@ void run_as_owner(Oid relid, void (*fn)(void*), void* arg)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "tenant_guard: SPI_connect failed");
+		const int level = pin_search_path();
 		fn(arg);
+		AtEOXact_GUC(true, level);
 		SPI_finish();
 	}
 	PG_FINALLY();

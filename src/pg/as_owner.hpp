@@ -3,7 +3,10 @@
  * internal tables no application role may read (tenant keys, the tenant
  * registry). The user is switched with SECURITY_LOCAL_USERID_CHANGE |
  * SECURITY_RESTRICTED_OPERATION and restored on every exit (PG_FINALLY), so
- * no SECURITY DEFINER helper has to expose the table.
+ * no SECURITY DEFINER helper has to expose the table. While it runs,
+ * search_path is pinned to "pg_catalog, pg_temp": a caller could otherwise put
+ * a schema of its own before pg_catalog and have its operators or functions
+ * run with the owner's rights.
  */
 #pragma once
 
@@ -13,8 +16,15 @@ extern "C" {
 
 namespace tenant_guard::pg {
 
-// Connects SPI, becomes the owner of `relid`, runs fn(arg), finishes SPI and
-// switches back. Plain C: may ereport (call it through pg_call from C++).
+// Pins search_path to "pg_catalog, pg_temp" in a new GUC nest level and
+// returns it; undo with AtEOXact_GUC(true, level). An error unwinds it with
+// the (sub)transaction. For SPI that runs with rights other than the caller's,
+// or that must not follow the caller's search_path.
+int pin_search_path();
+
+// Connects SPI, becomes the owner of `relid`, pins search_path, runs
+// fn(arg), finishes SPI and switches back. Plain C: may ereport (call it
+// through pg_call from C++).
 void run_as_owner(Oid relid, void (*fn)(void*), void* arg);
 
 }  // namespace tenant_guard::pg

@@ -53,6 +53,7 @@
 
 #include "core/audit.hpp"
 #include "core/claims.hpp"
+#include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
@@ -428,7 +429,9 @@ void open_partition()
 	int save_sec;
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(xs.log_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	const int guc_level = tg::pg::pin_search_path();
 	const Oid part = partition_for(GetCurrentTransactionStartTimestamp());
+	AtEOXact_GUC(true, guc_level);
 	SetUserIdAndSecContext(save_user, save_sec);
 	ResourceOwner save_owner = CurrentResourceOwner;
 	MemoryContext save_cxt = MemoryContextSwitchTo(TopTransactionContext);
@@ -570,6 +573,7 @@ void insert_values(const Datum* v, const bool* n)
 struct WriterState {
 	Oid save_user;
 	int save_sec;
+	int guc_level;
 };
 
 WriterState enter_writer()
@@ -581,11 +585,14 @@ WriterState enter_writer()
 	GetUserIdAndSecContext(&w.save_user, &w.save_sec);
 	SetUserIdAndSecContext(xs.log_owner,
 	                       w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	// The seal queries run as the log owner: not with the caller's search_path.
+	w.guc_level = tg::pg::pin_search_path();
 	return w;
 }
 
 void leave_writer(const WriterState& w)
 {
+	AtEOXact_GUC(true, w.guc_level);
 	SetUserIdAndSecContext(w.save_user, w.save_sec);
 	SPI_finish();
 }

@@ -27,6 +27,8 @@
  */
 #include "pg/hooks.hpp"
 
+#include "pg/as_owner.hpp"
+
 extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
@@ -103,9 +105,7 @@ bool current_user_is_app_role()
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "tenant_guard: SPI_connect failed");
 	// On error the transaction's abort pops the GUC nest level and SPI.
-	int nest = NewGUCNestLevel();
-	(void)set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-	                        0, false);
+	const int nest = tenant_guard::pg::pin_search_path();
 	if (app_role_plan == nullptr) {
 		Oid argtypes[1] = {OIDOID};
 		SPIPlanPtr plan = SPI_prepare(k_app_role_query, 1, argtypes);
@@ -124,23 +124,23 @@ bool current_user_is_app_role()
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		result = !isnull && DatumGetBool(d);
 	}
-	AtEOXact_GUC(false, nest);
+	AtEOXact_GUC(true, nest);
 	SPI_finish();
 	if (pushed)
 		PopActiveSnapshot();
 	return result;
 }
 
-void refuse(const char* what, Oid relid)
+void refuse(const char* what, bool truncate, Oid relid)
 {
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 	                errmsg("%s of table %s is not allowed for application role %s", what,
 	                       quote_identifier(get_rel_name(relid)), GetUserNameFromId(GetUserId(), false)),
-	                strncmp(what, "TRUNCATE", 8) == 0
+	                truncate
 	                    ? errdetail("TRUNCATE ignores row-level security and would remove the rows of every tenant.")
 	                    : errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
 	                                "row-level security filtered out."),
-	                strncmp(what, "TRUNCATE", 8) == 0
+	                truncate
 	                    ? errhint("Delete the tenant's rows with DELETE; tenant_guard.block_app_truncate controls "
 	                              "this guard.")
 	                    : errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
@@ -162,7 +162,7 @@ void check_truncate(TruncateStmt* stmt)
 			continue;  // PostgreSQL reports the missing table itself
 		if (stmt->behavior == DROP_CASCADE) {
 			if (current_user_is_app_role())
-				refuse("TRUNCATE ... CASCADE", relid);
+				refuse("TRUNCATE ... CASCADE", true, relid);
 			return;
 		}
 		List* rels = rv->inh ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
@@ -172,7 +172,7 @@ void check_truncate(TruncateStmt* stmt)
 				first_rls = lfirst_oid(rc);
 	}
 	if (OidIsValid(first_rls) && current_user_is_app_role())
-		refuse("TRUNCATE", first_rls);
+		refuse("TRUNCATE", true, first_rls);
 }
 
 bool collect_rels(Node* node, List** rels);
@@ -242,7 +242,7 @@ void check_explain(ExplainStmt* stmt)
 	foreach (lc, rels)
 		if (rel_has_rls(lfirst_oid(lc))) {
 			if (current_user_is_app_role())
-				refuse("EXPLAIN ANALYZE", lfirst_oid(lc));
+				refuse("EXPLAIN ANALYZE", false, lfirst_oid(lc));
 			return;
 		}
 }

@@ -39,6 +39,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
@@ -212,6 +213,8 @@ bool grant_live(Active& a)
 	{
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		// As the owner: never with the caller's search_path (as_owner.hpp).
+		const int guc_level = tg::pg::pin_search_path();
 		if (a.plan == nullptr) {
 			Oid argtypes[1] = {UUIDOID};
 			SPIPlanPtr p = SPI_prepare("SELECT 1 FROM tenant_guard.support_grants WHERE id = $1 AND "
@@ -228,6 +231,7 @@ bool grant_live(Active& a)
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "support grant check failed: %s", SPI_result_code_string(rc));
 		live = SPI_processed == 1;
+		AtEOXact_GUC(true, guc_level);
 		SPI_finish();
 	}
 	PG_FINALLY();
