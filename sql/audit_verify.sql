@@ -19,9 +19,9 @@ BEGIN
     PERFORM tenant_guard._audit_partition_for(at);
     h := tenant_guard._audit_hash(rid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'event', 1,
                                   'legacy.import', NULL, 'importer', NULL, NULL, 'postgres', 'postgres', NULL,
-                                  NULL, NULL, NULL, NULL, '{"batch": 1}', zero, 1, zero);
+                                  0, NULL, '{"batch": 1}', zero, 1, zero);
     INSERT INTO tenant_guard.audit_log VALUES (rid, at, at, 1000, '11111111-1111-4111-8111-111111111111', 'event', 1,
-        'legacy.import', NULL, 'importer', NULL, NULL, 'postgres', 'postgres', NULL, NULL, NULL, NULL, NULL,
+        'legacy.import', NULL, 'importer', NULL, NULL, 'postgres', 'postgres', NULL, 0, NULL,
         '{"batch": 1}', zero, 1, zero, h);
 END
 $$;
@@ -34,8 +34,11 @@ CREATE TABLE vt (id int PRIMARY KEY, org_id uuid NOT NULL, note text);
 SELECT tenant_guard.protect('vt');
 SELECT tenant_guard.enable_audit('vt');
 INSERT INTO vt VALUES (1, :'org_a', 'one');
+-- one transaction, three statements of tenant A (a record each) and one of B
 BEGIN;
-INSERT INTO vt VALUES (2, :'org_a', 'two'), (3, :'org_a', 'three'), (4, :'org_a', 'four');
+INSERT INTO vt VALUES (2, :'org_a', 'two');
+INSERT INTO vt VALUES (3, :'org_a', 'three');
+INSERT INTO vt VALUES (4, :'org_a', 'four');
 INSERT INTO vt VALUES (5, :'org_b', 'b five');
 COMMIT;
 UPDATE vt SET note = 'ONE' WHERE id = 1;
@@ -46,11 +49,11 @@ SELECT * FROM tenant_guard.verify_audit();
 SELECT ok, records FROM tenant_guard.verify_audit(:'org_a');
 SELECT ok, records FROM tenant_guard.verify_audit(:'org_b', now() - interval '1 day');
 
-SELECT id AS one FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{"id": 1}' AND action = 'INSERT' \gset
-SELECT id AS two FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{"id": 2}' \gset
-SELECT id AS three FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{"id": 3}' \gset
-SELECT id AS four FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{"id": 4}' \gset
-SELECT id AS five FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{"id": 5}' \gset
+SELECT id AS one FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{"id": 1}' AND action = 'INSERT' \gset
+SELECT id AS two FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{"id": 2}' \gset
+SELECT id AS three FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{"id": 3}' \gset
+SELECT id AS four FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{"id": 4}' \gset
+SELECT id AS five FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{"id": 5}' \gset
 SELECT xid AS multi_xid FROM tenant_guard.audit_log WHERE id = :two \gset
 CREATE FUNCTION pg_temp.report() RETURNS TABLE (ok boolean, problem text) LANGUAGE sql AS $$
     SELECT ok, regexp_replace(problem, '[0-9]+', 'N', 'g') FROM tenant_guard.verify_audit() $$;
@@ -58,7 +61,7 @@ CREATE FUNCTION pg_temp.report() RETURNS TABLE (ok boolean, problem text) LANGUA
 -- an edited record
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE tenant_guard.audit_log SET new_row = jsonb_set(new_row, '{note}', '"forged"') WHERE id = :one;
+UPDATE tenant_guard.audit_log SET rows = jsonb_set(rows, '{0,new,note}', '"forged"') WHERE id = :one;
 SELECT ok, broken_id = :one AS at_edited_record, problem LIKE 'record % was edited%' AS says_edited FROM tenant_guard.verify_audit();
 ROLLBACK;
 -- an edited actor, and an edited hash (recomputed by the attacker) break the chain too
@@ -72,7 +75,7 @@ SET LOCAL session_replication_role = replica;
 UPDATE tenant_guard.audit_log l SET actor = 'mallory',
     hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
         l.table_name, 'mallory', l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-        l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq, l.seal_prev)
+        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev)
 WHERE id = :three;
 SELECT v.ok, v.broken_id = :four AS at_next_record, regexp_replace(v.problem, '[0-9]+', 'N', 'g') AS problem
 FROM tenant_guard.verify_audit() v;
@@ -99,10 +102,10 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, l.xid, l.org, l.kind, 4, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash, NULL, NULL,
+       1, '[{"pk": {"id": 99}, "new": {"id": 99, "note": "planted"}}]', NULL, l.hash, NULL, NULL,
        tenant_guard._audit_hash(nextval('tenant_guard.audit_log_id_seq') - 1, l.xact_at, l.statement_at, l.xid, l.org,
            l.kind, 4, l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-           l.application_name, '{"id": 99}', NULL, '{"id": 99, "note": "planted"}', NULL, NULL, l.hash, NULL, NULL)
+           l.application_name, 1, '[{"pk": {"id": 99}, "new": {"id": 99, "note": "planted"}}]', NULL, l.hash, NULL, NULL)
 FROM tenant_guard.audit_log l WHERE l.id = :four;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -111,10 +114,11 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, 424242, l.org, l.kind, 1, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'), NULL, NULL,
+       1, '[{"pk": {"id": 98}, "new": {"id": 98}}]', NULL, decode(repeat('00', 32), 'hex'), NULL, NULL,
        tenant_guard._audit_hash(nextval('tenant_guard.audit_log_id_seq') - 1, l.xact_at, l.statement_at, 424242, l.org,
            l.kind, 1, l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-           l.application_name, '{"id": 98}', NULL, '{"id": 98}', NULL, NULL, decode(repeat('00', 32), 'hex'), NULL, NULL)
+           l.application_name, 1, '[{"pk": {"id": 98}, "new": {"id": 98}}]', NULL, decode(repeat('00', 32), 'hex'),
+           NULL, NULL)
 FROM tenant_guard.audit_log l WHERE l.id = :one;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -124,7 +128,7 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.hash
+       l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.hash
 FROM tenant_guard.audit_log l WHERE l.id = :three;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -140,15 +144,14 @@ SET LOCAL session_replication_role = replica;
 UPDATE tenant_guard.audit_log l SET seal_prev = decode(repeat('11', 32), 'hex'),
     hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
         l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-        l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail, l.prev_hash, l.seal_seq,
-        decode(repeat('11', 32), 'hex'))
+        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, decode(repeat('11', 32), 'hex'))
 WHERE id = :four;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
 -- verifying one tenant checks that tenant's records (and every seal)
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE tenant_guard.audit_log SET new_row = '{"id": 5, "note": "changed"}' WHERE id = :five;
+UPDATE tenant_guard.audit_log SET rows = '[{"pk": {"id": 5}, "new": {"id": 5, "note": "changed"}}]' WHERE id = :five;
 SELECT ok AS org_a_ok FROM tenant_guard.verify_audit(:'org_a');
 SELECT ok AS org_b_ok, broken_id = :five AS at_b_record FROM tenant_guard.verify_audit(:'org_b');
 ROLLBACK;
@@ -162,7 +165,7 @@ INSERT INTO vt VALUES (30, :'org_a', 'lost at commit');
 SELECT tenant_guard._audit_selftest_fail_commit();
 COMMIT;
 SELECT count(*) AS lost_row FROM vt WHERE id = 30;
-SELECT count(*) AS lost_records FROM tenant_guard.audit_log WHERE new_row->>'note' = 'lost at commit';
+SELECT count(*) AS lost_records FROM tenant_guard.audit_trail WHERE new_row->>'note' = 'lost at commit';
 INSERT INTO vt VALUES (31, :'org_a', 'next');
 SELECT kind, action, org IS NULL AS no_org, detail->>'reason' AS reason FROM tenant_guard.audit_log
 WHERE seal_seq IS NOT NULL ORDER BY seal_seq DESC LIMIT 2;

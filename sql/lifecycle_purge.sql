@@ -124,7 +124,7 @@ TRUNCATE tenant_guard.purge_certificates;
 -- audit: the purge event carries the certificate hash; the audited table recorded each deleted row
 SELECT action, detail ->> 'certificate_sha256' = :'cert'::jsonb ->> 'sha256' AS hash_in_audit
 FROM tenant_guard.audit_log WHERE org = :'org_a' AND action LIKE 'platform.%' ORDER BY id;
-SELECT count(*) AS deleted_row_records FROM tenant_guard.audit_log
+SELECT count(*) AS deleted_row_records FROM tenant_guard.audit_trail
 WHERE org = :'org_a' AND kind = 'row' AND table_name = 'lp.accounts' AND action = 'DELETE';
 
 -- a foreign-key cycle among protected tables is reported; nothing is deleted

@@ -99,7 +99,7 @@ CALL tenant_guard.begin_support_session('not-a-token');
 ROLLBACK;
 RESET SESSION AUTHORIZATION;
 SELECT action, org = :'org_a' AS org_a, table_name, actor, impersonator, tenant_role, session_role, row_pk, new_row
-FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'row' ORDER BY id;
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' ORDER BY id, item;
 
 -- a grant whose redeem window passed: the same error
 SET SESSION AUTHORIZATION regress_sup_platform;

@@ -119,30 +119,66 @@ std::string csv_line(const std::vector<std::optional<std::string>>& fields)
 
 namespace tenant_guard::audit {
 
+namespace {
+
+// Feeds the RecordHasher framing of fields straight into a digest (no copy
+// of the record: a statement record's row images can be megabytes).
+class Stream {
+public:
+	explicit Stream(EVP_MD_CTX* ctx) : ctx_(ctx) {}
+	bool raw(const void* p, std::size_t n) { return n == 0 || EVP_DigestUpdate(ctx_, p, n) == 1; }
+	bool null() { return raw("\x00", 1); }
+	bool header(std::size_t len)
+	{
+		if (len > 0xffffffffu)
+			return false;
+		const auto v = static_cast<std::uint32_t>(len);
+		const unsigned char h[5] = {1, static_cast<unsigned char>(v >> 24), static_cast<unsigned char>(v >> 16),
+		                            static_cast<unsigned char>(v >> 8), static_cast<unsigned char>(v)};
+		return raw(h, sizeof h);
+	}
+	bool bytes(const char* p, std::size_t n) { return header(n) && raw(p, n); }
+
+private:
+	EVP_MD_CTX* ctx_;
+};
+
+// Length of an array field's inner frame (RecordHasher::array).
+std::size_t array_inner_size(const FieldView& f)
+{
+	std::size_t n = 5 + std::to_string(f.nelems).size();
+	for (std::size_t j = 0; j < f.nelems; ++j)
+		n += f.elems[j].kind == FieldView::k_bytes ? 5 + f.elems[j].len : 1;
+	return n;
+}
+
+}  // namespace
+
 bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
 {
 	try {
-		RecordHasher h;
-		for (std::size_t i = 0; i < n; ++i) {
+		EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+		if (ctx == nullptr)
+			return false;
+		Stream s(ctx);
+		bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+		for (std::size_t i = 0; ok && i < n; ++i) {
 			const FieldView& f = fields[i];
 			if (f.kind == FieldView::k_null) {
-				h.null();
+				ok = s.null();
 			} else if (f.kind == FieldView::k_bytes) {
-				h.bytes(std::string_view(f.data, f.len));
+				ok = s.bytes(f.data, f.len);
 			} else {
-				std::vector<std::optional<std::string>> elems;
-				elems.reserve(f.nelems);
-				for (std::size_t j = 0; j < f.nelems; ++j) {
-					if (f.elems[j].kind == FieldView::k_bytes)
-						elems.emplace_back(std::string(f.elems[j].data, f.elems[j].len));
-					else
-						elems.emplace_back(std::nullopt);
-				}
-				h.array(elems);
+				const std::string count = std::to_string(f.nelems);
+				ok = s.header(array_inner_size(f)) && s.bytes(count.data(), count.size());
+				for (std::size_t j = 0; ok && j < f.nelems; ++j)
+					ok = f.elems[j].kind == FieldView::k_bytes ? s.bytes(f.elems[j].data, f.elems[j].len) : s.null();
 			}
 		}
-		*out = h.finish();
-		return true;
+		unsigned int len = 0;
+		ok = ok && EVP_DigestFinal_ex(ctx, out->data(), &len) == 1 && len == out->size();
+		EVP_MD_CTX_free(ctx);
+		return ok;
 	} catch (...) {
 		return false;
 	}

@@ -9,8 +9,10 @@
  *    bytes, so no two different field sequences give the same input. Arrays
  *    are framed the same way inside their own frame. The glue feeds the
  *    fields in the column order of tenant_guard.audit_log (hash excluded),
- *    using text forms that do not depend on session settings (timestamps as
- *    microseconds, jsonb as its canonical text).
+ *    using forms that do not depend on session settings (timestamps as
+ *    microseconds, `detail` as its canonical jsonb text, the row images in
+ *    `rows` as their jsonb binary form). hash_fields() streams the same
+ *    framing into the digest without copying the record.
  *  - csv_field / csv_line: RFC 4180 quoting. A field is quoted when it holds
  *    a comma, a double quote, CR or LF, or is empty (so an empty string and a
  *    NULL differ); quotes are doubled; NULL is an empty unquoted field.

@@ -7,14 +7,26 @@
  *       AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on an audited table
  *       (enable_audit() creates it); trigger arguments "x:<column>" exclude a
  *       column, "r:<column>" redact it
+ *   tenant_guard._audit_flush() returns trigger
+ *       AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT on an audited
+ *       table and each of its partitions: writes the statement's records
  *   tenant_guard.audit_event(action text, detail jsonb) returns bigint
  *   tenant_guard._audit_write_event(org text, action text, detail jsonb) returns bigint
  *   tenant_guard._audit_registry_event() returns trigger
  *       AFTER ROW on tenant_guard's registries: tenant_guard.<verb> events
- *   tenant_guard._audit_hash(<the 23 hashed columns>) returns bytea
+ *   tenant_guard._audit_hash(<the 21 hashed columns>) returns bytea
  *   tenant_guard._audit_is_reader() returns boolean
  *   tenant_guard._csv_line(fields text[]) returns text
  *   tenant_guard._audit_selftest_fail_commit() returns void (test hook)
+ *
+ * Statement records. The row trigger adds each row change (primary key,
+ * old and new row as jsonb, changed columns) to the open record of its
+ * (table, action, tenant, subtransaction) in backend memory; the statement
+ * trigger writes the statement's open records when its row events are done
+ * (see "Statement records" below). One statement that changes a thousand
+ * rows of a tenant thus writes one log row, not a thousand: the row images
+ * go into one jsonb array, compressed and stored out of line, and the
+ * per-record work (hash, heap and index inserts, WAL) is paid once.
  *
  * Chain design. Every record carries SHA-256(canonical content || prev_hash).
  * Records are chained per (transaction, tenant): the first record of a
@@ -22,18 +34,20 @@
  * hash of the one before, and `seq` counts them. No lock is taken while the
  * transaction runs, so writers of one tenant never wait for each other. The
  * newest record of each chain is held back in memory until the next one
- * arrives or COMMIT. At COMMIT (XACT_EVENT_PRE_COMMIT, registered on the first
- * audited write of a backend; no preloading needed) each chain's held-back
- * last record gets the next seal number (seal_seq) and the hash of the row
- * with the previous seal number (seal_prev), then its own hash, and is
- * written: one global chain of seals, no extra row. Only that numbering is
- * serialized: with shared_preload_libraries under an LWLock on a head in
- * shared memory (see below), else under a transaction-scoped advisory lock
- * held until the commit is done, the previous seal read with the latest
- * snapshot so every isolation level works.
+ * arrives or COMMIT (unless it is large: then it is written at once and
+ * COMMIT adds a small seal row). At COMMIT (XACT_EVENT_PRE_COMMIT,
+ * registered on the first audited write of a backend; no preloading needed)
+ * each chain's held-back last record gets the next seal number (seal_seq)
+ * and the hash of the row with the previous seal number (seal_prev), then
+ * its own hash, and is written: one global chain of seals, no extra row.
+ * Only that numbering is serialized: with shared_preload_libraries under an
+ * LWLock on a head in shared memory (see below), else under a
+ * transaction-scoped advisory lock held until the commit is done, the
+ * previous seal read with the latest snapshot so every isolation level works.
  * Savepoints: the chain state of every tenant is kept per subtransaction
  * level and restored when a subtransaction rolls back, so the records of a
- * rolled-back savepoint (gone from the table) are not sealed.
+ * rolled-back savepoint (gone from the table) are not sealed; its open
+ * statement records are dropped.
  *
  * Records are inserted directly into the transaction's partition (all of a
  * transaction's rows share xact_at, hence one partition), opened once per
@@ -50,6 +64,8 @@
  */
 #include <cstdio>
 #include <cstring>
+#include <optional>
+#include <string>
 
 #include "core/audit.hpp"
 #include "core/claims.hpp"
@@ -60,7 +76,10 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/heaptoast.h"
 #include "access/htup_details.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -89,7 +108,9 @@ extern "C" {
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -105,36 +126,52 @@ namespace audit = tenant_guard::audit;
 
 namespace {
 
-constexpr int k_ncols = 24;     // columns written per record
-constexpr int k_nhashed = 23;   // all but `hash`
+constexpr int k_ncols = 22;     // columns written per record
+constexpr int k_nhashed = 21;   // all but `hash`
 constexpr const char* k_redacted = "[redacted]";
 // Advisory lock field4 for the seal lock (distinct from the 1 and 2 used by
 // the SQL advisory lock functions, so no user lock can collide with it).
 constexpr uint16 k_lock_field4 = 0x7467;
+// A statement's open record is written once its row images reach this size
+// (memory per backend stays bounded; a jsonb value is limited to 256 MB).
+constexpr Size k_max_pack_bytes = 8 * 1024 * 1024;
+// Records up to this size are held back to carry their chain's seal.
+constexpr Size k_hold_back_max = 8192;
 
-const Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,  TEXTOID,  TEXTOID,
-                              INT8OID,  TEXTOID,        TEXTOID,        TEXTOID,  TEXTOID,  TEXTOID,
-                              TEXTOID,  TEXTOID,        TEXTOID,        JSONBOID, JSONBOID, JSONBOID,
-                              TEXTARRAYOID, JSONBOID,   BYTEAOID,       INT8OID,  BYTEAOID, BYTEAOID};
+const Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,  TEXTOID,
+                              INT8OID,  TEXTOID,        TEXTOID,        TEXTOID, TEXTOID,  TEXTOID,
+                              TEXTOID,  TEXTOID,        TEXTOID,        INT4OID, JSONBOID, JSONBOID,
+                              BYTEAOID, INT8OID,        BYTEAOID,       BYTEAOID};
 
 enum Col {
 	c_id, c_xact_at, c_statement_at, c_xid, c_org, c_kind, c_seq, c_action, c_table_name, c_actor,
-	c_impersonator, c_tenant_role, c_db_role, c_session_role, c_application_name, c_row_pk, c_old_row,
-	c_new_row, c_changed_columns, c_detail, c_prev_hash, c_seal_seq, c_seal_prev, c_hash
+	c_impersonator, c_tenant_role, c_db_role, c_session_role, c_application_name, c_row_count, c_rows,
+	c_detail, c_prev_hash, c_seal_seq, c_seal_prev, c_hash
 };
+
+bool col_byval(int i)
+{
+	return k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID || k_types[i] == INT4OID;
+}
 
 // ---------------------------------------------------------------------------
 // Hashing
 // ---------------------------------------------------------------------------
 
-// Text form of one hashed column, palloc'd; len -1 for NULL.
-void field_bytes(Datum v, bool isnull, Oid type, const char** data, std::size_t* len)
+// The bytes hashed for one column, palloc'd or pointing into the value:
+// integers and times as decimal text, text and bytea as they are, `detail`
+// as jsonb text, and `rows` as its jsonb binary form (the value as stored;
+// its text form would cost more than writing the record).
+void field_bytes(int col, Datum v, const char** data, std::size_t* len)
 {
-	if (isnull) {
-		*data = nullptr;
+	switch (k_types[col]) {
+	case INT4OID: {
+		char* buf = static_cast<char*>(palloc(16));
+		snprintf(buf, 16, "%d", DatumGetInt32(v));
+		*data = buf;
+		*len = strlen(buf);
 		return;
 	}
-	switch (type) {
 	case INT8OID:
 	case TIMESTAMPTZOID: {
 		char* buf = static_cast<char*>(palloc(32));
@@ -143,14 +180,16 @@ void field_bytes(Datum v, bool isnull, Oid type, const char** data, std::size_t*
 		*len = strlen(buf);
 		return;
 	}
-	case JSONBOID: {
-		Jsonb* jb = DatumGetJsonbP(v);
-		char* s = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
-		*data = s;
-		*len = strlen(s);
-		return;
-	}
-	default: {  // text, bytea
+	case JSONBOID:
+		if (col != c_rows) {
+			Jsonb* jb = DatumGetJsonbP(v);
+			char* s = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+			*data = s;
+			*len = strlen(s);
+			return;
+		}
+		[[fallthrough]];
+	default: {  // text, bytea, rows
 		struct varlena* p = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(v)));
 		*data = VARDATA_ANY(p);
 		*len = VARSIZE_ANY_EXHDR(p);
@@ -159,7 +198,7 @@ void field_bytes(Datum v, bool isnull, Oid type, const char** data, std::size_t*
 	}
 }
 
-// SHA-256 over the 21 hashed columns, as a bytea.
+// SHA-256 over the hashed columns, as a bytea.
 bytea* hash_record(const Datum* values, const bool* nulls)
 {
 	audit::FieldView f[k_nhashed];
@@ -168,25 +207,8 @@ bytea* hash_record(const Datum* values, const bool* nulls)
 			f[i].kind = audit::FieldView::k_null;
 			continue;
 		}
-		if (k_types[i] == TEXTARRAYOID) {
-			Datum* elems;
-			bool* enulls;
-			int n;
-			deconstruct_array(DatumGetArrayTypeP(values[i]), TEXTOID, -1, false, TYPALIGN_INT, &elems, &enulls, &n);
-			auto* ev = static_cast<audit::FieldView*>(palloc0(sizeof(audit::FieldView) * (n > 0 ? n : 1)));
-			for (int j = 0; j < n; ++j) {
-				if (enulls[j])
-					continue;
-				ev[j].kind = audit::FieldView::k_bytes;
-				field_bytes(elems[j], false, TEXTOID, &ev[j].data, &ev[j].len);
-			}
-			f[i].kind = audit::FieldView::k_array;
-			f[i].elems = ev;
-			f[i].nelems = static_cast<std::size_t>(n);
-			continue;
-		}
 		f[i].kind = audit::FieldView::k_bytes;
-		field_bytes(values[i], false, k_types[i], &f[i].data, &f[i].len);
+		field_bytes(i, values[i], &f[i].data, &f[i].len);
 	}
 	audit::Hash h;
 	if (!audit::hash_fields(f, k_nhashed, &h))
@@ -228,7 +250,17 @@ struct Group {
 	int maxlevels;
 };
 
+struct Pack;  // a statement's open record (see "Statement records")
+
+// The memory of the open records (Pack), reset when none is open. It keeps
+// its first block between statements: a fresh block per statement costs
+// more in page faults than the rest of the record's work.
+MemoryContext pack_arena = nullptr;
+constexpr Size k_arena_keep = 4 * 1024 * 1024;
+
 struct XactState {
+	Pack* packs = nullptr;  // newest first, in TopTransactionContext
+	Pack* last_pack = nullptr;
 	Group* groups = nullptr;
 	int ngroups = 0;
 	int maxgroups = 0;
@@ -262,6 +294,8 @@ int nsealed_notes = 0;
 void reset_xact_state()
 {
 	xs = XactState();
+	if (pack_arena != nullptr)
+		MemoryContextReset(pack_arena);
 	sealed_notes = nullptr;
 	nsealed_notes = 0;
 }
@@ -314,10 +348,15 @@ Level* writable_level(Group* g)
 	return l;
 }
 
+void packs_at_subxact_end(bool abort, SubTransactionId sub, SubTransactionId parent);
+void flush_all_packs();
+bool have_packs();
+
 void subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId parentSubid, void*)
 {
 	if (event != SUBXACT_EVENT_ABORT_SUB && event != SUBXACT_EVENT_COMMIT_SUB)
 		return;
+	packs_at_subxact_end(event == SUBXACT_EVENT_ABORT_SUB, mySubid, parentSubid);
 	for (int i = 0; i < xs.ngroups; ++i) {
 		Group* g = &xs.groups[i];
 		if (g->nlevels == 0 || g->levels[g->nlevels - 1].subid != mySubid)
@@ -412,8 +451,8 @@ Oid partition_for(TimestampTz at)
 
 const char* const k_colnames[k_ncols] = {
     "id", "xact_at", "statement_at", "xid", "org", "kind", "seq", "action", "table_name", "actor", "impersonator",
-    "tenant_role", "db_role", "session_role", "application_name", "row_pk", "old_row", "new_row",
-    "changed_columns", "detail", "prev_hash", "seal_seq", "seal_prev", "hash"};
+    "tenant_role", "db_role", "session_role", "application_name", "row_count", "rows", "detail", "prev_hash",
+    "seal_seq", "seal_prev", "hash"};
 
 // Opens this transaction's partition with its indexes, once. Records are
 // inserted into it directly (heap and index inserts, as COPY does): no
@@ -483,17 +522,17 @@ struct Record {
 	const char* action;
 	const char* org;         // nullptr: no tenant
 	const char* table_name;  // nullptr for events and seals
-	Jsonb* pk = nullptr;
-	Jsonb* old_row = nullptr;
-	Jsonb* new_row = nullptr;
-	ArrayType* changed = nullptr;
+	int32 row_count = 0;
+	Jsonb* rows = nullptr;   // kind 'rows': the row changes
 	Jsonb* detail = nullptr;
+	TimestampTz statement_at = 0;  // 0: the current statement's start
 	// actor fields, nullptr when absent
 	const char* actor = nullptr;
 	const char* impersonator = nullptr;
 	const char* tenant_role = nullptr;
 	const char* db_role = nullptr;
 	const char* session_role = nullptr;
+	const char* application_name = nullptr;
 };
 
 // The PostgreSQL roles of the caller (before switching to the log owner).
@@ -503,16 +542,29 @@ void set_db_roles(Record& r)
 	r.session_role = GetUserNameFromId(GetSessionUserId(), false);
 }
 
-// Inserts one record into this transaction's partition.
-// `seq` and `prev` are the chain position and previous hash. Returns the id.
-// The 22 column values of a record (hash left unset).
+// The actor fields of a record from the current context and session,
+// palloc'd in the current memory context.
+void set_actor(Record& r)
+{
+	const tg::claims::Context& ctx = tg::context::current();
+	r.actor = ctx.user_id ? pstrdup(ctx.user_id->c_str()) : nullptr;
+	r.impersonator = ctx.impersonator ? pstrdup(ctx.impersonator->c_str()) : nullptr;
+	r.tenant_role = ctx.role ? pstrdup(ctx.role->c_str()) : nullptr;
+	set_db_roles(r);
+	const char* app = GetConfigOption("application_name", true, false);
+	r.application_name = app && *app ? pstrdup(app) : nullptr;
+	r.statement_at = GetCurrentStatementStartTimestamp();
+}
+
+// The column values of a record (hash left unset).
+// `seq` and `prev` are the chain position and previous hash.
 void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bool* n)
 {
 	v[c_id] = Int64GetDatum(id);
 	n[c_id] = false;
 	v[c_xact_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 	n[c_xact_at] = false;
-	v[c_statement_at] = TimestampTzGetDatum(GetCurrentStatementStartTimestamp());
+	v[c_statement_at] = TimestampTzGetDatum(r.statement_at ? r.statement_at : GetCurrentStatementStartTimestamp());
 	n[c_statement_at] = false;
 	v[c_xid] = Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId())));
 	n[c_xid] = false;
@@ -527,16 +579,11 @@ void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bo
 	v[c_tenant_role] = text_or_null(r.tenant_role, &n[c_tenant_role]);
 	v[c_db_role] = text_or_null(r.db_role, &n[c_db_role]);
 	v[c_session_role] = text_or_null(r.session_role, &n[c_session_role]);
-	const char* app = GetConfigOption("application_name", true, false);
-	v[c_application_name] = text_or_null(app && *app ? app : nullptr, &n[c_application_name]);
-	v[c_row_pk] = JsonbPGetDatum(r.pk);
-	n[c_row_pk] = r.pk == nullptr;
-	v[c_old_row] = JsonbPGetDatum(r.old_row);
-	n[c_old_row] = r.old_row == nullptr;
-	v[c_new_row] = JsonbPGetDatum(r.new_row);
-	n[c_new_row] = r.new_row == nullptr;
-	v[c_changed_columns] = PointerGetDatum(r.changed);
-	n[c_changed_columns] = r.changed == nullptr;
+	v[c_application_name] = text_or_null(r.application_name, &n[c_application_name]);
+	v[c_row_count] = Int32GetDatum(r.row_count);
+	n[c_row_count] = false;
+	v[c_rows] = JsonbPGetDatum(r.rows);
+	n[c_rows] = r.rows == nullptr;
 	v[c_detail] = JsonbPGetDatum(r.detail);
 	n[c_detail] = r.detail == nullptr;
 	v[c_prev_hash] = PointerGetDatum(prev);
@@ -559,6 +606,19 @@ void insert_values(const Datum* v, const bool* n)
 	for (int i = 0; i < k_ncols; ++i) {
 		tv[xs.colmap[i] - 1] = v[i];
 		tn[xs.colmap[i] - 1] = n[i];
+	}
+	// A large `rows` value is compressed here, before the tuple is formed,
+	// so it is not copied uncompressed into the tuple first (the toaster
+	// then only moves it out of line).
+	const int ra = xs.colmap[c_rows] - 1;
+	if (!tn[ra] && VARSIZE_ANY(DatumGetPointer(tv[ra])) > TOAST_TUPLE_THRESHOLD &&
+	    !VARATT_IS_EXTENDED(DatumGetPointer(tv[ra]))) {
+		char m = TupleDescAttr(RelationGetDescr(xs.part), ra)->attcompression;
+		if (!CompressionMethodIsValid(m))
+			m = static_cast<char>(default_toast_compression);
+		Datum c = toast_compress_datum(tv[ra], m);
+		if (DatumGetPointer(c) != nullptr)
+			tv[ra] = c;
 	}
 	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
 	ExecStoreHeapTuple(tup, xs.slot, true);
@@ -605,8 +665,7 @@ void hold_back(Level* l, const Datum* v, const bool* n)
 	bool* pn = static_cast<bool*>(palloc(sizeof(bool) * k_ncols));
 	for (int i = 0; i < k_ncols; ++i) {
 		pn[i] = n[i];
-		const bool byval = k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID;
-		pv[i] = n[i] ? (Datum) 0 : datumCopy(v[i], byval, byval ? 8 : -1);
+		pv[i] = n[i] ? (Datum) 0 : datumCopy(v[i], col_byval(i), col_byval(i) ? 8 : -1);
 	}
 	MemoryContextSwitchTo(old);
 	l->pending_v = pv;
@@ -630,8 +689,7 @@ void flush_pending(Group* g, Level* l)
 	const bool shared = g->nlevels >= 2 && g->levels[g->nlevels - 2].pending_v == l->pending_v;
 	if (!shared) {
 		for (int i = 0; i < k_ncols; ++i) {
-			const bool byval = k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID;
-			if (i != c_hash && !l->pending_n[i] && !byval)
+			if (i != c_hash && !l->pending_n[i] && !col_byval(i))
 				pfree(DatumGetPointer(l->pending_v[i]));
 		}
 		pfree(l->pending_v);
@@ -647,15 +705,8 @@ int64 write_record(Record& r)
 	register_callbacks();
 	if (xs.sealing)
 		elog(ERROR, "cannot write audit records while the transaction is being sealed");
-	// Actor fields come from the context of the caller (before switching user).
-	const tg::claims::Context& ctx = tg::context::current();
-	char* actor = ctx.user_id ? pstrdup(ctx.user_id->c_str()) : nullptr;
-	char* imp = ctx.impersonator ? pstrdup(ctx.impersonator->c_str()) : nullptr;
-	char* role = ctx.role ? pstrdup(ctx.role->c_str()) : nullptr;
-	r.actor = actor;
-	r.impersonator = imp;
-	r.tenant_role = role;
-	set_db_roles(r);
+	// The actor fields were set by the caller (set_actor), from the context
+	// of the caller, before anything switched user.
 
 	// Before anything is written: the group's position (memory allocated now
 	// cannot fail later in a way that leaves the state ahead of the table).
@@ -671,7 +722,17 @@ int64 write_record(Record& r)
 	bool n[k_ncols];
 	const int64 id = nextval_internal(xs.seq_oid, false);
 	fill_values(r, id, l->count + 1, prev, v, n);
-	hold_back(l, v, n);
+	if (r.rows != nullptr && VARSIZE(r.rows) > k_hold_back_max) {
+		// A large record is written now rather than copied to be held
+		// back; COMMIT then writes a small seal row for its chain.
+		bytea* h = hash_record(v, n);
+		v[c_hash] = PointerGetDatum(h);
+		n[c_hash] = false;
+		insert_values(v, n);
+		memcpy(l->last, VARDATA(h), 32);
+	} else {
+		hold_back(l, v, n);
+	}
 	l->count += 1;
 	return id;
 }
@@ -850,6 +911,8 @@ void seal_transaction()
 	xs.sealing = true;
 	Record proto;
 	set_db_roles(proto);
+	const char* app = GetConfigOption("application_name", true, false);
+	proto.application_name = app && *app ? app : nullptr;
 	// At COMMIT the statement's snapshot is gone; SPI needs an active one.
 	PushActiveSnapshot(GetTransactionSnapshot());
 	WriterState w = enter_writer();
@@ -995,13 +1058,20 @@ void xact_callback(XactEvent event, void*)
 	case XACT_EVENT_PRE_PREPARE:
 		// A prepared transaction can still be rolled back after its seals
 		// were numbered, which would leave a hole in the seal chain.
-		for (int i = 0; i < xs.ngroups; ++i)
-			if (xs.groups[i].nlevels > 0 && xs.groups[i].levels[xs.groups[i].nlevels - 1].count > 0)
+		for (int i = 0; i <= xs.ngroups; ++i)
+			if (i == xs.ngroups ? have_packs()
+			                    : xs.groups[i].nlevels > 0 && xs.groups[i].levels[xs.groups[i].nlevels - 1].count > 0)
 				ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				                errmsg("cannot PREPARE a transaction that wrote tenant_guard audit records"),
 				                errdetail("Audit records are sealed at COMMIT; two-phase commit is not supported.")));
 		break;
 	case XACT_EVENT_PRE_COMMIT:
+		if (have_packs()) {
+			// Open records of statements no statement trigger closed.
+			PushActiveSnapshot(GetTransactionSnapshot());
+			flush_all_packs();
+			PopActiveSnapshot();
+		}
 		seal_transaction();
 		close_partition();
 		if (fail_after_seal) {
@@ -1042,23 +1112,46 @@ void register_callbacks()
 // all alter the table).
 // ---------------------------------------------------------------------------
 
+// How one column of an audited table becomes a jsonb value: the same values
+// as to_jsonb() of the row (docs/audit.md; sql/audit_types.sql compares
+// them type by type), converted directly for the common built-in types and
+// through to_jsonb() of the single value for all others.
+enum ColKind : unsigned char {
+	k_skip,      // dropped or excluded
+	k_masked,    // redacted: "[redacted]"
+	k_bool,
+	k_int,       // int2, int4, int8: a JSON number
+	k_numeric,   // a JSON number; NaN and infinities as strings
+	k_text,      // text, varchar, bpchar: a JSON string of the value
+	k_datetime,  // date, timestamp, timestamptz: ISO 8601 strings
+	k_jsonb,     // embedded as is
+	k_output,    // other built-in scalars: a JSON string of the output function
+	k_generic,   // anything else: to_jsonb() of the value
+};
+
+struct ColPlan {
+	ColKind kind;
+	Oid base;        // base type (domains looked through)
+	FmgrInfo fn;     // output function (k_output) or to_jsonb (k_generic)
+};
+
 struct RelInfo {
 	Oid relid;  // hash key
 	bool valid;
+	uint64 gen;               // changes whenever the entry is rebuilt
+	Oid root;                 // the audited (root) table
 	char* table_name;         // the audited (root) table, quoted
 	AttrNumber tenant_attnum; // 0: not protected
 	Oid tenant_out;           // output function of the tenant column
 	int natts;
 	bool* excluded;           // by attnum - 1
-	bool* redacted;
-	int nexcluded;
-	int nredacted;
+	ColPlan* cols;            // by attnum - 1
 	int npk;
 	AttrNumber* pk;
-	FmgrInfo to_jsonb;
 };
 
 HTAB* rel_cache = nullptr;
+uint64 rel_gen = 0;
 
 void invalidate_rel(Datum, Oid relid)
 {
@@ -1093,6 +1186,56 @@ AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 	return 0;
 }
 
+// The plan of one column (in CacheMemoryContext).
+void plan_column(ColPlan* c, Form_pg_attribute a)
+{
+	c->base = getBaseType(a->atttypid);
+	switch (c->base) {
+	case BOOLOID:
+		c->kind = k_bool;
+		return;
+	case INT2OID:
+	case INT4OID:
+	case INT8OID:
+		c->kind = k_int;
+		return;
+	case NUMERICOID:
+		c->kind = k_numeric;
+		return;
+	case TEXTOID:
+	case VARCHAROID:
+	case BPCHAROID:
+		c->kind = k_text;
+		return;
+	case DATEOID:
+	case TIMESTAMPOID:
+	case TIMESTAMPTZOID:
+		c->kind = k_datetime;
+		return;
+	case JSONBOID:
+		c->kind = k_jsonb;
+		return;
+	default:
+		break;
+	}
+	// Built-in scalars that to_jsonb() writes as their text output (not
+	// arrays, composites, json, floats, or types that may have a cast to json).
+	if (c->base < FirstNormalObjectId && c->base != JSONOID && c->base != FLOAT4OID && c->base != FLOAT8OID &&
+	    !OidIsValid(get_element_type(c->base)) && !type_is_rowtype(c->base)) {
+		Oid out;
+		bool varlena;
+		getTypeOutputInfo(c->base, &out, &varlena);
+		fmgr_info_cxt(out, &c->fn, CacheMemoryContext);
+		c->kind = k_output;
+		return;
+	}
+	fmgr_info_cxt(F_TO_JSONB, &c->fn, CacheMemoryContext);
+	c->fn.fn_expr = reinterpret_cast<Node*>(makeFuncExpr(
+	    F_TO_JSONB, JSONBOID, list_make1(makeNullConst(a->atttypid, a->atttypmod, a->attcollation)), InvalidOid,
+	    InvalidOid, COERCE_EXPLICIT_CALL));
+	c->kind = k_generic;
+}
+
 RelInfo* rel_info(Relation rel, Trigger* trig)
 {
 	if (rel_cache == nullptr) {
@@ -1109,15 +1252,18 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	RelInfo* e = static_cast<RelInfo*>(hash_search(rel_cache, &relid, HASH_ENTER, &found));
 	if (found && e->valid)
 		return e;
+	// Nothing outside this entry points into it (open records copy the
+	// column names and table name they use), so a stale entry's memory goes.
 	if (found) {
 		if (e->table_name) pfree(e->table_name);
 		if (e->excluded) pfree(e->excluded);
-		if (e->redacted) pfree(e->redacted);
+		if (e->cols) pfree(e->cols);
 		if (e->pk) pfree(e->pk);
 	}
 	e->valid = false;
 	e->table_name = nullptr;
-	e->excluded = e->redacted = nullptr;
+	e->excluded = nullptr;
+	e->cols = nullptr;
 	e->pk = nullptr;
 
 	TupleDesc desc = RelationGetDescr(rel);
@@ -1128,13 +1274,13 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		if (anc != NIL)
 			root = llast_oid(anc);
 	}
+	e->root = root;
 	e->table_name = pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(root)),
 	                                                   get_rel_name(root)));
 	e->natts = desc->natts;
 	e->excluded = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
-	e->redacted = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
-	e->nexcluded = e->nredacted = 0;
-	for (int i = 0; i < trig->tgnargs; ++i) {
+	bool* redacted = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
+	for (int i = 0; trig != nullptr && i < trig->tgnargs; ++i) {
 		const char* arg = trig->tgargs[i];
 		if (strlen(arg) < 3 || arg[1] != ':' || (arg[0] != 'x' && arg[0] != 'r'))
 			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -1143,24 +1289,28 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		AttrNumber att = get_attnum(relid, arg + 2);
 		if (att <= 0)
 			continue;  // a column dropped since: nothing to hide
-		if (arg[0] == 'x') {
+		if (arg[0] == 'x')
 			e->excluded[att - 1] = true;
-			++e->nexcluded;
-		} else {
-			e->redacted[att - 1] = true;
-			++e->nredacted;
-		}
+		else
+			redacted[att - 1] = true;
 	}
+	e->cols = static_cast<ColPlan*>(palloc0(sizeof(ColPlan) * (desc->natts + 1)));
+	for (int i = 0; i < desc->natts; ++i) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		if (a->attisdropped || e->excluded[i])
+			e->cols[i].kind = k_skip;
+		else if (redacted[i])
+			e->cols[i].kind = k_masked;
+		else
+			plan_column(&e->cols[i], a);
+	}
+	pfree(redacted);
 	Bitmapset* pk = RelationGetIndexAttrBitmap(rel, INDEX_ATTR_BITMAP_PRIMARY_KEY);
 	e->npk = bms_num_members(pk);
 	e->pk = static_cast<AttrNumber*>(palloc(sizeof(AttrNumber) * (e->npk + 1)));
 	int k = 0, m = -1;
 	while ((m = bms_next_member(pk, m)) >= 0)
 		e->pk[k++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
-	fmgr_info_cxt(F_TO_JSONB, &e->to_jsonb, CacheMemoryContext);
-	e->to_jsonb.fn_expr = reinterpret_cast<Node*>(
-	    makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(rel->rd_rel->reltype, -1, InvalidOid)),
-	                 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
 	MemoryContextSwitchTo(old);
 
 	// The tenant column, from the registry: the partition's own row, else the root's.
@@ -1175,82 +1325,339 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		bool varlena;
 		getTypeOutputInfo(TupleDescAttr(desc, e->tenant_attnum - 1)->atttypid, &e->tenant_out, &varlena);
 	}
+	e->gen = ++rel_gen;
 	e->valid = true;
 	return e;
 }
 
-// The row as jsonb: excluded columns left out, redacted ones replaced.
-Jsonb* full_jsonb(RelInfo* info, HeapTuple tuple, TupleDesc desc)
-{
-	return DatumGetJsonbP(FunctionCall1(&info->to_jsonb, heap_copy_tuple_as_datum(tuple, desc)));
-}
+// ---------------------------------------------------------------------------
+// Statement records. The row trigger does not write a record per row: it
+// adds the row change to the open record of its (table, action, tenant,
+// subtransaction), and the statement trigger writes the open records of its
+// table when the statement's row events are done. One audited statement
+// thus costs one log row per tenant, however many rows it changes (a record
+// is also written once it holds tenant_guard.audit_rows_per_record rows or
+// k_max_pack_bytes of row images). Anything still open at COMMIT (rows of a
+// partition audited on its own, changed through its parent) is written
+// then. A rolled-back subtransaction drops its open records with its rows.
+// ---------------------------------------------------------------------------
 
-Jsonb* row_jsonb(RelInfo* info, Jsonb* full, TupleDesc desc)
+struct Pack {
+	Pack* next;
+	Oid root;
+	const char* action;   // static string
+	char* org;            // nullptr: no tenant
+	SubTransactionId subid;
+	TimestampTz stmt;     // start of the statement that opened it
+	Oid user;             // current_user then
+	MemoryContext cxt;    // everything below
+	JsonbParseState* st;  // the open array of row changes
+	int32 nrows;
+	Size bytes;
+	Record proto;         // actor fields, table, statement time
+	// Column names of the last relation seen, copied here (jsonb keys point at them)
+	Oid names_rel;
+	uint64 names_gen;
+	char** names;
+	int* namelens;
+};
+
+void drop_pack(Pack* p)
 {
-	if (info->nexcluded == 0 && info->nredacted == 0)
-		return full;
-	JsonbParseState* st = nullptr;
-	JsonbIterator* it = JsonbIteratorInit(&full->root);
-	JsonbValue v;
-	JsonbValue* res = nullptr;
-	JsonbIteratorToken tok;
-	bool skip = false, redact = false;
-	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE) {
-		if (tok == WJB_KEY) {
-			skip = redact = false;
-			for (int i = 0; i < desc->natts; ++i) {
-				Form_pg_attribute a = TupleDescAttr(desc, i);
-				if (a->attisdropped || (!info->excluded[i] && !info->redacted[i]))
-					continue;
-				const char* name = NameStr(a->attname);
-				if (strlen(name) == static_cast<size_t>(v.val.string.len) &&
-				    memcmp(name, v.val.string.val, v.val.string.len) == 0) {
-					skip = info->excluded[i];
-					redact = info->redacted[i];
-					break;
-				}
-			}
-			if (!skip)
-				res = pushJsonbValue(&st, tok, &v);
-		} else if (tok == WJB_VALUE) {
-			if (skip)
-				continue;
-			if (redact) {
-				JsonbValue m;
-				m.type = jbvString;
-				m.val.string.val = const_cast<char*>(k_redacted);
-				m.val.string.len = static_cast<int>(strlen(k_redacted));
-				res = pushJsonbValue(&st, tok, &m);
-			} else {
-				res = pushJsonbValue(&st, tok, &v);
-			}
-		} else {
-			res = pushJsonbValue(&st, tok, tok < WJB_BEGIN_ARRAY ? &v : nullptr);
+	for (Pack** pp = &xs.packs; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
 		}
-	}
-	return JsonbValueToJsonb(res);
+	if (xs.last_pack == p)
+		xs.last_pack = nullptr;
+	if (xs.packs == nullptr)
+		MemoryContextReset(pack_arena);  // keeps its first block for the next statement
 }
 
-// The primary key of the row as a jsonb object (NULL without a primary key).
-Jsonb* pk_jsonb(RelInfo* info, Jsonb* full, TupleDesc desc)
+bool same_str(const char* a, const char* b)
 {
-	if (info->npk == 0)
-		return nullptr;
-	JsonbParseState* st = nullptr;
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
-	for (int i = 0; i < info->npk; ++i) {
-		const char* name = NameStr(TupleDescAttr(desc, info->pk[i] - 1)->attname);
-		JsonbValue k;
-		k.type = jbvString;
-		k.val.string.val = const_cast<char*>(name);
-		k.val.string.len = static_cast<int>(strlen(name));
-		JsonbValue* val = getKeyJsonValueFromContainer(&full->root, name, k.val.string.len, nullptr);
-		if (val == nullptr)
-			continue;
-		pushJsonbValue(&st, WJB_KEY, &k);
-		pushJsonbValue(&st, WJB_VALUE, val);
+	return (a == nullptr && b == nullptr) || (a && b && strcmp(a, b) == 0);
+}
+
+bool same_str(const char* a, const std::optional<std::string>& b)
+{
+	return b ? a != nullptr && *b == a : a == nullptr;
+}
+
+// The open record for a row change: same table, action, tenant and
+// subtransaction, and the same statement and actor (a record has one set
+// of actor fields; a context changed between or within statements starts a
+// new record).
+Pack* find_pack(Oid root, const char* action, const char* org)
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	const Oid user = GetUserId();
+	const tg::claims::Context& ctx = tg::context::current();
+	auto match = [&](Pack* p) {
+		return p->root == root && p->subid == sub && p->stmt == stmt && p->user == user &&
+		       strcmp(p->action, action) == 0 && same_str(p->org, org) && same_str(p->proto.actor, ctx.user_id) &&
+		       same_str(p->proto.impersonator, ctx.impersonator) && same_str(p->proto.tenant_role, ctx.role);
+	};
+	if (xs.last_pack && match(xs.last_pack))
+		return xs.last_pack;
+	for (Pack* p = xs.packs; p; p = p->next)
+		if (match(p))
+			return xs.last_pack = p;
+	register_callbacks();
+	if (pack_arena == nullptr)
+		pack_arena = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit records", k_arena_keep, k_arena_keep,
+		                                   k_max_pack_bytes);
+	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(pack_arena, sizeof(Pack)));
+	p->cxt = pack_arena;
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	p->root = root;
+	p->action = action;
+	p->org = org ? pstrdup(org) : nullptr;
+	p->subid = sub;
+	p->stmt = stmt;
+	p->user = user;
+	p->proto.kind = "rows";
+	p->proto.action = action;
+	p->proto.org = p->org;
+	set_actor(p->proto);
+	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+	MemoryContextSwitchTo(old);
+	p->next = xs.packs;
+	xs.packs = p;
+	return xs.last_pack = p;
+}
+
+void jstring(JsonbValue* v, const char* s, int len)
+{
+	v->type = jbvString;
+	v->val.string.val = const_cast<char*>(s);
+	v->val.string.len = len;
+}
+
+// The jsonb value of one column of a row (memory in the pack's context).
+void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v, Size* bytes)
+{
+	if (c->kind == k_masked) {
+		jstring(v, k_redacted, static_cast<int>(strlen(k_redacted)));
+		return;
 	}
-	return JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, nullptr));
+	if (isnull) {
+		v->type = jbvNull;
+		return;
+	}
+	switch (c->kind) {
+	case k_bool:
+		v->type = jbvBool;
+		v->val.boolean = DatumGetBool(d);
+		return;
+	case k_int: {
+		const int64 i = c->base == INT2OID ? DatumGetInt16(d) : c->base == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+		v->type = jbvNumeric;
+		v->val.numeric = int64_to_numeric(i);
+		return;
+	}
+	case k_numeric: {
+		Numeric num = reinterpret_cast<Numeric>(PG_DETOAST_DATUM_COPY(d));
+		if (numeric_is_nan(num) || numeric_is_inf(num)) {
+			char* s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+			jstring(v, s, static_cast<int>(strlen(s)));
+			return;
+		}
+		v->type = jbvNumeric;
+		v->val.numeric = num;
+		*bytes += VARSIZE(num);
+		return;
+	}
+	case k_text: {
+		text* t = reinterpret_cast<text*>(PG_DETOAST_DATUM_COPY(d));
+		jstring(v, VARDATA(t), static_cast<int>(VARSIZE(t) - VARHDRSZ));
+		*bytes += VARSIZE(t);
+		return;
+	}
+	case k_datetime: {
+		char* s = JsonEncodeDateTime(nullptr, d, c->base, nullptr);
+		jstring(v, s, static_cast<int>(strlen(s)));
+		return;
+	}
+	case k_jsonb: {
+		Jsonb* jb = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(d));
+		v->type = jbvBinary;
+		v->val.binary.data = &jb->root;
+		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		*bytes += VARSIZE(jb);
+		return;
+	}
+	case k_output: {
+		char* s = OutputFunctionCall(const_cast<FmgrInfo*>(&c->fn), d);
+		const int len = static_cast<int>(strlen(s));
+		jstring(v, s, len);
+		*bytes += len;
+		return;
+	}
+	default: {  // k_generic
+		Jsonb* jb = DatumGetJsonbP(FunctionCall1(const_cast<FmgrInfo*>(&c->fn), d));
+		v->type = jbvBinary;
+		v->val.binary.data = &jb->root;
+		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		*bytes += VARSIZE(jb);
+		return;
+	}
+	}
+}
+
+// The column values of a tuple (nullptr entries for skipped columns).
+JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc, Size* bytes)
+{
+	JsonbValue* vals = static_cast<JsonbValue*>(palloc(sizeof(JsonbValue) * (info->natts + 1)));
+	Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
+	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
+	heap_deform_tuple(tuple, desc, d, n);
+	for (int i = 0; i < info->natts; ++i)
+		if (info->cols[i].kind != k_skip) {
+			column_value(&info->cols[i], d[i], n[i], &vals[i], bytes);
+			*bytes += sizeof(JsonbValue) * 2;
+		}
+	pfree(d);
+	pfree(n);
+	return vals;
+}
+
+void push_key(JsonbParseState** st, const char* name, int len)
+{
+	JsonbValue k;
+	jstring(&k, name, len);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+void push_row(Pack* p, RelInfo* info, const JsonbValue* vals)
+{
+	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	for (int i = 0; i < info->natts; ++i) {
+		if (info->cols[i].kind == k_skip)
+			continue;
+		push_key(&p->st, p->names[i], p->namelens[i]);
+		pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
+	}
+	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+}
+
+// Adds one row change to its open record: {"pk": ..., "old": ..., "new":
+// ..., "changed": [...]} (keys as they apply).
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+             int nchanged)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	if (p->names_rel != info->relid || p->names_gen != info->gen) {
+		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
+		p->namelens = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		for (int i = 0; i < desc->natts; ++i) {
+			p->names[i] = pstrdup(NameStr(TupleDescAttr(desc, i)->attname));
+			p->namelens[i] = static_cast<int>(strlen(p->names[i]));
+		}
+		p->names_rel = info->relid;
+		p->names_gen = info->gen;
+		p->proto.table_name = pstrdup(info->table_name);
+	}
+	JsonbValue* ov = oldt ? row_values(info, oldt, desc, &p->bytes) : nullptr;
+	JsonbValue* nv = newt ? row_values(info, newt, desc, &p->bytes) : nullptr;
+	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	if (info->npk > 0) {
+		const JsonbValue* kv = nv ? nv : ov;
+		push_key(&p->st, "pk", 2);
+		pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+		for (int i = 0; i < info->npk; ++i) {
+			const int a = info->pk[i] - 1;
+			push_key(&p->st, p->names[a], p->namelens[a]);
+			pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
+		}
+		pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	}
+	if (ov) {
+		push_key(&p->st, "old", 3);
+		push_row(p, info, ov);
+	}
+	if (nv) {
+		push_key(&p->st, "new", 3);
+		push_row(p, info, nv);
+	}
+	if (changed) {
+		push_key(&p->st, "changed", 7);
+		pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+		for (int i = 0; i < nchanged; ++i) {
+			JsonbValue c;
+			jstring(&c, p->names[changed[i]], p->namelens[changed[i]]);
+			pushJsonbValue(&p->st, WJB_ELEM, &c);
+		}
+		pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr);
+	}
+	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	p->bytes += 256;
+	++p->nrows;
+	MemoryContextSwitchTo(old);
+}
+
+// Writes an open record into the log and forgets it.
+void flush_pack(Pack* p)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	Record r = p->proto;
+	r.rows = JsonbValueToJsonb(pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr));
+	r.row_count = p->nrows;
+	MemoryContextSwitchTo(old);
+	(void) write_record(r);
+	drop_pack(p);
+}
+
+// Writes the open records of the current subtransaction (of one audited
+// table, or all with InvalidOid), oldest first, so the records of a tenant
+// follow the order of the statements.
+void flush_packs(Oid root)
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	for (;;) {
+		Pack* oldest = nullptr;
+		for (Pack* p = xs.packs; p; p = p->next)
+			if (p->subid == sub && (root == InvalidOid || p->root == root))
+				oldest = p;
+		if (oldest == nullptr)
+			return;
+		flush_pack(oldest);
+	}
+}
+
+// Every open record, oldest first (at COMMIT).
+void flush_all_packs()
+{
+	while (xs.packs != nullptr) {
+		Pack* oldest = xs.packs;
+		while (oldest->next != nullptr)
+			oldest = oldest->next;
+		flush_pack(oldest);
+	}
+}
+
+bool have_packs()
+{
+	return xs.packs != nullptr;
+}
+
+// At the end of a subtransaction: its open records are dropped with its
+// rows (abort) or become its parent's (commit).
+void packs_at_subxact_end(bool abort, SubTransactionId sub, SubTransactionId parent)
+{
+	Pack* p = xs.packs;
+	while (p != nullptr) {
+		Pack* next = p->next;
+		if (p->subid == sub) {
+			if (abort)
+				drop_pack(p);
+			else
+				p->subid = parent;
+		}
+		p = next;
+	}
 }
 
 // The org of the current context as text (canonical uuid when it is one).
@@ -1288,6 +1695,7 @@ int64 write_event(const char* org, const char* action, Jsonb* detail)
 	r.org = org;
 	r.table_name = nullptr;
 	r.detail = detail ? detail : DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	set_actor(r);
 	return write_record(r);
 }
 
@@ -1334,6 +1742,8 @@ TG_FUNCTION(_audit_trigger)
 	Relation rel = td->tg_relation;
 	TupleDesc desc = RelationGetDescr(rel);
 	RelInfo* info = rel_info(rel, td->tg_trigger);
+	if (info->natts != desc->natts)
+		elog(ERROR, "tenant_guard audit: stale column information for %s", RelationGetRelationName(rel));
 
 	HeapTuple oldt = nullptr, newt = nullptr;
 	const char* action;
@@ -1352,10 +1762,10 @@ TG_FUNCTION(_audit_trigger)
 		                errmsg("tenant_guard._audit_trigger() handles INSERT, UPDATE and DELETE only")));
 	}
 
-	ArrayType* changed = nullptr;
+	int* changed = nullptr;
+	int nchanged = 0;
 	if (oldt && newt) {
-		Datum* names = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
-		int n = 0;
+		changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
 		for (int i = 0; i < desc->natts; ++i) {
 			Form_pg_attribute a = TupleDescAttr(desc, i);
 			if (a->attisdropped || info->excluded[i])
@@ -1365,32 +1775,51 @@ TG_FUNCTION(_audit_trigger)
 			Datum d2 = heap_getattr(newt, i + 1, desc, &n2);
 			bool same = (n1 && n2) || (!n1 && !n2 && datum_image_eq(d1, d2, a->attbyval, a->attlen));
 			if (!same)
-				names[n++] = PointerGetDatum(cstring_to_text(NameStr(a->attname)));
+				changed[nchanged++] = i;
 		}
-		if (n == 0 && tg::audit_guc::skip_noop_updates)
+		if (nchanged == 0 && tg::audit_guc::skip_noop_updates)
 			return PointerGetDatum(nullptr);
-		changed = construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT);
 	}
 
-	Record r;
-	r.kind = "row";
-	r.action = action;
-	r.table_name = info->table_name;
+	const char* org;
 	HeapTuple key_tuple = newt ? newt : oldt;
 	if (info->tenant_attnum > 0) {
 		bool isnull;
 		Datum t = heap_getattr(key_tuple, info->tenant_attnum, desc, &isnull);
-		r.org = isnull ? nullptr : OidOutputFunctionCall(info->tenant_out, t);
+		org = isnull ? nullptr : OidOutputFunctionCall(info->tenant_out, t);
 	} else {
-		r.org = context_org();
+		org = context_org();
 	}
-	Jsonb* full_old = oldt ? full_jsonb(info, oldt, desc) : nullptr;
-	Jsonb* full_new = newt ? full_jsonb(info, newt, desc) : nullptr;
-	r.old_row = full_old ? row_jsonb(info, full_old, desc) : nullptr;
-	r.new_row = full_new ? row_jsonb(info, full_new, desc) : nullptr;
-	r.pk = pk_jsonb(info, full_new ? full_new : full_old, desc);
-	r.changed = changed;
-	(void) write_record(r);
+	Pack* p = find_pack(info->root, action, org);
+	add_row(p, info, desc, oldt, newt, changed, nchanged);
+	if (p->nrows >= tg::audit_guc::rows_per_record || p->bytes >= k_max_pack_bytes)
+		flush_pack(p);
+	return PointerGetDatum(nullptr);
+}
+
+// tenant_guard._audit_flush() returns trigger
+//     AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT on an audited table
+//     and each of its partitions: writes the statement's open records
+TG_FUNCTION(_audit_flush)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_flush() must be called as a trigger")));
+	TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_flush() must run AFTER ... FOR EACH STATEMENT"),
+		                errhint("Use tenant_guard.enable_audit() to set up auditing.")));
+	if (xs.packs == nullptr)
+		return PointerGetDatum(nullptr);
+	Relation rel = td->tg_relation;
+	Oid root = RelationGetRelid(rel);
+	if (rel->rd_rel->relispartition) {
+		List* anc = get_partition_ancestors(root);
+		if (anc != NIL)
+			root = llast_oid(anc);
+	}
+	flush_packs(root);
 	return PointerGetDatum(nullptr);
 }
 

@@ -32,6 +32,7 @@ char* setting_impersonator = nullptr;
 char* retention = nullptr;
 char* reader_role = nullptr;
 bool skip_noop_updates = true;
+int rows_per_record = 10000;
 
 namespace {
 
@@ -127,6 +128,16 @@ void init()
 	DefineCustomBoolVariable("tenant_guard.audit_skip_noop_updates",
 	                         "Write no audit record for an UPDATE that changes no audited column.", nullptr,
 	                         &skip_noop_updates, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+
+	/*
+	 * A statement's row changes of one table and tenant go into one record;
+	 * a record is written once it holds this many rows (or 8 MB of row
+	 * images), and the statement goes on in a next record. Bounds the
+	 * memory a large statement uses and the size of one record.
+	 */
+	DefineCustomIntVariable("tenant_guard.audit_rows_per_record",
+	                        "Most row changes one audit record holds.", nullptr, &rows_per_record, 10000, 1,
+	                        1000000, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 }
 
 }  // namespace tenant_guard::audit_guc

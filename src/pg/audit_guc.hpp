@@ -11,6 +11,7 @@ extern char* setting_impersonator;  // tenant_guard.impersonator (context_source
 extern char* retention;             // tenant_guard.audit_retention
 extern char* reader_role;           // tenant_guard.audit_reader_role
 extern bool skip_noop_updates;      // tenant_guard.audit_skip_noop_updates
+extern int rows_per_record;         // tenant_guard.audit_rows_per_record
 
 // Defines the settings and, while shared_preload_libraries loads the library,
 // requests the shared memory of the seal chain head (init_shared_memory).

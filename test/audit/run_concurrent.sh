@@ -4,7 +4,7 @@
 # time, in READ COMMITTED and in REPEATABLE READ, on a cluster of its own
 # (without shared_preload_libraries: auditing needs no preloading). Then:
 #   1. verify_audit() passes;
-#   2. the number of row records equals the number of committed changes
+#   2. the number of recorded row changes equals the number of committed changes
 #      (counted independently from the table itself), and no record of a
 #      rolled-back savepoint exists;
 #   3. the seals form one gapless chain (one seal per transaction and tenant).
@@ -45,7 +45,8 @@ ROLLBACK TO SAVEPOINT s;
 END;
 EOF
 cat >"$W/insert.pgbench" <<'EOF'
-INSERT INTO items (org_id, client, note) VALUES (current_setting('tenant_guard.org_id')::uuid, -:client_id, 'rr');
+INSERT INTO items (org_id, client, note)
+SELECT current_setting('tenant_guard.org_id')::uuid, -:client_id, 'rr ' || g FROM generate_series(1, 3) g;
 EOF
 
 ctx="-c tenant_guard.context_source=setting -c tenant_guard.org_id=$ORG -c tenant_guard.user_id=bench"
@@ -64,17 +65,20 @@ got=$(q -c "SELECT ok::text || ' ' || coalesce(problem, '') FROM tenant_guard.ve
 [ "$got" = "true " ] || fail "verify_audit() after concurrent writers: $got"
 echo "ok: verify_audit() passes after $((CLIENTS + 3)) concurrent clients"
 
-# 2. one record per committed change, none for rolled-back savepoints
+# 2. one row change recorded per committed change (three per statement in
+#    the repeatable-read clients), none for rolled-back savepoints
 updates=$(q -c "SELECT sum(n) FROM counters")
 items=$(q -c "SELECT count(*) FROM items")
 [ "$updates" -eq $((CLIENTS * TX)) ] || fail "expected $((CLIENTS * TX)) committed updates, table says $updates"
-rec_updates=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND table_name = 'public.counters' AND action = 'UPDATE'")
-rec_items=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND table_name = 'public.items' AND action = 'INSERT'")
-rec_rolled=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND new_row->>'note' = 'rolled back'")
+rec_updates=$(q -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND table_name = 'public.counters' AND action = 'UPDATE'")
+rec_items=$(q -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND table_name = 'public.items' AND action = 'INSERT'")
+rec_rolled=$(q -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND new_row->>'note' = 'rolled back'")
+sum_items=$(q -c "SELECT sum(row_count) FROM tenant_guard.audit_log WHERE kind = 'rows' AND table_name = 'public.items'")
 [ "$rec_updates" -eq "$updates" ] || fail "$updates committed updates but $rec_updates UPDATE records"
 [ "$rec_items" -eq "$items" ] || fail "$items committed inserts but $rec_items INSERT records"
+[ "$sum_items" -eq "$items" ] || fail "$items committed inserts but the records count $sum_items rows"
 [ "$rec_rolled" -eq 0 ] || fail "$rec_rolled records of rolled-back savepoints"
-other=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND org IS DISTINCT FROM '$ORG'")
+other=$(q -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'rows' AND org IS DISTINCT FROM '$ORG'")
 [ "$other" -eq 0 ] || fail "$other row records outside the tenant"
 echo "ok: $rec_updates UPDATE and $rec_items INSERT records for as many committed changes, none rolled back"
 

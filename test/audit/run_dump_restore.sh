@@ -56,12 +56,12 @@ SET tenant_guard.context_source = 'setting';
 SET tenant_guard.org_id = '0a0a0a0a-0000-4000-8000-00000000000a';
 INSERT INTO accounts VALUES (3, '0a0a0a0a-0000-4000-8000-00000000000a', 'three', 's');
 SQL
-got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_log WHERE kind = 'row' AND row_pk = '{\"id\": 3}'
+got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{\"id\": 3}'
                       AND new_row->>'secret' = '[redacted]'")
 [ "$got" = 1 ] || fail "the restored table is not audited as before"
 got=$(q -d "$DST" -c "SELECT ok FROM tenant_guard.verify_audit()")
 [ "$got" = t ] || fail "verify_audit() after a new change: $(q -d "$DST" -c 'SELECT problem FROM tenant_guard.verify_audit()')"
-got=$(q -d "$DST" -c "SELECT min(id) > $max_restored FROM tenant_guard.audit_log WHERE row_pk = '{\"id\": 3}'")
+got=$(q -d "$DST" -c "SELECT min(id) > $max_restored FROM tenant_guard.audit_trail WHERE row_pk = '{\"id\": 3}'")
 [ "$got" = t ] || fail "ids do not continue after the restored ones"
 echo "ok: the restored database keeps auditing and the chain continues"
 echo "audit dump: 3 checks passed"

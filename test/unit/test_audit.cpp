@@ -92,3 +92,27 @@ TEST_CASE("hash_fields hashes the same input as RecordHasher", "[audit]")
 	REQUIRE(hash_fields(f, 3, &got));
 	CHECK(got != want);
 }
+
+TEST_CASE("hash_fields streams large and empty fields with RecordHasher's framing", "[audit]")
+{
+	const std::string big(3 * 1024 * 1024 + 7, 'x');
+	RecordHasher h;
+	h.bytes(big);
+	h.bytes("");
+	h.array({});
+	h.null();
+	Hash want = h.finish();
+
+	FieldView f[4];
+	f[0].kind = FieldView::k_bytes;
+	f[0].data = big.data();
+	f[0].len = big.size();
+	f[1].kind = FieldView::k_bytes;
+	f[1].data = "";
+	f[1].len = 0;
+	f[2].kind = FieldView::k_array;
+	f[2].nelems = 0;
+	Hash got{};
+	REQUIRE(hash_fields(f, 4, &got));
+	CHECK(got == want);
+}

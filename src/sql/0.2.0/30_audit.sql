@@ -2,15 +2,17 @@
 -----------------------------------------------------------------------------
 -- Audit log (docs/audit.md)
 --
--- enable_audit() puts a C++ trigger on a table; each INSERT, UPDATE and
--- DELETE writes one record into tenant_guard.audit_log, in the same
--- transaction, with before/after snapshots and the actor. The log is
+-- enable_audit() puts a C++ row trigger and a statement trigger on a table;
+-- the row changes of each INSERT, UPDATE and DELETE statement (per table
+-- and tenant) are written as one record into tenant_guard.audit_log, in the
+-- same transaction, with before/after snapshots and the actor;
+-- tenant_guard.audit_trail shows them one line per change. The log is
 -- range-partitioned by month on the transaction start time, append-only,
 -- readable per tenant by the in-tenant reader role, and hash-chained:
 -- records per (transaction, tenant), the last one of each sealed at COMMIT
 -- into one global chain of seals (src/pg/audit_fmgr.cpp explains why this
--- never serializes writers). purge_audit() drops whole partitions past the retention and
--- records what it dropped so verify_audit() still works.
+-- never serializes writers). purge_audit() drops whole partitions past the
+-- retention and records what it dropped so verify_audit() still works.
 -----------------------------------------------------------------------------
 
 -- The impersonating support agent of the current context (issue 7 sets it;
@@ -34,7 +36,7 @@ CREATE TABLE tenant_guard.audit_log (
     statement_at     timestamptz NOT NULL,
     xid              bigint NOT NULL,        -- epoch-qualified transaction id (txid_current)
     org              text,                   -- tenant id as text; NULL for platform events
-    kind             text NOT NULL CHECK (kind IN ('row', 'event', 'seal')),
+    kind             text NOT NULL CHECK (kind IN ('rows', 'event', 'seal')),
     seq              bigint NOT NULL,        -- position in its (xid, org) chain (0 for seal rows)
     action           text NOT NULL,
     table_name       text,
@@ -44,16 +46,23 @@ CREATE TABLE tenant_guard.audit_log (
     db_role          text NOT NULL,
     session_role     text NOT NULL,
     application_name text,
-    row_pk           jsonb,
-    old_row          jsonb,
-    new_row          jsonb,
-    changed_columns  text[],
+    row_count        integer NOT NULL CHECK (row_count >= 0),  -- row changes in `rows`
+    rows             jsonb,                  -- kind 'rows': [{"pk", "old", "new", "changed"}, ...]
     detail           jsonb,
     prev_hash        bytea NOT NULL,
     seal_seq         bigint,                 -- the seal number, on the row that seals its chain
     seal_prev        bytea,                  -- hash of the row with seal number seal_seq - 1
     hash             bytea NOT NULL
 ) PARTITION BY RANGE (xact_at);
+-- A statement's row images are one large value: lz4 compresses it several
+-- times faster than the default pglz (where the server has lz4).
+DO $$
+BEGIN
+    ALTER TABLE tenant_guard.audit_log ALTER COLUMN rows SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN
+    NULL;
+END
+$$;
 -- Each partition gets two indexes (each costs every audited write): a
 -- tenant's records in order, and the seals (the commit-time seal reads the
 -- last one). `id` comes from a sequence and is unique without an index.
@@ -163,17 +172,42 @@ REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
     'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
 
--- The record hash over the 23 hashed columns (verify_audit recomputes it).
+-- The record hash over the 21 hashed columns (verify_audit recomputes it).
 CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
     org text, kind text, seq bigint, action text, table_name text, actor text, impersonator text,
-    tenant_role text, db_role text, session_role text, application_name text, row_pk jsonb, old_row jsonb,
-    new_row jsonb, changed_columns text[], detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea)
+    tenant_role text, db_role text, session_role text, application_name text, row_count integer, rows jsonb,
+    detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'tg__audit_hash'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
-    text, text, text, text, text, text, text, jsonb, jsonb, jsonb, text[], jsonb, bytea, bigint, bytea) IS
+    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) IS
     'Internal: SHA-256 of the canonical form of an audit record (every column but hash).';
+
+-- One line per row change or event, for people and exports: the row
+-- changes of a statement record unnested. security_invoker: the reader sees
+-- what row-level security on audit_log lets it see.
+CREATE VIEW tenant_guard.audit_trail WITH (security_invoker = true) AS
+SELECT l.id,
+       coalesce(r.item, 1)::integer AS item,
+       l.xact_at, l.statement_at, l.xid, l.org,
+       CASE l.kind WHEN 'rows' THEN 'row' ELSE l.kind END AS kind,
+       l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
+       l.application_name,
+       r.change -> 'pk' AS row_pk,
+       r.change -> 'old' AS old_row,
+       r.change -> 'new' AS new_row,
+       CASE WHEN r.change ? 'changed'
+            THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r.change -> 'changed')) END AS changed_columns,
+       l.detail,
+       l.hash AS record_hash
+FROM tenant_guard.audit_log l
+LEFT JOIN LATERAL pg_catalog.jsonb_array_elements(l.rows) WITH ORDINALITY AS r(change, item) ON true
+WHERE l.kind <> 'seal';
+COMMENT ON VIEW tenant_guard.audit_trail IS
+    'The audit log one line per row change or event (a statement''s record unnested); row-level security applies.';
+REVOKE ALL ON tenant_guard.audit_trail FROM PUBLIC;
+GRANT SELECT ON tenant_guard.audit_trail TO PUBLIC;
 
 -----------------------------------------------------------------------------
 -- Turning audit on and off
@@ -199,6 +233,13 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._audit_trigger() IS
     'Internal: the row trigger of audited tables (arguments x:<column> exclude, r:<column> redact).';
 
+CREATE FUNCTION tenant_guard._audit_flush()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__audit_flush'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._audit_flush() IS
+    'Internal: the statement trigger of audited tables and their partitions; writes the statement''s records.';
+
 CREATE FUNCTION tenant_guard._audit_refuse_truncate()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -213,6 +254,29 @@ END
 $$;
 COMMENT ON FUNCTION tenant_guard._audit_refuse_truncate() IS
     'Internal: refuses TRUNCATE of an audited table.';
+
+-- The statement triggers of an audited table or partition (idempotent).
+CREATE FUNCTION tenant_guard._audit_statement_triggers(rel regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_truncate') THEN
+        EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', rel);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_flush') THEN
+        EXECUTE format('CREATE TRIGGER tg_audit_flush AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH STATEMENT '
+                       'EXECUTE FUNCTION tenant_guard._audit_flush()', rel);
+    END IF;
+END
+$$;
+-- Executable by PUBLIC like enable_audit(), and for the event trigger below,
+-- which runs as the role doing the DDL: CREATE TRIGGER checks that the
+-- caller may put triggers on the table.
+COMMENT ON FUNCTION tenant_guard._audit_statement_triggers(regclass) IS
+    'Internal: creates the TRUNCATE guard and the record-writing statement trigger of an audited table or partition.';
 
 CREATE FUNCTION tenant_guard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}',
                                           redact_columns name[] DEFAULT '{}')
@@ -270,15 +334,13 @@ BEGIN
     END IF;
     EXECUTE format('CREATE TRIGGER tg_audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
                    'EXECUTE FUNCTION tenant_guard._audit_trigger(%s)', tbl, coalesce(args, ''));
-    -- TRUNCATE is refused on the table and on each partition (statement
+    -- Statement triggers, on the table and on each partition (statement
     -- triggers are not inherited; partitions added later are covered by the
-    -- event trigger below).
-    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) WHERE isleaf LOOP
-        IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = part AND t.tgname = 'tg_audit_truncate') THEN
-            EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
-        END IF;
-        EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', part);
+    -- event trigger below): TRUNCATE is refused, and each statement's
+    -- records are written when its row events are done (a statement that
+    -- names a partition fires that partition's statement triggers only).
+    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) LOOP
+        PERFORM tenant_guard._audit_statement_triggers(part);
     END LOOP;
     INSERT INTO tenant_guard.audited_tables AS t (tbl, exclude_columns, redact_columns)
     VALUES (tbl, exclude_columns, redact_columns)
@@ -297,6 +359,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     part regclass;
+    tg name;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM tenant_guard.audited_tables a WHERE a.tbl = disable_audit.tbl) THEN
         RAISE EXCEPTION 'table % is not audited by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state';
@@ -305,16 +368,17 @@ BEGIN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
     EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
-    FOR part IN SELECT t.tgrelid::regclass FROM (SELECT tbl AS relid UNION SELECT relid FROM pg_partition_tree(tbl)) p
-                JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname = 'tg_audit_truncate' LOOP
-        EXECUTE format('DROP TRIGGER tg_audit_truncate ON %s', part);
+    FOR part, tg IN SELECT t.tgrelid::regclass, t.tgname
+                    FROM (SELECT tbl AS relid UNION SELECT relid FROM pg_partition_tree(tbl)) p
+                    JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname IN ('tg_audit_truncate', 'tg_audit_flush') LOOP
+        EXECUTE format('DROP TRIGGER %I ON %s', tg, part);
     END LOOP;
     DELETE FROM tenant_guard.audited_tables a WHERE a.tbl = disable_audit.tbl;
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.disable_audit(regclass) IS 'Stops auditing a table (recorded in the log).';
 
--- New partitions of an audited table get the TRUNCATE guard too; dropped
+-- New partitions of an audited table get its statement triggers too; dropped
 -- audited tables leave the registry.
 CREATE FUNCTION tenant_guard._audit_on_ddl()
 RETURNS event_trigger
@@ -324,16 +388,18 @@ AS $$
 DECLARE
     rel regclass;
 BEGIN
+    -- CREATE TABLE ... PARTITION OF names the new partition; ALTER TABLE
+    -- ... ATTACH PARTITION names the parent: look at the tree below each.
     FOR rel IN
-        SELECT DISTINCT d.objid::regclass FROM pg_event_trigger_ddl_commands() d
-        JOIN pg_class c ON c.oid = d.objid
-        WHERE d.classid = 'pg_class'::regclass AND c.relkind = 'r' AND c.relispartition
-          AND EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(d.objid) p
+        SELECT DISTINCT t.relid::regclass FROM pg_event_trigger_ddl_commands() d
+        JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')
+        CROSS JOIN LATERAL pg_partition_tree(d.objid) t
+        WHERE EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(t.relid) p
                       WHERE p.relid = a.tbl)
-          AND NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = d.objid AND t.tgname = 'tg_audit_truncate')
+          AND (NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_truncate')
+               OR NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_flush'))
     LOOP
-        EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', rel);
+        PERFORM tenant_guard._audit_statement_triggers(rel);
     END LOOP;
 END
 $$;
@@ -430,10 +496,11 @@ BEGIN
     WITH rec AS (
         -- records of the tenant (row and event records; the last record of a
         -- chain usually carries the seal itself)
-        SELECT l.*,
+        -- (only the columns the checks use: the row images are read once, for the hash)
+        SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-                   l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
+                   l.application_name, l.row_count, l.rows, l.detail,
                    l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
                lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS prev_rec_hash,
                lead(l.id) OVER w AS next_id
@@ -452,10 +519,11 @@ BEGIN
     allseals AS (
         -- the global chain: every row with a seal number (sealing records,
         -- seal rows, VOID seals), in seal number order
-        SELECT l.*,
+        SELECT l.id, l.xact_at, l.xid, l.org, l.kind, l.action, l.seal_seq, l.seal_prev, l.hash,
+               CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-                   l.application_name, l.row_pk, l.old_row, l.new_row, l.changed_columns, l.detail,
+                   l.application_name, l.row_count, l.rows, l.detail,
                    l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
                lag(l.seal_seq) OVER (ORDER BY l.seal_seq, l.id) AS prev_seq,
                lag(l.hash) OVER (ORDER BY l.seal_seq, l.id) AS prev_seal_hash
@@ -605,23 +673,23 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN NEXT tenant_guard._csv_line(ARRAY['id', 'statement_at', 'org', 'kind', 'action', 'table_name', 'actor',
-        'impersonator', 'tenant_role', 'db_role', 'session_role', 'application_name', 'row_pk', 'old_row',
-        'new_row', 'changed_columns', 'detail', 'xid', 'hash']);
+    RETURN NEXT tenant_guard._csv_line(ARRAY['id', 'item', 'statement_at', 'org', 'kind', 'action', 'table_name',
+        'actor', 'impersonator', 'tenant_role', 'db_role', 'session_role', 'application_name', 'row_pk', 'old_row',
+        'new_row', 'changed_columns', 'detail', 'xid', 'record_hash']);
     RETURN QUERY
-        SELECT tenant_guard._csv_line(ARRAY[l.id::text,
+        SELECT tenant_guard._csv_line(ARRAY[l.id::text, l.item::text,
                    to_char(l.statement_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), l.org, l.kind,
                    l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_pk::text, l.old_row::text, l.new_row::text,
-                   array_to_string(l.changed_columns, ' '), l.detail::text, l.xid::text, encode(l.hash, 'hex')])
-        FROM tenant_guard.audit_log l
-        WHERE l.kind <> 'seal' AND (audit_csv.org IS NULL OR l.org = audit_csv.org::text)
+                   array_to_string(l.changed_columns, ' '), l.detail::text, l.xid::text, encode(l.record_hash, 'hex')])
+        FROM tenant_guard.audit_trail l
+        WHERE (audit_csv.org IS NULL OR l.org = audit_csv.org::text)
           AND l.statement_at >= from_ts AND l.statement_at < to_ts AND l.xact_at < to_ts
-        ORDER BY l.id;
+        ORDER BY l.id, l.item;
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.audit_csv(uuid, timestamptz, timestamptz) IS
-    'The audit records of one org in [from_ts, to_ts) as RFC 4180 CSV lines, header first.';
+    'The audit trail of one org in [from_ts, to_ts) as RFC 4180 CSV lines (one per row change or event), header first.';
 
 -- Events of the features built alongside audit: application-role
 -- registrations (lint, src/sql/0.2.0/10_app_roles.sql) and key lifecycle

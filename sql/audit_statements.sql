@@ -1,0 +1,223 @@
+-- Statement records: the row changes of one statement, table and tenant go
+-- into one record (audit_log.rows, row_count), and tenant_guard.audit_trail
+-- shows them one line per change. Multi-row statements, several tenants in
+-- one statement, the record size limit, large records, nested statements,
+-- exception blocks, partitions named directly, a partition audited on its
+-- own, cross-partition UPDATE, COPY, ON CONFLICT, MERGE, and the row images
+-- of the common types compared with to_jsonb().
+\set SHOW_CONTEXT never
+\set org_a '11111111-1111-4111-8111-111111111111'
+\set org_b '22222222-2222-4222-8222-222222222222'
+SET tenant_guard.context_source = 'setting';
+SET tenant_guard.org_id = :'org_a';
+SET tenant_guard.user_id = 'alice';
+CREATE SCHEMA st;
+CREATE TABLE st.t (id int PRIMARY KEY, org_id uuid NOT NULL, note text);
+SELECT tenant_guard.protect('st.t');
+SELECT tenant_guard.enable_audit('st.t');
+CREATE FUNCTION pg_temp.last_id() RETURNS bigint LANGUAGE sql AS $$ SELECT coalesce(max(id), 0) FROM tenant_guard.audit_log $$;
+
+-- one statement, three rows: one record, three lines in the trail
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', 'n' || g FROM generate_series(1, 3) g;
+SELECT kind, action, org, table_name, actor, row_count, jsonb_array_length(rows) AS changes
+FROM tenant_guard.audit_log WHERE id > :mark AND kind <> 'seal' ORDER BY id;
+SELECT item, kind, action, row_pk, old_row, new_row, changed_columns
+FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+
+-- two tenants in one statement: a record each, in its tenant's chain
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t VALUES (4, :'org_a', 'a'), (5, :'org_b', 'b'), (6, :'org_a', 'a');
+SELECT org = :'org_a' AS org_a, row_count, jsonb_path_query_array(rows, '$[*].pk.id') AS ids
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY org;
+
+-- UPDATE and DELETE of several rows
+SELECT pg_temp.last_id() AS mark \gset
+UPDATE st.t SET note = note || '!' WHERE org_id = :'org_a';
+DELETE FROM st.t WHERE id IN (1, 2);
+SELECT action, row_count FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+SELECT action, row_pk, old_row->>'note' AS old_note, new_row->>'note' AS new_note, changed_columns
+FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+
+-- the record size limit: 5 rows go into records of at most 2
+SET tenant_guard.audit_rows_per_record = 2;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', 'limited' FROM generate_series(10, 14) g;
+SELECT seq, row_count FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+SELECT count(*) AS lines, count(DISTINCT row_pk) AS distinct_rows FROM tenant_guard.audit_trail WHERE id > :mark;
+RESET tenant_guard.audit_rows_per_record;
+-- the setting is superuser-only and at least 1
+CREATE ROLE regress_st_app;
+SET ROLE regress_st_app;
+SET tenant_guard.audit_rows_per_record = 1;
+RESET ROLE;
+SET tenant_guard.audit_rows_per_record = 0;
+
+-- a large record is written at once and its transaction sealed by a seal row
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', repeat('x', 200) FROM generate_series(100, 199) g;
+SELECT kind, row_count, seal_seq IS NOT NULL AS sealed, detail->'records' AS sealed_records
+FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
+SELECT pg_column_size(rows) < octet_length(rows::text) AS compressed
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+
+-- a statement's record is written when the statement ends; the newest
+-- (small) record of each transaction and tenant is held back to carry the
+-- seal, so inside the transaction the log shows all but that one
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t VALUES (20, :'org_a', 'first statement');
+INSERT INTO st.t VALUES (21, :'org_a', 'second statement');
+SELECT row_pk AS visible_before_commit FROM tenant_guard.audit_trail WHERE id > :mark;
+COMMIT;
+SELECT row_pk AS after_commit FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+
+-- nested statements: a trigger on st.t writes into another audited table
+CREATE TABLE st.history (id serial PRIMARY KEY, org_id uuid NOT NULL, t_id int);
+SELECT tenant_guard.protect('st.history');
+SELECT tenant_guard.enable_audit('st.history');
+CREATE FUNCTION st.log_history() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO st.history (org_id, t_id) VALUES (NEW.org_id, NEW.id);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER a_history AFTER INSERT ON st.t FOR EACH ROW EXECUTE FUNCTION st.log_history();
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', 'nested' FROM generate_series(30, 32) g;
+SELECT table_name, count(*) AS records, sum(row_count) AS changes
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' GROUP BY 1 ORDER BY 1;
+DROP TRIGGER a_history ON st.t;
+
+-- an exception block that undoes a nested statement keeps the outer rows
+CREATE FUNCTION st.maybe_fail() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        INSERT INTO st.history (org_id, t_id) VALUES (NEW.org_id, NEW.id);
+        IF NEW.id % 2 = 0 THEN
+            RAISE EXCEPTION 'undone';
+        END IF;
+    EXCEPTION WHEN raise_exception THEN
+        NULL;
+    END;
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER a_maybe AFTER INSERT ON st.t FOR EACH ROW EXECUTE FUNCTION st.maybe_fail();
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', 'sub' FROM generate_series(40, 43) g;
+SELECT table_name, string_agg(coalesce(new_row->>'t_id', new_row->>'id'), ',' ORDER BY id, item) AS recorded
+FROM tenant_guard.audit_trail WHERE id > :mark GROUP BY 1 ORDER BY 1;
+SELECT string_agg(t_id::text, ',' ORDER BY t_id) AS history_rows FROM st.history WHERE t_id >= 40;
+DROP TRIGGER a_maybe ON st.t;
+
+-- partitions: each gets the statement triggers (also one attached later),
+-- so a statement naming a partition writes its record when it ends
+CREATE TABLE st.p (id int, org_id uuid NOT NULL, note text, PRIMARY KEY (id, org_id)) PARTITION BY RANGE (id);
+CREATE TABLE st.p1 PARTITION OF st.p FOR VALUES FROM (0) TO (100);
+CREATE TABLE st.p2 PARTITION OF st.p FOR VALUES FROM (100) TO (200);
+SELECT tenant_guard.protect('st.p');
+SELECT tenant_guard.enable_audit('st.p');
+CREATE TABLE st.p3 (LIKE st.p INCLUDING ALL);
+ALTER TABLE st.p ATTACH PARTITION st.p3 FOR VALUES FROM (200) TO (300);
+SELECT tgrelid::regclass AS rel, string_agg(tgname, ', ' ORDER BY tgname) AS triggers FROM pg_trigger
+WHERE tgrelid IN ('st.p'::regclass, 'st.p1'::regclass, 'st.p2'::regclass, 'st.p3'::regclass) AND tgname LIKE 'tg_audit%'
+GROUP BY 1 ORDER BY 1;
+-- (the event written after the statement comes after its record)
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.p2 VALUES (150, :'org_a', 'named partition');
+SELECT tenant_guard.audit_event('after.partition.insert') > 0 AS event_written;
+-- an UPDATE that moves a row to another partition is a DELETE and an INSERT
+UPDATE st.p SET id = 250 WHERE id = 150;
+COMMIT;
+SELECT table_name, action, row_pk->>'id' AS row_id FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+SELECT tenant_guard.disable_audit('st.p');
+SELECT count(*) AS audit_triggers_left FROM pg_trigger
+WHERE tgrelid IN ('st.p'::regclass, 'st.p1'::regclass, 'st.p2'::regclass, 'st.p3'::regclass) AND tgname LIKE 'tg_audit%';
+
+-- a partition audited on its own, written through its (unaudited) parent:
+-- no statement trigger of the partition fires, and the record is written at COMMIT
+CREATE TABLE st.q (id int, org_id uuid NOT NULL) PARTITION BY LIST (id);
+CREATE TABLE st.q1 PARTITION OF st.q FOR VALUES IN (1, 2);
+SELECT tenant_guard.enable_audit('st.q1');
+-- (so the event written after the statement comes before its record)
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.q VALUES (1, :'org_a'), (2, :'org_a');
+SELECT tenant_guard.audit_event('after.parent.insert') > 0 AS event_written;
+COMMIT;
+SELECT kind, action, org = :'org_a' AS org_a, row_count FROM tenant_guard.audit_log
+WHERE id > :mark AND kind <> 'seal' ORDER BY id;
+-- records open until COMMIT still have one actor each: a context changed
+-- between statements starts a new record
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+SET LOCAL tenant_guard.user_id = 'first-user';
+INSERT INTO st.q VALUES (1, :'org_a');
+SET LOCAL tenant_guard.user_id = 'second-user';
+INSERT INTO st.q VALUES (2, :'org_a');
+COMMIT;
+SELECT actor, row_count FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+-- ... and rolled back with a savepoint before COMMIT, nothing at all
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+SAVEPOINT s;
+INSERT INTO st.q VALUES (1, :'org_a');
+ROLLBACK TO SAVEPOINT s;
+COMMIT;
+SELECT count(*) AS after_rolled_back_savepoint FROM tenant_guard.audit_log WHERE id > :mark;
+
+-- COPY, INSERT ... ON CONFLICT, MERGE
+SELECT pg_temp.last_id() AS mark \gset
+COPY st.t (id, org_id, note) FROM STDIN;
+50	11111111-1111-4111-8111-111111111111	copied
+51	11111111-1111-4111-8111-111111111111	copied
+\.
+INSERT INTO st.t VALUES (50, :'org_a', 'upserted'), (52, :'org_a', 'new')
+ON CONFLICT (id) DO UPDATE SET note = excluded.note;
+MERGE INTO st.t t USING (VALUES (51, 'merged'), (53, 'merge-new')) v(id, note) ON t.id = v.id
+WHEN MATCHED THEN UPDATE SET note = v.note
+WHEN NOT MATCHED THEN INSERT VALUES (v.id, '11111111-1111-4111-8111-111111111111', v.note);
+SELECT action, row_count, jsonb_path_query_array(rows, '$[*].pk.id') AS ids
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+
+-- the row images: the same values as to_jsonb() of the row, type by type
+CREATE TYPE st.mood AS ENUM ('sad', 'happy');
+CREATE TYPE st.pair AS (a int, b text);
+CREATE DOMAIN st.short_text AS text CHECK (length(VALUE) < 50);
+CREATE DOMAIN st.pos_int AS int CHECK (VALUE > 0);
+CREATE TABLE st.types (
+    id int PRIMARY KEY, b bool, i2 int2, i4 int4, i8 int8, num numeric(10, 2), num_nan numeric, num_inf numeric,
+    f4 float4, f8 float8, f8_nan float8, f8_inf float8, txt text, vc varchar(10), bp char(5), nm name, ch "char",
+    d date, d_inf date, ts timestamp, ts_inf timestamp, tstz timestamptz, tm time, tmtz timetz, iv interval,
+    u uuid, j json, jb jsonb, jb_scalar jsonb, jb_null jsonb, arr int[], tarr text[], bits bit(4), vb varbit,
+    byt bytea, ip inet, net cidr, mac macaddr, cash money, pt point, rng int4range, mood st.mood, pair st.pair,
+    dom st.short_text, dom_int st.pos_int, o oid, tsv tsvector);
+SELECT tenant_guard.enable_audit('st.types');
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.types VALUES (1, true, 1, -2, 9007199254740993, 12.50, 'NaN', '-Infinity', 1.5, -2.25e-10, 'NaN',
+    'Infinity', E'tab\there "q" \\ \u00fc \n', 'vc', 'ab', 'nm', 'c', '2024-02-29', 'infinity',
+    '2024-02-29 12:34:56.789', '-infinity', '2024-02-29 12:34:56.789+05', '12:00', '12:00+02', '1 day 2 hours',
+    'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, 2.50, null]}', '{"k": [1, 2.50, null], "a": "b"}', '"s"',
+    'null', '{1,NULL,3}', '{"a","b c"}', B'1010', B'101', '\xdeadbeef', '10.0.0.1/8', '10.0.0.0/8',
+    '08:00:2b:01:02:03', 1.5, '(1,2)', '[1,5)', 'happy', ROW(1, 'x'), 'short', 7, 42, 'a fat cat');
+INSERT INTO st.types (id) VALUES (2);
+CREATE TEMP TABLE inserted AS SELECT x.id, to_jsonb(x) AS j FROM st.types x;
+UPDATE st.types SET txt = 'changed', num = 0 WHERE id = 1;
+SELECT t.action, t.row_pk, t.old_row = i.j AS old_same_as_to_jsonb,
+       t.new_row = CASE t.action WHEN 'INSERT' THEN i.j ELSE to_jsonb(x) END AS new_same_as_to_jsonb
+FROM tenant_guard.audit_trail t JOIN st.types x ON x.id = (t.row_pk->>'id')::int JOIN inserted i ON i.id = x.id
+WHERE t.id > :mark ORDER BY t.id, t.item;
+-- any column whose value differs (none)
+SELECT t.action, k AS differing_column
+FROM tenant_guard.audit_trail t JOIN inserted i ON i.id = (t.row_pk->>'id')::int, jsonb_object_keys(i.j) k
+WHERE t.id > :mark AND t.action = 'INSERT' AND t.new_row -> k IS DISTINCT FROM i.j -> k;
+SELECT old_row->>'txt' AS old_txt, old_row->'num' AS old_num, old_row->'num_nan' AS nan, old_row->'f8_inf' AS inf,
+       old_row->'jb_scalar' AS jb_scalar, old_row->'jb_null' AS jb_null, old_row->'d_inf' AS d_inf, changed_columns
+FROM tenant_guard.audit_trail WHERE id > :mark AND action = 'UPDATE';
+
+SELECT ok, problem FROM tenant_guard.verify_audit();
+
+DROP SCHEMA st CASCADE;
+DROP ROLE regress_st_app;
