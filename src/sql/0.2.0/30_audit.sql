@@ -531,6 +531,10 @@ BEGIN
     seal AS (
         SELECT s.* FROM allseals s
         WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
+    sealrows AS MATERIALIZED (
+        -- the separate seal rows (a transaction whose last record was written
+        -- before COMMIT); few, and joined against every unsealed chain
+        SELECT s.* FROM seal s WHERE s.kind = 'seal' AND s.action = 'SEAL'),
     problems AS (
         SELECT r.id, r.xact_at AS at, 'record ' || r.id || ' was edited: its hash does not match its content' AS what
         FROM rec r WHERE r.recomputed <> r.hash
@@ -550,7 +554,7 @@ BEGIN
                    ELSE 'the sealed chain of the transaction of record ' || g.last_id
                         || ' does not end where its seal says (a record was deleted or inserted at its end)' END
         FROM grp g
-        LEFT JOIN seal s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org AND s.kind = 'seal' AND s.action = 'SEAL'
+        LEFT JOIN sealrows s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org
         WHERE g.last_seal_seq IS NULL
           AND (s.id IS NULL OR (s.detail->>'records')::bigint <> g.n OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash)
         UNION ALL
