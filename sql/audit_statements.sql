@@ -217,6 +217,22 @@ SELECT old_row->>'txt' AS old_txt, old_row->'num' AS old_num, old_row->'num_nan'
        old_row->'jb_scalar' AS jb_scalar, old_row->'jb_null' AS jb_null, old_row->'d_inf' AS d_inf, changed_columns
 FROM tenant_guard.audit_trail WHERE id > :mark AND action = 'UPDATE';
 
+-- a hostile search_path cannot change where a record's tenant comes from:
+-- an operator of the caller's own schema that would hide the table from the
+-- registry look-up (the record would then take the context's tenant)
+CREATE SCHEMA evil;
+CREATE FUNCTION evil.never(regclass, oid) RETURNS boolean LANGUAGE sql AS 'SELECT false';
+CREATE OPERATOR evil.= (LEFTARG = regclass, RIGHTARG = oid, FUNCTION = evil.never);
+CREATE TABLE st.attr (id int PRIMARY KEY, org_id uuid NOT NULL);
+SELECT tenant_guard.protect('st.attr');
+SELECT tenant_guard.enable_audit('st.attr');
+SELECT pg_temp.last_id() AS mark \gset
+SET search_path = evil, pg_catalog, public;
+INSERT INTO st.attr VALUES (1, :'org_b');
+RESET search_path;
+SELECT org = :'org_b' AS from_the_row FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+DROP SCHEMA evil CASCADE;
+
 SELECT ok, problem FROM tenant_guard.verify_audit();
 
 DROP SCHEMA st CASCADE;

@@ -1313,12 +1313,16 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		e->pk[k++] = static_cast<AttrNumber>(m + FirstLowInvalidHeapAttributeNumber);
 	MemoryContextSwitchTo(old);
 
-	// The tenant column, from the registry: the partition's own row, else the root's.
+	// The tenant column, from the registry: the partition's own row, else the
+	// root's. search_path pinned: an operator of the caller's own schema must
+	// not decide which column a record takes its tenant from.
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	const int guc_level = tg::pg::pin_search_path();
 	e->tenant_attnum = tenant_column_of(relid, desc);
 	if (e->tenant_attnum == 0 && root != relid)
 		e->tenant_attnum = tenant_column_of(root, desc);
+	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
 	e->tenant_out = InvalidOid;
 	if (e->tenant_attnum > 0) {
