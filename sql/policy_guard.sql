@@ -32,6 +32,20 @@ SELECT tenant_guard.exempt('guarded_app.countries', 'shared reference data, read
 COMMIT;
 SELECT tbl, reason FROM tenant_guard.exemptions;
 
+-- a forgetful migration fails also with a search_path that puts a schema of
+-- its own first, whose operator would make every table look protected
+RESET ROLE;
+CREATE SCHEMA guard_evil AUTHORIZATION regress_pg_owner;
+SET ROLE regress_pg_owner;
+CREATE FUNCTION guard_evil.always(regclass, oid) RETURNS boolean LANGUAGE sql AS 'SELECT true';
+CREATE OPERATOR guard_evil.= (LEFTARG = regclass, RIGHTARG = oid, FUNCTION = guard_evil.always);
+BEGIN;
+SET LOCAL search_path = guard_evil, pg_catalog, public;
+CREATE TABLE guarded_app.invoices (id int, org_id uuid);
+COMMIT;
+SELECT to_regclass('guarded_app.invoices') IS NULL AS not_committed;
+DROP SCHEMA guard_evil CASCADE;
+
 -- autocommit statements are checked too
 CREATE TABLE guarded_app.quick (org_id uuid);
 CREATE TABLE guarded_app.quick_as AS SELECT '11111111-1111-4111-8111-111111111111'::uuid AS org_id;

@@ -31,6 +31,7 @@ extern "C" {
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -39,6 +40,7 @@ PG_FUNCTION_INFO_V1(tg__guard_note);
 PG_FUNCTION_INFO_V1(tg__new_in_xact);
 }
 
+#include "pg/as_owner.hpp"
 #include "pg/guard.hpp"
 
 namespace {
@@ -87,6 +89,9 @@ void check_pending()
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "tenant_guard: SPI_connect failed");
+	// search_path pinned: an operator of the migration's own schema must not
+	// decide whether a table counts as protected.
+	const int guc_level = tenant_guard::pg::pin_search_path();
 	char* offenders = nullptr;
 	if (SPI_execute("SELECT pg_catalog.to_regclass('tenant_guard.guarded_schemas') IS NOT NULL", true, 1) ==
 	        SPI_OK_SELECT &&
@@ -103,6 +108,7 @@ void check_pending()
 				offenders = MemoryContextStrdup(TopTransactionContext, v);
 		}
 	}
+	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
 	PopActiveSnapshot();
 	checking = false;
