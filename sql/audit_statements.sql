@@ -61,6 +61,16 @@ FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 SELECT pg_column_size(rows) < octet_length(rows::text) AS compressed
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 
+-- ... and by size: about 8 MB of row images per record, whatever the row limit
+SET tenant_guard.audit_rows_per_record = 1000000;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', repeat('y', 1000) FROM generate_series(1000, 20999) g;
+RESET tenant_guard.audit_rows_per_record;
+SELECT count(*) > 1 AS split_by_size, sum(row_count) AS changes, max(row_count) < 20000 AS each_smaller,
+       max(octet_length(rows::text)) < 16 * 1024 * 1024 AS bounded
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+DELETE FROM st.t WHERE id BETWEEN 1000 AND 20999;
+
 -- a statement's record is written when the statement ends; the newest
 -- (small) record of each transaction and tenant is held back to carry the
 -- seal, so inside the transaction the log shows all but that one
