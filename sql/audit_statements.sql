@@ -142,6 +142,12 @@ SELECT tenant_guard.audit_event('after.partition.insert') > 0 AS event_written;
 UPDATE st.p SET id = 250 WHERE id = 150;
 COMMIT;
 SELECT table_name, action, row_pk->>'id' AS row_id FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+-- a detached partition loses the statement triggers, one attached again gets them back
+ALTER TABLE st.p DETACH PARTITION st.p3;
+SELECT count(*) AS p3_audit_triggers FROM pg_trigger WHERE tgrelid = 'st.p3'::regclass AND tgname LIKE 'tg_audit%';
+ALTER TABLE st.p ATTACH PARTITION st.p3 FOR VALUES FROM (200) TO (300);
+SELECT string_agg(tgname, ', ' ORDER BY tgname) AS p3_triggers FROM pg_trigger
+WHERE tgrelid = 'st.p3'::regclass AND tgname LIKE 'tg_audit%';
 SELECT tenant_guard.disable_audit('st.p');
 SELECT count(*) AS audit_triggers_left FROM pg_trigger
 WHERE tgrelid IN ('st.p'::regclass, 'st.p1'::regclass, 'st.p2'::regclass, 'st.p3'::regclass) AND tgname LIKE 'tg_audit%';
@@ -242,6 +248,56 @@ INSERT INTO st.attr VALUES (1, :'org_b');
 RESET search_path;
 SELECT org = :'org_b' AS from_the_row FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 DROP SCHEMA evil CASCADE;
+
+-- enable_audit() again recreates a statement trigger someone disabled
+ALTER TABLE st.t DISABLE TRIGGER tg_audit_flush;
+SELECT tenant_guard.enable_audit('st.t');
+SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'st.t'::regclass AND tgname = 'tg_audit_flush';
+
+-- a primary key that takes in an excluded column later: the column stays out
+-- of the records, the key included
+CREATE TABLE st.latekey (id int NOT NULL, secret text NOT NULL, org_id uuid NOT NULL);
+SELECT tenant_guard.enable_audit('st.latekey', exclude_columns => '{secret}');
+ALTER TABLE st.latekey ADD PRIMARY KEY (id, secret);
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.latekey VALUES (1, 'hunter2', :'org_a');
+UPDATE st.latekey SET org_id = :'org_b' WHERE id = 1;
+DELETE FROM st.latekey;
+SELECT action, row_pk, coalesce(new_row, old_row) ? 'secret' AS secret_recorded
+FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+SELECT count(*) AS records_with_the_secret FROM tenant_guard.audit_log WHERE id > :mark AND rows::text LIKE '%hunter2%';
+
+-- SQL run while a row image is built (a user type's cast to json) that
+-- writes rows of the same audited table: those rows join the record being
+-- built, and nothing it uses is freed meanwhile
+CREATE TYPE st.level AS ENUM ('low', 'high');
+CREATE TABLE st.reent (id int PRIMARY KEY, org_id uuid NOT NULL, lvl st.level);
+SELECT tenant_guard.protect('st.reent');
+SELECT tenant_guard.enable_audit('st.reent');
+CREATE FUNCTION st.level_json(st.level) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+    IF $1 = 'high' THEN
+        INSERT INTO st.reent SELECT max(id) + 100, '11111111-1111-4111-8111-111111111111', 'low' FROM st.reent;
+    END IF;
+    RETURN to_json($1::text);
+END
+$$;
+CREATE CAST (st.level AS json) WITH FUNCTION st.level_json(st.level);
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.reent VALUES (1, :'org_a', 'high'), (2, :'org_a', 'high');
+SELECT kind, row_count FROM tenant_guard.audit_log WHERE id > :mark AND kind <> 'seal' ORDER BY id;
+SELECT item, row_pk->>'id' AS row_id, new_row->>'lvl' AS lvl FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
+SELECT string_agg(id::text, ',' ORDER BY id) AS table_rows FROM st.reent;
+DROP CAST (st.level AS json);
+
+-- one statement over many tenants: the open records together stay within
+-- their memory budget (32 MB); the largest are written early
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, (lpad((g % 40)::text, 8, '0') || '-0000-4000-8000-000000000000')::uuid, repeat('z', 2000)
+FROM generate_series(30000, 59999) g;
+SELECT count(DISTINCT org) AS tenants, count(*) > 40 AS some_written_early, sum(row_count) AS changes
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+DELETE FROM st.t WHERE id BETWEEN 30000 AND 59999;
 
 SELECT ok, problem FROM tenant_guard.verify_audit();
 

@@ -252,15 +252,25 @@ struct Group {
 
 struct Pack;  // a statement's open record (see "Statement records")
 
-// The memory of the open records (Pack), reset when none is open. It keeps
-// its first block between statements: a fresh block per statement costs
-// more in page faults than the rest of the record's work.
-MemoryContext pack_arena = nullptr;
-constexpr Size k_arena_keep = 4 * 1024 * 1024;
+// Each open record (Pack) has a memory context of its own, freed when the
+// record is written or dropped. One of them is kept between statements with
+// its first 4 MB block (spare_cxt): a fresh block per statement costs more
+// in page faults than the rest of the record's work. The others are
+// ordinary contexts under TopTransactionContext.
+MemoryContext spare_cxt = nullptr;   // not in use: no open record has it
+MemoryContext keeper_cxt = nullptr;  // the kept context, in use or not
+constexpr Size k_keeper_block = 4 * 1024 * 1024;
+// Open records together may use this much memory; past it the largest one
+// that can be written is written early.
+constexpr Size k_open_budget = 32 * 1024 * 1024;
+// Row trigger calls in progress (a to_jsonb cast of a user type can run SQL
+// that writes audited rows): nothing they may still use is freed meanwhile.
+int adding_depth = 0;
 
 struct XactState {
-	Pack* packs = nullptr;  // newest first, in TopTransactionContext
+	Pack* packs = nullptr;  // newest first, each in its own context
 	Pack* last_pack = nullptr;
+	Size open_mem = 0;      // memory of the open records
 	Group* groups = nullptr;
 	int ngroups = 0;
 	int maxgroups = 0;
@@ -291,11 +301,12 @@ struct SealedNote {
 SealedNote* sealed_notes = nullptr;  // TopTransactionContext
 int nsealed_notes = 0;
 
+void forget_packs();
+
 void reset_xact_state()
 {
+	forget_packs();
 	xs = XactState();
-	if (pack_arena != nullptr)
-		MemoryContextReset(pack_arena);
 	sealed_notes = nullptr;
 	nsealed_notes = 0;
 }
@@ -1252,9 +1263,10 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	RelInfo* e = static_cast<RelInfo*>(hash_search(rel_cache, &relid, HASH_ENTER, &found));
 	if (found && e->valid)
 		return e;
-	// Nothing outside this entry points into it (open records copy the
-	// column names and table name they use), so a stale entry's memory goes.
-	if (found) {
+	// Open records copy the column names and table name they use; a stale
+	// entry's memory goes unless a row trigger call in progress (outside
+	// this one, through SQL it ran) may still be reading it.
+	if (found && adding_depth == 0) {
 		if (e->table_name) pfree(e->table_name);
 		if (e->excluded) pfree(e->excluded);
 		if (e->cols) pfree(e->cols);
@@ -1354,10 +1366,13 @@ struct Pack {
 	SubTransactionId subid;
 	TimestampTz stmt;     // start of the statement that opened it
 	Oid user;             // current_user then
-	MemoryContext cxt;    // everything below
+	Oid session_user;     // session_user then
+	MemoryContext cxt;    // the Pack itself and everything below
+	Size base_mem;        // memory of cxt when opened
+	Size mem;             // memory of cxt after the last row (counted in xs.open_mem)
+	int busy;             // row trigger calls adding to it right now
 	JsonbParseState* st;  // the open array of row changes
 	int32 nrows;
-	Size bytes;
 	Record proto;         // actor fields, table, statement time
 	// Column names of the last relation seen, copied here (jsonb keys point at them)
 	Oid names_rel;
@@ -1365,6 +1380,16 @@ struct Pack {
 	char** names;
 	int* namelens;
 };
+
+void free_pack_memory(MemoryContext cxt)
+{
+	if (cxt == keeper_cxt) {
+		MemoryContextReset(cxt);  // keeps its first block for the next statement
+		spare_cxt = cxt;
+	} else {
+		MemoryContextDelete(cxt);
+	}
+}
 
 void drop_pack(Pack* p)
 {
@@ -1375,8 +1400,19 @@ void drop_pack(Pack* p)
 		}
 	if (xs.last_pack == p)
 		xs.last_pack = nullptr;
-	if (xs.packs == nullptr)
-		MemoryContextReset(pack_arena);  // keeps its first block for the next statement
+	xs.open_mem -= p->mem;
+	free_pack_memory(p->cxt);  // p with it
+}
+
+// At the end of the transaction: the open records' memory. The contexts
+// under TopTransactionContext go with it anyway.
+void forget_packs()
+{
+	if (keeper_cxt != nullptr && spare_cxt != keeper_cxt) {
+		MemoryContextReset(keeper_cxt);
+		spare_cxt = keeper_cxt;
+	}
+	adding_depth = 0;
 }
 
 bool same_str(const char* a, const char* b)
@@ -1398,11 +1434,14 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	const SubTransactionId sub = GetCurrentSubTransactionId();
 	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
 	const Oid user = GetUserId();
+	const Oid session_user = GetSessionUserId();
+	const char* app = application_name && *application_name ? application_name : nullptr;
 	const tg::claims::Context& ctx = tg::context::current();
 	auto match = [&](Pack* p) {
 		return p->root == root && p->subid == sub && p->stmt == stmt && p->user == user &&
-		       strcmp(p->action, action) == 0 && same_str(p->org, org) && same_str(p->proto.actor, ctx.user_id) &&
-		       same_str(p->proto.impersonator, ctx.impersonator) && same_str(p->proto.tenant_role, ctx.role);
+		       p->session_user == session_user && strcmp(p->action, action) == 0 && same_str(p->org, org) &&
+		       same_str(p->proto.actor, ctx.user_id) && same_str(p->proto.impersonator, ctx.impersonator) &&
+		       same_str(p->proto.tenant_role, ctx.role) && same_str(p->proto.application_name, app);
 	};
 	if (xs.last_pack && match(xs.last_pack))
 		return xs.last_pack;
@@ -1410,11 +1449,20 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 		if (match(p))
 			return xs.last_pack = p;
 	register_callbacks();
-	if (pack_arena == nullptr)
-		pack_arena = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit records", k_arena_keep, k_arena_keep,
-		                                   k_max_pack_bytes);
-	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(pack_arena, sizeof(Pack)));
-	p->cxt = pack_arena;
+	MemoryContext cxt;
+	if (keeper_cxt == nullptr) {
+		keeper_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit record", k_keeper_block,
+		                                   k_keeper_block, k_max_pack_bytes);
+		spare_cxt = keeper_cxt;
+	}
+	if (spare_cxt != nullptr) {
+		cxt = spare_cxt;
+		spare_cxt = nullptr;
+	} else {
+		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_DEFAULT_SIZES);
+	}
+	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(cxt, sizeof(Pack)));
+	p->cxt = cxt;
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	p->root = root;
 	p->action = action;
@@ -1422,12 +1470,14 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	p->subid = sub;
 	p->stmt = stmt;
 	p->user = user;
+	p->session_user = session_user;
 	p->proto.kind = "rows";
 	p->proto.action = action;
 	p->proto.org = p->org;
 	set_actor(p->proto);
 	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
 	MemoryContextSwitchTo(old);
+	p->base_mem = MemoryContextMemAllocated(cxt, false);
 	p->next = xs.packs;
 	xs.packs = p;
 	return xs.last_pack = p;
@@ -1441,7 +1491,7 @@ void jstring(JsonbValue* v, const char* s, int len)
 }
 
 // The jsonb value of one column of a row (memory in the pack's context).
-void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v, Size* bytes)
+void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 {
 	if (c->kind == k_masked) {
 		jstring(v, k_redacted, static_cast<int>(strlen(k_redacted)));
@@ -1471,13 +1521,11 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v, Size* b
 		}
 		v->type = jbvNumeric;
 		v->val.numeric = num;
-		*bytes += VARSIZE(num);
 		return;
 	}
 	case k_text: {
 		text* t = reinterpret_cast<text*>(PG_DETOAST_DATUM_COPY(d));
 		jstring(v, VARDATA(t), static_cast<int>(VARSIZE(t) - VARHDRSZ));
-		*bytes += VARSIZE(t);
 		return;
 	}
 	case k_datetime: {
@@ -1490,14 +1538,12 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v, Size* b
 		v->type = jbvBinary;
 		v->val.binary.data = &jb->root;
 		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
-		*bytes += VARSIZE(jb);
 		return;
 	}
 	case k_output: {
 		char* s = OutputFunctionCall(const_cast<FmgrInfo*>(&c->fn), d);
 		const int len = static_cast<int>(strlen(s));
 		jstring(v, s, len);
-		*bytes += len;
 		return;
 	}
 	default: {  // k_generic
@@ -1505,24 +1551,21 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v, Size* b
 		v->type = jbvBinary;
 		v->val.binary.data = &jb->root;
 		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
-		*bytes += VARSIZE(jb);
 		return;
 	}
 	}
 }
 
 // The column values of a tuple (nullptr entries for skipped columns).
-JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc, Size* bytes)
+JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc)
 {
-	JsonbValue* vals = static_cast<JsonbValue*>(palloc(sizeof(JsonbValue) * (info->natts + 1)));
+	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
 	Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
 	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
 	heap_deform_tuple(tuple, desc, d, n);
 	for (int i = 0; i < info->natts; ++i)
-		if (info->cols[i].kind != k_skip) {
-			column_value(&info->cols[i], d[i], n[i], &vals[i], bytes);
-			*bytes += sizeof(JsonbValue) * 2;
-		}
+		if (info->cols[i].kind != k_skip)
+			column_value(&info->cols[i], d[i], n[i], &vals[i]);
 	pfree(d);
 	pfree(n);
 	return vals;
@@ -1548,11 +1591,17 @@ void push_row(Pack* p, RelInfo* info, const JsonbValue* vals)
 }
 
 // Adds one row change to its open record: {"pk": ..., "old": ..., "new":
-// ..., "changed": [...]} (keys as they apply).
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-             int nchanged)
+// ..., "changed": [...]} (keys as they apply). The pack is busy meanwhile:
+// building the column values can run SQL (a user type's cast to json) that
+// writes audited rows, and their statement must not write or free this
+// record half-built; nested changes of the same record just join it.
+void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+                   int nchanged)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	// The column values first (may run SQL), then the pushes (run none).
+	JsonbValue* ov = oldt ? row_values(info, oldt, desc) : nullptr;
+	JsonbValue* nv = newt ? row_values(info, newt, desc) : nullptr;
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
 		p->namelens = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
@@ -1562,10 +1611,9 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 		}
 		p->names_rel = info->relid;
 		p->names_gen = info->gen;
-		p->proto.table_name = pstrdup(info->table_name);
+		if (p->proto.table_name == nullptr)
+			p->proto.table_name = pstrdup(info->table_name);
 	}
-	JsonbValue* ov = oldt ? row_values(info, oldt, desc, &p->bytes) : nullptr;
-	JsonbValue* nv = newt ? row_values(info, newt, desc, &p->bytes) : nullptr;
 	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
 	if (info->npk > 0) {
 		const JsonbValue* kv = nv ? nv : ov;
@@ -1573,6 +1621,10 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 		pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
 		for (int i = 0; i < info->npk; ++i) {
 			const int a = info->pk[i] - 1;
+			// A key column excluded since enable_audit() (by a later ADD
+			// PRIMARY KEY) stays out, as everywhere else.
+			if (info->cols[a].kind == k_skip)
+				continue;
 			push_key(&p->st, p->names[a], p->namelens[a]);
 			pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
 		}
@@ -1597,9 +1649,29 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 		pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr);
 	}
 	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
-	p->bytes += 256;
 	++p->nrows;
 	MemoryContextSwitchTo(old);
+}
+
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+             int nchanged)
+{
+	++p->busy;
+	++adding_depth;
+	PG_TRY();
+	{
+		add_row_inner(p, info, desc, oldt, newt, changed, nchanged);
+	}
+	PG_FINALLY();
+	{
+		// (runs before any subtransaction abort could drop p)
+		--p->busy;
+		--adding_depth;
+	}
+	PG_END_TRY();
+	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
+	xs.open_mem += mem - p->mem;
+	p->mem = mem;
 }
 
 // Writes an open record into the log and forgets it.
@@ -1623,11 +1695,27 @@ void flush_packs(Oid root)
 	for (;;) {
 		Pack* oldest = nullptr;
 		for (Pack* p = xs.packs; p; p = p->next)
-			if (p->subid == sub && (root == InvalidOid || p->root == root))
+			if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
 				oldest = p;
 		if (oldest == nullptr)
 			return;
 		flush_pack(oldest);
+	}
+}
+
+// Past the memory budget of the open records: writes the largest one that
+// can be written now (of the current subtransaction, not being added to).
+void enforce_budget()
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	while (xs.open_mem > k_open_budget) {
+		Pack* largest = nullptr;
+		for (Pack* p = xs.packs; p; p = p->next)
+			if (p->subid == sub && p->busy == 0 && (largest == nullptr || p->mem > largest->mem))
+				largest = p;
+		if (largest == nullptr)
+			return;
+		flush_pack(largest);
 	}
 }
 
@@ -1796,8 +1884,9 @@ TG_FUNCTION(_audit_trigger)
 	}
 	Pack* p = find_pack(info->root, action, org);
 	add_row(p, info, desc, oldt, newt, changed, nchanged);
-	if (p->nrows >= tg::audit_guc::rows_per_record || p->bytes >= k_max_pack_bytes)
+	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
 		flush_pack(p);
+	enforce_budget();
 	return PointerGetDatum(nullptr);
 }
 

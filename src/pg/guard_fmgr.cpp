@@ -205,7 +205,8 @@ PG_FUNCTION_INFO_V1(tg__ddl_command_kinds);
  *
  * What one collected DDL command does that the guards on protected tables
  * care about: 'disable row level security', 'no force row level security',
- * 'owner', 'rename column <name>'. The guards judge the command, not the
+ * 'owner', 'rename column <name>'; and for the audit's partitions 'attach
+ * partition', 'detach partition'. The guards judge the command, not the
  * table's state, so restoring a dump (where RLS is switched on last) passes.
  */
 extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
@@ -230,6 +231,13 @@ extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 				break;
 			case AT_ChangeOwner:
 				kind = "owner";
+				break;
+			case AT_AttachPartition:
+				kind = "attach partition";
+				break;
+			case AT_DetachPartition:
+			case AT_DetachPartitionFinalize:
+				kind = "detach partition";
 				break;
 			default:
 				break;

@@ -5,8 +5,9 @@
 #   1. restores without error;
 #   2. holds the same records (ids, hashes) and verify_audit() passes there;
 #   3. wrote no new events while restoring (registry rows keep their old times);
-#   4. keeps auditing: the table is still audited, a new change continues the
-#      seal chain (verify_audit() passes), and ids continue after the old ones.
+#   4. keeps auditing: the tables are still audited (a partitioned one too,
+#      with each statement trigger once), a new change continues the seal
+#      chain (verify_audit() passes), and ids continue after the old ones.
 # Uses the running cluster of scripts/test.sh (PGHOST, PGPORT, PGUSER).
 set -euo pipefail
 : "${PGHOST:?PGHOST must name the running cluster (see scripts/test.sh)}"
@@ -35,6 +36,14 @@ INSERT INTO accounts VALUES (1, '0a0a0a0a-0000-4000-8000-00000000000a', 'one', '
 UPDATE accounts SET name = 'uno' WHERE id = 1;
 DELETE FROM accounts WHERE id = 2;
 SELECT tenant_guard.audit_event('export.done', '{"rows": 2}');
+-- a partitioned audited table: its partitions carry statement triggers of
+-- their own, which the dump restores (the event trigger must not add them twice)
+CREATE TABLE events (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (id, org_id)) PARTITION BY LIST (org_id);
+CREATE TABLE events_a PARTITION OF events FOR VALUES IN ('0a0a0a0a-0000-4000-8000-00000000000a');
+CREATE TABLE events_b PARTITION OF events FOR VALUES IN ('0b0b0b0b-0000-4000-8000-00000000000b');
+SELECT tenant_guard.protect('events');
+SELECT tenant_guard.enable_audit('events');
+INSERT INTO events VALUES (1, '0a0a0a0a-0000-4000-8000-00000000000a', 'x'), (2, '0b0b0b0b-0000-4000-8000-00000000000b', 'y');
 SQL
 before=$(q -d "$SRC" -c "SELECT string_agg(id || ':' || encode(hash, 'hex'), ',' ORDER BY id) FROM tenant_guard.audit_log")
 [ -n "$before" ] || fail "no records in the source"
@@ -56,12 +65,23 @@ SET tenant_guard.context_source = 'setting';
 SET tenant_guard.org_id = '0a0a0a0a-0000-4000-8000-00000000000a';
 INSERT INTO accounts VALUES (3, '0a0a0a0a-0000-4000-8000-00000000000a', 'three', 's');
 SQL
+q -d "$DST" >/dev/null <<'SQL'
+SET tenant_guard.context_source = 'setting';
+SET tenant_guard.org_id = '0a0a0a0a-0000-4000-8000-00000000000a';
+INSERT INTO events_a VALUES (3, '0a0a0a0a-0000-4000-8000-00000000000a', 'into the partition');
+SQL
+got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND table_name = 'public.events'
+                      AND new_row->>'body' = 'into the partition'")
+[ "$got" = 1 ] || fail "the restored partitioned table is not audited as before"
+got=$(q -d "$DST" -c "SELECT count(*) FROM pg_trigger WHERE tgname IN ('tg_audit_flush', 'tg_audit_truncate')
+                      AND tgrelid IN ('events'::regclass, 'events_a'::regclass, 'events_b'::regclass)")
+[ "$got" = 6 ] || fail "expected 6 audit statement triggers on the restored partitioned table, found $got"
 got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{\"id\": 3}'
                       AND new_row->>'secret' = '[redacted]'")
 [ "$got" = 1 ] || fail "the restored table is not audited as before"
 got=$(q -d "$DST" -c "SELECT ok FROM tenant_guard.verify_audit()")
 [ "$got" = t ] || fail "verify_audit() after a new change: $(q -d "$DST" -c 'SELECT problem FROM tenant_guard.verify_audit()')"
-got=$(q -d "$DST" -c "SELECT min(id) > $max_restored FROM tenant_guard.audit_trail WHERE row_pk = '{\"id\": 3}'")
+got=$(q -d "$DST" -c "SELECT min(id) > $max_restored FROM tenant_guard.audit_trail WHERE table_name = 'public.accounts' AND row_pk = '{\"id\": 3}'")
 [ "$got" = t ] || fail "ids do not continue after the restored ones"
 echo "ok: the restored database keeps auditing and the chain continues"
 echo "audit dump: 3 checks passed"

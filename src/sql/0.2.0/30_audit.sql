@@ -289,6 +289,7 @@ DECLARE
     col name;
     args text := '';
     part regclass;
+    tg name;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION 'table must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -340,6 +341,11 @@ BEGIN
     -- records are written when its row events are done (a statement that
     -- names a partition fires that partition's statement triggers only).
     FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) LOOP
+        -- recreated, not kept: a trigger of that name may have been disabled
+        FOR tg IN SELECT g.tgname FROM pg_trigger g
+                  WHERE g.tgrelid = part AND g.tgname IN ('tg_audit_truncate', 'tg_audit_flush') LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', tg, part);
+        END LOOP;
         PERFORM tenant_guard._audit_statement_triggers(part);
     END LOOP;
     INSERT INTO tenant_guard.audited_tables AS t (tbl, exclude_columns, redact_columns)
@@ -387,20 +393,42 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     rel regclass;
+    tg name;
 BEGIN
-    -- CREATE TABLE ... PARTITION OF names the new partition; ALTER TABLE
-    -- ... ATTACH PARTITION names the parent: look at the tree below each.
+    -- Only commands that add partitions: CREATE TABLE ... PARTITION OF
+    -- (names the new partition) and ALTER TABLE ... ATTACH PARTITION (names
+    -- the parent: the tree below it). Other commands are left alone, so the
+    -- post-data commands of a restore do not create triggers the dump
+    -- creates itself.
     FOR rel IN
         SELECT DISTINCT t.relid::regclass FROM pg_event_trigger_ddl_commands() d
         JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass AND c.relkind IN ('r', 'p')
         CROSS JOIN LATERAL pg_partition_tree(d.objid) t
-        WHERE EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(t.relid) p
+        WHERE ((d.command_tag = 'CREATE TABLE' AND c.relispartition)
+               OR (d.command_tag = 'ALTER TABLE'
+                   AND 'attach partition' = ANY (tenant_guard._ddl_command_kinds(d.command))))
+          AND EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(t.relid) p
                       WHERE p.relid = a.tbl)
           AND (NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_truncate')
                OR NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_flush'))
     LOOP
         PERFORM tenant_guard._audit_statement_triggers(rel);
     END LOOP;
+    -- DETACH PARTITION: a table of the caller's that is no longer in an
+    -- audited tree loses the statement triggers (PostgreSQL drops the cloned
+    -- row trigger itself).
+    IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() d
+               WHERE d.command_tag = 'ALTER TABLE' AND d.classid = 'pg_class'::regclass
+                 AND 'detach partition' = ANY (tenant_guard._ddl_command_kinds(d.command))) THEN
+        FOR rel, tg IN
+            SELECT g.tgrelid::regclass, g.tgname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
+            WHERE g.tgname IN ('tg_audit_truncate', 'tg_audit_flush') AND NOT c.relispartition
+              AND pg_has_role(c.relowner, 'USAGE')
+              AND NOT EXISTS (SELECT 1 FROM tenant_guard.audited_tables a WHERE a.tbl = g.tgrelid)
+        LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', tg, rel);
+        END LOOP;
+    END IF;
 END
 $$;
 REVOKE ALL ON FUNCTION tenant_guard._audit_on_ddl() FROM PUBLIC;
