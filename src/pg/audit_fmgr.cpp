@@ -132,7 +132,7 @@ constexpr const char* k_redacted = "[redacted]";
 // Advisory lock field4 for the seal lock (distinct from the 1 and 2 used by
 // the SQL advisory lock functions, so no user lock can collide with it).
 constexpr uint16 k_lock_field4 = 0x7467;
-// A statement's open record is written once its row images reach this size
+// A statement's open record is written once its memory reaches this size
 // (memory per backend stays bounded; a jsonb value is limited to 256 MB).
 constexpr Size k_max_pack_bytes = 8 * 1024 * 1024;
 // Records up to this size are held back to carry their chain's seal.
@@ -1349,13 +1349,17 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 // ---------------------------------------------------------------------------
 // Statement records. The row trigger does not write a record per row: it
 // adds the row change to the open record of its (table, action, tenant,
-// subtransaction), and the statement trigger writes the open records of its
-// table when the statement's row events are done. One audited statement
-// thus costs one log row per tenant, however many rows it changes (a record
-// is also written once it holds tenant_guard.audit_rows_per_record rows or
-// k_max_pack_bytes of row images). Anything still open at COMMIT (rows of a
-// partition audited on its own, changed through its parent) is written
-// then. A rolled-back subtransaction drops its open records with its rows.
+// subtransaction, statement, actor), and the statement trigger writes the
+// open records of its table when the statement's row events are done. One
+// audited statement thus costs one log row per tenant, however many rows it
+// changes (a record is also written once it holds
+// tenant_guard.audit_rows_per_record rows or uses k_max_pack_bytes of
+// memory, and the largest open record once all of them use k_open_budget).
+// Anything still open at COMMIT (rows of a partition audited on its own,
+// changed through its parent) is written then. A rolled-back subtransaction
+// drops its open records with its rows. A record being added to is busy:
+// SQL run meanwhile (a user type's cast to json) may add to it but never
+// writes or frees it.
 // ---------------------------------------------------------------------------
 
 struct Pack {

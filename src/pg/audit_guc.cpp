@@ -131,9 +131,9 @@ void init()
 
 	/*
 	 * A statement's row changes of one table and tenant go into one record;
-	 * a record is written once it holds this many rows (or 8 MB of row
-	 * images), and the statement goes on in a next record. Bounds the
-	 * memory a large statement uses and the size of one record.
+	 * a record is written once it holds this many rows (or uses 8 MB of
+	 * memory), and the statement goes on in a next record. Bounds the size
+	 * of one record.
 	 */
 	DefineCustomIntVariable("tenant_guard.audit_rows_per_record",
 	                        "Most row changes one audit record holds.", nullptr, &rows_per_record, 10000, 1,
