@@ -1654,6 +1654,12 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapT
 	}
 	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
 	++p->nrows;
+	// The pushes copied the values (not what they point to): the arrays can
+	// go, and the next row reuses their memory.
+	if (ov)
+		pfree(ov);
+	if (nv)
+		pfree(nv);
 	MemoryContextSwitchTo(old);
 }
 
