@@ -72,18 +72,6 @@ Hash RecordHasher::finish()
 	return out;
 }
 
-std::string to_hex(const std::uint8_t* p, std::size_t n)
-{
-	static const char digits[] = "0123456789abcdef";
-	std::string s;
-	s.reserve(n * 2);
-	for (std::size_t i = 0; i < n; ++i) {
-		s.push_back(digits[p[i] >> 4]);
-		s.push_back(digits[p[i] & 0xf]);
-	}
-	return s;
-}
-
 std::string csv_field(const std::optional<std::string_view>& v)
 {
 	if (!v)

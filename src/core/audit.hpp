@@ -55,8 +55,6 @@ private:
 	std::string input_;
 };
 
-std::string to_hex(const std::uint8_t* p, std::size_t n);
-
 std::string csv_field(const std::optional<std::string_view>& v);
 std::string csv_line(const std::vector<std::optional<std::string>>& fields);
 

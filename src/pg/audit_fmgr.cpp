@@ -57,10 +57,12 @@
  * SPI queries (partition creation, last seal) run as the log's owner with
  * SECURITY_RESTRICTED_OPERATION.
  *
- * C-style glue: except _csv_line, nothing here owns a C++ object, so
- * PostgreSQL is called directly (a longjmp skips no destructor). The C++
- * calls are core::audit::hash_fields (noexcept) and context::current(),
- * whose exceptions the boundary handles.
+ * C-style glue: except _csv_line, nothing here owns a C++ object while
+ * PostgreSQL is called, so PostgreSQL is called directly (a longjmp skips no
+ * destructor). The C++ calls are core::audit::hash_fields (noexcept),
+ * context::current(), claims::format_uuid and encoding::hex_encode (their
+ * strings live in blocks that end before the next PostgreSQL call), whose
+ * exceptions the boundary handles.
  */
 #include <cstdio>
 #include <cstring>
@@ -69,6 +71,7 @@
 
 #include "core/audit.hpp"
 #include "core/claims.hpp"
+#include "core/encoding.hpp"
 #include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
@@ -898,12 +901,10 @@ Jsonb* seal_detail(const Level* l)
 {
 	char buf[160];
 	char hex[65];
-	static const char digits[] = "0123456789abcdef";
-	for (int k = 0; k < 32; ++k) {
-		hex[2 * k] = digits[l->last[k] >> 4];
-		hex[2 * k + 1] = digits[l->last[k] & 0xf];
+	{  // the std::string is gone before PostgreSQL is called
+		const std::string s = tg::encoding::hex_encode(l->last, sizeof l->last);
+		snprintf(hex, sizeof hex, "%s", s.c_str());
 	}
-	hex[64] = '\0';
 	snprintf(buf, sizeof buf, "{\"records\": " INT64_FORMAT ", \"last_hash\": \"%s\"}", l->count, hex);
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf)));
 }
@@ -1197,6 +1198,17 @@ AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 	return 0;
 }
 
+// The topmost partitioned table above a partition (the table itself otherwise).
+Oid partition_root(Relation rel)
+{
+	if (rel->rd_rel->relispartition) {
+		List* anc = get_partition_ancestors(RelationGetRelid(rel));
+		if (anc != NIL)
+			return llast_oid(anc);
+	}
+	return RelationGetRelid(rel);
+}
+
 // The plan of one column (in CacheMemoryContext).
 void plan_column(ColPlan* c, Form_pg_attribute a)
 {
@@ -1280,12 +1292,7 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
-	Oid root = relid;
-	if (rel->rd_rel->relispartition) {
-		List* anc = get_partition_ancestors(relid);
-		if (anc != NIL)
-			root = llast_oid(anc);
-	}
+	const Oid root = partition_root(rel);
 	e->root = root;
 	e->table_name = pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(root)),
 	                                                   get_rel_name(root)));
@@ -1768,15 +1775,10 @@ char* context_org()
 	const tg::claims::Context& c = tg::context::current();
 	if (c.org) {
 		char buf[40];
-		static const char digits[] = "0123456789abcdef";
-		int p = 0;
-		for (int i = 0; i < 16; ++i) {
-			if (i == 4 || i == 6 || i == 8 || i == 10)
-				buf[p++] = '-';
-			buf[p++] = digits[(*c.org)[i] >> 4];
-			buf[p++] = digits[(*c.org)[i] & 0xf];
+		{  // the std::string is gone before PostgreSQL is called
+			const std::string s = tg::claims::format_uuid(*c.org);
+			snprintf(buf, sizeof buf, "%s", s.c_str());
 		}
-		buf[p] = '\0';
 		return pstrdup(buf);
 	}
 	if (c.org_key)
@@ -1918,9 +1920,14 @@ TG_FUNCTION(_audit_flush)
 	Relation rel = td->tg_relation;
 	Oid root = RelationGetRelid(rel);
 	if (rel->rd_rel->relispartition) {
-		List* anc = get_partition_ancestors(root);
-		if (anc != NIL)
-			root = llast_oid(anc);
+		// The row trigger of this partition cached its root; the catalog
+		// scan of get_partition_ancestors() only when it did not run.
+		RelInfo* e = rel_cache ? static_cast<RelInfo*>(hash_search(rel_cache, &root, HASH_FIND, nullptr)) : nullptr;
+		if (e != nullptr && e->valid) {
+			root = e->root;
+		} else {
+			root = partition_root(rel);
+		}
 	}
 	flush_packs(root);
 	return PointerGetDatum(nullptr);

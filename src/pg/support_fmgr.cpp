@@ -38,6 +38,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/claims.hpp"
 #include "core/error.hpp"
 #include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
@@ -109,15 +110,9 @@ ExecutorStart_hook_type prev_executor_start = nullptr;
 
 std::string uuid_text(const pg_uuid_t& u)
 {
-	static const char* hex = "0123456789abcdef";
-	std::string s;
-	for (int i = 0; i < UUID_LEN; ++i) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			s += '-';
-		s += hex[u.data[i] >> 4];
-		s += hex[u.data[i] & 0xF];
-	}
-	return s;
+	tg::claims::Uuid id;
+	std::memcpy(id.data(), u.data, UUID_LEN);
+	return tg::claims::format_uuid(id);
 }
 
 std::int64_t to_unix_seconds(TimestampTz ts)

@@ -4,9 +4,11 @@
 #include <string>
 
 #include "core/audit.hpp"
+#include "core/encoding.hpp"
 
 using namespace tenant_guard::audit;
 using namespace std::string_literals;
+using tenant_guard::encoding::hex_encode;
 
 TEST_CASE("record hashing frames every field", "[audit]")
 {
@@ -17,11 +19,11 @@ TEST_CASE("record hashing frames every field", "[audit]")
 	CHECK(h.input() == "\x01\x00\x00\x00\x03"
 	                   "abc\x00\x01\x00\x00\x00\x02-7"s);
 	Hash d = h.finish();
-	CHECK(to_hex(d.data(), d.size()) == "f69bdf53f70bad860e6dba997af9ff37700c0a2c17e3654637f251dbe33b6065");
+	CHECK(hex_encode(d.data(), d.size()) == "f69bdf53f70bad860e6dba997af9ff37700c0a2c17e3654637f251dbe33b6065");
 	// the hasher starts over after finish()
 	CHECK(h.input().empty());
 	Hash empty = h.finish();
-	CHECK(to_hex(empty.data(), empty.size()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	CHECK(hex_encode(empty.data(), empty.size()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST_CASE("record hashing tells field boundaries, NULL and empty apart", "[audit]")

@@ -521,20 +521,28 @@ BEGIN
     FROM tenant_guard.audit_log l
     WHERE since IS NULL OR l.xact_at >= since;
 
-    WITH rec AS (
-        -- records of the tenant (row and event records; the last record of a
-        -- chain usually carries the seal itself)
-        -- (only the columns the checks use: the row images are read once, for the hash)
-        SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash,
+    WITH hashed AS MATERIALIZED (
+        -- every row the checks read, each hashed once (the row images are
+        -- read for the hash only): the tenant's records, and every row with
+        -- a seal number
+        SELECT l.id, l.xact_at, l.xid, l.org, l.kind, l.action, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
+               l.hash, CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
-               lag(l.seq) OVER w AS prev_seq, lag(l.hash) OVER w AS prev_rec_hash,
-               lead(l.id) OVER w AS next_id
+                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed
         FROM tenant_guard.audit_log l
-        WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since)
-        WINDOW w AS (PARTITION BY l.xid, l.org ORDER BY l.seq, l.id)),
+        WHERE (l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since))
+           OR l.seal_seq IS NOT NULL),
+    rec AS (
+        -- records of the tenant (row and event records; the last record of a
+        -- chain usually carries the seal itself)
+        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.recomputed,
+               lag(h.seq) OVER w AS prev_seq, lag(h.hash) OVER w AS prev_rec_hash,
+               lead(h.id) OVER w AS next_id
+        FROM hashed h
+        WHERE h.kind <> 'seal' AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
+        WINDOW w AS (PARTITION BY h.xid, h.org ORDER BY h.seq, h.id)),
     grp AS (
         SELECT r.xid, r.org, count(*) AS n, max(r.id) AS last_id, max(r.xact_at) AS at,
                (array_agg(r.hash ORDER BY r.seq DESC, r.id DESC))[1] AS last_hash,
@@ -547,15 +555,11 @@ BEGIN
     allseals AS (
         -- the global chain: every row with a seal number (sealing records,
         -- seal rows, VOID seals), in seal number order
-        SELECT l.id, l.xact_at, l.xid, l.org, l.kind, l.action, l.seal_seq, l.seal_prev, l.hash,
-               CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
-               tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
-                   l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-                   l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed,
-               lag(l.seal_seq) OVER (ORDER BY l.seal_seq, l.id) AS prev_seq,
-               lag(l.hash) OVER (ORDER BY l.seal_seq, l.id) AS prev_seal_hash
-        FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL),
+        SELECT h.id, h.xact_at, h.xid, h.org, h.kind, h.action, h.seal_seq, h.seal_prev, h.hash, h.detail,
+               h.recomputed,
+               lag(h.seal_seq) OVER (ORDER BY h.seal_seq, h.id) AS prev_seq,
+               lag(h.hash) OVER (ORDER BY h.seal_seq, h.id) AS prev_seal_hash
+        FROM hashed h WHERE h.seal_seq IS NOT NULL),
     seal AS (
         SELECT s.* FROM allseals s
         WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
