@@ -15,8 +15,8 @@
 -- retention and records what it dropped so verify_audit() still works.
 -----------------------------------------------------------------------------
 
--- The impersonating support agent of the current context (issue 7 sets it;
--- the claim path is tenant_guard.impersonator_claim, default act.sub).
+-- The impersonating support agent of the current context: support sessions
+-- set it; the claim path is tenant_guard.impersonator_claim, default act.sub.
 CREATE FUNCTION tenant_guard.current_impersonator()
 RETURNS text
 AS 'MODULE_PATHNAME', 'tg_current_impersonator'
@@ -118,8 +118,19 @@ CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.audit_log
 
 -- Creates the monthly partition holding `at` if it is missing (with its own
 -- TRUNCATE guard: statement triggers are not inherited) and returns its
--- bounds. Months are UTC months. Called by the trigger's safety net,
--- enable_audit() and purge_audit().
+-- bounds. Months are UTC months. Called by enable_audit(), purge_audit() and
+-- _audit_partitions_ahead() (which keep the next months ready), and by the
+-- trigger as a safety net when a write lands in a month with no partition
+-- (nobody ran the maintenance for months, the clock jumped): the record is
+-- still written, in the writer's own transaction.
+--
+-- The partition is built as a table of its own and then attached: ATTACH
+-- PARTITION takes only a SHARE UPDATE EXCLUSIVE lock on the log, which
+-- readers and writers of the log do not wait for, whereas CREATE TABLE ...
+-- PARTITION OF would take an ACCESS EXCLUSIVE lock and make every audited
+-- write and every audit read of the database wait for the (application's)
+-- creating transaction to end. Two transactions creating the same month
+-- still wait for each other; the second finds the partition made.
 CREATE FUNCTION tenant_guard._audit_partition_for(at timestamptz, OUT lo timestamptz, OUT hi timestamptz,
                                                   OUT part regclass)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -136,13 +147,15 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
-        EXECUTE format('CREATE TABLE tenant_guard.%I PARTITION OF tenant_guard.audit_log FOR VALUES FROM (%L) TO (%L)',
-                       name, lo, hi);
-        EXECUTE format('CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.%I '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', name);
+        EXECUTE format('CREATE TABLE tenant_guard.%I (LIKE tenant_guard.audit_log INCLUDING DEFAULTS '
+                       'INCLUDING CONSTRAINTS INCLUDING COMPRESSION)', name);
         EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seal_seq) WHERE seal_seq IS NOT NULL', name || '_seal_idx', name);
+        EXECUTE format('CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.%I '
+                       'FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._audit_log_refuse()', name);
+        EXECUTE format('ALTER TABLE tenant_guard.audit_log ATTACH PARTITION tenant_guard.%I FOR VALUES FROM (%L) TO (%L)',
+                       name, lo, hi);
     EXCEPTION WHEN duplicate_table THEN
         NULL;  -- created meanwhile by another session
     END;
