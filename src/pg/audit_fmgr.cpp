@@ -762,7 +762,10 @@ int64 write_record(Record& r)
 // transaction-scoped lock held until the commit is done (correct, slower).
 // ---------------------------------------------------------------------------
 
-constexpr int k_max_heads = 32;
+// One head per database that writes audit records (about 4.7 kB each).
+// DROP DATABASE leaves its slot behind; reclaim_dropped_heads() frees it
+// when a database needs one and none is free.
+constexpr int k_max_heads = 128;
 constexpr int k_max_orphans = 64;
 
 struct Orphan {
@@ -836,6 +839,39 @@ Head* head_slot()
 		free_slot->log = xs.log_oid;
 	}
 	return free_slot;
+}
+
+// Frees the head slots of databases that no longer exist. The catalog is
+// read without the lock held; a slot is freed only if it still names the
+// dropped database.
+void reclaim_dropped_heads()
+{
+	Oid dbs[k_max_heads];
+	int n = 0;
+	LWLockAcquire(shared->lock, LW_SHARED);
+	bool full = true;
+	for (int i = 0; i < k_max_heads; ++i) {
+		const Oid db = shared->heads[i].db;
+		if (!OidIsValid(db) || db == MyDatabaseId)
+			full = false;
+		else
+			dbs[n++] = db;
+	}
+	LWLockRelease(shared->lock);
+	if (!full)
+		return;
+	int ngone = 0;
+	for (int j = 0; j < n; ++j)
+		if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dbs[j])))
+			dbs[ngone++] = dbs[j];
+	if (ngone == 0)
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < k_max_heads; ++i)
+		for (int j = 0; j < ngone; ++j)
+			if (shared->heads[i].db == dbs[j])
+				memset(&shared->heads[i], 0, sizeof(Head));
+	LWLockRelease(shared->lock);
 }
 
 void remember_orphans()
@@ -970,8 +1006,10 @@ void seal_transaction()
 		int64 tseq = 0;
 		uint8 thash[32];
 		memset(thash, 0, sizeof thash);
-		if (!loaded)
+		if (!loaded) {
+			reclaim_dropped_heads();
 			read_last_seal(&tseq, thash);
+		}
 		sealed_notes = static_cast<SealedNote*>(
 		    MemoryContextAlloc(TopTransactionContext, sizeof(SealedNote) * (live + k_max_orphans)));
 		nsealed_notes = 0;
@@ -1013,7 +1051,7 @@ void seal_transaction()
 		if (h == nullptr)
 			ereport(ERROR, (errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 			                errmsg("too many databases use the tenant_guard audit log"),
-			                errdetail("At most %d databases of one server can use it.", k_max_heads)));
+			                errdetail("At most %d databases of one server can use it at once.", k_max_heads)));
 	} else {
 		// Without preloading: the head from the table, under a lock held
 		// until this transaction's commit is done.
