@@ -45,7 +45,9 @@ tg_free_port() {
 # tg_start_cluster DIR [extra postgresql.conf lines...]
 # Starts a throw-away PostgreSQL 15 cluster in DIR (created, owned by the
 # server user), listening on a free loopback port and a socket in DIR.
-# Exports PGHOST PGPORT PGUSER PGDATABASE TG_CLUSTER_DIR.
+# Exports PGHOST PGPORT PGUSER PGDATABASE TG_CLUSTER_DIR. TG_SERVER_ENV, if
+# set, holds NAME=VALUE words added to the server's environment only (the
+# clock harness preloads libfaketime that way).
 tg_start_cluster() {
 	local dir=$1; shift
 	local bindir; bindir=$(pg_config --bindir)
@@ -68,7 +70,8 @@ tg_start_cluster() {
 		echo "port = $port" | tg_as_server tee "$dir/data/port.conf" >/dev/null
 		grep -q "^include_if_exists = 'port.conf'" "$dir/data/postgresql.conf" \
 			|| echo "include_if_exists = 'port.conf'" | tg_as_server tee -a "$dir/data/postgresql.conf" >/dev/null
-		tg_as_server "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s start && break
+		# shellcheck disable=SC2086
+		tg_as_server env ${TG_SERVER_ENV:-} "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s start && break
 		[ "$attempt" -lt 5 ] || { cat "$dir/server.log"; return 1; }
 	done
 	export PGHOST=$dir PGPORT=$port PGUSER=postgres PGDATABASE=postgres TG_CLUSTER_DIR=$dir
