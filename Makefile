@@ -1,5 +1,6 @@
 # tenant_guard: PGXS build of a C++ extension.
-# See ../shared/notes/toolchain.md for why each override below is needed.
+# docs/development.md ("Building a C++ extension with PGXS") says why each
+# override below is needed.
 
 EXTENSION = tenant_guard
 EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
@@ -22,7 +23,7 @@ OBJS = \
 	src/pg/audit_guc.o \
 	src/pg/audit_fmgr.o \
 	src/core/audit.o
-# Column encryption (issue 5)
+# Column encryption
 OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 OBJS += src/pg/support_fmgr.o
 

@@ -6,7 +6,7 @@
  * current_scopes, set_context, clear_context. Later versions add their
  * capabilities through upgrade scripts (tenant_guard--0.1.0--0.2.0.sql, ...).
  *
- * Conventions (../shared/STYLE.md): everything schema-qualified, every
+ * Conventions (docs/development.md): everything schema-qualified, every
  * function declares volatility, strictness and parallel safety, internal
  * functions start with "_" and are revoked from PUBLIC.
  */

@@ -1,5 +1,5 @@
 -----------------------------------------------------------------------------
--- Support sessions (issue 7, part 1; docs/support-access.md)
+-- Support sessions (docs/support-access.md)
 --
 -- A platform-support member issues a single-use grant for one tenant; the
 -- agent redeems it with CALL tenant_guard.begin_support_session(token), which

@@ -1,5 +1,5 @@
 -----------------------------------------------------------------------------
--- Tenant lifecycle (issue 7, part 2; docs/lifecycle.md)
+-- Tenant lifecycle (docs/lifecycle.md)
 --
 -- A registry of tenants (active -> archived -> purged), export of every row
 -- of a tenant as JSON documents with a manifest (counts, chained SHA-256),
