@@ -1,7 +1,7 @@
 -- Runtime guards (the test cluster preloads tenant_guard): an application
 -- role cannot TRUNCATE a table with row-level security even when granted,
--- nor EXPLAIN ANALYZE a statement that reads one, in any of the ways a
--- statement can reach it; other roles and tables are not affected.
+-- nor EXPLAIN ANALYZE anything (a protected table hides behind inlined
+-- functions, views, prepared statements); other roles are not affected.
 \set SHOW_CONTEXT never
 SET client_min_messages = warning;
 SELECT tenant_guard._runtime_guards() AS installed;
@@ -30,7 +30,8 @@ TRUNCATE ONLY rg_parent;
 TRUNCATE rg_plain;
 TRUNCATE rg_plain CASCADE;
 -- EXPLAIN ANALYZE: refused on the table, through views, sub-selects, CTEs,
--- writes, prepared statements and CREATE TABLE AS; EXPLAIN alone is fine
+-- writes, prepared statements and CREATE TABLE AS, and on tables without
+-- row-level security too; EXPLAIN alone is fine
 EXPLAIN (ANALYZE) SELECT * FROM rg_t;
 EXPLAIN (ANALYZE, COSTS OFF) SELECT * FROM rg_vv;
 EXPLAIN (ANALYZE) SELECT 1 WHERE EXISTS (SELECT 1 FROM rg_t);
@@ -43,6 +44,14 @@ EXPLAIN ANALYZE SELECT * FROM rg_parent;
 EXPLAIN (ANALYZE on, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_plain;
 EXPLAIN (ANALYZE false, COSTS OFF) SELECT * FROM rg_t;
 EXPLAIN (COSTS OFF) SELECT * FROM rg_t;
+-- attack: an inlined SQL function hides the table from a look before planning
+-- (its "Rows Removed by Filter" counted the other tenant's rows)
+CREATE FUNCTION pg_temp.rows_of_t() RETURNS SETOF rg_t LANGUAGE sql STABLE AS 'SELECT * FROM rg_t';
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM pg_temp.rows_of_t() WHERE id = 7;
+-- attack: a prepared statement that does not exist (crashed the server)
+EXPLAIN ANALYZE EXECUTE rg_no_such_statement;
+EXPLAIN ANALYZE CREATE TEMP TABLE rg_tt AS EXECUTE rg_no_such_statement;
+EXPLAIN (ANALYZE) CREATE TEMP TABLE rg_tt AS EXECUTE rg_p;
 -- inside a function, too
 CREATE FUNCTION pg_temp.x() RETURNS void LANGUAGE plpgsql AS $$ BEGIN EXECUTE 'EXPLAIN ANALYZE SELECT * FROM rg_t'; END $$;
 SELECT pg_temp.x();
@@ -51,6 +60,9 @@ SET tenant_guard.block_app_truncate = off;
 SET tenant_guard.block_explain_analyze = off;
 RESET ROLE;
 
+-- a missing prepared statement is PostgreSQL's own error for everyone else
+EXPLAIN ANALYZE EXECUTE rg_no_such_statement;
+EXPLAIN ANALYZE CREATE TEMP TABLE rg_tt AS EXECUTE rg_no_such_statement;
 -- roles that are not application roles are not affected
 SET ROLE regress_rg_other;
 EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t;
@@ -75,7 +87,7 @@ SET ROLE regress_rg_app;
 TRUNCATE rg_t;
 RESET ROLE;
 
-DROP FUNCTION pg_temp.x();
+DROP FUNCTION pg_temp.x(), pg_temp.rows_of_t();
 DROP VIEW rg_vv, rg_v;
 DROP TABLE rg_t, rg_plain, rg_child, rg_parent;
 REVOKE CREATE ON SCHEMA public FROM regress_rg_app;

@@ -13,12 +13,12 @@
  *   CASCADE by an application role is refused outright. Setting:
  *   tenant_guard.block_app_truncate (default on, superuser-only).
  *
- *   EXPLAIN ANALYZE of a statement that reads a table with row-level security
- *   (views expanded, subqueries, CTEs and prepared statements included) by an
- *   application role is refused: its actual row counts ("Rows Removed by
- *   Filter", per-node counts) reveal how many rows of other tenants the
- *   policies filtered out. Setting: tenant_guard.block_explain_analyze
- *   (default on, superuser-only).
+ *   EXPLAIN ANALYZE by an application role is refused, whatever it explains:
+ *   its actual row counts ("Rows Removed by Filter", per-node counts) reveal
+ *   how many rows of other tenants the policies filtered out, and a protected
+ *   table can hide behind an inlined function, a view or a prepared
+ *   statement. Setting: tenant_guard.block_explain_analyze (default on,
+ *   superuser-only).
  *
  *   tenant_guard._runtime_guards() returns boolean tells whether this
  *   backend has the hook (lint() reports when it does not).
@@ -38,20 +38,15 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "commands/defrem.h"
 #include "commands/extension.h"
-#include "commands/prepare.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
-#include "parser/parse_func.h"
-#include "rewrite/rewriteHandler.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/plancache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
@@ -131,20 +126,14 @@ bool current_user_is_app_role()
 	return result;
 }
 
-void refuse(const char* what, bool truncate, Oid relid)
+void refuse_truncate(const char* what, Oid relid)
 {
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 	                errmsg("%s of table %s is not allowed for application role %s", what,
 	                       quote_identifier(get_rel_name(relid)), GetUserNameFromId(GetUserId(), false)),
-	                truncate
-	                    ? errdetail("TRUNCATE ignores row-level security and would remove the rows of every tenant.")
-	                    : errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
-	                                "row-level security filtered out."),
-	                truncate
-	                    ? errhint("Delete the tenant's rows with DELETE; tenant_guard.block_app_truncate controls "
-	                              "this guard.")
-	                    : errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
-	                              "role; tenant_guard.block_explain_analyze controls this guard.")));
+	                errdetail("TRUNCATE ignores row-level security and would remove the rows of every tenant."),
+	                errhint("Delete the tenant's rows with DELETE; tenant_guard.block_app_truncate controls "
+	                        "this guard.")));
 }
 
 // The role check runs a catalog query, so it comes last: only a statement
@@ -162,7 +151,7 @@ void check_truncate(TruncateStmt* stmt)
 			continue;  // PostgreSQL reports the missing table itself
 		if (stmt->behavior == DROP_CASCADE) {
 			if (current_user_is_app_role())
-				refuse("TRUNCATE ... CASCADE", true, relid);
+				refuse_truncate("TRUNCATE ... CASCADE", relid);
 			return;
 		}
 		List* rels = rv->inh ? find_all_inheritors(relid, NoLock, nullptr) : list_make1_oid(relid);
@@ -172,60 +161,14 @@ void check_truncate(TruncateStmt* stmt)
 				first_rls = lfirst_oid(rc);
 	}
 	if (OidIsValid(first_rls) && current_user_is_app_role())
-		refuse("TRUNCATE", true, first_rls);
+		refuse_truncate("TRUNCATE", first_rls);
 }
 
-bool collect_rels(Node* node, List** rels);
-
-// PostgreSQL's tree walkers take an untyped callback; the cast goes through
-// void (*)() on purpose.
-using Walker = bool (*)();
-Walker walker()
-{
-	return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(collect_rels));
-}
-
-// Collects relation ids of every range table entry, subqueries included.
-bool collect_rels(Node* node, List** rels)
-{
-	if (node == nullptr)
-		return false;
-	if (IsA(node, RangeTblEntry)) {
-		RangeTblEntry* rte = (RangeTblEntry*)node;
-		// inh: the scan covers every partition and inheritance child too
-		if (rte->rtekind == RTE_RELATION)
-			*rels = rte->inh ? list_concat(*rels, find_all_inheritors(rte->relid, NoLock, nullptr))
-			                 : lappend_oid(*rels, rte->relid);
-		return false;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query*)node, walker(), rels, QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, walker(), rels);
-}
-
-// The relations a statement under EXPLAIN reads, views expanded.
-void explained_rels(Query* query, List** rels)
-{
-	if (query->commandType == CMD_UTILITY) {
-		Node* u = query->utilityStmt;
-		if (IsA(u, ExecuteStmt)) {
-			PreparedStatement* ps = FetchPreparedStatement(((ExecuteStmt*)u)->name, false);
-			ListCell* lc;
-			foreach (lc, ps->plansource->query_list)
-				collect_rels((Node*)lfirst(lc), rels);
-		} else if (IsA(u, CreateTableAsStmt)) {
-			Node* inner = ((CreateTableAsStmt*)u)->query;
-			if (IsA(inner, Query))
-				explained_rels((Query*)inner, rels);
-		}
-		return;
-	}
-	List* rewritten = QueryRewrite((Query*)copyObjectImpl(query));
-	ListCell* lc;
-	foreach (lc, rewritten)
-		collect_rels((Node*)lfirst(lc), rels);
-}
-
+// EXPLAIN ANALYZE by an application role is refused whatever it explains.
+// Judging what the statement reads is not enough: an inlined SQL function,
+// a prepared statement, a view or a CTE can all hide a protected table from a
+// look before planning, and every plan node's actual row count ("Rows Removed
+// by Filter") is an oracle on other tenants' rows.
 void check_explain(ExplainStmt* stmt)
 {
 	bool analyze = false;
@@ -235,16 +178,15 @@ void check_explain(ExplainStmt* stmt)
 		if (strcmp(opt->defname, "analyze") == 0)
 			analyze = defGetBoolean(opt);
 	}
-	if (!analyze || !IsA(stmt->query, Query) || superuser())
+	if (!analyze || superuser() || !current_user_is_app_role())
 		return;
-	List* rels = NIL;
-	explained_rels((Query*)stmt->query, &rels);
-	foreach (lc, rels)
-		if (rel_has_rls(lfirst_oid(lc))) {
-			if (current_user_is_app_role())
-				refuse("EXPLAIN ANALYZE", false, lfirst_oid(lc));
-			return;
-		}
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("EXPLAIN ANALYZE is not allowed for application role %s",
+	                       GetUserNameFromId(GetUserId(), false)),
+	                errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
+	                          "row-level security filtered out, whatever the statement reads it through."),
+	                errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
+	                        "role; tenant_guard.block_explain_analyze controls this guard.")));
 }
 
 void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree, ProcessUtilityContext context,
@@ -268,7 +210,7 @@ namespace tenant_guard::hooks {
 void init()
 {
 	DefineCustomBoolVariable("tenant_guard.block_explain_analyze",
-	                         "Refuses EXPLAIN ANALYZE of tables with row-level security to application roles.",
+	                         "Refuses EXPLAIN ANALYZE to application roles.",
 	                         "Its row counts reveal other tenants' rows. Needs shared_preload_libraries.",
 	                         &block_explain_analyze, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("tenant_guard.block_app_truncate",
