@@ -91,8 +91,10 @@ void read_scopes(const nlohmann::json& doc, std::string_view path, Context& ctx)
 			continue;
 		std::vector<std::string> values;
 		for (const auto& e : it.value()) {
-			if (e.is_string())
-				values.push_back(e.get<std::string>());
+			if (e.is_string()) {
+				if (e.get_ref<const std::string&>().find('\0') == std::string::npos)
+					values.push_back(e.get<std::string>());
+			}
 			else if (e.is_number_integer())
 				values.push_back(std::to_string(e.get<std::int64_t>()));
 			else if (e.is_number_unsigned())
@@ -199,6 +201,11 @@ std::optional<std::string> normalize_text(std::string_view text)
 		--e;
 	std::string_view t = text.substr(b, e - b);
 	if (t.empty())
+		return std::nullopt;
+	// A NUL byte (JSON "\u0000") cannot be stored in PostgreSQL text: the
+	// value would be cut short there, so an id "alice\u0000admin" would be
+	// recorded and compared as "alice". Such a value is absent.
+	if (t.find('\0') != std::string_view::npos)
 		return std::nullopt;
 	if (t.size() == 4 && (t[0] | 0x20) == 'n' && (t[1] | 0x20) == 'u' && (t[2] | 0x20) == 'l' &&
 	    (t[3] | 0x20) == 'l')

@@ -10,7 +10,7 @@
  *    counts as absent; anything else (missing, null, number, object, array,
  *    empty, blank, "null", malformed) is absent, never an error;
  *  - user id and role are JSON strings, trimmed; empty, blank and "null"
- *    (any case) are absent;
+ *    (any case) are absent, and so is a value holding a NUL byte;
  *  - for text and bigint tenant columns the same claim is read as a key: a
  *    JSON string taken exactly (no surrounding blanks, not empty, not "null")
  *    or a JSON integer as decimal text; as bigint only when that key is a

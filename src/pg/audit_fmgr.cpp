@@ -1215,6 +1215,35 @@ void invalidate_rel(Datum, Oid relid)
 			e->valid = false;
 }
 
+SPIPlanPtr audited_plan = nullptr;
+
+// Is the table registered by tenant_guard.enable_audit()? (Inside SPI.)
+bool is_audited(Oid relid)
+{
+	if (audited_plan == nullptr) {
+		Oid t[1] = {OIDOID};
+		audited_plan = prepare("SELECT 1 FROM tenant_guard.audited_tables WHERE tbl = $1", 1, t);
+	}
+	Datum v[1] = {ObjectIdGetDatum(relid)};
+	if (SPI_execute_plan(audited_plan, v, nullptr, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read tenant_guard.audited_tables");
+	return SPI_processed == 1;
+}
+
+// The audit triggers write records, as the log's owner, only for tables that
+// enable_audit() set up: attached by hand to any other table (a temporary
+// one included), they would let its owner write records into any tenant's
+// trail or the platform chain.
+void refuse_unaudited(Relation rel, bool temporary)
+{
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("table %s is not audited by tenant_guard", RelationGetRelationName(rel)),
+	                temporary ? errdetail("Temporary tables cannot be audited.")
+	                          : errdetail("tenant_guard's audit triggers write records only for tables that "
+	                                      "tenant_guard.enable_audit() set up."),
+	                errhint("Use tenant_guard.enable_audit() to audit a table.")));
+}
+
 AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 {
 	if (tenant_column_plan == nullptr) {
@@ -1309,6 +1338,8 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		CacheRegisterRelcacheCallback(invalidate_rel, (Datum) 0);
 	}
 	const Oid relid = RelationGetRelid(rel);
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		refuse_unaudited(rel, true);
 	bool found;
 	RelInfo* e = static_cast<RelInfo*>(hash_search(rel_cache, &relid, HASH_ENTER, &found));
 	if (found && e->valid)
@@ -1376,11 +1407,19 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	const int guc_level = tg::pg::pin_search_path();
+	const bool audited = is_audited(relid) || (root != relid && is_audited(root));
 	e->tenant_attnum = tenant_column_of(relid, desc);
 	if (e->tenant_attnum == 0 && root != relid)
 		e->tenant_attnum = tenant_column_of(root, desc);
 	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
+	if (!audited)
+		refuse_unaudited(rel, false);
+	// A registry row alone does not make a table protected: a record takes
+	// its tenant from the row only where row-level security (forced, so the
+	// owner too) let only that tenant write it; elsewhere from the context.
+	if (!rel->rd_rel->relrowsecurity || !rel->rd_rel->relforcerowsecurity)
+		e->tenant_attnum = 0;
 	e->tenant_out = InvalidOid;
 	if (e->tenant_attnum > 0) {
 		bool varlena;
@@ -1953,9 +1992,11 @@ TG_FUNCTION(_audit_flush)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("tenant_guard._audit_flush() must run AFTER ... FOR EACH STATEMENT"),
 		                errhint("Use tenant_guard.enable_audit() to set up auditing.")));
+	Relation rel = td->tg_relation;
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		refuse_unaudited(rel, true);
 	if (xs.packs == nullptr)
 		return PointerGetDatum(nullptr);
-	Relation rel = td->tg_relation;
 	Oid root = RelationGetRelid(rel);
 	if (rel->rd_rel->relispartition) {
 		// The row trigger of this partition cached its root; the catalog

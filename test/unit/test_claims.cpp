@@ -36,6 +36,25 @@ TEST_CASE("normalize_text drops blank and null", "[claims]")
 	CHECK_FALSE(normalize_text("null"));
 	CHECK_FALSE(normalize_text(" NuLl "));
 	CHECK(normalize_text("nullify") == std::optional<std::string>("nullify"));
+	// a NUL byte would cut the value short in PostgreSQL text: absent
+	CHECK_FALSE(normalize_text(std::string_view("alice\0admin", 11)));
+	CHECK_FALSE(normalize_text(std::string_view("\0", 1)));
+}
+
+TEST_CASE("claims holding a NUL byte are absent, not cut short", "[claims]")
+{
+	Context c = from_claims_text(std::string(R"({"org_id":")") + k_org +
+	                                 R"(","sub":"alice\u0000admin","org_role":"member\u0000","act":{"sub":"x\u0000y"},)"
+	                                 R"("scopes":{"venue":["v1","v2\u0000v3"]}})",
+	                             k_paths);
+	REQUIRE(c.org);
+	CHECK_FALSE(c.user_id);
+	CHECK_FALSE(c.role);
+	CHECK_FALSE(c.impersonator);
+	REQUIRE(c.scope("venue"));
+	CHECK(*c.scope("venue") == std::vector<std::string>{"v1"});
+	Context k = from_claims_text(R"({"org_id":"acme\u0000other"})", k_paths);
+	CHECK_FALSE(k.org_key);
 }
 
 TEST_CASE("valid_path rejects empty segments", "[claims]")

@@ -196,6 +196,11 @@ LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
     text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) IS
     'Internal: SHA-256 of the canonical form of an audit record (every column but hash).';
+-- Not for PUBLIC: verify_audit() (SECURITY DEFINER) is its caller. A tenant
+-- reader sees seal_prev, the hash of a record of another tenant; with this
+-- function it could confirm a guess of that whole record.
+REVOKE ALL ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
+    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) FROM PUBLIC;
 
 -- One line per row change or event, for people and exports: the row
 -- changes of a statement record unnested. security_invoker: the reader sees
@@ -311,15 +316,15 @@ BEGIN
     redact_columns := coalesce(redact_columns, '{}');
     SELECT c.relkind, c.relpersistence, c.relowner, n.nspname INTO r
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+    IF r.relpersistence = 't' THEN
+        RAISE EXCEPTION 'cannot audit temporary table %', tbl USING ERRCODE = 'feature_not_supported';
+    END IF;
     IF r.nspname IN ('pg_catalog', 'information_schema', 'tenant_guard') OR r.nspname LIKE 'pg\_%' THEN
         RAISE EXCEPTION 'cannot audit %', tbl USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'System catalogs and tenant_guard''s own tables cannot be audited.';
     END IF;
     IF r.relkind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = 'wrong_object_type';
-    END IF;
-    IF r.relpersistence = 't' THEN
-        RAISE EXCEPTION 'cannot audit temporary table %', tbl USING ERRCODE = 'feature_not_supported';
     END IF;
     IF NOT pg_has_role(r.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
