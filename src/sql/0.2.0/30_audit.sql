@@ -658,6 +658,10 @@ DECLARE
     links jsonb;
     last record;
 BEGIN
+    IF pg_catalog.pg_is_in_recovery() THEN
+        RAISE EXCEPTION 'cannot purge the audit log on a standby' USING ERRCODE = 'read_only_sql_transaction',
+            HINT = 'Run tenant_guard.purge_audit() on the primary; the standby replays what it drops.';
+    END IF;
     horizon := pg_catalog.now() - pg_catalog.current_setting('tenant_guard.audit_retention')::interval;
     PERFORM tenant_guard._audit_partitions_ahead();
     FOR p IN
