@@ -1,0 +1,207 @@
+#!/bin/bash
+# Crash recovery under audited write load. Four application clients
+# (test/crash/crash_load.py, psycopg) write to a protected, audited table with
+# an encrypted column for 20 tenants, single rows and batches, some
+# transactions rolled back on purpose, keeping a ledger of what COMMIT
+# acknowledged. Three times per run the server is killed hard while they
+# write: kill -9 of the postmaster, kill -9 of one backend (the postmaster
+# then resets every backend), and pg_ctl stop -m immediate; it is restarted
+# and the clients reconnect. After each round:
+#  - verify_audit() passes and no seal number is used twice (the seal head in
+#    shared memory is rebuilt from the table);
+#  - every row the clients saw committed is in the table with exactly one
+#    INSERT record in the audit trail; no row and no record exists for a
+#    transaction rolled back or cut before COMMIT; a transaction whose COMMIT
+#    was cut by the crash has both or neither;
+#  - every committed encrypted value decrypts.
+# Then a crash in the middle of rotate_key(), purge_tenant() and purge_audit():
+# each leaves no trace (key versions, tenant state and rows, certificates, the
+# purged partition and the purge event are as before), and each completes when
+# run again. Needs the extension installed (scripts/test.sh) and python3-psycopg.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/scripts/lib.sh"
+/usr/bin/python3 -c 'import psycopg' 2>/dev/null || TG_PACKAGES="python3-psycopg" tg_install_deps
+ROUND_SECONDS=${TG_CRASH_SECONDS:-8}
+
+W=$(mktemp -d /tmp/tg_crash.XXXXXX)
+chmod 755 "$W"
+BIN=$(pg_config --bindir)
+trap 'tg_stop_cluster "$W/pg"; [ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$W"' EXIT
+mkdir -p "$W/fixtures" "$W/ledger"
+/usr/bin/python3 "$ROOT/test/fixtures/make_fixtures.py" "$W/fixtures" >/dev/null
+[ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$W/fixtures"
+. "$W/fixtures/tokens.env"
+tg_start_cluster "$W/pg" "shared_preload_libraries = 'tenant_guard'" \
+	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "restart_after_crash = on" >/dev/null
+DATA=$W/pg/data
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+fail() { echo "FAIL: $*"; tail -30 "$W/pg/server.log"; exit 1; }
+
+q >/dev/null <<'SQL'
+SET client_min_messages = warning;
+CREATE EXTENSION tenant_guard;
+-- History from January 2020, as the trigger writes it: one record, seal 1
+-- (purge_audit() will have a partition to drop)
+DO $$
+DECLARE
+    at timestamptz := '2020-01-15 12:00:00+00';
+    zero bytea := decode(repeat('00', 32), 'hex');
+    rid bigint := nextval('tenant_guard.audit_log_id_seq');
+    h bytea;
+BEGIN
+    PERFORM tenant_guard._audit_partition_for(at);
+    h := tenant_guard._audit_hash(rid, at, at, 1000, NULL, 'event', 1, 'legacy.import', NULL, 'importer', NULL,
+                                  NULL, 'postgres', 'postgres', NULL, 0, NULL, '{}', zero, 1, zero);
+    INSERT INTO tenant_guard.audit_log VALUES (rid, at, at, 1000, NULL, 'event', 1, 'legacy.import', NULL,
+        'importer', NULL, NULL, 'postgres', 'postgres', NULL, 0, NULL, '{}', zero, 1, zero, h);
+END
+$$;
+CREATE ROLE regress_crash_app LOGIN;
+ALTER ROLE regress_crash_app SET tenant_guard.context_source = 'setting';
+SELECT tenant_guard.register_app_role('regress_crash_app');
+CREATE SCHEMA crash;
+GRANT USAGE ON SCHEMA crash TO regress_crash_app;
+CREATE TABLE crash.items (client int, seq int, org_id uuid NOT NULL, body text, secret bytea,
+                          PRIMARY KEY (client, seq));
+SELECT tenant_guard.protect('crash.items');
+SELECT tenant_guard.enable_audit('crash.items');
+GRANT SELECT, INSERT, UPDATE ON crash.items TO regress_crash_app;
+SQL
+export CRASH_DSN="host=$PGHOST port=$PGPORT dbname=postgres user=regress_crash_app"
+
+start_server() {  # after a kill the old backends may still be exiting: retry
+	local i
+	for i in $(seq 1 50); do
+		tg_as_server "$BIN/pg_ctl" -D "$DATA" -l "$W/pg/server.log" -w -s start >/dev/null 2>&1 && return 0
+		sleep 0.2
+	done
+	fail "the server did not restart"
+}
+wait_ready() {
+	local i
+	for i in $(seq 1 100); do q -c 'SELECT 1' >/dev/null 2>&1 && return 0; sleep 0.2; done
+	fail "the server did not come back"
+}
+crash() {  # crash METHOD
+	case $1 in
+	postmaster)
+		kill -9 "$(head -1 "$DATA/postmaster.pid")"
+		start_server ;;
+	backend)
+		local pid
+		pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE usename = 'regress_crash_app' LIMIT 1")
+		[ -n "$pid" ] || pid=$(q -c "SELECT pid FROM pg_stat_activity WHERE backend_type = 'checkpointer'")
+		kill -9 "$pid" ;;
+	immediate)
+		tg_as_server "$BIN/pg_ctl" -D "$DATA" -m immediate -w -s stop >/dev/null
+		start_server ;;
+	esac
+	wait_ready
+}
+
+check() {  # check ROUND: the database against the ledgers so far
+	local r
+	r=$(q -c "SELECT ok FROM tenant_guard.verify_audit()")
+	[ "$r" = t ] || fail "round $1: verify_audit() says $(q -c "SELECT problem FROM tenant_guard.verify_audit()")"
+	r=$(q -c "SELECT count(*) FROM (SELECT seal_seq FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL
+	                                 GROUP BY 1 HAVING count(*) > 1) d")
+	[ "$r" = 0 ] || fail "round $1: $r seal numbers used twice"
+	q -c "SELECT client || ':' || seq FROM crash.items" | sort >"$W/rows.txt"
+	q -c "SELECT (row_pk->>'client') || ':' || (row_pk->>'seq') FROM tenant_guard.audit_trail
+	      WHERE table_name = 'crash.items' AND kind = 'row' AND action = 'INSERT'" | sort >"$W/inserts.txt"
+	[ -z "$(uniq -d "$W/inserts.txt")" ] || fail "round $1: a row has more than one INSERT record"
+	/usr/bin/python3 - "$W/ledger" "$W/rows.txt" "$W/inserts.txt" "$1" <<'PY' || fail "round $1: the ledger and the database disagree"
+import glob, json, sys
+ledger, stats = {}, {"committed": 0, "rolled_back": 0, "uncertain": 0, "reconnects": 0}
+for f in glob.glob(sys.argv[1] + "/*.json"):
+    d = json.load(open(f))
+    ledger.update(d["ledger"])
+    for k, v in d["stats"].items():
+        stats[k] += v
+rows = set(open(sys.argv[2]).read().split())
+inserts = set(open(sys.argv[3]).read().split())
+bad = []
+for key, (outcome, org) in ledger.items():
+    r, a = key in rows, key in inserts
+    if outcome == "committed" and not (r and a):
+        bad.append("committed %s: row %s, record %s" % (key, r, a))
+    elif outcome == "rolled_back" and (r or a):
+        bad.append("rolled back %s: row %s, record %s" % (key, r, a))
+    elif outcome == "uncertain" and r != a:
+        bad.append("uncertain %s: row %s, record %s" % (key, r, a))
+unknown = (rows | inserts) - set(ledger)
+if unknown:
+    bad.append("%d rows or records no client wrote, e.g. %s" % (len(unknown), sorted(unknown)[:3]))
+for b in bad[:10]:
+    print("  " + b)
+n = {o: sum(1 for v in ledger.values() if v[0] == o) for o in ("committed", "rolled_back", "uncertain")}
+print("round %s: %d rows committed, %d rolled back, %d cut at COMMIT (%d transactions committed, %d rolled back, "
+      "%d cut; %d reconnects); %d rows and %d INSERT records in the database"
+      % (sys.argv[4], n["committed"], n["rolled_back"], n["uncertain"], stats["committed"], stats["rolled_back"],
+         stats["uncertain"], stats["reconnects"], len(rows), len(inserts)))
+sys.exit(1 if bad else 0)
+PY
+	# every committed encrypted value decrypts, in its tenant's context
+	r=$(q -c "SELECT count(*) FROM (SELECT DISTINCT org_id FROM crash.items) o,
+	          LATERAL (SELECT set_config('tenant_guard.context_source', 'setting', false),
+	                          set_config('tenant_guard.org_id', o.org_id::text, false)) s,
+	          LATERAL (SELECT count(*) FILTER (WHERE tenant_guard.decrypt_text(i.secret, 'crash.items.secret')
+	                                                 IS DISTINCT FROM 'secret v' || i.seq) AS bad
+	                   FROM crash.items i WHERE i.org_id = o.org_id AND i.secret IS NOT NULL) d
+	          WHERE d.bad > 0")
+	[ "$r" = 0 ] || fail "round $1: encrypted values of $r tenants do not decrypt"
+}
+
+round=0
+for method in postmaster backend immediate; do
+	round=$((round + 1))
+	CRASH_CLIENT_BASE=$((round * 100)) /usr/bin/python3 "$HERE/crash_load.py" "$W/ledger" "$ROUND_SECONDS" 4 &
+	load=$!
+	sleep $((ROUND_SECONDS / 2))
+	crash "$method"
+	wait "$load" || fail "the load of round $round failed"
+	check "$round"
+	echo "ok: round $round, $method killed under load: committed = recorded, rolled back = absent, chain verifies"
+done
+
+# A crash in the middle of a maintenance transaction leaves no trace.
+ORG=10000003-0000-4000-8000-000000000003
+q -c "SELECT tenant_guard.register_tenant('$ORG', 'three')" >/dev/null
+mid_crash() {  # mid_crash LABEL SQL: runs SQL, then holds its transaction open while the server is killed
+	( psql -X -q -c "BEGIN" -c "$2" -c "SELECT pg_sleep(60)" -c "COMMIT" >/dev/null 2>&1 || true ) &
+	local i
+	for i in $(seq 1 100); do
+		[ "$(q -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%'")" = 1 ] && break
+		sleep 0.1
+	done
+	kill -9 "$(head -1 "$DATA/postmaster.pid")"
+	start_server
+	wait_ready
+	wait
+}
+state() {
+	q -c "SELECT (SELECT string_agg(org_id || ':' || version || ':' || state, ',' ORDER BY org_id, version)
+	              FROM tenant_guard.tenant_keys) || '|' ||
+	             (SELECT status FROM tenant_guard.tenants WHERE org_id = '$ORG') || '|' ||
+	             (SELECT count(*) FROM crash.items WHERE org_id = '$ORG') || '|' ||
+	             (SELECT count(*) FROM tenant_guard.purge_certificates) || '|' ||
+	             (SELECT count(*) FROM pg_inherits WHERE inhparent = 'tenant_guard.audit_log'::regclass) || '|' ||
+	             (SELECT count(*) FROM tenant_guard.audit_log WHERE action = 'tenant_guard.audit_purge')"
+}
+for op in "rotate_key:SELECT tenant_guard.rotate_key('$ORG')" \
+          "archive and purge_tenant:SELECT tenant_guard.archive_tenant('$ORG'), tenant_guard.purge_tenant('$ORG', '$ORG')" \
+          "purge_audit:SELECT count(*) FROM tenant_guard.purge_audit()"; do
+	label=${op%%:*}
+	sql=${op#*:}
+	before=$(state)
+	mid_crash "$label" "$sql"
+	after=$(state)
+	[ "$before" = "$after" ] || fail "a crash in the middle of $label left a trace: $before -> $after"
+	[ "$(q -c "SELECT ok FROM tenant_guard.verify_audit()")" = t ] || fail "verify_audit() after a crash in $label"
+	q -c "$sql" >/dev/null || fail "$label did not complete when run again"
+	[ "$(state)" != "$before" ] || fail "$label changed nothing when run again"
+	[ "$(q -c "SELECT ok FROM tenant_guard.verify_audit()")" = t ] || fail "verify_audit() after $label"
+	echo "ok: a crash in the middle of $label left no trace; run again, it completed"
+done
