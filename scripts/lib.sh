@@ -2,7 +2,8 @@
 # Source it; it defines functions only.
 
 TG_PACKAGES="postgresql-15 postgresql-client-15 postgresql-server-dev-15 libssl-dev libsodium-dev \
-nlohmann-json3-dev catch2 pkg-config cmake g++ make pgbouncer python3 python3-jwt python3-cryptography"
+nlohmann-json3-dev catch2 pkg-config cmake g++ make pgbouncer python3 python3-jwt python3-cryptography \
+dpkg-dev"
 
 tg_log() { printf '== %s\n' "$*" >&2; }
 

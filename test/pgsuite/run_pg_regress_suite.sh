@@ -35,6 +35,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 . "$ROOT/scripts/lib.sh"
 export LANG=C.UTF-8
 unset PGDATABASE PGSERVICE PGOPTIONS
+umask 022  # the server's user reads the suite and the C modules
 
 PASSES=${TG_PGSUITE_PASSES:-a b}
 if [ -n "${TG_PGSUITE_CACHE:-}" ]; then
@@ -154,6 +155,9 @@ run_pass() {
 	local dir=$WORK/$name
 	mkdir -p "$dir/out"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir/out"
+	# The server inherits the environment: no connection settings of another
+	# cluster (the subscription test's workers connect with the defaults).
+	unset PGHOST PGPORT PGUSER
 	if [ "$preload" = yes ]; then
 		tg_start_cluster "$dir/pg" "shared_preload_libraries = 'tenant_guard'" "max_prepared_transactions = 10"
 	else
