@@ -3,7 +3,7 @@
 
 TG_PACKAGES="postgresql-15 postgresql-client-15 postgresql-server-dev-15 libssl-dev libsodium-dev \
 nlohmann-json3-dev catch2 pkg-config cmake g++ make pgbouncer python3 python3-jwt python3-cryptography \
-python3-psycopg python3-psycopg-pool clang libclang-rt-14-dev"
+python3-psycopg python3-psycopg-pool clang libclang-rt-14-dev dpkg-dev"
 
 tg_log() { printf '== %s\n' "$*" >&2; }
 

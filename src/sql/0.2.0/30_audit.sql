@@ -403,11 +403,14 @@ $$;
 COMMENT ON FUNCTION tenant_guard.disable_audit(regclass) IS 'Stops auditing a table (recorded in the log).';
 
 -- New partitions of an audited table get its statement triggers too; dropped
--- audited tables leave the registry.
+-- audited tables leave the registry. row_security is pinned on: the event
+-- trigger reads audited_tables, which has row-level security, with the
+-- caller's rights (05_event_triggers.sql says why).
 CREATE FUNCTION tenant_guard._audit_on_ddl()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET row_security = on
 AS $$
 DECLARE
     rel regclass;

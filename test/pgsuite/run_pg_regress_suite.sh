@@ -1,0 +1,246 @@
+#!/bin/bash
+# PostgreSQL's own regression suite (src/test/regress, parallel_schedule)
+# against tenant_guard's hooks: the ProcessUtility and ExecutorStart hooks,
+# the DDL event triggers, the transaction callbacks and the audit triggers see
+# every statement form the suite has. Three runs, each on a fresh throw-away
+# cluster set up like the test cluster (scripts/lib.sh):
+#
+#   baseline  no tenant_guard at all: what this environment (server minor
+#             release, locale, psql) makes of the suite
+#   a         tenant_guard preloaded and installed in the suite's database
+#   b         the same, plus a protected, audited tenant table with rows, a
+#             registered application role working on it while the suite runs,
+#             the suite's own schema public guarded by guard_schema(), and a
+#             check at the end that tenant_guard's state survived the suite
+#
+# Passes a and b are compared with the baseline (the baseline's output is
+# their expected output; the stock expected files stay as alternatives).
+# The harness fails on a crash, an assertion failure, a PANIC or a lost
+# connection in any run, and on any difference from the baseline that
+# test/pgsuite/accepted_differences.txt does not list (or one it lists that
+# no longer occurs). docs/compatibility.md explains each accepted difference.
+#
+# The suite comes from Debian's source package of the installed server,
+# downloaded once with a private apt source list (the system's apt
+# configuration is not touched) and cached in $TG_PGSUITE_CACHE, by default
+# /var/cache/tenant_guard/pgsuite as root and
+# ${XDG_CACHE_HOME:-~/.cache}/tenant_guard/pgsuite otherwise.
+#
+# Needs the installed extension (bash scripts/test.sh installs it).
+# TG_PGSUITE_KEEP=1 keeps the work directory (it is kept after a failure
+# anyway); TG_PGSUITE_PASSES="a" runs the baseline and pass a only.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+. "$ROOT/scripts/lib.sh"
+export LANG=C.UTF-8
+unset PGDATABASE PGSERVICE PGOPTIONS
+umask 022  # the server's user reads the suite and the C modules
+
+PASSES=${TG_PGSUITE_PASSES:-a b}
+if [ -n "${TG_PGSUITE_CACHE:-}" ]; then
+	CACHE=$TG_PGSUITE_CACHE
+elif [ "$(id -u)" -eq 0 ]; then
+	CACHE=/var/cache/tenant_guard/pgsuite
+else
+	CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/tenant_guard/pgsuite
+fi
+
+PG_VERSION_LINE=$(pg_config --version)                                     # PostgreSQL 15.20 (Debian 15.20-0+deb12u1)
+PG_MAJOR=$(sed -nE 's/^PostgreSQL ([0-9]+)\..*/\1/p' <<<"$PG_VERSION_LINE")
+PG_DEB_VERSION=$(sed -nE 's/.*\(Debian ([^)]+)\).*/\1/p' <<<"$PG_VERSION_LINE")
+[ -n "$PG_MAJOR" ] && [ -n "$PG_DEB_VERSION" ] || { tg_log "cannot read the server version from: $PG_VERSION_LINE"; exit 1; }
+SRC_PACKAGE=postgresql-$PG_MAJOR
+SUITE_CACHE=$CACHE/$PG_DEB_VERSION
+
+# ---------------------------------------------------------------------------
+# The suite: downloaded, unpacked and its C module built once per installed
+# server version.
+# ---------------------------------------------------------------------------
+
+apt_private() {
+	local tool=$1; shift
+	"$tool" -o Dir::Etc::sourcelist="$CACHE/apt/sources.list" -o Dir::Etc::sourceparts=- \
+		-o Dir::State::Lists="$CACHE/apt/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+		-o Debug::NoLocking=1 "$@"
+}
+# (No apt locks: the private lists are guarded by the cache's own lock, and a
+# system apt-get running meanwhile must not make the download fail.)
+
+fetch_suite() {
+	[ -f "$SUITE_CACHE/ready" ] && return 0
+	mkdir -p "$CACHE"
+	exec 9>"$CACHE/.lock"
+	flock 9
+	if [ -f "$SUITE_CACHE/ready" ]; then exec 9>&-; return 0; fi
+	local codename; codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || { tg_log "cannot tell the Debian release from /etc/os-release"; return 1; }
+	tg_log "fetching the regression suite of $SRC_PACKAGE $PG_DEB_VERSION (Debian $codename source package)"
+	mkdir -p "$CACHE/apt/lists/partial"
+	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+	{
+		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename main"
+		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename-updates main"
+		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security $codename-security main"
+	} >"$CACHE/apt/sources.list"
+	apt_private apt-get update -qq >/dev/null
+	local tmp; tmp=$(mktemp -d "$CACHE/tmp.XXXXXX")
+	# The installed version first; when the archive no longer (or does not
+	# yet) has its source, the newest source of the same major version. The
+	# passes are compared with a baseline run of the same suite on the same
+	# server, so what changed between the two minor releases cancels out.
+	local v got=""
+	for v in "$PG_DEB_VERSION" $(apt_private apt-cache showsrc "$SRC_PACKAGE" 2>/dev/null \
+			| sed -n 's/^Version: //p' | sort -uVr); do
+		rm -rf "${tmp:?}"/*
+		if (cd "$tmp" && apt_private apt-get source -qq --download-only "$SRC_PACKAGE=$v" >/dev/null 2>&1); then
+			got=$v
+			break
+		fi
+	done
+	[ -n "$got" ] || { tg_log "no source of $SRC_PACKAGE could be downloaded"; rm -rf "$tmp"; return 1; }
+	(cd "$tmp" && dpkg-source -x --no-check ./*.dsc src >/dev/null)
+	rm -rf "$SUITE_CACHE"
+	mkdir -p "$SUITE_CACHE/lib"
+	local r=$tmp/src/src/test/regress
+	cp -r "$r/sql" "$r/expected" "$r/data" "$r/parallel_schedule" "$SUITE_CACHE/"
+	cp "$r/regress.c" "$SUITE_CACHE/lib/"
+	echo "$got" >"$SUITE_CACHE/source-version"
+	rm -rf "$tmp"
+	# The suite's C module, built against the installed server's headers; the
+	# two contrib/spi modules the suite loads are the server's own.
+	cat >"$SUITE_CACHE/lib/Makefile" <<-'EOF'
+		MODULES = regress
+		override with_llvm = no
+		PG_CONFIG = pg_config
+		PGXS := $(shell $(PG_CONFIG) --pgxs)
+		include $(PGXS)
+	EOF
+	make -s -C "$SUITE_CACHE/lib" >/dev/null
+	local m; for m in autoinc refint; do ln -sf "$(pg_config --pkglibdir)/$m.so" "$SUITE_CACHE/lib/$m.so"; done
+	chmod -R a+rX "$SUITE_CACHE"
+	touch "$SUITE_CACHE/ready"
+	exec 9>&-
+}
+
+fetch_suite
+SRC_VERSION=$(cat "$SUITE_CACHE/source-version")
+tg_log "suite: $SRC_PACKAGE $SRC_VERSION; server: $PG_DEB_VERSION"
+[ "$SRC_VERSION" = "$PG_DEB_VERSION" ] ||
+	tg_log "the archive has no source of $PG_DEB_VERSION: running the $SRC_VERSION suite (compared with its own baseline run)"
+
+FAILED=0
+WORK=$(mktemp -d /tmp/tg_pgsuite.XXXXXX)
+chmod 755 "$WORK"
+cleanup() {
+	local d; for d in "$WORK"/*/pg; do [ -d "$d" ] && tg_stop_cluster "$d"; done
+	if [ -n "${TG_PGSUITE_KEEP:-}" ] || [ "$FAILED" -ne 0 ]; then tg_log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+# The stock input: the suite's files, with the end-of-data markers the
+# installed psql needs after failing in-line COPY commands
+# (copy_terminators.py says why).
+mkdir -p "$WORK/stock"
+cp -r "$SUITE_CACHE/sql" "$SUITE_CACHE/expected" "$SUITE_CACHE/data" "$SUITE_CACHE/parallel_schedule" "$WORK/stock/"
+/usr/bin/python3 "$HERE/copy_terminators.py" "$WORK/stock" >"$WORK/stock/copy_terminators.log"
+tg_log "end-of-data markers added after $(grep -c . "$WORK/stock/copy_terminators.log" || true) failing COPY commands"
+
+PG_REGRESS=$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress
+fail() { echo "FAIL: $*"; FAILED=1; }
+
+# run_pass NAME INPUTDIR SCHEDULE PRELOAD(yes|no) [pg_regress options...]
+run_pass() {
+	local name=$1 input=$2 schedule=$3 preload=$4; shift 4
+	local dir=$WORK/$name
+	mkdir -p "$dir/out"
+	[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir/out"
+	# The server inherits the environment: no connection settings of another
+	# cluster (the subscription test's workers connect with the defaults).
+	unset PGHOST PGPORT PGUSER
+	if [ "$preload" = yes ]; then
+		tg_start_cluster "$dir/pg" "shared_preload_libraries = 'tenant_guard'" "max_prepared_transactions = 10"
+	else
+		tg_start_cluster "$dir/pg" "max_prepared_transactions = 10"
+	fi
+	local start=$SECONDS
+	# As the server's user: COPY TO/FROM files and lo_import/lo_export run in
+	# the server and use the output directory.
+	set +e
+	tg_as_server "$PG_REGRESS" --inputdir="$input" --outputdir="$dir/out" --bindir="$(pg_config --bindir)" \
+		--dlpath="$SUITE_CACHE/lib" --max-concurrent-tests=20 --schedule="$schedule" "$@" >"$dir/pg_regress.log" 2>&1
+	set -e
+	local took=$((SECONDS - start))
+	tg_stop_cluster "$dir/pg"
+	eval "TOOK_$name=$took"
+	local ran; ran=$(grep -cE '^ *(test +)?[a-z0-9_.]+ +\.\.\. (ok|FAILED|failed \(ignored\))' "$dir/out/regression.out" || true)
+	local listed; listed=$(sed -nE 's/^(test|ignore): *//p' "$schedule" | tr ' ' '\n' | grep -c . || true)
+	local ignored; ignored=$(sed -nE 's/^ignore: *//p' "$schedule" | tr ' ' '\n' | grep -c . || true)
+	listed=$((listed - ignored))
+	tg_log "$name: $ran tests in ${took}s"
+	[ "$ran" -eq "$listed" ] || { fail "$name: pg_regress ran $ran of $listed tests"; tail -20 "$dir/pg_regress.log"; }
+	# Crashes: in the server log, and as lost connections in the results.
+	local crash
+	crash=$(grep -E 'terminated by signal|terminated by exception|exited with exit code ([2-9]|[1-9][0-9])|PANIC:|TRAP:|terminating any other active server processes|all server processes terminated|database system was interrupted|in recovery mode' \
+		"$dir/pg/server.log" | head -20 || true)
+	[ -z "$crash" ] || { fail "$name: the server log reports a crash:"; echo "$crash"; }
+	crash=$(grep -rlE 'server closed the connection unexpectedly|connection to server was lost|no connection to the server' \
+		"$dir/out/results" 2>/dev/null | head -20 || true)
+	[ -z "$crash" ] || { fail "$name: lost connections in:"; echo "$crash"; }
+}
+
+tg_log "baseline: the suite without tenant_guard"
+run_pass baseline "$WORK/stock" "$WORK/stock/parallel_schedule" no
+[ "$FAILED" -eq 0 ] || { echo "pgsuite: the baseline run failed; tenant_guard was not tested"; exit 1; }
+tg_log "baseline: $(grep -cE '\.\.\. (FAILED|failed \(ignored\))' "$WORK/baseline/out/regression.out" || true) tests differ from the stock expected output in this environment"
+
+# The input of the passes: the baseline's output is each test's expected
+# output; the stock expected files stay as alternatives (a test whose output
+# legitimately varies from run to run matches one of them).
+mkdir -p "$WORK/in/expected"
+cp -r "$WORK/stock/sql" "$WORK/in/"
+ln -s "$WORK/stock/data" "$WORK/in/data"
+for f in "$WORK/stock/expected"/*.out; do
+	b=$(basename "$f" .out)
+	case $b in
+	*_[0-9]) cp "$f" "$WORK/in/expected/" ;;
+	*) cp "$f" "$WORK/in/expected/${b}_0.out" ;;
+	esac
+done
+for f in "$WORK/baseline/out/results"/*.out; do cp "$f" "$WORK/in/expected/"; done
+cp "$HERE"/sql/*.sql "$WORK/in/sql/"
+cp "$HERE"/expected/*.out "$WORK/in/expected/"
+
+# Pass b's schedule: the setup first, the application role's workload in
+# the group that also runs truncate, alter_table and prepare, the check last.
+awk '/^test: / && / truncate( |$)/ { print $0 " tg_workload"; next } { print }
+     END { print "test: tg_check" }' "$WORK/stock/parallel_schedule" |
+	sed '0,/^test: /s//test: tg_setup\ntest: /' >"$WORK/in/schedule_b"
+grep -q ' tg_workload$' "$WORK/in/schedule_b" || { echo "pgsuite: no group for tg_workload"; exit 1; }
+
+for p in $PASSES; do
+	case $p in
+	a)
+		tg_log "pass a: tenant_guard preloaded and installed in the regression database"
+		run_pass a "$WORK/in" "$WORK/stock/parallel_schedule" yes --load-extension=tenant_guard
+		;;
+	b)
+		tg_log "pass b: pass a plus a protected, audited, guarded schema and an application role at work"
+		run_pass b "$WORK/in" "$WORK/in/schedule_b" yes --load-extension=tenant_guard
+		;;
+	*) echo "pgsuite: unknown pass $p"; exit 1 ;;
+	esac
+	/usr/bin/python3 "$HERE/compare.py" "$HERE/accepted_differences.txt" "$p" "$WORK/$p/out/regression.diffs" \
+		"$WORK/observed_$p.txt" || FAILED=1
+done
+
+summary="baseline ${TOOK_baseline}s"
+for p in $PASSES; do summary+=", pass $p $(eval echo "\$TOOK_$p")s"; done
+summary+="; ${SECONDS}s in all"
+tg_log "run time: $summary (suite $SRC_VERSION on server $PG_DEB_VERSION)"
+if [ "$FAILED" -ne 0 ]; then
+	echo "pgsuite: FAILED ($summary); outputs and the observed differences, in the format of"
+	echo "         accepted_differences.txt, are in $WORK/observed_*.txt"
+	exit 1
+fi
+echo "pgsuite: no crash; every difference from the baseline is accepted ($summary)"
