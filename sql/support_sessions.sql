@@ -158,7 +158,7 @@ RESET tenant_guard.support_role;
 -- tenant A's admin (a signed context of its own, in one transaction of this
 -- backend) revokes; the support context comes back after COMMIT...
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS admin_of_a, tenant_guard.current_user_role();
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS admin_of_a, tenant_guard.current_user_role();
 SELECT tenant_guard.revoke_support_sessions() AS revoked;
 SELECT status FROM tenant_guard.support_sessions WHERE reason = 'ticket 46';
 COMMIT;

@@ -209,12 +209,20 @@ done
 #   B|client|phase|tx|tick|pid|org|uid          read before establishing
 #   A|client|phase|tx|pid|org|uid|end|method    read back after establishing
 #   S|...                                       establishing (ignored)
-# The token is read from the environment with \getenv: it is never on a
-# command line or in a file of ours.
+# The token is read from the environment by \copy ... FROM PROGRAM: it is
+# never on a command line, in a file of ours or in a statement's text.
 #-----------------------------------------------------------------------------
+# set_context_sql MS: set_context() with the client's token. The token goes in
+# as COPY data (tenant_guard.context_input), read from the environment by
+# psql's \copy: set_context() refuses a token written into the statement
+# text, and psql 15 cannot send a bind parameter.
+set_context_sql() {
+	echo "\\copy tenant_guard.context_input (token) FROM PROGRAM 'printenv TG_POOLER_TOKEN'"
+	echo "SELECT 'S' FROM pg_sleep(0.00$1);"
+}
+
 gen_sql() {   # gen_sql CLIENT PHASE ORG
 	local c=$1 phase=$2 org=$3 tx method end ms
-	echo '\getenv tok TG_POOLER_TOKEN'
 	for tx in $(seq "$TX"); do
 		ms=$((tx % 3 + 1))                               # 1-3 ms inside the transaction
 		end=COMMIT; [ $((tx % 5)) -eq 0 ] && end=ROLLBACK
@@ -229,15 +237,11 @@ gen_sql() {   # gen_sql CLIENT PHASE ORG
 			   echo "SET LOCAL request.jwt.claims = '{\"org_id\":\"$org\",\"sub\":\"c$c-tx$tx\"}';"
 			   echo "SELECT 'S' FROM pg_sleep(0.00$ms);" ;;
 			2) method=set_context
-			   echo "SELECT 'S', tenant_guard.set_context(:'tok') FROM pg_sleep(0.00$ms);" ;;
+			   set_context_sql "$ms" ;;
 			esac
 		else
 			method=set_context
-			if [ $((tx % 2)) -eq 0 ]; then
-				echo "SELECT 'S', tenant_guard.set_context(:'tok', session => false) FROM pg_sleep(0.00$ms);"
-			else
-				echo "SELECT 'S', tenant_guard.set_context(:'tok') FROM pg_sleep(0.00$ms);"
-			fi
+			set_context_sql "$ms"
 		fi
 		echo "SELECT 'A', $c, '$phase', $tx, pg_backend_pid()," \
 			"coalesce(tenant_guard.current_user_org_id()::text, 'NULL'), coalesce(tenant_guard.current_user_id(), 'NULL')," \
