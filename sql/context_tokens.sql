@@ -147,6 +147,25 @@ SELECT dblink_exec('b', 'ROLLBACK');
 ALTER ROLE regress_tok_app RESET tenant_guard.literal_token;
 SELECT dblink_disconnect('b');
 
+---------------------------------------------------------------------------
+-- 4. harden_app_role(): the sessions of the role no longer record their
+--    statement text, so tenant A sees nothing of tenant B's statements, and
+--    the role cannot turn it back on
+---------------------------------------------------------------------------
+SELECT regexp_replace(s, 'DATABASE \S+', 'DATABASE <db>') AS hardening
+FROM tenant_guard.harden_app_role('regress_tok_app') s WHERE s ~ 'track_activities|TEMPORARY';
+SELECT pg_temp.connect_as_app('b');
+SELECT * FROM dblink('b', 'SELECT ''invoice 1042 of tenant B''') AS x(v text);
+SELECT dblink_exec('b', 'BEGIN');
+SELECT dblink_exec('b', format('SELECT tenant_guard.set_context(%L)', pg_temp.tok('tok_hs_b')), false);
+SET ROLE regress_tok_app;
+SELECT * FROM pg_temp.spy();
+RESET ROLE;
+SELECT dblink_exec('b', 'ROLLBACK');
+SELECT dblink_exec('b', 'SET track_activities = on', false);
+SELECT * FROM dblink('b', 'SHOW track_activities') AS x(track_activities text);
+SELECT dblink_disconnect('b');
+
 -- clean up
 DROP TABLE tok_t;
 SELECT tenant_guard.unregister_app_role('regress_tok_app');

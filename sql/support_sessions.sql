@@ -259,7 +259,10 @@ SELECT ok, problem FROM tenant_guard.verify_audit(:'org_a');
 -- role, so that one is registered too (else lint reports TG043)
 SELECT tenant_guard.register_app_role('regress_sup_agent');
 SELECT tenant_guard.register_app_role('regress_sup_app');
+SET client_min_messages = warning;
 SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_sup_agent');
+SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_sup_app');
+RESET client_min_messages;
 SELECT severity, code, object FROM tenant_guard.lint() WHERE object LIKE '%regress_sup%';
 SET tenant_guard.context_source = 'signed';
 SELECT count(*) FILTER (WHERE outcome = 'blocked') > 20 AS attacks_blocked, count(*) FILTER (WHERE outcome = 'leak') AS leaks
