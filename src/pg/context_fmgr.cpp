@@ -45,6 +45,7 @@
 #include "core/error.hpp"
 #include "core/jwt.hpp"
 #include "core/keyfile.hpp"
+#include "core/token_text.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
@@ -198,60 +199,15 @@ const char* missing_context_hint()
 	}
 }
 
-// The shortest token, or signature part, searched for in the statement text:
-// a shorter string is no token worth protecting and would match by chance.
-constexpr std::size_t k_min_literal = 16;
-
-// The parts of a token that must not appear in the statement text: the whole
-// token, and its signature (after the last dot), which an application that
-// builds the token from pieces (header || '.' || payload || '.' || signature)
-// still writes out whole. Empty views when too short to search for.
-struct TokenParts {
-	std::string_view whole;
-	std::string_view signature;
-};
-
-TokenParts token_parts(std::string_view token)
-{
-	TokenParts p;
-	if (token.size() >= k_min_literal)
-		p.whole = token;
-	const std::size_t dot = token.rfind('.');
-	if (dot != std::string_view::npos && token.size() - dot - 1 >= k_min_literal)
-		p.signature = token.substr(dot + 1);
-	return p;
-}
-
-// Does the statement text hold the token, or its signature, literally? Not a
-// secret comparison (both strings come from the caller), so no constant time.
-bool written_into(std::string_view statement, const TokenParts& p)
-{
-	return (!p.whole.empty() && statement.find(p.whole) != std::string_view::npos) ||
-	       (!p.signature.empty() && statement.find(p.signature) != std::string_view::npos);
-}
-
-std::string redacted(std::string_view statement, const TokenParts& p)
-{
-	std::string out(statement);
-	for (std::string_view part : {p.whole, p.signature}) {
-		if (part.empty())
-			continue;
-		const std::string_view mark = "<redacted>";
-		for (std::size_t at = out.find(part); at != std::string::npos; at = out.find(part, at + mark.size()))
-			out.replace(at, part.size(), mark);
-	}
-	return out;
-}
-
 // Replaces the text pg_stat_activity shows for this backend's statement with
 // one that has the token removed. Other sessions of the role could read it
 // from the start of the statement until now; from now on they cannot, and an
 // idle session keeps showing this text until its next statement.
-void redact_activity(std::string_view statement, const TokenParts& p)
+void redact_activity(std::string_view statement, const tg::token_text::Parts& p)
 {
 	if (!pgstat_track_activities)
 		return;  // nothing is shown
-	const std::string text = redacted(statement, p);
+	const std::string text = tg::token_text::redacted(statement, p);
 	pg_call([&] {
 		const uint64 query_id = pgstat_get_my_query_id();
 		pgstat_report_activity(STATE_RUNNING, text.c_str());
@@ -396,8 +352,8 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 	// First, before anything can fail: a token in the statement text leaves
 	// pg_stat_activity, valid or not (a token refused here may be valid
 	// elsewhere, for another audience).
-	const TokenParts parts = token_parts(token);
-	const bool literal = debug_query_string != nullptr && written_into(debug_query_string, parts);
+	const tg::token_text::Parts parts = tg::token_text::parts(token);
+	const bool literal = debug_query_string != nullptr && tg::token_text::written_into(debug_query_string, parts);
 	if (literal)
 		redact_activity(debug_query_string, parts);
 
