@@ -20,6 +20,7 @@ OBJS = \
 	src/core/jwt.o \
 	src/core/keyfile.o \
 	src/core/encoding.o \
+	src/core/token_text.o \
 	src/pg/audit_guc.o \
 	src/pg/audit_fmgr.o \
 	src/core/audit.o

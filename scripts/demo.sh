@@ -55,7 +55,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON app.projects TO demo_app;
 SELECT polname, polpermissive AS permissive FROM pg_policy WHERE polrelid = 'app.projects'::regclass ORDER BY 1;
 SQL
 
-run_as_app() { psql -X -q -v ON_ERROR_STOP=0 -U demo_app -v org_a="$ORG_A" -v org_b="$ORG_B" -v token_a="$TOKEN_A" "$@"; }
+# The token reaches psql only through the environment: it is never on a
+# command line, and never in a statement's text (see docs/passing-tokens.md).
+export TOKEN_A
+run_as_app() { psql -X -q -v ON_ERROR_STOP=0 -U demo_app -v org_a="$ORG_A" -v org_b="$ORG_B" "$@"; }
 
 run_as_app <<'SQL'
 \pset footer off
@@ -102,8 +105,16 @@ run_as_app <<'SQL'
 \pset footer off
 \echo
 \echo '== signed mode: only a verified token counts (a SQL injection cannot switch tenant)'
+\echo '-- a token written into the statement text is refused: every session of demo_app, whatever its tenant,'
+\echo '-- could read it in pg_stat_activity and replay it'
+\getenv token_a TOKEN_A
+SELECT tenant_guard.set_context(:'token_a');
+\unset token_a
+\echo '-- the token goes in as a bind parameter (SELECT tenant_guard.set_context($1)); psql 15 cannot send one, so'
+\echo '-- here it goes in as COPY data, which no other session sees:'
 BEGIN;
-SELECT tenant_guard.set_context(:'token_a') AS verified_org;
+\copy tenant_guard.context_input (token) FROM PROGRAM 'printenv TOKEN_A'
+SELECT tenant_guard.current_user_org_id() AS verified_org;
 SELECT set_config('request.jwt.claims', '{"org_id":"bbbbbbbb-0000-4000-8000-00000000000b"}', true) \g /dev/null
 \echo '-- after forging request.jwt.claims for B, the session still sees only A:'
 SELECT id, name FROM app.projects ORDER BY id;

@@ -1,8 +1,9 @@
 -- tenant_guard.attack_grid() on a schema built only with protect()/allow(),
--- with context_source = signed (so no forging vector works): no vector may
--- leak. Then: the grid leaves no row, lock or setting behind (seeding
--- included), assert_isolated() passes, the forging vectors leak under the
--- forgeable sources, and bad calls fail cleanly.
+-- with context_source = signed (so no forging vector works) and the
+-- application role hardened: no vector may leak. Then: the grid leaves no
+-- row, lock or setting behind (seeding included), assert_isolated() passes,
+-- the forging vectors leak under the forgeable sources, and bad calls fail
+-- cleanly.
 \set SHOW_CONTEXT never
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
@@ -53,6 +54,15 @@ CREATE FUNCTION ag.project_name(bigint) RETURNS text LANGUAGE sql STABLE SECURIT
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ag TO regress_ag_app;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ag.events_1 TO regress_ag_app;
 RESET ROLE;
+
+-- before hardening, two channels around the tables leak: the statement text of
+-- the role's other sessions, and temporary objects planted for the next
+-- client of a pooled connection; the runtime guards block the other two
+SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_ag_app', :'org_a', :'org_b')
+WHERE tbl = 'ag.projects'::regclass AND vector IN ('query_text', 'temp_object', 'hold_cursor', 'listen') ORDER BY 1;
+SET client_min_messages = warning;
+SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_ag_app');
+RESET client_min_messages;
 
 -- every vector against one table, with its reason
 SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_ag_app', :'org_a', :'org_b')

@@ -64,6 +64,11 @@ DROP POLICY tg_wall ON bk.textual;
 CREATE POLICY everyone ON bk.textual USING (true) WITH CHECK (true);
 RESET client_min_messages;
 COMMIT;
+-- what harden_app_role() would do about the other sessions and the next
+-- client (attack_grid.sql shows query_text and temp_object leaking without)
+ALTER ROLE regress_agb_app SET track_activities = off;
+ALTER ROLE regress_agb_bypass SET track_activities = off;
+DO $$ BEGIN EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database()); END $$;
 CREATE VIEW bk.viewed_v AS SELECT * FROM bk.viewed;
 CREATE MATERIALIZED VIEW bk.viewed_mv AS SELECT * FROM bk.viewed;
 CREATE FUNCTION bk.all_viewed() RETURNS SETOF bk.viewed LANGUAGE sql STABLE SECURITY DEFINER
@@ -101,6 +106,13 @@ SET tenant_guard.block_explain_analyze = off;
 SELECT tbl, vector, outcome, detail FROM tenant_guard.attack_grid('regress_agb_app', :'org_a', :'org_b')
 WHERE tbl IN ('bk.viewed'::regclass, 'bk.truncated'::regclass) AND vector = 'explain_analyze';
 RESET tenant_guard.block_explain_analyze;
+-- with the WITH HOLD and LISTEN guards off, both leak
+SET tenant_guard.block_app_hold_cursors = off;
+SET tenant_guard.block_app_listen = off;
+SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_agb_app', :'org_a', :'org_b')
+WHERE tbl = 'bk.viewed'::regclass AND vector IN ('hold_cursor', 'listen') ORDER BY 1;
+RESET tenant_guard.block_app_hold_cursors;
+RESET tenant_guard.block_app_listen;
 
 -- a BYPASSRLS application role (or one that can SET ROLE to one)
 SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_agb_bypass', :'org_a', :'org_b')

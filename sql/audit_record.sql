@@ -110,7 +110,7 @@ SET tenant_guard.context_source = 'signed';
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.jwt_audience = :'audience';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_impersonated_a') = :'org_a' AS signed;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_impersonated_a')) = :'org_a' AS signed;
 SELECT tenant_guard.current_user_id(), tenant_guard.current_impersonator();
 UPDATE au.members SET note = 'signed fix' WHERE id = 2;
 COMMIT;

@@ -49,11 +49,11 @@ SELECT * FROM pg_temp.check_parallel('claims');
 COMMIT;
 -- signed, transaction-scoped
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_b') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b')) IS NOT NULL AS set;
 SELECT * FROM pg_temp.check_parallel('signed');
 COMMIT;
 -- signed, session-scoped
-SELECT tenant_guard.set_context(:'tok_hs_a', session => true) IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'), session => true) IS NOT NULL AS set;
 SELECT * FROM pg_temp.check_parallel('signed session');
 SELECT tenant_guard.clear_context();
 -- no context: nothing, serial or parallel

@@ -11,27 +11,27 @@ CREATE TEMP VIEW ctx AS
 
 -- COMMIT ends a transaction-scoped context
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) IS NOT NULL AS set;
 SELECT * FROM ctx;
 COMMIT;
 SELECT * FROM ctx;
 
 -- so does ROLLBACK
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) IS NOT NULL AS set;
 ROLLBACK;
 SELECT * FROM ctx;
 
 -- savepoints: a rolled-back savepoint restores the previous context
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) IS NOT NULL AS set;
 SAVEPOINT s1;
-SELECT tenant_guard.set_context(:'tok_hs_b') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b')) IS NOT NULL AS set;
 SELECT * FROM ctx;
 ROLLBACK TO SAVEPOINT s1;
 SELECT * FROM ctx;
 SAVEPOINT s2;
-SELECT tenant_guard.set_context(:'tok_hs_b') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b')) IS NOT NULL AS set;
 RELEASE SAVEPOINT s2;
 SELECT * FROM ctx;
 SAVEPOINT s3;
@@ -44,36 +44,37 @@ SELECT * FROM ctx;
 
 -- an error aborts the transaction and its context
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) IS NOT NULL AS set;
 SELECT 1 / 0;
 ROLLBACK;
 SELECT * FROM ctx;
 
 -- a session context survives transactions, and a transaction-scoped one
 -- layered on top ends with its transaction
-SELECT tenant_guard.set_context(:'tok_hs_a', session => true) IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'), session => true) IS NOT NULL AS set;
 SELECT * FROM ctx;
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_b') IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b')) IS NOT NULL AS set;
 SELECT * FROM ctx;
 COMMIT;
 SELECT * FROM ctx;
 -- a session context set in a rolled-back transaction never existed
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_b', session => true) IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b'), session => true) IS NOT NULL AS set;
 ROLLBACK;
 SELECT * FROM ctx;
 
 -- clear_context, RESET ALL and DISCARD ALL each clear it
 SELECT tenant_guard.clear_context();
 SELECT * FROM ctx;
-SELECT tenant_guard.set_context(:'tok_hs_a', session => true) IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'), session => true) IS NOT NULL AS set;
 RESET ALL;
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.context_source = 'signed';
 SELECT * FROM ctx;
-SELECT tenant_guard.set_context(:'tok_hs_a', session => true) IS NOT NULL AS set;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'), session => true) IS NOT NULL AS set;
 DISCARD ALL;
+\i :tokens_file
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.context_source = 'signed';
 SELECT tenant_guard.current_user_org_id() IS NULL AS discarded;
@@ -86,7 +87,7 @@ BEGIN
     PERFORM tenant_guard.set_context(tok);
 END $$;
 BEGIN;
-SELECT pg_temp.login(:'tok_hs_b');
+SELECT pg_temp.login(pg_temp.tok('tok_hs_b'));
 SELECT tenant_guard.current_user_org_id() = :'org_b' AS set_in_function;
 COMMIT;
 SELECT tenant_guard.current_user_org_id() IS NULL AS gone;

@@ -7,13 +7,13 @@
 
 -- not configured: one clear error
 SET tenant_guard.context_source = 'signed';
-SELECT tenant_guard.set_context(:'tok_hs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'));
 
 -- HS256 with the secret file
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.jwt_audience = :'audience';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS set_returns_org;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS set_returns_org;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS org_a, tenant_guard.current_user_id(),
        tenant_guard.current_user_role(), tenant_guard.current_scopes('venue');
 COMMIT;
@@ -21,48 +21,48 @@ SELECT tenant_guard.current_user_org_id() IS NULL AS gone_after_commit;
 
 -- an aud list containing the configured audience is accepted
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_aud_list') = :'org_b' AS aud_list_ok;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_aud_list')) = :'org_b' AS aud_list_ok;
 COMMIT;
 
 -- every refusal leaves the current context unchanged and never echoes the token
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_b') = :'org_b' AS have_b;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_b')) = :'org_b' AS have_b;
 SAVEPOINT attempt;
-SELECT tenant_guard.set_context(:'tok_hs_expired');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_expired'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_not_yet');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_not_yet'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_none');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_none'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_none_upper');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_none_upper'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_confusion');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_confusion'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_rs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_rs_a'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_wrong_key');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_wrong_key'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_tampered');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_tampered'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_truncated');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_truncated'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_two_parts');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_two_parts'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_bad_b64');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_bad_b64'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_wrong_aud');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_wrong_aud'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_no_aud');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_no_aud'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_no_org');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_no_org'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_bad_org');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_bad_org'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_nil_org');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_nil_org'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_no_exp');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_no_exp'));
 ROLLBACK TO attempt;
-SELECT tenant_guard.set_context(:'tok_hs_crit');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_crit'));
 ROLLBACK TO attempt;
 SELECT tenant_guard.set_context('');
 ROLLBACK TO attempt;
@@ -76,8 +76,8 @@ SELECT tenant_guard.current_user_org_id() = :'org_b' AS still_b;
 COMMIT;
 
 -- a refused token in autocommit keeps an existing session context
-SELECT tenant_guard.set_context(:'tok_hs_a', session => true) = :'org_a' AS session_a;
-SELECT tenant_guard.set_context(:'tok_hs_wrong_key', session => true);
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'), session => true) = :'org_a' AS session_a;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_wrong_key'), session => true);
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS still_a;
 SELECT tenant_guard.clear_context();
 SELECT tenant_guard.current_user_org_id() IS NULL AS cleared;
@@ -99,7 +99,7 @@ SELECT pg_temp.refusal(:'tok_hs_tampered') AS tampered, pg_temp.refusal(:'tok_hs
 
 -- signed mode: set_config cannot forge or switch the tenant
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS a;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS a;
 SELECT set_config('request.jwt.claims', '{"org_id":"22222222-2222-4222-8222-222222222222"}', true) IS NOT NULL AS forged_claims;
 SELECT set_config('tenant_guard.org_id', '22222222-2222-4222-8222-222222222222', true) IS NOT NULL AS forged_setting;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS still_a;
@@ -124,10 +124,10 @@ CREATE FUNCTION pg_temp.mint_hs256(claims jsonb, secret_file text) RETURNS text 
     FROM (SELECT pg_temp.b64url(convert_to('{"alg":"HS256","typ":"JWT"}', 'UTF8')) || '.' ||
                  pg_temp.b64url(convert_to(claims::text, 'UTF8')) AS s) x
 $$;
-SELECT pg_temp.mint_hs256(jsonb_build_object('org_id', :'org_a', 'aud', :'audience',
-                          'exp', floor(extract(epoch FROM clock_timestamp()))::bigint + 3), :'hs_secret_file')
-       AS tok_short_ttl \gset
-SELECT tenant_guard.set_context(:'tok_short_ttl', session => true) = :'org_a' AS short_lived;
+INSERT INTO pg_temp.tg_fixture_tokens
+SELECT 'tok_short_ttl', pg_temp.mint_hs256(jsonb_build_object('org_id', :'org_a', 'aud', :'audience',
+                        'exp', floor(extract(epoch FROM clock_timestamp()))::bigint + 3), :'hs_secret_file');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_short_ttl'), session => true) = :'org_a' AS short_lived;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS valid_now;
 SELECT pg_sleep(4);
 SELECT tenant_guard.current_user_org_id() IS NULL AS expired_fails_closed;
@@ -137,52 +137,52 @@ SELECT tenant_guard.clear_context();
 SET tenant_guard.context_source = 'claims';
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"org_id":"22222222-2222-4222-8222-222222222222"}', true) IS NOT NULL AS claims_b;
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS signed_a;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS signed_a;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS signed_wins;
 COMMIT;
 SET tenant_guard.context_source = 'signed';
 
 -- outside a transaction block a transaction-scoped context lasts one statement
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS one_statement;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS one_statement;
 SELECT tenant_guard.current_user_org_id() IS NULL AS gone;
 
 -- nested org claim with a signed token
 SET tenant_guard.org_claim = 'app_metadata.org_id';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_nested') = :'org_b' AS nested_b;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_nested')) = :'org_b' AS nested_b;
 COMMIT;
 RESET tenant_guard.org_claim;
 
 -- key file problems: loose permissions, too short, missing
 SET tenant_guard.jwt_secret_file = :'hs_secret_loose_file';
-SELECT tenant_guard.set_context(:'tok_hs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'));
 SET tenant_guard.jwt_secret_file = :'hs_secret_short_file';
-SELECT tenant_guard.set_context(:'tok_hs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'));
 SET tenant_guard.jwt_secret_file = :'missing_file';
-SELECT tenant_guard.set_context(:'tok_hs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'));
 
 -- RS256, ES256 and EdDSA with public key files
 SET tenant_guard.jwt_algorithm = 'RS256';
 SET tenant_guard.jwt_public_key_file = :'rs_public_file';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_rs_a') = :'org_a' AS rs256_ok;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_rs_a')) = :'org_a' AS rs256_ok;
 COMMIT;
-SELECT tenant_guard.set_context(:'tok_rs_wrong_key');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_rs_wrong_key'));
 -- algorithm confusion: HS256 token signed with the RSA public key as secret
-SELECT tenant_guard.set_context(:'tok_confusion');
-SELECT tenant_guard.set_context(:'tok_hs_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_confusion'));
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a'));
 SET tenant_guard.jwt_algorithm = 'ES256';
-SELECT tenant_guard.set_context(:'tok_es_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_es_a'));
 SET tenant_guard.jwt_public_key_file = :'es_public_file';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_es_a') = :'org_a' AS es256_ok;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_es_a')) = :'org_a' AS es256_ok;
 COMMIT;
 SET tenant_guard.jwt_algorithm = 'EdDSA';
 SET tenant_guard.jwt_public_key_file = :'ed_public_file';
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_ed_a') = :'org_a' AS eddsa_ok;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_ed_a')) = :'org_a' AS eddsa_ok;
 COMMIT;
-SELECT tenant_guard.set_context(:'tok_es_a');
+SELECT tenant_guard.set_context(pg_temp.tok('tok_es_a'));
 SET tenant_guard.jwt_algorithm = 'none';
 
 -- key settings are superuser-only and hidden from everyone else
@@ -197,7 +197,7 @@ SET tenant_guard.context_source = 'setting';
 SET tenant_guard.signed_context = '{"org_id":"22222222-2222-4222-8222-222222222222"}';
 -- the application role can still verify tokens with the configured key
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_ed_a') = :'org_a' AS app_role_can_set_context;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_ed_a')) = :'org_a' AS app_role_can_set_context;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS app_sees_a;
 COMMIT;
 RESET ROLE;

@@ -158,7 +158,7 @@ RESET tenant_guard.support_role;
 -- tenant A's admin (a signed context of its own, in one transaction of this
 -- backend) revokes; the support context comes back after COMMIT...
 BEGIN;
-SELECT tenant_guard.set_context(:'tok_hs_a') = :'org_a' AS admin_of_a, tenant_guard.current_user_role();
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS admin_of_a, tenant_guard.current_user_role();
 SELECT tenant_guard.revoke_support_sessions() AS revoked;
 SELECT status FROM tenant_guard.support_sessions WHERE reason = 'ticket 46';
 COMMIT;
@@ -259,7 +259,10 @@ SELECT ok, problem FROM tenant_guard.verify_audit(:'org_a');
 -- role, so that one is registered too (else lint reports TG043)
 SELECT tenant_guard.register_app_role('regress_sup_agent');
 SELECT tenant_guard.register_app_role('regress_sup_app');
+SET client_min_messages = warning;
 SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_sup_agent');
+SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_sup_app');
+RESET client_min_messages;
 SELECT severity, code, object FROM tenant_guard.lint() WHERE object LIKE '%regress_sup%';
 SET tenant_guard.context_source = 'signed';
 SELECT count(*) FILTER (WHERE outcome = 'blocked') > 20 AS attacks_blocked, count(*) FILTER (WHERE outcome = 'leak') AS leaks

@@ -40,12 +40,18 @@ public:
 	const std::string& hint() const noexcept { return hint_; }
 	// Detail written only to the server log (file paths and the like).
 	const std::string& detail_log() const noexcept { return detail_log_; }
+	// Keep the statement text (STATEMENT:) and the CONTEXT lines out of the
+	// server log for this error, because they may hold a secret the caller
+	// sent (a token written into the statement, a bind parameter).
+	bool hides_statement() const noexcept { return hide_statement_; }
+	void hide_statement() noexcept { hide_statement_ = true; }
 
 private:
 	const char* state_;
 	std::string detail_;
 	std::string hint_;
 	std::string detail_log_;
+	bool hide_statement_ = false;
 };
 
 }  // namespace tenant_guard

@@ -74,6 +74,7 @@ Datum guard(const char* fname, Body body, FunctionCallInfo fcinfo)
 	ErrorData* pg_error = nullptr;
 	int code = ERRCODE_INTERNAL_ERROR;
 	bool internal = false;
+	bool hide_statement = false;
 	char message[1024];
 	char detail[2048];
 	char hint[1024];
@@ -91,6 +92,7 @@ Datum guard(const char* fname, Body body, FunctionCallInfo fcinfo)
 		copy_text(detail, sizeof detail, e.detail().c_str());
 		copy_text(hint, sizeof hint, e.hint().c_str());
 		copy_text(detail_log, sizeof detail_log, e.detail_log().c_str());
+		hide_statement = e.hides_statement();
 	} catch (const std::bad_alloc&) {
 		code = ERRCODE_OUT_OF_MEMORY;
 		copy_text(message, sizeof message, "out of memory");
@@ -119,7 +121,8 @@ Datum guard(const char* fname, Body body, FunctionCallInfo fcinfo)
 	ereport(ERROR, (errcode(code), errmsg_internal("%s", message),
 	                detail[0] ? errdetail_internal("%s", detail) : 0,
 	                detail_log[0] ? errdetail_log("%s", detail_log) : 0,
-	                hint[0] ? errhint("%s", hint) : 0));
+	                hint[0] ? errhint("%s", hint) : 0,
+	                hide_statement ? errhidestmt(true) : 0, hide_statement ? errhidecontext(true) : 0));
 	pg_unreachable();
 }
 

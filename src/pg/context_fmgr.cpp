@@ -15,6 +15,13 @@
  *   tenant_guard.set_context(token text, session boolean) returns uuid
  *   tenant_guard.clear_context() returns void
  *
+ * A token written into the statement text (debug_query_string: what the
+ * client sent) can be read by every session of the same database role in
+ * pg_stat_activity. set_context() removes it from the text pg_stat_activity
+ * shows as soon as it sees it, and refuses a valid one
+ * (tenant_guard.literal_token). Its errors keep the statement and context
+ * out of the server log (errhidestmt, errhidecontext).
+ *
  * Resolution order (docs/security-model.md):
  *  1. a context established by set_context() (tenant_guard.signed_context),
  *     unless its exp/nbf put the current statement outside its lifetime;
@@ -38,6 +45,7 @@
 #include "core/error.hpp"
 #include "core/jwt.hpp"
 #include "core/keyfile.hpp"
+#include "core/token_text.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
@@ -47,7 +55,9 @@ extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "tcop/tcopprot.h"
 #include "utils/array.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
@@ -189,6 +199,23 @@ const char* missing_context_hint()
 	}
 }
 
+// Replaces the text pg_stat_activity shows for this backend's statement with
+// one that has the token removed. Other sessions of the role could read it
+// from the start of the statement until now; from now on they cannot, and an
+// idle session keeps showing this text until its next statement.
+void redact_activity(std::string_view statement, const tg::token_text::Parts& p)
+{
+	if (!pgstat_track_activities)
+		return;  // nothing is shown
+	const std::string text = tg::token_text::redacted(statement, p);
+	pg_call([&] {
+		const uint64 query_id = pgstat_get_my_query_id();
+		pgstat_report_activity(STATE_RUNNING, text.c_str());
+		if (query_id != 0)
+			pgstat_report_query_id(query_id, true);
+	});
+}
+
 Datum text_datum(const std::string& s)
 {
 	return pg_call([&] { return PointerGetDatum(cstring_to_text_with_len(s.data(), static_cast<int>(s.size()))); });
@@ -313,13 +340,22 @@ TG_FUNCTION(current_scopes)
 }
 
 // tenant_guard.set_context(token text, session boolean DEFAULT false) returns uuid
-TG_FUNCTION(set_context)
+static Datum set_context_checked(FunctionCallInfo fcinfo)
 {
 	if (PG_ARGISNULL(0))
 		throw Error(tg::sqlstate::k_invalid_authorization, "invalid tenant token", "The token is NULL.");
 	text* token_arg = PG_GETARG_TEXT_PP(0);
 	const bool session = !PG_ARGISNULL(1) && PG_GETARG_BOOL(1);
 	const TimestampTz now = GetCurrentTimestamp();
+	const std::string_view token(VARDATA_ANY(token_arg), VARSIZE_ANY_EXHDR(token_arg));
+
+	// First, before anything can fail: a token in the statement text leaves
+	// pg_stat_activity, valid or not (a token refused here may be valid
+	// elsewhere, for another audience).
+	const tg::token_text::Parts parts = tg::token_text::parts(token);
+	const bool literal = debug_query_string != nullptr && tg::token_text::written_into(debug_query_string, parts);
+	if (literal)
+		redact_activity(debug_query_string, parts);
 
 	const tg::jwt::Key& key = state().key.get();
 	tg::jwt::Options opt;
@@ -328,8 +364,27 @@ TG_FUNCTION(set_context)
 	opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
 	opt.now = to_unix_seconds(now);
 	opt.leeway = tg::guc::jwt_leeway;
-	tg::jwt::Verified v =
-	    tg::jwt::verify(std::string_view(VARDATA_ANY(token_arg), VARSIZE_ANY_EXHDR(token_arg)), key, opt, paths());
+	tg::jwt::Verified v = tg::jwt::verify(token, key, opt, paths());
+
+	// A valid token written into the statement: refused (or, knowingly, let
+	// through with a warning). Invalid ones got their own error above.
+	static constexpr const char* k_literal_msg = "tenant token written into the statement text";
+	static constexpr const char* k_literal_detail =
+	    "Every session of the same database role can read a statement's text in pg_stat_activity, and the server "
+	    "log may keep it, so a token written into the statement can be replayed by another tenant.";
+	if (literal && tg::guc::literal_token != tg::guc::k_literal_warn)
+		throw Error(tg::sqlstate::k_invalid_authorization, k_literal_msg,
+		            std::string(k_literal_detail) + " No context was set.",
+		            "Pass the token as a bind parameter, as in SELECT tenant_guard.set_context($1), or through COPY "
+		            "tenant_guard.context_input FROM STDIN; treat this token as exposed.");
+	if (literal)
+		pg_call([] {
+			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", k_literal_msg),
+			                  errdetail("%s", k_literal_detail),
+			                  errhint("Pass the token as a bind parameter; tenant_guard.literal_token = warn lets "
+			                          "it through."),
+			                  errhidestmt(true), errhidecontext(true)));
+		});
 
 	// Every check passed: only now does the context change.
 	pg_call([&] { tg::guc::set_signed_context(v.payload.c_str(), !session); });
@@ -337,7 +392,8 @@ TG_FUNCTION(set_context)
 		pg_call([] {
 			ereport(WARNING, (errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
 			                  errmsg("tenant context set outside a transaction block lasts only for this statement"),
-			                  errhint("Call tenant_guard.set_context() after BEGIN, or pass session => true.")));
+			                  errhint("Call tenant_guard.set_context() after BEGIN, or pass session => true."),
+			                  errhidestmt(true), errhidecontext(true)));
 		});
 
 	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
@@ -345,6 +401,23 @@ TG_FUNCTION(set_context)
 		throw std::bad_alloc();
 	std::memcpy(u->data, v.context.org->data(), UUID_LEN);
 	PG_RETURN_UUID_P(u);
+}
+
+// Every error of set_context() keeps the statement text (which may hold the
+// token) and the context lines (which may hold it as a bind parameter or a
+// COPY line) out of the server log.
+TG_FUNCTION(set_context)
+{
+	try {
+		return set_context_checked(fcinfo);
+	} catch (Error& e) {
+		e.hide_statement();
+		throw;
+	} catch (tg::pg::PgError& e) {
+		e.edata->hide_stmt = true;
+		e.edata->hide_ctx = true;
+		throw;
+	}
 }
 
 // tenant_guard.clear_context() returns void

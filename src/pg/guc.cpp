@@ -47,6 +47,7 @@ char* jwt_public_key_file = nullptr;
 char* jwt_audience = nullptr;
 char* jwt_issuer = nullptr;
 int jwt_leeway = 0;
+int literal_token = k_literal_refuse;
 char* signed_context = nullptr;
 bool allow_unsafe_ddl = false;
 std::uint64_t claim_paths_generation = 1;
@@ -66,6 +67,12 @@ const struct config_enum_entry alg_options[] = {
     {"RS256", k_alg_rs256, false},
     {"ES256", k_alg_es256, false},
     {"EdDSA", k_alg_eddsa, false},
+    {nullptr, 0, false},
+};
+
+const struct config_enum_entry literal_token_options[] = {
+    {"refuse", k_literal_refuse, false},
+    {"warn", k_literal_warn, false},
     {nullptr, 0, false},
 };
 
@@ -248,6 +255,20 @@ void init()
 	DefineCustomIntVariable("tenant_guard.jwt_leeway", "Clock skew allowed when checking exp and nbf.", nullptr,
 	                        &jwt_leeway, 0, 0, 300, PGC_SUSET, GUC_UNIT_S | GUC_NOT_IN_SAMPLE, nullptr, nullptr,
 	                        nullptr);
+
+	/*
+	 * A token written into the statement text can be read by every session
+	 * of the same database role in pg_stat_activity (every tenant shares the
+	 * application role) and may reach the server log: set_context() refuses
+	 * it. `warn` only warns, for an application that cannot be changed yet.
+	 * Superuser-only: the application must not be able to relax it.
+	 */
+	DefineCustomEnumVariable("tenant_guard.literal_token",
+	                         "What set_context() does with a token written into the statement text.",
+	                         "refuse: an error, no context is set; warn: a WARNING, the context is set. In both "
+	                         "cases the statement text shown in pg_stat_activity has the token removed.",
+	                         &literal_token, k_literal_refuse, literal_token_options, PGC_SUSET,
+	                         GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 
 	/*
 	 * The knowing escape from the guards on protected tables (refused ALTER

@@ -10,6 +10,7 @@ namespace tenant_guard::guc {
 
 enum ContextSource { k_source_claims = 0, k_source_setting = 1, k_source_signed = 2 };
 enum JwtAlg { k_alg_hs256 = 0, k_alg_rs256 = 1, k_alg_es256 = 2, k_alg_eddsa = 3 };
+enum LiteralToken { k_literal_refuse = 0, k_literal_warn = 1 };
 
 extern int context_source;
 extern bool require_context;
@@ -29,6 +30,8 @@ extern char* jwt_public_key_file;
 extern char* jwt_audience;
 extern char* jwt_issuer;
 extern int jwt_leeway;
+// What set_context() does with a token written literally into the statement.
+extern int literal_token;
 
 extern bool allow_unsafe_ddl;
 // True when allow_unsafe_ddl is on and was turned on in the current transaction.

@@ -20,6 +20,14 @@
  *   statement. Setting: tenant_guard.block_explain_analyze (default on,
  *   superuser-only).
  *
+ *   DECLARE ... WITH HOLD and LISTEN by an application role are refused:
+ *   a held cursor and a LISTEN outlive the transaction, so behind a
+ *   transaction pooler the next client of the connection, whatever its
+ *   tenant, lists the cursor in pg_cursors and fetches it, or receives the
+ *   notifications; and LISTEN receives the NOTIFY payloads of every session
+ *   of the database. Settings: tenant_guard.block_app_hold_cursors and
+ *   tenant_guard.block_app_listen (default on, superuser-only).
+ *
  *   tenant_guard._runtime_guards() returns boolean tells whether this
  *   backend has the hook (lint() reports when it does not).
  *
@@ -57,6 +65,8 @@ namespace {
 
 bool block_explain_analyze = true;
 bool block_app_truncate = true;
+bool block_app_hold_cursors = true;
+bool block_app_listen = true;
 bool installed = false;
 ProcessUtility_hook_type prev_utility = nullptr;
 
@@ -189,6 +199,34 @@ void check_explain(ExplainStmt* stmt)
 	                        "role; tenant_guard.block_explain_analyze controls this guard.")));
 }
 
+// Session state that outlives the transaction, which a transaction pooler
+// hands to the next client: cursors WITH HOLD and LISTEN.
+void check_session_state(Node* parsetree)
+{
+	const char* what = nullptr;
+	const char* detail = nullptr;
+	const char* hint = nullptr;
+	if (block_app_hold_cursors && IsA(parsetree, DeclareCursorStmt) &&
+	    (((DeclareCursorStmt*)parsetree)->options & CURSOR_OPT_HOLD) != 0) {
+		what = "DECLARE ... WITH HOLD";
+		detail = "A cursor WITH HOLD outlives its transaction: behind a transaction pooler the next client of the "
+		         "connection, whatever its tenant, lists it in pg_cursors and fetches its rows.";
+		hint = "Declare the cursor without HOLD inside the transaction; tenant_guard.block_app_hold_cursors "
+		       "controls this guard.";
+	} else if (block_app_listen && IsA(parsetree, ListenStmt)) {
+		what = "LISTEN";
+		detail = "A listening session receives the notifications of every session of the database, whatever its "
+		         "tenant, and behind a transaction pooler its LISTEN stays with the connection for the next client.";
+		hint = "Listen from a role that is not an application role; tenant_guard.block_app_listen controls this "
+		       "guard.";
+	}
+	if (what == nullptr || superuser() || !current_user_is_app_role())
+		return;
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	                errmsg("%s is not allowed for application role %s", what, GetUserNameFromId(GetUserId(), false)),
+	                errdetail("%s", detail), errhint("%s", hint)));
+}
+
 void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree, ProcessUtilityContext context,
                   ParamListInfo params, QueryEnvironment* queryEnv, DestReceiver* dest, QueryCompletion* qc)
 {
@@ -197,6 +235,8 @@ void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree
 		check_truncate((TruncateStmt*)parsetree);
 	else if (block_explain_analyze && IsA(parsetree, ExplainStmt))
 		check_explain((ExplainStmt*)parsetree);
+	else if (IsA(parsetree, DeclareCursorStmt) || IsA(parsetree, ListenStmt))
+		check_session_state(parsetree);
 	if (prev_utility != nullptr)
 		prev_utility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
@@ -217,6 +257,15 @@ void init()
 	                         "Refuses TRUNCATE of tables with row-level security to application roles.",
 	                         "TRUNCATE ignores row-level security. Needs shared_preload_libraries.",
 	                         &block_app_truncate, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("tenant_guard.block_app_hold_cursors",
+	                         "Refuses DECLARE ... WITH HOLD to application roles.",
+	                         "A held cursor outlives the transaction: a pooler hands it to the next client. Needs "
+	                         "shared_preload_libraries.",
+	                         &block_app_hold_cursors, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("tenant_guard.block_app_listen", "Refuses LISTEN to application roles.",
+	                         "Notifications reach every listening session whatever its tenant. Needs "
+	                         "shared_preload_libraries.",
+	                         &block_app_listen, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	if (process_shared_preload_libraries_in_progress) {
 		prev_utility = ProcessUtility_hook;
 		ProcessUtility_hook = utility_hook;

@@ -2,8 +2,9 @@
 # The attack grid on a cluster WITHOUT tenant_guard in shared_preload_libraries,
 # called in a fresh session (the library not loaded yet), the way a CI job
 # calls it with plain psql. Proves:
-#  1. the grid runs, and the TRUNCATE and EXPLAIN ANALYZE attacks leak, with a
-#     detail saying the runtime guards are not active without preloading;
+#  1. the grid runs, and the TRUNCATE, EXPLAIN ANALYZE, WITH HOLD and LISTEN
+#     attacks leak, with a detail saying the runtime guards are not active
+#     without preloading;
 #  2. the CI recipe `psql -v ON_ERROR_STOP=1 -c "SELECT assert_isolated(...)"`
 #     exits non-zero with SQLSTATE TGA01, and the run left no row behind.
 # Needs TG_TEST_DIR (fixtures) from scripts/test.sh.
@@ -32,15 +33,23 @@ CREATE TABLE public.docs (org_id uuid NOT NULL, id int NOT NULL, PRIMARY KEY (or
 INSERT INTO public.docs VALUES ('$ORG_A', 1), ('$ORG_B', 2);
 SELECT tenant_guard.protect('public.docs');
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON public.docs TO regress_grid_app;
+-- what harden_app_role() does about the other sessions and the next client,
+-- which needs no preloading
+ALTER ROLE regress_grid_app SET track_activities = off;
+REVOKE TEMPORARY ON DATABASE postgres FROM PUBLIC;
 SQL
 
 # 1. a fresh session: the library is loaded by the grid itself
 out=$(q -F '|' -c "SELECT vector, outcome, detail FROM tenant_guard.attack_grid('regress_grid_app', '$ORG_A', '$ORG_B')
-                   WHERE vector IN ('truncate', 'explain_analyze', 'read_other_tenant') ORDER BY 1")
-grep -q '^explain_analyze|leak|.*not in shared_preload_libraries' <<<"$out" || fail "explain_analyze: $out"
-grep -q '^truncate|leak|.*not in shared_preload_libraries' <<<"$out" || fail "truncate: $out"
-grep -q '^read_other_tenant|blocked|' <<<"$out" || fail "read_other_tenant: $out"
-echo "ok: without preloading, TRUNCATE and EXPLAIN ANALYZE leak and the grid says why"
+                   WHERE vector IN ('truncate', 'explain_analyze', 'hold_cursor', 'listen', 'read_other_tenant',
+                                    'query_text', 'temp_object') ORDER BY 1")
+for v in explain_analyze hold_cursor listen truncate; do
+	grep -q "^$v|leak|.*not in shared_preload_libraries" <<<"$out" || fail "$v: $out"
+done
+for v in read_other_tenant query_text temp_object; do
+	grep -q "^$v|blocked|" <<<"$out" || fail "$v: $out"
+done
+echo "ok: without preloading, TRUNCATE, EXPLAIN ANALYZE, WITH HOLD and LISTEN leak and the grid says why"
 
 # 2. the CI recipe fails the job
 set +e
@@ -49,9 +58,9 @@ err=$(psql -X -q -v ON_ERROR_STOP=1 -v VERBOSITY=verbose \
 rc=$?
 set -e
 [ "$rc" -ne 0 ] || fail "assert_isolated did not fail the psql call"
-grep -q 'ERROR:  TGA01: tenant isolation is broken: 2 attack(s) by role regress_grid_app leaked' <<<"$err" \
+grep -q 'ERROR:  TGA01: tenant isolation is broken: 4 attack(s) by role regress_grid_app leaked' <<<"$err" \
     || fail "assert_isolated error: $err"
-grep -q '^public.docs: explain_analyze, truncate$' <<<"$err" || fail "assert_isolated detail: $err"
+grep -q '^public.docs: explain_analyze, hold_cursor, listen, truncate$' <<<"$err" || fail "assert_isolated detail: $err"
 echo "ok: psql -v ON_ERROR_STOP=1 exits $rc with TGA01 and the leaking vectors"
 n=$(q -c "SELECT count(*) FROM public.docs")
 [ "$n" = 2 ] || fail "the grid left $n rows in public.docs"

@@ -53,7 +53,13 @@ AS $$
     ('TG041', 'info',    'app role',     'no application role is registered'),
     ('TG042', 'warning', 'app role',     'an application role can use large objects, which have no tenant isolation'),
     ('TG043', 'warning', 'app role',     'an application role can SET ROLE to a role that is not an application role'),
-    ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables')
+    ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables'),
+    ('TG045', 'warning', 'app role',     'an application role can create temporary objects'),
+    ('TG046', 'warning', 'app role',     'the sessions of an application role show their statement text to each other'),
+    ('TG047', 'warning', 'server',       'tokens and other bind parameters of an application role reach the server log'),
+    ('TG048', 'error',   'context',      'a per-role or per-database setting weakens isolation'),
+    ('TG049', 'warning', 'other rights', 'a LEAKPROOF function that is not built in'),
+    ('TG050', 'warning', 'context',      'set_context() only warns about a token written into the statement text')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -139,6 +145,47 @@ AS $$
     SELECT r.rolsuper OR r.rolbypassrls OR NOT c.relrowsecurity
            OR (pg_has_role(role, c.relowner, 'MEMBER') AND NOT c.relforcerowsecurity)
     FROM pg_roles r, pg_class c WHERE r.oid = role AND c.oid = tbl
+$$;
+
+-- The value a setting takes in the sessions of role in this database: its
+-- per-role and per-database defaults (ALTER ROLE ... IN DATABASE ... SET,
+-- ALTER ROLE ... SET, ALTER DATABASE ... SET, in PostgreSQL's order of
+-- precedence), or else the server's value as this session sees it.
+CREATE FUNCTION tenant_guard._lint_role_setting(role oid, setting text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(
+        (SELECT substr(c.cfg, strpos(c.cfg, '=') + 1)
+         FROM pg_db_role_setting s JOIN pg_database d ON d.datname = current_database(), unnest(s.setconfig) c(cfg)
+         WHERE ((s.setrole = role AND s.setdatabase IN (d.oid, 0)) OR (s.setrole = 0 AND s.setdatabase = d.oid))
+           AND lower(split_part(c.cfg, '=', 1)) = lower(setting)
+         ORDER BY s.setrole = 0, s.setdatabase = 0
+         LIMIT 1),
+        current_setting(setting, true))
+$$;
+
+-- Per-role and per-database defaults that reach the sessions of application
+-- roles in this database: database-wide ones (ALTER DATABASE ... SET) and
+-- those of application roles (ALTER ROLE ... [IN DATABASE ...] SET). who and
+-- object name them for a message; target for ALTER ... RESET.
+CREATE FUNCTION tenant_guard._lint_setting_defaults()
+RETURNS TABLE (role oid, database oid, name text, value text, who text, object text, target text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT s.setrole, s.setdatabase, lower(split_part(c.cfg, '=', 1)), substr(c.cfg, strpos(c.cfg, '=') + 1),
+           CASE WHEN s.setrole = 0 THEN format('database %I', d.datname)
+                ELSE format('role %I%s', pg_get_userbyid(s.setrole),
+                            CASE WHEN s.setdatabase = 0 THEN '' ELSE format(' in database %I', d.datname) END) END,
+           CASE WHEN s.setrole = 0 THEN format('database %s', d.datname) ELSE pg_get_userbyid(s.setrole)::text END,
+           CASE WHEN s.setrole = 0 THEN format('DATABASE %I', d.datname)
+                ELSE format('ROLE %I%s', pg_get_userbyid(s.setrole),
+                            CASE WHEN s.setdatabase = 0 THEN '' ELSE format(' IN DATABASE %I', d.datname) END) END
+    FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c(cfg)
+    WHERE (s.setdatabase = 0 OR d.datname = current_database())
+      AND (s.setrole = 0 OR s.setrole IN (SELECT a.role FROM tenant_guard.app_roles_in_effect() a))
 $$;
 
 CREATE FUNCTION tenant_guard._lint_findings()
@@ -349,7 +396,14 @@ BEGIN
            format('%s can reach foreign server %I through a stored user mapping, outside tenant isolation',
                   CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE m.usename::text END, m.srvname),
            format('DROP USER MAPPING FOR %s SERVER %I;', CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname)
-    FROM pg_user_mappings m WHERE m.umuser = 0 OR m.umuser IN (SELECT a.role FROM apps a);
+    FROM pg_user_mappings m WHERE m.umuser = 0 OR m.umuser IN (SELECT a.role FROM apps a)
+    UNION ALL
+    -- built-in functions have OIDs below FirstNormalObjectId (16384)
+    SELECT 'warning', 'TG049', p.oid::regprocedure::text,
+           format('function %s is LEAKPROOF: the planner may run it on the rows of every tenant before the row-level security filters, so whatever it reveals about its arguments (an error, a notice, a write, its timing) reaches the caller',
+                  p.oid::regprocedure),
+           format('ALTER FUNCTION %s NOT LEAKPROOF; (unless it provably reveals nothing about its arguments)', p.oid::regprocedure)
+    FROM pg_proc p WHERE p.proleakproof AND p.oid >= 16384;
 
     -- TG022 .. TG024: uniqueness and references across tenants
     RETURN QUERY
@@ -493,7 +547,20 @@ BEGIN
       AND (r.rolbypassrls
            OR EXISTS (SELECT 1 FROM tt WHERE has_table_privilege(r.oid, tt.tbl,
                                              'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')))
-    GROUP BY apps.rolname;
+    GROUP BY apps.rolname
+    UNION ALL
+    SELECT 'warning', 'TG045', apps.rolname::text,
+           format('application role %I can create temporary objects in database %I: behind a transaction pooler, a temporary view or function it plants shadows your tables for the next client, whatever its tenant',
+                  apps.rolname, current_database()),
+           format('SELECT tenant_guard.harden_app_role(%L); (revokes TEMPORARY on this database from PUBLIC and the role)', apps.rolname)
+    FROM apps WHERE NOT apps.rolsuper AND has_database_privilege(apps.role, current_database(), 'TEMPORARY')
+    UNION ALL
+    SELECT 'warning', 'TG046', apps.rolname::text,
+           format('the sessions of application role %I record their statement text (track_activities), which every other session of the role, whatever its tenant, reads in pg_stat_activity: tokens, claims and literals included',
+                  apps.rolname),
+           format('SELECT tenant_guard.harden_app_role(%L); (ALTER ROLE %I SET track_activities = off)', apps.rolname, apps.rolname)
+    FROM apps
+    WHERE NOT apps.rolsuper AND coalesce(tenant_guard._lint_role_setting(apps.role, 'track_activities')::boolean, true);
 
     -- TG044: a parent without row-level security above tenant tables. Reading
     -- a parent applies the parent's policies only, so its partitions' and
@@ -518,6 +585,44 @@ BEGIN
            format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', src),
            'Use context_source = signed and tenant_guard.set_context(<token signed by your auth service>).'
     WHERE src IN ('setting', 'claims')
+    UNION ALL
+    -- the same chosen per role or per database for some sessions only
+    SELECT 'warning', 'TG036', e.object,
+           format('%s sets context_source = %s: its sessions, or a SQL injection through them, can set any tenant they like',
+                  e.who, e.value),
+           format('ALTER %s RESET tenant_guard.context_source; (or SET it to ''signed'')', e.target)
+    FROM tenant_guard._lint_setting_defaults() e
+    WHERE e.name = 'tenant_guard.context_source' AND lower(e.value) IN ('setting', 'claims')
+    UNION ALL
+    SELECT CASE WHEN e.name = 'session_replication_role' THEN 'error' ELSE 'warning' END, 'TG048', e.object,
+           format('%s sets %s = %s: %s', e.who, e.name, e.value,
+                  CASE WHEN e.name = 'session_replication_role'
+                           THEN 'ordinary and event triggers do not fire in its sessions (the audit log, foreign keys, the guards on protected tables)'
+                       WHEN e.name = 'row_security'
+                           THEN 'its statements fail wherever row-level security applies; no application role needs it'
+                       WHEN e.name = 'lo_compat_privileges'
+                           THEN 'large objects, which belong to no tenant, are read and written without privilege checks'
+                       WHEN e.name = 'tenant_guard.require_context'
+                           THEN 'a statement without a tenant context silently sees no rows instead of failing'
+                       WHEN e.name = 'tenant_guard.literal_token'
+                           THEN 'set_context() accepts a token written into the statement text, where other sessions of the role can read it'
+                       WHEN e.name LIKE 'tenant\_guard.block\_%'
+                           THEN 'a runtime guard is off for its sessions'
+                       ELSE 'it changes which tokens and claims count as a tenant context for these sessions' END),
+           format('ALTER %s RESET %s;', e.target, e.name)
+    FROM tenant_guard._lint_setting_defaults() e
+    WHERE (e.name = 'session_replication_role' AND lower(e.value) <> 'origin')
+       OR (e.name IN ('row_security', 'tenant_guard.require_context') AND NOT e.value::boolean)
+       OR (e.name = 'lo_compat_privileges' AND e.value::boolean)
+       OR (e.name LIKE 'tenant\_guard.block\_%' AND NOT e.value::boolean)
+       OR (e.name = 'tenant_guard.literal_token' AND lower(e.value) = 'warn')
+       -- the token and claim settings, chosen for an application role's sessions only
+       OR (e.role <> 0 AND (e.name LIKE 'tenant\_guard.jwt\_%' OR e.name LIKE 'tenant\_guard.%\_claim'))
+    UNION ALL
+    SELECT 'warning', 'TG050', 'tenant_guard.literal_token',
+           'literal_token is warn: set_context() accepts a token written into the statement text, where every other session of the application role can read it until set_context() removes it',
+           'ALTER SYSTEM RESET tenant_guard.literal_token; (refuse) and pass tokens as bind parameters.'
+    WHERE current_setting('tenant_guard.literal_token', true) = 'warn'
     UNION ALL
     SELECT 'warning', 'TG037', 'tenant_guard.require_context',
            'require_context is off: a statement without a tenant context silently sees no rows instead of failing',
@@ -551,11 +656,47 @@ BEGIN
     WHERE NOT tenant_guard._runtime_guards()
     UNION ALL
     SELECT 'warning', 'TG040', s.name,
-           format('%s is off, so application roles may run %s on tenant tables', s.name,
-                  CASE s.name WHEN 'tenant_guard.block_app_truncate' THEN 'TRUNCATE' ELSE 'EXPLAIN ANALYZE' END),
+           format('%s is off, so application roles may %s', s.name, s.what),
            format('ALTER SYSTEM RESET %s;', s.name)
-    FROM (VALUES ('tenant_guard.block_app_truncate'), ('tenant_guard.block_explain_analyze')) s(name)
-    WHERE tenant_guard._runtime_guards() AND NOT current_setting(s.name)::boolean;
+    FROM (VALUES ('tenant_guard.block_app_truncate', 'run TRUNCATE on tenant tables'),
+                 ('tenant_guard.block_explain_analyze', 'run EXPLAIN ANALYZE on tenant tables'),
+                 ('tenant_guard.block_app_hold_cursors', 'open cursors WITH HOLD, which the next client of a pooled connection can fetch'),
+                 ('tenant_guard.block_app_listen', 'LISTEN to the notifications of every tenant')) s(name, what)
+    WHERE tenant_guard._runtime_guards() AND NOT coalesce(current_setting(s.name, true)::boolean, true)
+    UNION ALL
+    -- TG047: bind parameters (a token passed to set_context($1) included) in
+    -- the server log, with the settings in effect for each application role
+    SELECT 'warning', 'TG047', l.rolname::text,
+           format('%s of application role %I are written to the server log with their bind parameters, a token passed to set_context($1) included (%s)',
+                  CASE WHEN l.logged AND NOT l.max_length_zero THEN 'statements' ELSE 'failing statements' END, l.rolname,
+                  concat_ws(', ',
+                            CASE WHEN l.logged AND NOT l.max_length_zero
+                                 THEN l.why || format(', log_parameter_max_length = %s', l.max_length) END,
+                            CASE WHEN NOT l.on_error_zero
+                                 THEN format('log_parameter_max_length_on_error = %s', l.on_error) END)),
+           format('ALTER SYSTEM SET log_parameter_max_length = 0; ALTER SYSTEM SET log_parameter_max_length_on_error = 0; and RESET both for role %I and this database where they are set', l.rolname)
+    FROM (SELECT v.*, v.why IS NOT NULL AS logged,
+                 v.max_length ~ '^\s*0+\s*[a-zA-Z]*\s*$' AS max_length_zero,
+                 v.on_error ~ '^\s*0+\s*[a-zA-Z]*\s*$' AS on_error_zero
+          FROM (SELECT r.rolname,
+                       tenant_guard._lint_role_setting(r.oid, 'log_parameter_max_length') AS max_length,
+                       tenant_guard._lint_role_setting(r.oid, 'log_parameter_max_length_on_error') AS on_error,
+                       nullif(concat_ws(', ',
+                           CASE WHEN lower(tenant_guard._lint_role_setting(r.oid, 'log_statement')) = 'all'
+                                THEN 'log_statement = all' END,
+                           CASE WHEN tenant_guard._lint_role_setting(r.oid, 'log_min_duration_statement') !~ '^\s*-'
+                                THEN 'log_min_duration_statement = '
+                                     || tenant_guard._lint_role_setting(r.oid, 'log_min_duration_statement') END,
+                           CASE WHEN tenant_guard._lint_role_setting(r.oid, 'log_min_duration_sample') !~ '^\s*-'
+                                     AND tenant_guard._lint_role_setting(r.oid, 'log_statement_sample_rate') !~ '^\s*0*(\.0*)?\s*$'
+                                THEN 'log_min_duration_sample = '
+                                     || tenant_guard._lint_role_setting(r.oid, 'log_min_duration_sample') END,
+                           CASE WHEN tenant_guard._lint_role_setting(r.oid, 'log_transaction_sample_rate') !~ '^\s*0*(\.0*)?\s*$'
+                                THEN 'log_transaction_sample_rate = '
+                                     || tenant_guard._lint_role_setting(r.oid, 'log_transaction_sample_rate') END), '') AS why
+                FROM tenant_guard.app_roles_in_effect() x JOIN pg_roles r ON r.oid = x.role
+                WHERE NOT r.rolsuper) v) l
+    WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero;
 END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
@@ -718,6 +859,34 @@ BEGIN
     LOOP
         stmts := stmts || format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC, %I', x.f, r.rolname);
     END LOOP;
+    -- temporary objects outlive the transaction on a pooled connection, where
+    -- the next client, of any tenant, resolves unqualified names through
+    -- them. TEMPORARY is PUBLIC's by default: revoking it from the role alone
+    -- would change nothing.
+    FOR x IN
+        SELECT CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS who
+        FROM pg_database d, aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) e
+        WHERE d.datname = current_database() AND e.privilege_type = 'TEMPORARY' AND e.grantee IN (0, role)
+        ORDER BY e.grantee
+    LOOP
+        stmts := stmts || format('REVOKE TEMPORARY ON DATABASE %I FROM %s', current_database(), x.who);
+    END LOOP;
+    -- the statement text of the role's sessions, which every other session
+    -- of the role reads in pg_stat_activity (superuser-only setting, so the
+    -- role cannot turn it back on)
+    FOR x IN
+        SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase, unnest(s.setconfig) c(cfg)
+        WHERE s.setrole = role AND lower(split_part(c.cfg, '=', 1)) = 'track_activities'
+          AND substr(c.cfg, strpos(c.cfg, '=') + 1)::boolean
+        ORDER BY 1
+    LOOP
+        stmts := stmts || format('ALTER ROLE %I IN DATABASE %I RESET track_activities', r.rolname, x.datname);
+    END LOOP;
+    IF NOT EXISTS (SELECT 1 FROM pg_db_role_setting s, unnest(s.setconfig) c(cfg)
+                   WHERE s.setrole = role AND s.setdatabase = 0 AND lower(split_part(c.cfg, '=', 1)) = 'track_activities'
+                     AND NOT substr(c.cfg, strpos(c.cfg, '=') + 1)::boolean) THEN
+        stmts := stmts || format('ALTER ROLE %I SET track_activities = off', r.rolname);
+    END IF;
     -- defaults that start the role's sessions inside a tenant
     FOR x IN
         SELECT split_part(c.cfg, '=', 1) AS name, d.datname
@@ -734,6 +903,20 @@ BEGIN
         EXECUTE stmt;
         RETURN NEXT stmt;
     END LOOP;
+    IF EXISTS (SELECT 1 FROM unnest(stmts) t WHERE t LIKE 'REVOKE TEMPORARY ON DATABASE % FROM PUBLIC') THEN
+        RAISE NOTICE 'TEMPORARY on database % is no longer granted to PUBLIC', current_database()
+            USING DETAIL = 'Roles other than superusers and the database owner that create temporary tables need it granted.',
+                  HINT = format('GRANT TEMPORARY ON DATABASE %I TO <role>; for each of them.', current_database());
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(stmts) t WHERE t LIKE 'ALTER ROLE % SET track_activities = off') THEN
+        RAISE NOTICE 'sessions of role % no longer show their statement text in pg_stat_activity', role
+            USING DETAIL = 'From their next connection on, pg_stat_activity shows them with state "disabled" and no query, query_start, xact_start or query_id.',
+                  HINT = 'Close pooled connections to apply it now; docs/lint.md (TG046) says what monitoring keeps.';
+    END IF;
+    IF has_database_privilege(role, current_database(), 'TEMPORARY') THEN
+        RAISE NOTICE 'role % can still create temporary objects, through a role it is a member of', role
+            USING HINT = 'See lint code TG045.';
+    END IF;
     -- what cannot be automated safely is left to lint()
     IF EXISTS (SELECT 1 FROM tenant_guard._lint_tenant_tables() t JOIN pg_class c ON c.oid = t.tbl
                WHERE pg_has_role(role, c.relowner, 'MEMBER')) THEN
@@ -753,6 +936,8 @@ REVOKE ALL ON FUNCTION tenant_guard.harden_app_role(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_role_setting(oid, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_setting_defaults() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.lint() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.assert_clean(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_context_re() FROM PUBLIC;

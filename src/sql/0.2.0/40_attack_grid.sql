@@ -257,6 +257,8 @@ DECLARE
     ctx_scopes text;
     rls_applies boolean;
     baseline bigint;
+    tbl_name name;
+    not_preloaded constant text := ' (tenant_guard is not in shared_preload_libraries, so its guard is not active)';
 BEGIN
     SELECT c.in_role, c.scopes INTO ctx_role, ctx_scopes FROM tenant_guard._grid_context(t) c;
     SELECT cl.relowner::regrole AS owner, (SELECT o.rolname FROM pg_roles o WHERE o.oid = cl.relowner) AS owner_name,
@@ -1007,6 +1009,85 @@ BEGIN
         vector := 'child_insert';
         RETURN NEXT;
     END IF;
+
+    ---------------------------------------------------------------- other sessions and the next client
+    -- Every tenant shares the application role, and behind a transaction
+    -- pooler the next client of a connection inherits its session state.
+    vector := 'query_text';
+    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+        'SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE false', 'value', lock_ms);
+    IF res.err_state IS NOT NULL THEN
+        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
+    ELSIF pg_has_role(app_role, 'pg_read_all_stats', 'USAGE') THEN
+        j := ARRAY['leak', 'the role has the privileges of pg_read_all_stats: it reads the statement text of every '
+                           'session in pg_stat_activity'];
+    ELSIF coalesce(tenant_guard._lint_role_setting(app_role, 'track_activities')::boolean, true) THEN
+        j := ARRAY['leak', format('the sessions of %s record their statement text (track_activities is on for them), '
+                                  'and every session of the role reads it in pg_stat_activity: each tenant sees the '
+                                  'statements of the others, literals included', app_role)];
+    ELSE
+        j := ARRAY['blocked', format('the sessions of %s do not record their statement text (track_activities is off '
+                                     'for the role)', app_role)];
+    END IF;
+    FOR x IN
+        SELECT c.oid::regclass AS v FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
+        WHERE e.extname = 'pg_stat_statements' AND c.relname = 'pg_stat_statements'
+    LOOP
+        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+            format('SELECT count(*) FROM %s WHERE false', x.v), 'value', lock_ms);
+        IF res.err_state IS NULL THEN
+            j := tenant_guard._grid_worse(j, ARRAY['leak', format('the role can read %s, the statements of every '
+                                                                   'tenant', x.v)]);
+        END IF;
+    END LOOP;
+    outcome := j[1]; detail := j[2];
+    RETURN NEXT;
+
+    vector := 'temp_object';
+    SELECT cl.relname INTO tbl_name FROM pg_class cl WHERE cl.oid = t;
+    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+        format('CREATE TEMP VIEW %I AS SELECT 1 AS planted', tbl_name), 'rows', lock_ms);
+    IF res.err_state IS NULL THEN
+        outcome := 'leak';
+        detail := format('the role created a temporary view named %I: behind a transaction pooler it stays on the '
+                         'connection, and the next client''s unqualified %I, whatever its tenant, reads through it '
+                         '(pg_temp comes first in search_path)', tbl_name, tbl_name);
+    ELSIF res.err_state = '42501' THEN
+        outcome := 'blocked'; detail := 'refused: the role cannot create temporary objects in this database';
+    ELSE
+        outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
+    END IF;
+    RETURN NEXT;
+
+    vector := 'hold_cursor';
+    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+        format('DECLARE tg_grid_held CURSOR WITH HOLD FOR %s',
+               CASE WHEN has_table_privilege(app_role, t, 'SELECT') THEN 'SELECT * FROM ' || q ELSE 'SELECT 1' END),
+        'rows', lock_ms);
+    IF res.err_state IS NULL THEN
+        outcome := 'leak';
+        detail := 'the role opened a cursor WITH HOLD: it outlives the transaction, and behind a transaction pooler the '
+                  'next client of the connection, whatever its tenant, finds it in pg_cursors and fetches its rows'
+                  || CASE WHEN NOT tenant_guard._runtime_guards() THEN not_preloaded ELSE '' END;
+    ELSE
+        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
+        outcome := j[1]; detail := j[2];
+    END IF;
+    RETURN NEXT;
+
+    vector := 'listen';
+    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
+        'LISTEN tg_attack_grid', 'rows', lock_ms);
+    IF res.err_state IS NULL THEN
+        outcome := 'leak';
+        detail := 'the role can LISTEN: it receives the NOTIFY payloads of every session of the database, whatever its '
+                  'tenant, and behind a transaction pooler its LISTEN stays with the connection'
+                  || CASE WHEN NOT tenant_guard._runtime_guards() THEN not_preloaded ELSE '' END;
+    ELSE
+        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
+        outcome := j[1]; detail := j[2];
+    END IF;
+    RETURN NEXT;
 
     ---------------------------------------------------------------- residual channels
     vector := 'table_statistics';
