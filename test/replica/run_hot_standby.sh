@@ -92,12 +92,25 @@ BEGIN;
 SELECT set_config('request.jwt.claims', '{"org_id": "$ORG_A"}', true) IS NULL;
 SELECT 'claims a ' || count(*) || ' ' || count(*) FILTER (WHERE org_id <> '$ORG_A') || ' ' || sum(id) FROM docs;
 COMMIT;
-BEGIN;
-SELECT tenant_guard.set_context('$TOK_HS_B') IS NULL;
-SELECT 'signed b ' || count(*) || ' ' || count(*) FILTER (WHERE org_id <> '$ORG_B') || ' ' || sum(id) FROM docs;
-SELECT 'decrypt b ' || count(*) FILTER (WHERE tenant_guard.decrypt_text(secret, 'docs.secret') = 'secret b' || id) FROM docs;
-COMMIT;
 SQL
+	# signed: the token as a bind parameter (COPY into context_input is refused during recovery)
+	PORT=$1 TOK=$TOK_HS_B HOST=$PGHOST /usr/bin/python3 - <<'PY'
+import os, psycopg
+with psycopg.connect(host=os.environ["HOST"], port=os.environ["PORT"], dbname="postgres", user="regress_hs_app",
+                     autocommit=True) as c:
+    for s in ("SET max_parallel_workers_per_gather = 2", "SET parallel_setup_cost = 0", "SET parallel_tuple_cost = 0",
+              "SET min_parallel_table_scan_size = 0"):
+        c.execute(s)
+    with c.transaction():
+        c.execute("SELECT tenant_guard.set_context(%s)", (os.environ["TOK"],))
+        org = "22222222-2222-4222-8222-222222222222"
+        n, other, total = c.execute("SELECT count(*), count(*) FILTER (WHERE org_id <> %s), sum(id) FROM docs",
+                                    (org,)).fetchone()
+        print("signed b %d %d %d" % (n, other, total))
+        d = c.execute("SELECT count(*) FILTER (WHERE tenant_guard.decrypt_text(secret, 'docs.secret') = 'secret b' || id) "
+                      "FROM docs").fetchone()[0]
+        print("decrypt b %d" % d)
+PY
 	q -p "$1" -U regress_hs_app_setting <<SQL
 SET max_parallel_workers_per_gather = 2; SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;

@@ -26,6 +26,8 @@ END
 $$;
 COMMENT ON FUNCTION tenant_guard._context_input() IS
     'Internal: sets the tenant context from a row COPYed or inserted into tenant_guard.context_input.';
+-- A trigger function needs no EXECUTE privilege to fire.
+REVOKE ALL ON FUNCTION tenant_guard._context_input() FROM PUBLIC;
 
 CREATE VIEW tenant_guard.context_input AS
     SELECT NULL::text AS token, NULL::boolean AS session WHERE false;
