@@ -53,7 +53,9 @@ AS $$
     ('TG041', 'info',    'app role',     'no application role is registered'),
     ('TG042', 'warning', 'app role',     'an application role can use large objects, which have no tenant isolation'),
     ('TG043', 'warning', 'app role',     'an application role can SET ROLE to a role that is not an application role'),
-    ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables')
+    ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables'),
+    -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -556,6 +558,23 @@ BEGIN
            format('ALTER SYSTEM RESET %s;', s.name)
     FROM (VALUES ('tenant_guard.block_app_truncate'), ('tenant_guard.block_explain_analyze')) s(name)
     WHERE tenant_guard._runtime_guards() AND NOT current_setting(s.name)::boolean;
+
+    -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    -- TG061: a step of a support-session redemption that a role can call on its
+    -- own (only begin_support_session and the SECURITY DEFINER functions may)
+    RETURN QUERY
+    SELECT 'error', 'TG061', f.fn::text,
+           format('internal support-session function %s is executable by %s: called on its own, a redemption step can be observed before it is committed (a token tested without being redeemed or audited)',
+                  f.fn, string_agg(f.who, ', ' ORDER BY f.who)),
+           format('REVOKE EXECUTE ON FUNCTION %s FROM %s;', f.fn, string_agg(f.who, ', ' ORDER BY f.who))
+    FROM (SELECT p.oid::regprocedure AS fn,
+                 CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(e.grantee)) END AS who
+          FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) e
+          WHERE p.pronamespace = 'tenant_guard'::regnamespace
+            AND p.proname IN ('_support_redeem', '_support_stage', '_support_end', '_support_active_grant',
+                              '_support_check_toplevel')
+            AND e.privilege_type = 'EXECUTE' AND e.grantee <> p.proowner) f
+    GROUP BY f.fn;
 END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
