@@ -55,6 +55,7 @@ AS $$
     ('TG043', 'warning', 'app role',     'an application role can SET ROLE to a role that is not an application role'),
     ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables'),
     -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    ('TG060', 'warning', 'tenant table', 'an exempted table has a tenant column'),
     ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
@@ -560,6 +561,29 @@ BEGIN
     WHERE tenant_guard._runtime_guards() AND NOT current_setting(s.name)::boolean;
 
     -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    -- TG060: an exempted table with a tenant column (the guarded schema's, or
+    -- one named like a tenant column in use): lint's tenant-table rules skip
+    -- exempted tables, so nothing else would report it
+    RETURN QUERY
+    WITH names AS (
+        SELECT DISTINCT x.col FROM (
+            SELECT p.tenant_column AS col FROM tenant_guard.protected_tables p
+            UNION SELECT g.tenant_column FROM tenant_guard.guarded_schemas g
+            UNION SELECT 'org_id'::name) x)
+    SELECT 'warning', 'TG060', e.tbl::text,
+           format('table %s is exempted from tenant protection (%s) but has tenant column %I: every role that can read it sees all of its rows, of every tenant',
+                  e.tbl, e.reason, a.attname),
+           format('SELECT tenant_guard.protect(%L, %L); or drop the column if the table holds no tenant data.', e.tbl::text, a.attname)
+    FROM tenant_guard.exemptions e
+    JOIN pg_class c ON c.oid = e.tbl
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname
+    CROSS JOIN LATERAL (
+        SELECT a.attname FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND (a.attname = g.tenant_column OR (g.schema_name IS NULL AND a.attname IN (SELECT col FROM names)))
+        ORDER BY a.attnum LIMIT 1) a;
+
     -- TG061: a step of a support-session redemption that a role can call on its
     -- own (only begin_support_session and the SECURITY DEFINER functions may)
     RETURN QUERY
