@@ -56,7 +56,8 @@ AS $$
     ('TG044', 'error',   'tenant table', 'a parent without row-level security above tenant tables'),
     -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
     ('TG060', 'warning', 'tenant table', 'an exempted table has a tenant column'),
-    ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role')
+    ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role'),
+    ('TG062', 'warning', 'tenant table', 'a registry row names a relation that no longer exists or is temporary')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -599,6 +600,21 @@ BEGIN
                               '_support_check_toplevel')
             AND e.privilege_type = 'EXECUTE' AND e.grantee <> p.proowner) f
     GROUP BY f.fn;
+
+    -- TG062: registry rows naming a relation that no longer exists (dropped
+    -- without the event triggers, or a temporary table gone with its session)
+    -- or a temporary table of a session; export and purge skip them
+    RETURN QUERY
+    SELECT 'warning', 'TG062', r.tbl::text,
+           format('registry %s has a row for relation %s, %s', r.registry, r.tbl,
+                  CASE WHEN c.oid IS NULL THEN 'which no longer exists' ELSE 'a temporary table of a session' END),
+           format('As a superuser: DELETE FROM %s WHERE tbl::oid = %s;', r.registry, r.tbl::oid)
+    FROM (SELECT 'tenant_guard.protected_tables' AS registry, p.tbl FROM tenant_guard.protected_tables p
+          UNION SELECT 'tenant_guard.exemptions', e.tbl FROM tenant_guard.exemptions e
+          UNION SELECT 'tenant_guard.access_rules', a.tbl FROM tenant_guard.access_rules a
+          UNION SELECT 'tenant_guard.audited_tables', t.tbl FROM tenant_guard.audited_tables t) r
+    LEFT JOIN pg_class c ON c.oid = r.tbl
+    WHERE c.oid IS NULL OR c.relpersistence = 't';
 END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);

@@ -105,14 +105,40 @@ COMMENT ON FUNCTION tenant_guard.register_tenant(uuid, text) IS
     'Registers a tenant as active (or renames an active one); platform function.';
 REVOKE ALL ON FUNCTION tenant_guard.register_tenant(uuid, text) FROM PUBLIC;
 
+-- Registry rows the lifecycle functions cannot use, and why: the relation no
+-- longer exists (dropped without the event triggers, or a temporary table
+-- gone with its session), is a temporary table (private to another session;
+-- protect() never registers one), or is not a table. Export and purge skip
+-- them and report them instead of failing for every tenant; lint reports them
+-- too (TG062). The registry is readable by everyone, and pg_class names the
+-- same relations, so this reveals nothing.
+CREATE FUNCTION tenant_guard._lifecycle_unusable()
+RETURNS TABLE (tbl regclass, reason text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.tbl,
+           CASE WHEN c.oid IS NULL THEN 'the relation no longer exists'
+                WHEN c.relpersistence = 't' THEN 'a temporary table (of a session; protect() never registers one)'
+                ELSE 'not a table' END
+    FROM tenant_guard.protected_tables p LEFT JOIN pg_catalog.pg_class c ON c.oid = p.tbl
+    WHERE c.oid IS NULL OR c.relpersistence = 't' OR c.relkind NOT IN ('r', 'p')
+    ORDER BY p.tbl::oid
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_unusable() IS
+    'Internal: registry rows of protected_tables that export and purge skip (relation gone, temporary, not a table), and why.';
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_unusable() TO PUBLIC;
+
 -- The registered tables of a tenant, root tables (parent IS NULL) first
 -- level only; partitions and inheritance children are read through them.
+-- Unusable registry rows are left out (see _lifecycle_unusable()).
 CREATE FUNCTION tenant_guard._lifecycle_roots()
 RETURNS TABLE (tbl regclass, tenant_column name, tenant_type text)
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.tbl, p.tenant_column, p.tenant_type FROM tenant_guard.protected_tables p
+    JOIN pg_catalog.pg_class c ON c.oid = p.tbl AND c.relpersistence <> 't' AND c.relkind IN ('r', 'p')
     WHERE p.parent IS NULL ORDER BY p.tbl::text
 $$;
 COMMENT ON FUNCTION tenant_guard._lifecycle_roots() IS
@@ -127,7 +153,9 @@ RETURNS SETOF regclass
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT p.tbl FROM tenant_guard.protected_tables p ORDER BY p.tbl::text
+    SELECT p.tbl FROM tenant_guard.protected_tables p
+    JOIN pg_catalog.pg_class c ON c.oid = p.tbl AND c.relpersistence <> 't' AND c.relkind IN ('r', 'p')
+    ORDER BY p.tbl::text
 $$;
 COMMENT ON FUNCTION tenant_guard._lifecycle_all_tables() IS
     'Internal: every protected table, partitions and children included, in name order.';
@@ -195,6 +223,11 @@ BEGIN
     END IF;
     FOR r IN SELECT * FROM tenant_guard._lifecycle_all_tables() x(tbl) LOOP
         counts := counts || pg_catalog.jsonb_build_object(r.tbl::text, 0);
+    END LOOP;
+    -- registry rows naming no usable table: listed, never read
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_unusable() LOOP
+        skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
+            'registry row skipped: ' || r.reason);
     END LOOP;
     -- every decrypt_columns entry must name a bytea column of a protected root table
     FOREACH col IN ARRAY decrypt_columns LOOP
@@ -622,15 +655,18 @@ DECLARE
     refd regclass[];   -- ... and the root table it references
 BEGIN
     -- foreign keys between tables of the registry, each end mapped to its root
-    WITH RECURSIVE root(rel, top) AS (
-        SELECT p.tbl, p.tbl FROM tenant_guard.protected_tables p WHERE p.parent IS NULL
+    WITH RECURSIVE usable AS (
+        SELECT p.* FROM tenant_guard.protected_tables p
+        JOIN pg_catalog.pg_class c ON c.oid = p.tbl AND c.relpersistence <> 't' AND c.relkind IN ('r', 'p')),
+    root(rel, top) AS (
+        SELECT p.tbl, p.tbl FROM usable p WHERE p.parent IS NULL
         UNION
-        SELECT p.tbl, root.top FROM tenant_guard.protected_tables p JOIN root ON p.parent = root.rel),
+        SELECT p.tbl, root.top FROM usable p JOIN root ON p.parent = root.rel),
     e AS (SELECT DISTINCT a.top AS g, b.top AS d FROM pg_catalog.pg_constraint c
           JOIN root a ON a.rel = c.conrelid JOIN root b ON b.rel = c.confrelid
           WHERE c.contype = 'f' AND a.top <> b.top)
     SELECT array_agg(e.g), array_agg(e.d) INTO refg, refd FROM e;
-    SELECT array_agg(p.tbl ORDER BY p.tbl::text) INTO remaining FROM tenant_guard.protected_tables p WHERE p.parent IS NULL;
+    SELECT array_agg(p.tbl ORDER BY p.tbl::text) INTO remaining FROM tenant_guard._lifecycle_roots() p;
     remaining := coalesce(remaining, '{}');
     WHILE cardinality(remaining) > 0 LOOP
         -- the tables that no remaining table references
@@ -650,7 +686,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tenant_guard._lifecycle_delete_order() IS
-    'Internal: protected root tables, referencing tables before referenced ones; raises on a foreign-key cycle.';
+    'Internal: protected root tables, referencing tables before referenced ones; raises on a foreign-key cycle. Unusable registry rows are left out.';
 REVOKE ALL ON FUNCTION tenant_guard._lifecycle_delete_order() FROM PUBLIC;
 
 CREATE FUNCTION tenant_guard.purge_tenant(org uuid, confirm text)
@@ -672,6 +708,7 @@ DECLARE
     body jsonb;
     digest text;
     locks text;
+    unusable text;
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -700,6 +737,19 @@ BEGIN
         EXECUTE 'LOCK TABLE ' || locks || ' IN SHARE ROW EXCLUSIVE MODE';
     END IF;
     at := pg_catalog.clock_timestamp();
+    -- registry rows naming no usable table: reported, not a reason to fail
+    -- the purge of every tenant
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_unusable() LOOP
+        skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
+            'registry row skipped: ' || r.reason);
+        unusable := pg_catalog.concat_ws('; ', unusable, r.tbl::text || ': ' || r.reason);
+    END LOOP;
+    IF unusable IS NOT NULL THEN
+        RAISE WARNING 'purge of tenant % skipped registry rows of tenant_guard.protected_tables that name no usable table', org
+            USING DETAIL = unusable || '.',
+                  HINT = 'The certificate lists them in not_covered; lint() reports them (TG062). A superuser can delete '
+                         'those rows from tenant_guard.protected_tables.';
+    END IF;
     FOR r IN SELECT * FROM tenant_guard._lifecycle_delete_order() LOOP
         pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type);
         IF pred IS NULL THEN
