@@ -3,13 +3,19 @@
 -- another session (dblink) whose REPEATABLE READ snapshot predates the archive
 -- or the purge: its writes must be refused at once, and stay refused in its
 -- later transactions. Also: an archive committed while a transaction of the
--- application already holds its write locks counts from its next statement.
+-- application already holds its write locks counts from its next statement;
+-- and the per-backend cache of tenant keys: a purge shreds the tenant's keys,
+-- and no session decrypts the tenant's ciphertexts after it, whatever its
+-- snapshot, nor in a transaction that had the key loaded before.
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 \set org_c '33333333-3333-4333-8333-333333333333'
+\set org_d '44444444-4444-4444-8444-444444444444'
+\set org_e '55555555-5555-4555-8555-555555555555'
 SET tenant_guard.context_source = 'setting';
+SET tenant_guard.master_key_file = :'master_key_file';
 
 CREATE ROLE regress_lcs_app;
 CREATE SCHEMA lcs;
@@ -27,6 +33,7 @@ CREATE FUNCTION pg_temp.connect(name text, org text) RETURNS text LANGUAGE sql A
     SELECT dblink_connect(name, format('host=%s port=%s dbname=%s user=postgres',
         split_part(current_setting('unix_socket_directories'), ',', 1), current_setting('port'), current_database()))
         || dblink_exec(name, 'SET tenant_guard.context_source = ''setting''')
+        || dblink_exec(name, format('SET tenant_guard.master_key_file = %L', current_setting('tenant_guard.master_key_file')))
         || dblink_exec(name, format('SET tenant_guard.org_id = %L', org))
         || dblink_exec(name, 'SET ROLE regress_lcs_app')
 $$;
@@ -91,6 +98,32 @@ INSERT INTO lcs.other VALUES (:'org_b', 'after the rollback');
 RESET tenant_guard.org_id;
 RESET ROLE;
 SELECT v FROM lcs.other WHERE org_id = :'org_b' ORDER BY v;
+
+-- 5. Crypto-shredding: a purge shreds the tenant's keys; the application role
+-- of a session whose REPEATABLE READ snapshot predates it cannot decrypt the
+-- tenant's ciphertexts (saved before) then, nor in its next transactions
+SELECT tenant_guard.register_tenant(:'org_d', 'Delta'), tenant_guard.register_tenant(:'org_e', 'Echo');
+SET tenant_guard.org_id = :'org_d';
+SELECT tenant_guard.encrypt_text('secret of D', 'lcs') AS ct_d \gset
+SET tenant_guard.org_id = :'org_e';
+SELECT tenant_guard.encrypt_text('secret of E', 'lcs') AS ct_e \gset
+RESET tenant_guard.org_id;
+SELECT pg_temp.connect('app_d', :'org_d');
+SELECT dblink_exec('app_d', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('app_d', 'SELECT count(*) FROM lcs.items') AS t(rows_seen bigint);
+SELECT jsonb_array_length(tenant_guard.purge_tenant(:'org_d', :'org_d') -> 'key_versions_shredded') AS d_keys_shredded;
+SELECT * FROM dblink('app_d', format('SELECT tenant_guard.decrypt_text(%L::bytea, %L)', :'ct_d', 'lcs')) AS t(plaintext text);
+SELECT dblink_exec('app_d', 'ROLLBACK');
+SELECT * FROM dblink('app_d', format('SELECT tenant_guard.decrypt_text(%L::bytea, %L)', :'ct_d', 'lcs')) AS t(plaintext text);
+SELECT dblink_disconnect('app_d');
+-- a transaction that decrypted before the purge cannot after it
+SELECT pg_temp.connect('app_e', :'org_e');
+SELECT dblink_exec('app_e', 'BEGIN');
+SELECT * FROM dblink('app_e', format('SELECT tenant_guard.decrypt_text(%L::bytea, %L)', :'ct_e', 'lcs')) AS t(plaintext text);
+SELECT jsonb_array_length(tenant_guard.purge_tenant(:'org_e', :'org_e') -> 'key_versions_shredded') AS e_keys_shredded;
+SELECT * FROM dblink('app_e', format('SELECT tenant_guard.decrypt_text(%L::bytea, %L)', :'ct_e', 'lcs')) AS t(plaintext text);
+SELECT dblink_exec('app_e', 'ROLLBACK');
+SELECT dblink_disconnect('app_e');
 
 DROP EXTENSION dblink;
 DROP SCHEMA lcs CASCADE;
