@@ -329,16 +329,27 @@ namespace tenant_guard::support {
 
 void check()
 {
-	if (active().on && !in_check && IsTransactionState())
+	const Active& a = active();
+	if (!a.on || in_check)
+		return;
+	// Fast path of every context read: already checked in this statement and
+	// transaction (the clock is the same, so is the answer).
+	if (!a.dead && a.checked_statement == GetCurrentStatementStartTimestamp() && a.checked_lxid == current_lxid())
+		return;
+	if (IsTransactionState())
 		check_support_context();
 }
 
 bool blocks(const char* signed_text)
 {
 	const Active& a = active();
-	if (!a.on || signed_text == nullptr || std::strcmp(signed_text, a.claims.c_str()) != 0)
+	if (!a.on)
 		return false;
-	return a.dead || a.checked_lxid != current_lxid() || a.checked_lxid == InvalidLocalTransactionId;
+	if (!a.dead && a.checked_lxid == current_lxid() && a.checked_lxid != InvalidLocalTransactionId)
+		return false;  // checked in this transaction: nothing to block, whatever the context
+	if (signed_text == nullptr || std::strcmp(signed_text, a.claims.c_str()) != 0)
+		return false;
+	return true;
 }
 
 void init()
