@@ -116,6 +116,43 @@ SELECT * FROM dblink('app_d', format('SELECT tenant_guard.decrypt_text(%L::bytea
 SELECT dblink_exec('app_d', 'ROLLBACK');
 SELECT * FROM dblink('app_d', format('SELECT tenant_guard.decrypt_text(%L::bytea, %L)', :'ct_d', 'lcs')) AS t(plaintext text);
 SELECT dblink_disconnect('app_d');
+-- ... nor in a parallel query, where the key is read in parallel mode (the
+-- application role can make any query parallel with its own settings)
+\set org_f '66666666-6666-4666-8666-666666666666'
+SELECT tenant_guard.register_tenant(:'org_f', 'Foxtrot');
+SET tenant_guard.org_id = :'org_f';
+SELECT tenant_guard.encrypt_text('secret of F', 'lcs') AS ct_f \gset
+INSERT INTO lcs.items VALUES (:'org_f', 'f');
+RESET tenant_guard.org_id;
+SELECT pg_temp.connect('app_f', :'org_f');
+CREATE FUNCTION pg_temp.parallel(name text) RETURNS text LANGUAGE sql AS $$
+    SELECT dblink_exec(name, 'SET parallel_setup_cost = 0')
+        || dblink_exec(name, 'SET parallel_tuple_cost = 0')
+        || dblink_exec(name, 'SET min_parallel_table_scan_size = 0')
+        || dblink_exec(name, 'SET max_parallel_workers_per_gather = 2')
+        || dblink_exec(name, 'SET enable_bitmapscan = off')
+        || dblink_exec(name, 'SET enable_indexscan = off')
+$$;
+SELECT pg_temp.parallel('app_f');
+SELECT dblink_exec('app_f', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('app_f', 'SELECT count(*) FROM lcs.items') AS t(rows_seen bigint);
+SELECT jsonb_array_length(tenant_guard.purge_tenant(:'org_f', :'org_f') -> 'key_versions_shredded') AS f_keys_shredded;
+-- (the plan: decrypt_text() above a Gather, so the leader runs it in parallel mode)
+SELECT * FROM dblink('app_f', format(
+    'EXPLAIN (COSTS OFF) SELECT max(tenant_guard.decrypt_text(%L::bytea, %L)) FROM lcs.items', :'ct_f', 'lcs')) AS t(line text);
+SELECT * FROM dblink('app_f', format('SELECT max(tenant_guard.decrypt_text(%L::bytea, %L)) FROM lcs.items', :'ct_f', 'lcs'))
+    AS t(plaintext text);
+SELECT dblink_exec('app_f', 'ROLLBACK');
+SELECT dblink_disconnect('app_f');
+-- (a tenant that is not purged decrypts in the same parallel query as usual)
+SET tenant_guard.org_id = :'org_b';
+SELECT tenant_guard.encrypt_text('secret of B', 'lcs') AS ct_b \gset
+RESET tenant_guard.org_id;
+SELECT pg_temp.connect('app_b2', :'org_b');
+SELECT pg_temp.parallel('app_b2');
+SELECT * FROM dblink('app_b2', format('SELECT max(tenant_guard.decrypt_text(%L::bytea, %L)) FROM lcs.items', :'ct_b', 'lcs'))
+    AS t(plaintext text);
+SELECT dblink_disconnect('app_b2');
 -- a transaction that decrypted before the purge cannot after it
 SELECT pg_temp.connect('app_e', :'org_e');
 SELECT dblink_exec('app_e', 'BEGIN');

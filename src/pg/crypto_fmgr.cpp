@@ -36,10 +36,11 @@
  * snapshot of the transaction that happens to need it: a REPEATABLE READ
  * transaction older than a shred_keys() (a purge) would otherwise cache the
  * shredded key, and keep it for the backend's life. Pending invalidations are
- * taken in once per statement and before each read; a row read while an
- * invalidation arrived, or in parallel mode (where no fresh snapshot can be
- * taken), makes the cache suspect, and it is dropped at the next look-up
- * outside parallel mode.
+ * taken in once per statement and before each read (in parallel mode, where
+ * GetLatestSnapshot() is refused, with a catalog snapshot of tenant_keys,
+ * which is taken afresh for a table without a syscache); a row read while an
+ * invalidation arrived makes the cache suspect, and it is dropped at the next
+ * look-up outside parallel mode.
  *
  * Boundary rules (boundary.hpp): PostgreSQL calls that can raise go through
  * pg_call once C++ objects exist; the SPI sections are plain C lambdas that
@@ -369,20 +370,21 @@ void exec(const char* sql, int nargs, Oid* types, Datum* values, int expect)
 
 // A SELECT of key rows for the cache: with a fresh snapshot (the latest
 // committed state and this transaction's own changes), after the pending
-// invalidations. Plain C; returns whether the read can be trusted for the
-// cache (no invalidation meanwhile, not in parallel mode).
+// invalidations. In parallel mode (the leader of a parallel query, which the
+// caller can force with its own settings) GetLatestSnapshot() is not
+// allowed; a catalog snapshot for tenant_keys, a table without a syscache,
+// is taken afresh on every call and serves the same purpose. Plain C;
+// returns whether the read can be trusted for the cache (no invalidation
+// arrived meanwhile).
 bool select_fresh(const char* sql, int nargs, Oid* types, Datum* values)
 {
-	if (IsInParallelMode()) {
-		exec(sql, nargs, types, values, SPI_OK_SELECT);
-		return false;
-	}
 	AcceptInvalidationMessages();
 	const std::uint64_t drops = cache_drops;
 	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
 	if (plan == nullptr)
 		elog(ERROR, "tenant_guard: key table query failed: %s", SPI_result_code_string(SPI_result));
-	const int rc = SPI_execute_snapshot(plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 0);
+	Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(keys_relid()) : GetLatestSnapshot();
+	const int rc = SPI_execute_snapshot(plan, values, nullptr, snap, InvalidSnapshot, true, false, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "tenant_guard: key table query failed: %s", SPI_result_code_string(rc));
 	return cache_drops == drops;

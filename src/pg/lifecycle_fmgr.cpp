@@ -30,8 +30,8 @@
  * invalidations first, so an archive committed by another backend counts from
  * the next write statement even inside a transaction that already holds its
  * locks. In parallel mode (a direct call from a parallel query; writes never
- * run in parallel mode) no fresh snapshot can be taken: the list is read with
- * the statement's snapshot and not kept.
+ * run in parallel mode) GetLatestSnapshot() is refused; a catalog snapshot of
+ * the registry, taken afresh for a table without a syscache, serves instead.
  */
 #include <cstring>
 #include <string>
@@ -102,16 +102,15 @@ void load_blocked()
 	// later one is counted and keeps the list from being marked valid.
 	AcceptInvalidationMessages();
 	const uint64 seen = invalidations;
-	const bool fresh = !IsInParallelMode();
 	tg::pg::run_as_owner(relid, [](void* arg) {
-		const bool latest = *static_cast<const bool*>(arg);
+		const Oid registry = *static_cast<const Oid*>(arg);
 		SPIPlanPtr plan = SPI_prepare("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
 		                              "WHERE status OPERATOR(pg_catalog.<>) 'active'",
 		                              0, nullptr);
 		if (plan == nullptr)
 			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(SPI_result));
-		int rc = SPI_execute_snapshot(plan, nullptr, nullptr, latest ? GetLatestSnapshot() : InvalidSnapshot,
-		                              InvalidSnapshot, true, false, 0);
+		Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(registry) : GetLatestSnapshot();
+		int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(rc));
 		Blocked* list = static_cast<Blocked*>(
@@ -127,8 +126,8 @@ void load_blocked()
 			pfree(blocked);
 		blocked = list;
 		nblocked = static_cast<int>(SPI_processed);
-	}, const_cast<bool*>(&fresh));
-	valid = fresh && invalidations == seen;
+	}, &relid);
+	valid = invalidations == seen;
 }
 
 }  // namespace
