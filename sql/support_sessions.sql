@@ -33,7 +33,7 @@ SET SESSION AUTHORIZATION regress_sup_outsider;
 SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 1');
 CALL tenant_guard.begin_support_session('anything');
 SELECT * FROM tenant_guard.support_grants;
-SELECT tenant_guard._support_activate();
+SELECT tenant_guard._support_redeem('anything');
 SELECT tenant_guard.log_support_expiries();
 SELECT tenant_guard.end_support_session() AS nothing_to_end;
 RESET SESSION AUTHORIZATION;

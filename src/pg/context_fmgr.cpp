@@ -50,6 +50,7 @@
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
+#include "pg/support.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -155,10 +156,17 @@ const Context& resolve()
 	State& s = state();
 	const char* signed_text = tg::guc::signed_context;
 	if (signed_text != nullptr && *signed_text != '\0') {
+		// A support session's context counts only once its expiry and
+		// revocation were checked in this transaction (support_fmgr.cpp).
+		if (tg::support::blocks(signed_text))
+			return s.empty;
 		const Context& c = s.signed_cache.get(signed_text, tg::guc::claim_paths_generation, paths());
 		// A verified context lives only between its nbf and exp. The statement
-		// start is the clock, so one statement sees one answer.
-		const std::int64_t now = to_unix_seconds(GetCurrentStatementStartTimestamp());
+		// start is the clock, so one statement sees one answer; inside a
+		// procedure that COMMITs, the start of the current transaction when it
+		// is later, so a long procedure cannot outlive a token's exp.
+		const std::int64_t now = to_unix_seconds(
+		    Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
 		if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
 			return s.empty;
 		return c;
@@ -238,10 +246,23 @@ const Context& tg::context::current()
 	return resolve();
 }
 
+namespace {
+
+// The accessors' resolution: first the support-session check, which a plain
+// expression can reach without the executor. Called before any C++ object
+// exists in the accessor (the check may ereport).
+const Context& resolve_checked()
+{
+	tg::support::check();
+	return resolve();
+}
+
+}  // namespace
+
 // tenant_guard.current_user_org_id() returns uuid
 TG_FUNCTION(current_user_org_id)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.org)
 		return no_org(fcinfo);
 	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
@@ -254,7 +275,7 @@ TG_FUNCTION(current_user_org_id)
 // tenant_guard.current_user_org_text() returns text: the org id for text tenant columns
 TG_FUNCTION(current_user_org_text)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.org_key)
 		return no_org(fcinfo);
 	return text_datum(*c.org_key);
@@ -263,7 +284,7 @@ TG_FUNCTION(current_user_org_text)
 // tenant_guard.current_user_org_bigint() returns bigint: the org id for bigint tenant columns
 TG_FUNCTION(current_user_org_bigint)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.org_bigint)
 		return no_org(fcinfo);
 	PG_RETURN_INT64(*c.org_bigint);
@@ -272,7 +293,7 @@ TG_FUNCTION(current_user_org_bigint)
 // tenant_guard.current_user_id() returns text
 TG_FUNCTION(current_user_id)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.user_id)
 		PG_RETURN_NULL();
 	return text_datum(*c.user_id);
@@ -281,7 +302,7 @@ TG_FUNCTION(current_user_id)
 // tenant_guard.current_user_role() returns text
 TG_FUNCTION(current_user_role)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.role)
 		PG_RETURN_NULL();
 	return text_datum(*c.role);
@@ -291,7 +312,7 @@ TG_FUNCTION(current_user_role)
 // as the user (tenant_guard.impersonator_claim), or NULL
 TG_FUNCTION(current_impersonator)
 {
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.impersonator)
 		PG_RETURN_NULL();
 	return text_datum(*c.impersonator);
@@ -301,7 +322,7 @@ TG_FUNCTION(current_impersonator)
 TG_FUNCTION(has_role)
 {
 	ArrayType* roles = PG_GETARG_ARRAYTYPE_P(0);
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	if (!c.role)
 		PG_RETURN_BOOL(false);
 	Datum* elems = nullptr;
@@ -324,7 +345,7 @@ TG_FUNCTION(has_role)
 TG_FUNCTION(current_scopes)
 {
 	text* kind_arg = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
-	const Context& c = resolve();
+	const Context& c = resolve_checked();
 	const std::vector<std::string>* values = nullptr;
 	if (kind_arg != nullptr)
 		values = c.scope(std::string_view(VARDATA_ANY(kind_arg), VARSIZE_ANY_EXHDR(kind_arg)));

@@ -32,6 +32,16 @@
  * changes in any backend (a statement trigger sends a relcache invalidation;
  * crypto_guc.cpp's callback calls drop_key_cache()).
  *
+ * A key row is read for the cache with a fresh snapshot, never with the
+ * snapshot of the transaction that happens to need it: a REPEATABLE READ
+ * transaction older than a shred_keys() (a purge) would otherwise cache the
+ * shredded key, and keep it for the backend's life. Pending invalidations are
+ * taken in once per statement and before each read (in parallel mode, where
+ * GetLatestSnapshot() is refused, with a catalog snapshot of tenant_keys,
+ * which is taken afresh for a table without a syscache); a row read while an
+ * invalidation arrived makes the cache suspect, and it is dropped at the next
+ * look-up outside parallel mode.
+ *
  * Boundary rules (boundary.hpp): PostgreSQL calls that can raise go through
  * pg_call once C++ objects exist; the SPI sections are plain C lambdas that
  * copy their results into fixed-size fields. No reference into the cache is
@@ -72,6 +82,7 @@ extern "C" {
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/inval.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -338,6 +349,11 @@ void as_key_owner(Fn&& fn)
 	pg_call([&] { with_key_owner([](void* p) { (*static_cast<std::remove_reference_t<Fn>*>(p))(); }, &fn); });
 }
 
+// See the file comment: set when a cached key row may predate a change.
+bool cache_suspect = false;
+// Counts drop_key_cache() calls, to notice an invalidation during a read.
+std::uint64_t cache_drops = 0;
+
 Datum uuid_datum(const env::OrgId& org)
 {
 	auto* u = static_cast<pg_uuid_t*>(palloc(sizeof(pg_uuid_t)));
@@ -350,6 +366,28 @@ void exec(const char* sql, int nargs, Oid* types, Datum* values, int expect)
 	const int rc = SPI_execute_with_args(sql, nargs, types, values, nullptr, false, 0);
 	if (rc != expect)
 		elog(ERROR, "tenant_guard: key table query failed: %s", SPI_result_code_string(rc));
+}
+
+// A SELECT of key rows for the cache: with a fresh snapshot (the latest
+// committed state and this transaction's own changes), after the pending
+// invalidations. In parallel mode (the leader of a parallel query, which the
+// caller can force with its own settings) GetLatestSnapshot() is not
+// allowed; a catalog snapshot for tenant_keys, a table without a syscache,
+// is taken afresh on every call and serves the same purpose. Plain C;
+// returns whether the read can be trusted for the cache (no invalidation
+// arrived meanwhile).
+bool select_fresh(const char* sql, int nargs, Oid* types, Datum* values)
+{
+	AcceptInvalidationMessages();
+	const std::uint64_t drops = cache_drops;
+	SPIPlanPtr plan = SPI_prepare(sql, nargs, types);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: key table query failed: %s", SPI_result_code_string(SPI_result));
+	Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(keys_relid()) : GetLatestSnapshot();
+	const int rc = SPI_execute_snapshot(plan, values, nullptr, snap, InvalidSnapshot, true, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "tenant_guard: key table query failed: %s", SPI_result_code_string(rc));
+	return cache_drops == drops;
 }
 
 void copy_bytes(HeapTuple row, TupleDesc desc, int col, std::uint8_t* out, std::size_t len)
@@ -428,25 +466,51 @@ std::string actor()
 KeyRow fetch_version(const env::OrgId& org, std::uint32_t version)
 {
 	KeyRow r;
+	bool trusted = false;
 	as_key_owner([&] {
 		Oid types[2] = {UUIDOID, INT4OID};
 		Datum values[2] = {uuid_datum(org), Int32GetDatum(static_cast<std::int32_t>(version))};
-		exec(k_select_version, 2, types, values, SPI_OK_SELECT);
+		trusted = select_fresh(k_select_version, 2, types, values);
 		read_key_row(&r);
 	});
+	if (!trusted)
+		cache_suspect = true;
 	return r;
 }
 
 KeyRow fetch_active(const env::OrgId& org)
 {
 	KeyRow r;
+	bool trusted = false;
 	as_key_owner([&] {
 		Oid types[1] = {UUIDOID};
 		Datum values[1] = {uuid_datum(org)};
-		exec(k_select_active, 1, types, values, SPI_OK_SELECT);
+		trusted = select_fresh(k_select_active, 1, types, values);
 		read_key_row(&r);
 	});
+	if (!trusted)
+		cache_suspect = true;
 	return r;
+}
+
+// Before a look-up in the key cache: takes in the invalidations other
+// backends sent (once per statement and transaction), and drops a suspect
+// cache. Call before any reference into the cache is taken.
+void refresh_key_cache()
+{
+	static LocalTransactionId seen_lxid = InvalidLocalTransactionId;
+	static TimestampTz seen_stmt = 0;
+	const LocalTransactionId lxid = MyProc != nullptr ? MyProc->lxid : InvalidLocalTransactionId;
+	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	if (lxid != seen_lxid || stmt != seen_stmt) {
+		pg_call([] { AcceptInvalidationMessages(); });
+		seen_lxid = lxid;
+		seen_stmt = stmt;
+	}
+	if (cache_suspect && !IsInParallelMode()) {
+		tg::crypto::drop_key_cache();
+		cache_suspect = false;
+	}
 }
 
 // Locks the tenant's keys for this transaction; returns the active row (if
@@ -548,6 +612,7 @@ Error shredded_error(std::uint32_t version)
 // The DEK of `version` for decryption.
 Dek& dek_for(const env::OrgId& org, std::uint32_t version)
 {
+	refresh_key_cache();
 	State& s = state();
 	master();
 	if (auto t = s.tenants.find(org); t != s.tenants.end()) {
@@ -570,6 +635,7 @@ Dek& dek_for(const env::OrgId& org, std::uint32_t version)
 // The active DEK for encryption, created on first use.
 Dek& active_dek(const env::OrgId& org, std::uint32_t* version)
 {
+	refresh_key_cache();
 	State& s = state();
 	master();
 	if (auto t = s.tenants.find(org); t != s.tenants.end() && t->second.active != 0) {
@@ -682,6 +748,7 @@ Datum decrypt_common(FunctionCallInfo fcinfo, bool as_text)
 
 void tenant_guard::crypto::drop_key_cache() noexcept
 {
+	++cache_drops;
 	if (g_state != nullptr)
 		g_state->tenants.clear();
 }

@@ -11,6 +11,11 @@
  *       called by the ddl_command_end event trigger for every table a DDL
  *       command created or altered in a guarded schema; remembers it for the
  *       end of the transaction
+ *   tenant_guard._guard_require(rel regclass) returns void
+ *       (0.2.0) like _guard_note, and the table counts even though neither it
+ *       nor its tenant column is new in this transaction: a table moved into
+ *       a guarded schema (ALTER TABLE ... SET SCHEMA), or an exempted table
+ *       that gained the tenant column (its exemption lapsed)
  *   tenant_guard._new_in_xact(rel regclass, col name) returns boolean
  *       true when the table, or its column `col`, was created by the current
  *       transaction (the xmin of its catalog rows)
@@ -37,6 +42,7 @@ extern "C" {
 #include "utils/syscache.h"
 
 PG_FUNCTION_INFO_V1(tg__guard_note);
+PG_FUNCTION_INFO_V1(tg__guard_require);
 PG_FUNCTION_INFO_V1(tg__new_in_xact);
 }
 
@@ -50,13 +56,42 @@ namespace {
 Oid* pending = nullptr;
 int npending = 0;
 int maxpending = 0;
+// The noted tables that count whether or not they are new (a subset).
+Oid* required = nullptr;
+int nrequired = 0;
+int maxrequired = 0;
 bool checking = false;
 
 void forget_pending()
 {
 	pending = nullptr;
 	npending = maxpending = 0;
+	required = nullptr;
+	nrequired = maxrequired = 0;
 	checking = false;
+}
+
+// Adds rel to a list in TopTransactionContext unless it is there already.
+void remember(Oid rel, Oid** list, int* n, int* max)
+{
+	for (int i = 0; i < *n; ++i)
+		if ((*list)[i] == rel)
+			return;
+	if (*n == *max) {
+		int grow = *max == 0 ? 16 : *max * 2;
+		*list = *list == nullptr ? static_cast<Oid*>(MemoryContextAlloc(TopTransactionContext, sizeof(Oid) * grow))
+		                         : static_cast<Oid*>(repalloc(*list, sizeof(Oid) * grow));
+		*max = grow;
+	}
+	(*list)[(*n)++] = rel;
+}
+
+ArrayType* oid_array(const Oid* oids, int n)
+{
+	Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+	for (int i = 0; i < n; ++i)
+		elems[i] = ObjectIdGetDatum(oids[i]);
+	return construct_array(elems, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
 }
 
 void check_pending()
@@ -64,14 +99,14 @@ void check_pending()
 	if (npending == 0 || checking)
 		return;
 	checking = true;
-	Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * npending));
-	for (int i = 0; i < npending; ++i)
-		elems[i] = ObjectIdGetDatum(pending[i]);
-	ArrayType* oids = construct_array(elems, npending, OIDOID, sizeof(Oid), true, TYPALIGN_INT);
+	ArrayType* oids = oid_array(pending, npending);
+	ArrayType* must = oid_array(required, nrequired);
 
-	// Offenders: noted tables that still exist, sit in a guarded schema, got
-	// their tenant column in this transaction, and are neither protected nor
-	// exempted. If the extension was dropped meanwhile, there is nothing to check.
+	// Offenders: noted tables that still exist, sit in a guarded schema, have
+	// the tenant column, got it in this transaction (or were required: moved
+	// into the schema, or their exemption lapsed), and are neither protected
+	// nor exempted. If the extension was dropped meanwhile, there is nothing
+	// to check.
 	static const char* query =
 	    "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' "
 	    "                             ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text) "
@@ -81,7 +116,7 @@ void check_pending()
 	    "WHERE c.oid = ANY ($1) AND c.relkind IN ('r', 'p') "
 	    "  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
 	    "              AND a.attname = g.tenant_column AND a.attnum > 0 AND NOT a.attisdropped) "
-	    "  AND tenant_guard._new_in_xact(c.oid, g.tenant_column) "
+	    "  AND (tenant_guard._new_in_xact(c.oid, g.tenant_column) OR c.oid = ANY ($2)) "
 	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = c.oid) "
 	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.exemptions e WHERE e.tbl = c.oid)";
 
@@ -99,9 +134,9 @@ void check_pending()
 		bool isnull = false;
 		Datum present = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull && DatumGetBool(present)) {
-			Oid argtypes[1] = {OIDARRAYOID};
-			Datum args[1] = {PointerGetDatum(oids)};
-			if (SPI_execute_with_args(query, 1, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT)
+			Oid argtypes[2] = {OIDARRAYOID, OIDARRAYOID};
+			Datum args[2] = {PointerGetDatum(oids), PointerGetDatum(must)};
+			if (SPI_execute_with_args(query, 2, argtypes, args, nullptr, true, 1) != SPI_OK_SELECT)
 				elog(ERROR, "tenant_guard: guardrail query failed");
 			char* v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 			if (v != nullptr)
@@ -116,8 +151,9 @@ void check_pending()
 	if (offenders != nullptr)
 		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 		                errmsg("tenant tables in a guarded schema are not protected: %s", offenders),
-		                errdetail("This transaction created these tables, or added the tenant column to them, "
-		                          "in a schema guarded by tenant_guard.guard_schema(); nothing of it was committed."),
+		                errdetail("This transaction created these tables, added the tenant column to them, or moved "
+		                          "them into a schema guarded by tenant_guard.guard_schema(); nothing of it was "
+		                          "committed."),
 		                errhint("Call tenant_guard.protect() on each table in the same transaction, or "
 		                        "tenant_guard.exempt(table, reason) for a table that holds no tenant data.")));
 }
@@ -155,18 +191,16 @@ void init()
 // tenant_guard._guard_note(rel regclass) returns void
 extern "C" Datum tg__guard_note(PG_FUNCTION_ARGS)
 {
-	Oid rel = PG_GETARG_OID(0);
-	for (int i = 0; i < npending; ++i)
-		if (pending[i] == rel)
-			PG_RETURN_VOID();
-	if (npending == maxpending) {
-		int grow = maxpending == 0 ? 16 : maxpending * 2;
-		pending = pending == nullptr
-		              ? static_cast<Oid*>(MemoryContextAlloc(TopTransactionContext, sizeof(Oid) * grow))
-		              : static_cast<Oid*>(repalloc(pending, sizeof(Oid) * grow));
-		maxpending = grow;
-	}
-	pending[npending++] = rel;
+	remember(PG_GETARG_OID(0), &pending, &npending, &maxpending);
+	PG_RETURN_VOID();
+}
+
+// tenant_guard._guard_require(rel regclass) returns void
+extern "C" Datum tg__guard_require(PG_FUNCTION_ARGS)
+{
+	const Oid rel = PG_GETARG_OID(0);
+	remember(rel, &pending, &npending, &maxpending);
+	remember(rel, &required, &nrequired, &maxrequired);
 	PG_RETURN_VOID();
 }
 
@@ -206,8 +240,10 @@ PG_FUNCTION_INFO_V1(tg__ddl_command_kinds);
  * What one collected DDL command does that the guards on protected tables
  * care about: 'disable row level security', 'no force row level security',
  * 'owner', 'rename column <name>'; and for the audit's partitions 'attach
- * partition', 'detach partition'. The guards judge the command, not the
- * table's state, so restoring a dump (where RLS is switched on last) passes.
+ * partition', 'detach partition'; and for the migration guardrail (0.2.0)
+ * 'add column <name>', 'rename column to <new name>', 'set schema'. The guards
+ * judge the command, not the table's state, so restoring a dump (where RLS is
+ * switched on last) passes.
  */
 extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 {
@@ -239,6 +275,12 @@ extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 			case AT_DetachPartitionFinalize:
 				kind = "detach partition";
 				break;
+			case AT_AddColumn:
+			case AT_AddColumnRecurse:
+				if (at->def != nullptr && IsA(at->def, ColumnDef) &&
+				    reinterpret_cast<ColumnDef*>(at->def)->colname != nullptr)
+					kind = psprintf("add column %s", reinterpret_cast<ColumnDef*>(at->def)->colname);
+				break;
 			default:
 				break;
 			}
@@ -249,6 +291,10 @@ extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 		RenameStmt* r = reinterpret_cast<RenameStmt*>(cmd->parsetree);
 		if (r->renameType == OBJECT_COLUMN && r->subname != nullptr)
 			kinds[n++] = CStringGetTextDatum(psprintf("rename column %s", r->subname));
+		if (r->renameType == OBJECT_COLUMN && r->newname != nullptr)
+			kinds[n++] = CStringGetTextDatum(psprintf("rename column to %s", r->newname));
+	} else if (cmd->type == SCT_Simple && cmd->parsetree != nullptr && IsA(cmd->parsetree, AlterObjectSchemaStmt)) {
+		kinds[n++] = CStringGetTextDatum("set schema");
 	}
 	PG_RETURN_ARRAYTYPE_P(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
 }

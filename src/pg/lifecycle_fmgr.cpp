@@ -16,6 +16,22 @@
  * active, loaded as the registry's owner and dropped by a relcache
  * invalidation that the trigger sends whenever the registry changes (also
  * seen by the changing transaction itself, and undone on rollback).
+ *
+ * The list must never be built from a stale snapshot: a REPEATABLE READ
+ * transaction whose snapshot predates an archive or a purge would otherwise
+ * load the tenant as active, and the list would then stay valid for the
+ * backend's life (no later invalidation comes). So the registry is read with
+ * a fresh snapshot (GetLatestSnapshot, which also sees the current
+ * transaction's own changes), taken after the pending invalidations are
+ * processed; a commit not in that snapshot sends its invalidation after it
+ * became visible, so it arrives later and drops the list again. An
+ * invalidation that arrives while the list loads leaves it unmarked (used for
+ * this call, reloaded at the next). Each call also processes pending
+ * invalidations first, so an archive committed by another backend counts from
+ * the next write statement even inside a transaction that already holds its
+ * locks. In parallel mode (a direct call from a parallel query; writes never
+ * run in parallel mode) GetLatestSnapshot() is refused; a catalog snapshot of
+ * the registry, taken afresh for a table without a syscache, serves instead.
  */
 #include <cstring>
 #include <string>
@@ -34,7 +50,9 @@ extern "C" {
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "access/xact.h"
 #include "utils/inval.h"
+#include "utils/snapmgr.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -56,11 +74,15 @@ int nblocked = 0;
 bool valid = false;
 bool callback_registered = false;
 Oid tenants_relid = InvalidOid;
+// Counts the invalidations of the registry, to notice one during a load.
+uint64 invalidations = 0;
 
 void relcache_callback(Datum, Oid relid)
 {
-	if (relid == InvalidOid || relid == tenants_relid)
+	if (relid == InvalidOid || relid == tenants_relid) {
 		valid = false;
+		++invalidations;
+	}
 }
 
 // Plain C: runs inside pg_call, no C++ object alive in this frame.
@@ -76,10 +98,19 @@ void load_blocked()
 		CacheRegisterRelcacheCallback(relcache_callback, (Datum) 0);
 		callback_registered = true;
 	}
-	tg::pg::run_as_owner(relid, [](void*) {
-		int rc = SPI_execute("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
-		                     "WHERE status OPERATOR(pg_catalog.<>) 'active'",
-		                     true, 0);
+	// Invalidations sent before the snapshot below are processed now; any
+	// later one is counted and keeps the list from being marked valid.
+	AcceptInvalidationMessages();
+	const uint64 seen = invalidations;
+	tg::pg::run_as_owner(relid, [](void* arg) {
+		const Oid registry = *static_cast<const Oid*>(arg);
+		SPIPlanPtr plan = SPI_prepare("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
+		                              "WHERE status OPERATOR(pg_catalog.<>) 'active'",
+		                              0, nullptr);
+		if (plan == nullptr)
+			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(SPI_result));
+		Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(registry) : GetLatestSnapshot();
+		int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
 		if (rc != SPI_OK_SELECT)
 			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(rc));
 		Blocked* list = static_cast<Blocked*>(
@@ -95,8 +126,8 @@ void load_blocked()
 			pfree(blocked);
 		blocked = list;
 		nblocked = static_cast<int>(SPI_processed);
-	}, nullptr);
-	valid = true;
+	}, &relid);
+	valid = invalidations == seen;
 }
 
 }  // namespace
@@ -108,8 +139,13 @@ TG_FUNCTION(_tenant_writable)
 	if (!ctx.org)
 		PG_RETURN_BOOL(true);
 	const tg::claims::Uuid org = *ctx.org;
-	if (!valid)
-		pg_call([] { load_blocked(); });
+	// A registry change committed by another backend since this backend last
+	// looked drops the list (cheap when nothing is pending).
+	pg_call([] {
+		AcceptInvalidationMessages();
+		if (!valid)
+			load_blocked();
+	});
 	for (int i = 0; i < nblocked; ++i) {
 		if (std::memcmp(blocked[i].org.data, org.data(), org.size()) != 0)
 			continue;

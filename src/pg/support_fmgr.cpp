@@ -5,15 +5,19 @@
  * must live in backend memory, and the per-statement check of a live support
  * context.
  *
+ *   CALL tenant_guard.begin_support_session(token text)
+ *       A C procedure (caller's rights, nonatomic CALL only): redeems the
+ *       token with tenant_guard._support_redeem(), run as that function's
+ *       owner, COMMITs, and only then establishes the support context or
+ *       raises the one refusal error. Nothing the caller controls runs between
+ *       the redemption and its commit, and the internal functions are not
+ *       executable by the caller, so whether a token is valid shows only after
+ *       the redemption or the refusal is committed to the audit log.
  *   tenant_guard._support_stage(grant uuid, org uuid, agent text, expires_at timestamptz) returns void
- *       Internal (not for PUBLIC; called by tenant_guard._support_redeem, a
+ *       Internal (owner only; called by tenant_guard._support_redeem, a
  *       SECURITY DEFINER function, in the transaction that marks the grant
  *       redeemed). Remembers the redemption in this backend; it becomes
  *       usable only once that transaction has committed.
- *   tenant_guard._support_activate() returns uuid
- *       Establishes the support context of the redemption this backend
- *       staged and committed (session scope); NULL when there is none. Takes
- *       no claims from SQL: they are built here from the staged grant.
  *   tenant_guard._support_end() returns uuid
  *       Clears the support context of this backend; returns its grant id,
  *       or NULL when no support session is active.
@@ -25,13 +29,18 @@
  *
  * The check: an ExecutorStart hook, installed whenever the library is loaded
  * (no shared_preload_libraries needed: a support context can only be made by
- * this library, so it is loaded before one exists). Backends that never
- * activated a support session pay one boolean test per executor start. In a
- * backend with a support session, once per top-level statement, while the
- * signed context is still the one this library set: if the statement starts
+ * this library, so it is loaded before one exists), and the context accessors
+ * (support::check()). Backends that never activated a support session pay one
+ * boolean test. In a backend with a support session, once per top-level
+ * statement AND once per transaction (a DO block or a procedure that COMMITs
+ * starts new transactions inside one statement), while the signed context is
+ * still the one this library set: if the statement or the transaction starts
  * at or after expires_at, or the grant was ended or revoked (read with the
  * latest snapshot, as the extension owner), the context is cleared; it stays
- * dead even if a rolled-back transaction restores the setting.
+ * dead even if a rolled-back transaction restores the setting. Until the check
+ * has run in the current transaction the context reads as absent
+ * (support::blocks(), used by the context resolution): a path that reaches
+ * the context without the executor or an accessor fails closed.
  */
 #include <cstring>
 #include <string>
@@ -48,9 +57,17 @@
 
 extern "C" {
 #include "postgres.h"
+#include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "nodes/value.h"
+#include "parser/parse_func.h"
+#include "storage/proc.h"
+#include "utils/syscache.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -89,6 +106,7 @@ struct Active {
 	TimestampTz expires_at = 0;
 	Oid owner = InvalidOid;
 	TimestampTz checked_statement = 0;  // start of the last statement checked
+	LocalTransactionId checked_lxid = InvalidLocalTransactionId;  // the last transaction checked
 	SPIPlanPtr plan = nullptr;
 };
 
@@ -173,6 +191,13 @@ std::string build_claims(const std::string& org, const std::string& agent, std::
 	return doc.dump();
 }
 
+const char* const k_not_toplevel = "a support session must be started outside a transaction block";
+const char* const k_not_toplevel_detail =
+    "The redemption is committed before the session starts, so that it is recorded even if later work rolls back.";
+const char* const k_not_toplevel_hint =
+    "Run CALL tenant_guard.begin_support_session(...) on its own: not after BEGIN, not in a function or an "
+    "exception block.";
+
 void xact_callback(XactEvent event, void*)
 {
 	Staged& s = staged();
@@ -238,6 +263,19 @@ bool grant_live(Active& a)
 	return live;
 }
 
+LocalTransactionId current_lxid()
+{
+	return MyProc != nullptr ? MyProc->lxid : InvalidLocalTransactionId;
+}
+
+// The clock of a support context: the start of the statement, or of the
+// transaction when that is later (a procedure that COMMITs starts new
+// transactions inside one statement).
+TimestampTz context_clock()
+{
+	return Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp());
+}
+
 // Plain C frame: may ereport.
 void check_support_context()
 {
@@ -246,13 +284,20 @@ void check_support_context()
 	if (cur == nullptr || std::strcmp(cur, a.claims.c_str()) != 0)
 		return;  // another context (or none) is in force
 	if (!a.dead) {
-		TimestampTz stmt = GetCurrentStatementStartTimestamp();
-		if (stmt >= a.expires_at) {
+		const TimestampTz stmt = GetCurrentStatementStartTimestamp();
+		const LocalTransactionId lxid = current_lxid();
+		if (context_clock() >= a.expires_at) {
 			a.dead = true;
-		} else if (stmt != a.checked_statement) {
+		} else if (stmt != a.checked_statement || lxid != a.checked_lxid) {
+			// The grant is read with a fresh snapshot, which parallel mode
+			// forbids; until a check ran in this transaction, blocks() keeps
+			// the context unusable.
+			if (IsInParallelMode())
+				return;
 			in_check = true;
 			bool live = grant_live(a);  // resets in_check
 			a.checked_statement = stmt;
+			a.checked_lxid = lxid;
 			if (!live)
 				a.dead = true;
 		}
@@ -282,6 +327,31 @@ pg_uuid_t* uuid_copy(const pg_uuid_t& u)
 
 namespace tenant_guard::support {
 
+void check()
+{
+	const Active& a = active();
+	if (!a.on || in_check)
+		return;
+	// Fast path of every context read: already checked in this statement and
+	// transaction (the clock is the same, so is the answer).
+	if (!a.dead && a.checked_statement == GetCurrentStatementStartTimestamp() && a.checked_lxid == current_lxid())
+		return;
+	if (IsTransactionState())
+		check_support_context();
+}
+
+bool blocks(const char* signed_text)
+{
+	const Active& a = active();
+	if (!a.on)
+		return false;
+	if (!a.dead && a.checked_lxid == current_lxid() && a.checked_lxid != InvalidLocalTransactionId)
+		return false;  // checked in this transaction: nothing to block, whatever the context
+	if (signed_text == nullptr || std::strcmp(signed_text, a.claims.c_str()) != 0)
+		return false;
+	return true;
+}
+
 void init()
 {
 	DefineCustomStringVariable("tenant_guard.support_role", "In-tenant role of a support session's context.",
@@ -299,10 +369,7 @@ TG_FUNCTION(_support_stage)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		throw Error(tg::sqlstate::k_invalid_parameter_value, "invalid support grant");
 	if (IsTransactionBlock())
-		throw Error("25001", "a support session must be started outside a transaction block",
-		            "The redemption is committed before the session starts, so that it is recorded even if later "
-		            "work rolls back.",
-		            "Run CALL tenant_guard.begin_support_session(...) on its own, not after BEGIN.");
+		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
 	if (!callbacks_registered) {
 		pg_call([] {
 			RegisterXactCallback(xact_callback, nullptr);
@@ -324,12 +391,15 @@ TG_FUNCTION(_support_stage)
 	PG_RETURN_VOID();
 }
 
-// tenant_guard._support_activate() returns uuid (the org), NULL without a committed redemption
-TG_FUNCTION(_support_activate)
+namespace {
+
+// Establishes the support context of the redemption this backend staged and
+// committed; false when there is none. Takes no claims from SQL.
+bool activate(pg_uuid_t* org_out)
 {
 	Staged& s = staged();
 	if (!s.valid || !s.committed)
-		PG_RETURN_NULL();
+		return false;
 	s.valid = false;  // one redemption, one activation
 
 	std::string claims = build_claims(uuid_text(s.org), s.agent, to_unix_seconds(s.expires_at), uuid_text(s.grant));
@@ -342,9 +412,86 @@ TG_FUNCTION(_support_activate)
 	a.expires_at = s.expires_at;
 	a.owner = s.owner;
 	a.dead = false;
-	a.checked_statement = 0;
+	// just redeemed and committed: live in this statement and transaction
+	a.checked_statement = GetCurrentStatementStartTimestamp();
+	a.checked_lxid = current_lxid();
 	a.on = true;
-	PG_RETURN_UUID_P(uuid_copy(s.org));
+	std::memcpy(org_out->data, s.org.data, UUID_LEN);
+	return true;
+}
+
+struct Redemption {
+	Datum token;
+	bool token_null;
+	bool redeemed;
+};
+
+// Plain C frame (through pg_call): runs tenant_guard._support_redeem(token) as
+// the owner of that function (the caller has no EXECUTE on it) and commits.
+// The procedure's own nonatomic SPI connection is what makes COMMIT possible.
+void redeem_and_commit(void* arg)
+{
+	Redemption* r = static_cast<Redemption*>(arg);
+	Oid argtypes[1] = {TEXTOID};
+	Oid fn = LookupFuncName(list_make2(makeString(pstrdup("tenant_guard")), makeString(pstrdup("_support_redeem"))),
+	                        1, argtypes, false);
+	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "tenant_guard: cache lookup failed for function %u", fn);
+	const Oid owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "tenant_guard: SPI_connect failed");
+	Oid save_uid;
+	int save_sec;
+	GetUserIdAndSecContext(&save_uid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	PG_TRY();
+	{
+		const int guc_level = tg::pg::pin_search_path();
+		Datum values[1] = {r->token};
+		const char nulls[2] = {r->token_null ? 'n' : ' ', '\0'};
+		int rc = SPI_execute_with_args("SELECT tenant_guard._support_redeem($1)", 1, argtypes, values, nulls, false, 1);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "tenant_guard: support redemption failed: %s", SPI_result_code_string(rc));
+		bool isnull = true;
+		Datum ok = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		r->redeemed = !isnull && DatumGetBool(ok);
+		AtEOXact_GUC(true, guc_level);
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_uid, save_sec);
+	}
+	PG_END_TRY();
+	// The redemption, or the audited refusal, is committed before the caller
+	// can learn anything from it.
+	SPI_commit();
+	SPI_finish();
+}
+
+}  // namespace
+
+// CALL tenant_guard.begin_support_session(token text): a procedure
+TG_FUNCTION(begin_support_session)
+{
+	const bool nonatomic = fcinfo->context != nullptr && IsA(fcinfo->context, CallContext) &&
+	                       !reinterpret_cast<CallContext*>(fcinfo->context)->atomic;
+	Redemption r{PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0), PG_ARGISNULL(0), false};
+	// refused before anything is redeemed: claim paths that cannot hold a
+	// support context, and any context that cannot commit
+	(void) build_claims("00000000-0000-0000-0000-000000000000", "agent", 0, "grant");
+	if (!nonatomic || IsTransactionBlock() || IsSubTransaction())
+		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
+	pg_call([&] { redeem_and_commit(&r); });
+	pg_uuid_t org{};
+	if (!r.redeemed || !activate(&org))
+		throw Error("28000", "support token refused", "The token is unknown, already used, expired or revoked.",
+		            "Ask the platform team for a new support grant.");
+	const std::string org_text = uuid_text(org);
+	pg_call([&] { ereport(NOTICE, (errmsg("support session started for tenant %s", org_text.c_str()))); });
+	PG_RETURN_VOID();
 }
 
 // tenant_guard._support_active_grant() returns uuid
@@ -379,9 +526,6 @@ TG_FUNCTION(_support_check_toplevel)
 {
 	(void) build_claims("00000000-0000-0000-0000-000000000000", "agent", 0, "grant");
 	if (IsTransactionBlock())
-		throw Error("25001", "a support session must be started outside a transaction block",
-		            "The redemption is committed before the session starts, so that it is recorded even if later "
-		            "work rolls back.",
-		            "Run CALL tenant_guard.begin_support_session(...) on its own, not after BEGIN.");
+		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
 	PG_RETURN_VOID();
 }

@@ -89,7 +89,7 @@ export TG_TEST_DIR=$W/fixtures TG_TOKENS_SQL=$W/fixtures/tokens.sql
 TG_SERVER_ENV="${FAKE_ENV[*]}" tg_start_cluster "$W/pg" "shared_preload_libraries = 'tenant_guard'" \
 	"timezone = 'UTC'" >/dev/null
 
-FILES="audit_record audit_statements audit_verify audit_features support_sessions lifecycle_export lifecycle_purge
+FILES="audit_record audit_statements audit_verify audit_features support_sessions support_txn lifecycle_export lifecycle_purge
 lifecycle_upgrade"
 PGXS_DIR=$(dirname "$(pg_config --pgxs)")
 failed=0

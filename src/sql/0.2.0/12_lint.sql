@@ -59,7 +59,11 @@ AS $$
     ('TG047', 'warning', 'server',       'tokens and other bind parameters of an application role reach the server log'),
     ('TG048', 'error',   'context',      'a per-role or per-database setting weakens isolation'),
     ('TG049', 'warning', 'other rights', 'a LEAKPROOF function that is not built in'),
-    ('TG050', 'warning', 'context',      'set_context() only warns about a token written into the statement text')
+    ('TG050', 'warning', 'context',      'set_context() only warns about a token written into the statement text'),
+    -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    ('TG060', 'warning', 'tenant table', 'an exempted table has a tenant column'),
+    ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role'),
+    ('TG062', 'warning', 'tenant table', 'a registry row names a relation that no longer exists or is temporary')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -697,6 +701,61 @@ BEGIN
                 FROM tenant_guard.app_roles_in_effect() x JOIN pg_roles r ON r.oid = x.role
                 WHERE NOT r.rolsuper) v) l
     WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero;
+
+    -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
+    -- TG060: an exempted table with a tenant column (the guarded schema's, or
+    -- one named like a tenant column in use): lint's tenant-table rules skip
+    -- exempted tables, so nothing else would report it
+    RETURN QUERY
+    WITH names AS (
+        SELECT DISTINCT x.col FROM (
+            SELECT p.tenant_column AS col FROM tenant_guard.protected_tables p
+            UNION SELECT g.tenant_column FROM tenant_guard.guarded_schemas g
+            UNION SELECT 'org_id'::name) x)
+    SELECT 'warning', 'TG060', e.tbl::text,
+           format('table %s is exempted from tenant protection (%s) but has tenant column %I: every role that can read it sees all of its rows, of every tenant',
+                  e.tbl, e.reason, a.attname),
+           format('SELECT tenant_guard.protect(%L, %L); or drop the column if the table holds no tenant data.', e.tbl::text, a.attname)
+    FROM tenant_guard.exemptions e
+    JOIN pg_class c ON c.oid = e.tbl
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    LEFT JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname
+    CROSS JOIN LATERAL (
+        SELECT a.attname FROM pg_attribute a
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND (a.attname = g.tenant_column OR (g.schema_name IS NULL AND a.attname IN (SELECT col FROM names)))
+        ORDER BY a.attnum LIMIT 1) a;
+
+    -- TG061: a step of a support-session redemption that a role can call on its
+    -- own (only begin_support_session and the SECURITY DEFINER functions may)
+    RETURN QUERY
+    SELECT 'error', 'TG061', f.fn::text,
+           format('internal support-session function %s is executable by %s: called on its own, a redemption step can be observed before it is committed (a token tested without being redeemed or audited)',
+                  f.fn, string_agg(f.who, ', ' ORDER BY f.who)),
+           format('REVOKE EXECUTE ON FUNCTION %s FROM %s;', f.fn, string_agg(f.who, ', ' ORDER BY f.who))
+    FROM (SELECT p.oid::regprocedure AS fn,
+                 CASE WHEN e.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(e.grantee)) END AS who
+          FROM pg_proc p, aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) e
+          WHERE p.pronamespace = 'tenant_guard'::regnamespace
+            AND p.proname IN ('_support_redeem', '_support_stage', '_support_end', '_support_active_grant',
+                              '_support_check_toplevel')
+            AND e.privilege_type = 'EXECUTE' AND e.grantee <> p.proowner) f
+    GROUP BY f.fn;
+
+    -- TG062: registry rows naming a relation that no longer exists (dropped
+    -- without the event triggers, or a temporary table gone with its session)
+    -- or a temporary table of a session; export and purge skip them
+    RETURN QUERY
+    SELECT 'warning', 'TG062', r.tbl::text,
+           format('registry %s has a row for relation %s, %s', r.registry, r.tbl,
+                  CASE WHEN c.oid IS NULL THEN 'which no longer exists' ELSE 'a temporary table of a session' END),
+           format('As a superuser: DELETE FROM %s WHERE tbl::oid = %s;', r.registry, r.tbl::oid)
+    FROM (SELECT 'tenant_guard.protected_tables' AS registry, p.tbl FROM tenant_guard.protected_tables p
+          UNION SELECT 'tenant_guard.exemptions', e.tbl FROM tenant_guard.exemptions e
+          UNION SELECT 'tenant_guard.access_rules', a.tbl FROM tenant_guard.access_rules a
+          UNION SELECT 'tenant_guard.audited_tables', t.tbl FROM tenant_guard.audited_tables t) r
+    LEFT JOIN pg_class c ON c.oid = r.tbl
+    WHERE c.oid IS NULL OR c.relpersistence = 't';
 END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);

@@ -56,10 +56,6 @@ CREATE FUNCTION tenant_guard._support_stage(grant_id uuid, org uuid, agent text,
 RETURNS void AS 'MODULE_PATHNAME', 'tg__support_stage' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._support_stage(uuid, uuid, text, timestamptz) IS
     'Internal: remembers a redemption in this backend until its transaction commits.';
-CREATE FUNCTION tenant_guard._support_activate()
-RETURNS uuid AS 'MODULE_PATHNAME', 'tg__support_activate' LANGUAGE C VOLATILE PARALLEL UNSAFE;
-COMMENT ON FUNCTION tenant_guard._support_activate() IS
-    'Internal: establishes the support context of the redemption this backend committed; NULL without one.';
 CREATE FUNCTION tenant_guard._support_active_grant()
 RETURNS uuid AS 'MODULE_PATHNAME', 'tg__support_active_grant' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._support_active_grant() IS
@@ -72,11 +68,12 @@ CREATE FUNCTION tenant_guard._support_check_toplevel()
 RETURNS void AS 'MODULE_PATHNAME', 'tg__support_check_toplevel' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._support_check_toplevel() IS
     'Internal: refuses to run inside a transaction block.';
-REVOKE ALL ON FUNCTION tenant_guard._support_stage(uuid, uuid, text, timestamptz), tenant_guard._support_activate(),
+-- Owner only: every step of a redemption runs inside begin_support_session
+-- (a C procedure) or the SECURITY DEFINER functions, never on its own, so no
+-- caller can observe a step before the redemption is committed.
+REVOKE ALL ON FUNCTION tenant_guard._support_stage(uuid, uuid, text, timestamptz),
     tenant_guard._support_active_grant(), tenant_guard._support_end(), tenant_guard._support_check_toplevel()
     FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant_guard._support_activate(), tenant_guard._support_check_toplevel()
-    TO tenant_guard_support;
 
 -- Records the expiry of sessions and of grants never redeemed, once each.
 CREATE FUNCTION tenant_guard.log_support_expiries()
@@ -162,7 +159,10 @@ GRANT EXECUTE ON FUNCTION tenant_guard.issue_support_grant(uuid, text, text, int
     TO tenant_guard_support;
 
 -- Redeems a token at most once; audits the redemption or the refusal. Called
--- by begin_support_session, which commits before it raises or activates.
+-- only by begin_support_session (as this function's owner), which commits
+-- before it raises or activates. Not executable by anyone else: called inside
+-- an expression that then fails, it would tell whether a token is valid and
+-- roll back both the redemption and its audit event.
 CREATE FUNCTION tenant_guard._support_redeem(token text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -218,33 +218,16 @@ $$;
 COMMENT ON FUNCTION tenant_guard._support_redeem(text) IS
     'Internal: redeems a support token at most once and audits the redemption or the refusal.';
 REVOKE ALL ON FUNCTION tenant_guard._support_redeem(text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION tenant_guard._support_redeem(text) TO tenant_guard_support;
 
--- A procedure: it commits the redemption (or the audited refusal) before it
--- raises or establishes the context. No SET clause and not SECURITY DEFINER
--- (either would forbid COMMIT); every name is schema-qualified.
+-- A procedure in C (src/pg/support_fmgr.cpp): it runs _support_redeem() as
+-- that function's owner and COMMITs the redemption (or the audited refusal)
+-- before it raises or establishes the context; nothing the caller controls
+-- runs in between. Not SECURITY DEFINER and no SET clause (either would forbid
+-- COMMIT); refused in an atomic context (a transaction block, a function, an
+-- exception block) before anything is redeemed.
 CREATE PROCEDURE tenant_guard.begin_support_session(token text)
-LANGUAGE plpgsql
-AS $$
-DECLARE
-    ok boolean;
-    org uuid;
-BEGIN
-    PERFORM tenant_guard._support_check_toplevel();
-    ok := tenant_guard._support_redeem(token);
-    COMMIT;
-    IF ok THEN
-        org := tenant_guard._support_activate();
-    END IF;
-    IF org IS NULL THEN
-        RAISE EXCEPTION 'support token refused'
-            USING ERRCODE = '28000',
-                  DETAIL = 'The token is unknown, already used, expired or revoked.',
-                  HINT = 'Ask the platform team for a new support grant.';
-    END IF;
-    RAISE NOTICE 'support session started for tenant %', org;
-END
-$$;
+AS 'MODULE_PATHNAME', 'tg_begin_support_session'
+LANGUAGE C;
 COMMENT ON PROCEDURE tenant_guard.begin_support_session(text) IS
     'Redeems a support token (once) and starts a support context for its tenant in this session until it expires, ends or is revoked.';
 REVOKE ALL ON PROCEDURE tenant_guard.begin_support_session(text) FROM PUBLIC;
