@@ -12,6 +12,13 @@
 #             registered application role working on it while the suite runs,
 #             the suite's own schema public guarded by guard_schema(), and a
 #             check at the end that tenant_guard's state survived the suite
+#   c         the suite's files run by a registered application role that
+#             owns the database (not a superuser), public guarded: the guards
+#             see every statement form from an application role; and every
+#             EXPLAIN and TRUNCATE of the suite replayed alone before and after
+#             it (prepared statements, cursors, tables they name missing).
+#             Much of the suite fails for lack of privileges, so only crashes
+#             and tenant_guard's state afterwards are checked
 #
 # Passes a and b are compared with the baseline (the baseline's output is
 # their expected output; the stock expected files stay as alternatives).
@@ -28,7 +35,7 @@
 #
 # Needs the installed extension (bash scripts/test.sh installs it).
 # TG_PGSUITE_KEEP=1 keeps the work directory (it is kept after a failure
-# anyway); TG_PGSUITE_PASSES="a" runs the baseline and pass a only.
+# anyway); TG_PGSUITE_PASSES="a c" runs the baseline and passes a and c only.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -37,7 +44,7 @@ export LANG=C.UTF-8
 unset PGDATABASE PGSERVICE PGOPTIONS
 umask 022  # the server's user reads the suite and the C modules
 
-PASSES=${TG_PGSUITE_PASSES:-a b}
+PASSES=${TG_PGSUITE_PASSES:-a b c}
 if [ -n "${TG_PGSUITE_CACHE:-}" ]; then
 	CACHE=$TG_PGSUITE_CACHE
 elif [ "$(id -u)" -eq 0 ]; then
@@ -149,9 +156,11 @@ tg_log "end-of-data markers added after $(grep -c . "$WORK/stock/copy_terminator
 PG_REGRESS=$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress
 fail() { echo "FAIL: $*"; FAILED=1; }
 
-# run_pass NAME INPUTDIR SCHEDULE PRELOAD(yes|no) [pg_regress options...]
+# run_pass NAME INPUTDIR SCHEDULE PRELOAD(yes|no) SETUP CHECK [pg_regress options...]
+# SETUP and CHECK: commands run before and after the suite while the cluster
+# is up ("" for none).
 run_pass() {
-	local name=$1 input=$2 schedule=$3 preload=$4; shift 4
+	local name=$1 input=$2 schedule=$3 preload=$4 setup=$5 check=$6; shift 6
 	local dir=$WORK/$name
 	mkdir -p "$dir/out"
 	[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$dir/out"
@@ -163,6 +172,7 @@ run_pass() {
 	else
 		tg_start_cluster "$dir/pg" "max_prepared_transactions = 10"
 	fi
+	[ -z "$setup" ] || $setup
 	local start=$SECONDS
 	# As the server's user: COPY TO/FROM files and lo_import/lo_export run in
 	# the server and use the output directory.
@@ -171,6 +181,7 @@ run_pass() {
 		--dlpath="$SUITE_CACHE/lib" --max-concurrent-tests=20 --schedule="$schedule" "$@" >"$dir/pg_regress.log" 2>&1
 	set -e
 	local took=$((SECONDS - start))
+	[ -z "$check" ] || $check
 	tg_stop_cluster "$dir/pg"
 	eval "TOOK_$name=$took"
 	local ran; ran=$(grep -cE '^ *(test +)?[a-z0-9_.]+ +\.\.\. (ok|FAILED|failed \(ignored\))' "$dir/out/regression.out" || true)
@@ -185,12 +196,71 @@ run_pass() {
 		"$dir/pg/server.log" | head -20 || true)
 	[ -z "$crash" ] || { fail "$name: the server log reports a crash:"; echo "$crash"; }
 	crash=$(grep -rlE 'server closed the connection unexpectedly|connection to server was lost|no connection to the server' \
-		"$dir/out/results" 2>/dev/null | head -20 || true)
+		"$dir/out/results" "$dir"/replay_*.log 2>/dev/null | head -20 || true)
 	[ -z "$crash" ] || { fail "$name: lost connections in:"; echo "$crash"; }
 }
 
+# Pass c: the suite's database belongs to a registered application role
+# that is not a superuser, with tenant_guard installed (by a superuser: the
+# extension is not trusted) and the schema public guarded; pg_regress runs
+# every file as that role, so the runtime guards, the event triggers and the
+# COMMIT check see the suite's statement forms from an application role.
+setup_c() {
+	psql -X -q -v ON_ERROR_STOP=1 -d postgres <<-'EOF'
+		CREATE ROLE regress_tg_suite_app LOGIN;
+		CREATE DATABASE regression OWNER regress_tg_suite_app TEMPLATE template0;
+		ALTER DATABASE regression SET lc_messages TO 'C';
+		ALTER DATABASE regression SET lc_monetary TO 'C';
+		ALTER DATABASE regression SET lc_numeric TO 'C';
+		ALTER DATABASE regression SET lc_time TO 'C';
+		ALTER DATABASE regression SET bytea_output TO 'hex';
+		ALTER DATABASE regression SET timezone_abbreviations TO 'Default';
+	EOF
+	psql -X -q -v ON_ERROR_STOP=1 -d regression >/dev/null <<-'EOF'
+		CREATE EXTENSION tenant_guard;
+		SELECT tenant_guard.register_app_role('regress_tg_suite_app');
+		SELECT tenant_guard.guard_schema('public');
+	EOF
+	replay_c before
+}
+# Every EXPLAIN and TRUNCATE statement of the suite, alone, in one session of
+# the application role, before the suite (nothing they name exists) and
+# after it (utility_statements.py says why).
+replay_c() {
+	psql -X -q -d regression -U regress_tg_suite_app -f "$WORK/utility_statements.sql" \
+		>/dev/null 2>"$WORK/c/replay_$1.log" || true
+	tg_log "c: $(grep -c . "$WORK/utility_statements.sql") lines of EXPLAIN and TRUNCATE statements replayed $1 the suite" \
+		"as the application role ($(grep -c 'ERROR:' "$WORK/c/replay_$1.log" || true) refused or failed)"
+}
+check_c() {
+	replay_c after
+	local out
+	out=$(psql -X -q -A -t -d regression 2>&1 <<-'EOF'
+		SELECT 'app role registered: ' || EXISTS (SELECT 1 FROM tenant_guard.app_roles
+		                                           WHERE role = 'regress_tg_suite_app'::regrole);
+		SELECT 'public guarded: ' || EXISTS (SELECT 1 FROM tenant_guard.guarded_schemas WHERE schema_name = 'public');
+		SELECT 'event triggers enabled: ' || (count(*) = 4) FROM pg_event_trigger
+		WHERE evtname LIKE 'tenant\_guard%' AND evtenabled = 'O';
+		SELECT 'policies as generated: ' || NOT EXISTS (SELECT 1 FROM tenant_guard.verify());
+		SET ROLE regress_tg_suite_app;
+		DO $$ BEGIN EXECUTE 'EXPLAIN ANALYZE SELECT 1'; RAISE EXCEPTION 'not refused';
+		EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'EXPLAIN ANALYZE refused: true'; END $$;
+		RESET ROLE;
+		BEGIN;
+		CREATE TABLE public.tg_unprotected (id int, org_id uuid);
+		COMMIT;
+		SELECT 'COMMIT check: ' || (to_regclass('public.tg_unprotected') IS NULL);
+	EOF
+	) || true
+	local want="app role registered: true|public guarded: true|event triggers enabled: true|policies as generated: true"
+	want+="|NOTICE:  EXPLAIN ANALYZE refused: true|COMMIT check: true"
+	local line missing=0
+	while IFS= read -r line; do grep -qxF "$line" <<<"$out" || missing=1; done < <(tr '|' '\n' <<<"$want")
+	[ "$missing" -eq 0 ] || { fail "c: tenant_guard's state or guards after the suite:"; echo "$out"; }
+}
+
 tg_log "baseline: the suite without tenant_guard"
-run_pass baseline "$WORK/stock" "$WORK/stock/parallel_schedule" no
+run_pass baseline "$WORK/stock" "$WORK/stock/parallel_schedule" no "" ""
 [ "$FAILED" -eq 0 ] || { echo "pgsuite: the baseline run failed; tenant_guard was not tested"; exit 1; }
 tg_log "baseline: $(grep -cE '\.\.\. (FAILED|failed \(ignored\))' "$WORK/baseline/out/regression.out" || true) tests differ from the stock expected output in this environment"
 
@@ -217,16 +287,27 @@ awk '/^test: / && / truncate( |$)/ { print $0 " tg_workload"; next } { print }
      END { print "test: tg_check" }' "$WORK/stock/parallel_schedule" |
 	sed '0,/^test: /s//test: tg_setup\ntest: /' >"$WORK/in/schedule_b"
 grep -q ' tg_workload$' "$WORK/in/schedule_b" || { echo "pgsuite: no group for tg_workload"; exit 1; }
+/usr/bin/python3 "$HERE/utility_statements.py" "$WORK/stock/sql" >"$WORK/utility_statements.sql" 2>/dev/null
 
 for p in $PASSES; do
 	case $p in
 	a)
 		tg_log "pass a: tenant_guard preloaded and installed in the regression database"
-		run_pass a "$WORK/in" "$WORK/stock/parallel_schedule" yes --load-extension=tenant_guard
+		run_pass a "$WORK/in" "$WORK/stock/parallel_schedule" yes "" "" --load-extension=tenant_guard
 		;;
 	b)
 		tg_log "pass b: pass a plus a protected, audited, guarded schema and an application role at work"
-		run_pass b "$WORK/in" "$WORK/in/schedule_b" yes --load-extension=tenant_guard
+		run_pass b "$WORK/in" "$WORK/in/schedule_b" yes "" "" --load-extension=tenant_guard
+		;;
+	c)
+		tg_log "pass c: the suite's files run by a registered application role (crashes only)"
+		# As a role that is not a superuser much of the suite fails its own
+		# way, so its output is not compared: what counts is that nothing
+		# crashed (run_pass) and that tenant_guard's state and guards are
+		# intact afterwards (check_c).
+		run_pass c "$WORK/in" "$WORK/stock/parallel_schedule" yes setup_c check_c \
+			--use-existing --user=regress_tg_suite_app
+		continue
 		;;
 	*) echo "pgsuite: unknown pass $p"; exit 1 ;;
 	esac
