@@ -22,10 +22,13 @@ COMMENT ON FUNCTION tenant_guard._guard_require(regclass) IS
 
 -- Runs with the caller's rights: the caller of ALTER TABLE owns the table, so
 -- the registry's row-level security lets it delete the table's exemption.
+-- row_security is pinned on: the registries have row-level security, and
+-- with row_security = off (pg_dump's output sets it) reading them would fail.
 CREATE FUNCTION tenant_guard._guard_on_alter()
 RETURNS event_trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET row_security = on
 AS $$
 DECLARE
     x record;
