@@ -49,8 +49,11 @@ built_ok() { [ -x "$prefix/bin/pg_config" ] && [ -f "$prefix/.tg_built" ] && gre
 
 if built_ok; then echo "$prefix/bin/pg_config"; exit 0; fi
 
+# What this script creates is readable by the server's OS user (initdb and
+# the server run from the prefix as postgres); existing directories are left
+# as they are.
+umask 022
 mkdir -p "$cache"
-chmod 755 "$cache" "$(dirname "$cache")" 2>/dev/null || true
 exec 9>"$cache/$major.lock"
 flock 9
 if built_ok; then echo "$prefix/bin/pg_config"; exit 0; fi
