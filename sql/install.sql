@@ -4,7 +4,7 @@
 
 -- the version check (the DO block in the install script uses this function)
 SELECT v, tenant_guard._server_version_warning(v) AS warning
-FROM (VALUES (150018), (150019), (150020), (150100), (140012), (160004)) t(v);
+FROM (VALUES (150018), (150019), (150020), (150100), (140012), (160004), (170012), (180004), (180006), (180100)) t(v);
 SELECT tenant_guard._server_version_warning(current_setting('server_version_num')::int) IS NULL AS this_server_ok;
 
 -- what the extension owns
