@@ -1,6 +1,7 @@
 # bench/lib.sh: shared by the benchmarks. Source it after scripts/lib.sh.
 
-# tg_bench_start NAME: builds and installs tenant_guard, makes the work
+# tg_bench_start NAME: builds and installs tenant_guard into the selected
+# PostgreSQL (TG_PG_MAJOR, default 15; scripts/lib.sh), makes the work
 # directory $WORK (/tmp/NAME.XXXXXX, removed on exit unless KEEP_BENCH_DIR is
 # set) and starts a throw-away cluster with the benchmark settings: no
 # parallel query (scans measure per-row cost, not parallelism), no JIT
@@ -11,8 +12,8 @@ tg_bench_start() {
 	tg_install_deps
 	tg_log "building and installing tenant_guard"
 	tg_build_install
-	PGBENCH=$(pg_config --bindir)/pgbench
-	PSQL=$(pg_config --bindir)/psql
+	PGBENCH=$PG_BINDIR/pgbench
+	PSQL=$PG_BINDIR/psql
 	WORK=$(mktemp -d "/tmp/$1.XXXXXX")
 	chmod 755 "$WORK"
 	trap 'tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$WORK"' EXIT

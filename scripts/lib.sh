@@ -1,16 +1,38 @@
 # scripts/lib.sh: shared by scripts/test.sh, scripts/demo.sh and bench/*.sh.
 # Source it; it defines functions only.
 
-TG_PACKAGES="postgresql-15 postgresql-client-15 postgresql-server-dev-15 libssl-dev libsodium-dev \
+TG_PACKAGES="libssl-dev libsodium-dev \
 nlohmann-json3-dev catch2 pkg-config cmake g++ make pgbouncer python3 python3-jwt python3-cryptography \
 python3-psycopg python3-psycopg-pool clang libclang-rt-14-dev dpkg-dev"
+# PostgreSQL 15 from Debian 12; other majors need only the postgres OS user
+# (postgresql-common) from Debian's PostgreSQL packages: scripts/pg.sh builds them.
+TG_PG15_PACKAGES="postgresql-15 postgresql-client-15 postgresql-server-dev-15"
+TG_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# tg_select_pg: the PostgreSQL major everything builds against and runs:
+# TG_PG_MAJOR, default 15 (Debian 12's own server, from the packages above).
+# Another major comes from scripts/pg.sh, which builds it once into a cache
+# outside the repository. Exports TG_PG_MAJOR, PG_CONFIG and PG_BINDIR, and
+# puts PG_BINDIR first in PATH, so every psql, pg_dump, pg_restore, pgbench
+# and pg_config that a script or harness runs is that major's. Idempotent.
+tg_select_pg() {
+	TG_PG_MAJOR=${TG_PG_MAJOR:-15}
+	if [ -z "${PG_CONFIG:-}" ] || [ "${TG_PG_SELECTED:-}" != "$TG_PG_MAJOR" ]; then
+		PG_CONFIG=$(bash "$TG_ROOT/scripts/pg.sh" "$TG_PG_MAJOR") || return 1
+	fi
+	PG_BINDIR=$("$PG_CONFIG" --bindir) || return 1
+	case ":$PATH:" in "$PG_BINDIR":*) ;; *) PATH=$PG_BINDIR:$PATH ;; esac
+	TG_PG_SELECTED=$TG_PG_MAJOR
+	export TG_PG_MAJOR TG_PG_SELECTED PG_CONFIG PG_BINDIR PATH
+}
 
 tg_log() { printf '== %s\n' "$*" >&2; }
 
 # Installs the Debian packages that are missing (root only; others must have them).
 tg_install_deps() {
-	local missing=() p
-	for p in $TG_PACKAGES; do
+	local missing=() p pkgs=$TG_PG15_PACKAGES
+	[ "${TG_PG_MAJOR:-15}" = 15 ] || pkgs=postgresql-common
+	for p in $pkgs $TG_PACKAGES; do
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 	done
 	[ ${#missing[@]} -eq 0 ] && return 0
@@ -24,10 +46,18 @@ tg_install_deps() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Builds and installs the extension (installing needs root or a writable PG tree).
+# Builds and installs the extension into the selected major's tree (installing
+# needs root or a writable tree). Objects built for another major are removed
+# first (build/pg_config names the pg_config the objects were built with).
 tg_build_install() {
-	make -s -j2 >/dev/null
-	make -s install >/dev/null
+	tg_select_pg
+	mkdir -p "$TG_ROOT/build"
+	if [ "$(cat "$TG_ROOT/build/pg_config" 2>/dev/null)" != "$PG_CONFIG" ]; then
+		make -s -C "$TG_ROOT" PG_CONFIG="$PG_CONFIG" clean >/dev/null
+		echo "$PG_CONFIG" >"$TG_ROOT/build/pg_config"
+	fi
+	make -s -C "$TG_ROOT" -j2 PG_CONFIG="$PG_CONFIG" >/dev/null
+	make -s -C "$TG_ROOT" PG_CONFIG="$PG_CONFIG" install >/dev/null
 }
 
 # Runs a command as the server's OS user (postgres when we are root).
@@ -44,14 +74,15 @@ tg_free_port() {
 }
 
 # tg_start_cluster DIR [extra postgresql.conf lines...]
-# Starts a throw-away PostgreSQL 15 cluster in DIR (created, owned by the
+# Starts a throw-away cluster of the selected major (tg_select_pg) in DIR (created, owned by the
 # server user), listening on a free loopback port and a socket in DIR.
 # Exports PGHOST PGPORT PGUSER PGDATABASE TG_CLUSTER_DIR. TG_SERVER_ENV, if
 # set, holds NAME=VALUE words added to the server's environment only (the
 # clock harness preloads libfaketime that way).
 tg_start_cluster() {
 	local dir=$1; shift
-	local bindir; bindir=$(pg_config --bindir)
+	tg_select_pg
+	local bindir=$PG_BINDIR
 	mkdir -p "$dir"
 	[ "$(id -u)" -eq 0 ] && chown postgres:postgres "$dir"
 	tg_as_server "$bindir/initdb" -D "$dir/data" -U postgres -A trust --no-sync -E UTF8 --locale=C.UTF-8 \
@@ -81,5 +112,6 @@ tg_start_cluster() {
 tg_stop_cluster() {
 	local dir=${1:-$TG_CLUSTER_DIR}
 	[ -n "$dir" ] && [ -d "$dir/data" ] || return 0
-	tg_as_server "$(pg_config --bindir)/pg_ctl" -D "$dir/data" -m fast -w -s stop >/dev/null 2>&1 || true
+	tg_select_pg
+	tg_as_server "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w -s stop >/dev/null 2>&1 || true
 }

@@ -5,17 +5,22 @@
 # and the pgbouncer pooler test under ctest, stops the cluster, and ends with
 # one line "tests: N passed, N failed". Exits non-zero on any failure.
 #
-# Usage: bash scripts/test.sh [ctest -R regex]
+# Usage: bash scripts/test.sh [--pg MAJOR] [ctest -R regex]
+#   MAJOR (or TG_PG_MAJOR): the PostgreSQL major to build against and run,
+#   default 15 (Debian 12's server); another major is built once by
+#   scripts/pg.sh into its cache, and tenant_guard is installed into it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+if [ "${1:-}" = --pg ]; then export TG_PG_MAJOR=${2:?--pg needs a major}; shift 2; fi
 . scripts/lib.sh
 
 export LANG=C.UTF-8
 tg_install_deps
-tg_log "building"
+tg_select_pg
+tg_log "building against PostgreSQL $("$PG_CONFIG" --version | awk '{ print $2 }') ($PG_CONFIG)"
 tg_build_install
-cmake -S test -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S test -B build/test -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPG_CONFIG="$PG_CONFIG" >/dev/null
 cmake --build build/test -j2 >/dev/null
 
 WORK=$(mktemp -d /tmp/tg_test.XXXXXX)

@@ -188,8 +188,11 @@ SET tenant_guard.jwt_algorithm = 'none';
 -- key settings are superuser-only and hidden from everyone else
 CREATE ROLE regress_signed_app LOGIN;
 SET ROLE regress_signed_app;
+-- 42501 (insufficient_privilege); the message's wording differs between majors
+\set VERBOSITY sqlstate
 SHOW tenant_guard.jwt_secret_file;
 SELECT current_setting('tenant_guard.jwt_public_key_file');
+\set VERBOSITY default
 SELECT count(*) AS visible_key_settings FROM pg_settings WHERE name LIKE 'tenant_guard.jwt%file';
 SET tenant_guard.jwt_secret_file = '/tmp/attacker';
 SET tenant_guard.jwt_algorithm = 'HS256';

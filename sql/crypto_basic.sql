@@ -36,7 +36,10 @@ SELECT count(*) AS keys_still_none FROM tenant_guard.tenant_keys;
 -- the settings are superuser-only and hidden from others
 CREATE ROLE regress_cb_app;
 SET ROLE regress_cb_app;
+-- 42501 (insufficient_privilege); the message's wording differs between majors
+\set VERBOSITY sqlstate
 SHOW tenant_guard.master_key_file;
+\set VERBOSITY default
 SET tenant_guard.master_key_file = '/tmp/evil.key';
 SELECT count(*) FROM pg_settings WHERE name = 'tenant_guard.master_key_file';
 RESET ROLE;

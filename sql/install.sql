@@ -4,7 +4,7 @@
 
 -- the version check (the DO block in the install script uses this function)
 SELECT v, tenant_guard._server_version_warning(v) AS warning
-FROM (VALUES (150018), (150019), (150020), (150100), (140012), (160004)) t(v);
+FROM (VALUES (150018), (150019), (150020), (150100), (140012), (160004), (170012), (180004), (180006), (180100)) t(v);
 SELECT tenant_guard._server_version_warning(current_setting('server_version_num')::int) IS NULL AS this_server_ok;
 
 -- what the extension owns
@@ -13,6 +13,13 @@ FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tenant_guard')
   AND deptype = 'e'
+  -- a table's or view's row type and its array type follow the relation
+  -- (18 lists them as extension members too, 15 does not)
+  AND NOT (classid = 'pg_type'::regclass AND objid IN (
+      SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
+      UNION ALL
+      SELECT a.oid FROM pg_type a JOIN pg_type t ON t.oid = a.typelem JOIN pg_class c ON c.oid = t.typrelid
+      WHERE c.relkind <> 'c' AND t.typarray = a.oid))
 ORDER BY 1;
 
 -- declarations: volatility, strictness, parallel safety, security definer
@@ -33,7 +40,10 @@ DROP ROLE regress_install_app;
 -- plant objects in the extension's schema beforehand
 DROP EXTENSION tenant_guard;
 CREATE SCHEMA tenant_guard;
+-- terse: 18 adds the install script's line as context
+\set VERBOSITY terse
 CREATE EXTENSION tenant_guard;
+\set VERBOSITY default
 DROP SCHEMA tenant_guard;
 CREATE EXTENSION tenant_guard;
 SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard';

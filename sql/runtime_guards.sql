@@ -65,7 +65,9 @@ EXPLAIN ANALYZE EXECUTE rg_no_such_statement;
 EXPLAIN ANALYZE CREATE TEMP TABLE rg_tt AS EXECUTE rg_no_such_statement;
 -- roles that are not application roles are not affected
 SET ROLE regress_rg_other;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t;
+-- (the plan itself is not shown: EXPLAIN ANALYZE's format differs between
+-- majors; a refusal would show as an error)
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t \g /dev/null
 TRUNCATE rg_t;
 RESET ROLE;
 -- a superuser turns a guard off for a session
@@ -77,7 +79,7 @@ RESET ROLE;
 RESET tenant_guard.block_app_truncate;
 SET tenant_guard.block_explain_analyze = off;
 SET ROLE regress_rg_app;
-EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t;
+EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) SELECT * FROM rg_t \g /dev/null
 TRUNCATE rg_t;
 RESET ROLE;
 RESET tenant_guard.block_explain_analyze;

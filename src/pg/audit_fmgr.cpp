@@ -75,6 +75,7 @@
 #include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
 #include "pg/context.hpp"
 
 extern "C" {
@@ -637,7 +638,7 @@ void insert_values(const Datum* v, const bool* n)
 	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
 	ExecStoreHeapTuple(tup, xs.slot, true);
 	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
-	(void) ExecInsertIndexTuples(xs.rri, xs.slot, xs.estate, false, false, nullptr, NIL);
+	(void) tenant_guard::pg::compat::insert_index_tuples(xs.rri, xs.slot, xs.estate);
 	ExecClearTuple(xs.slot);
 	ResetPerTupleExprContext(xs.estate);
 }

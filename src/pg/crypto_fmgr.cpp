@@ -64,6 +64,7 @@
 #include "core/masterkey.hpp"
 #include "pg/as_owner.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
 #include "pg/crypto.hpp"
 
 extern "C" {
@@ -247,7 +248,7 @@ const Kek& master()
 	const char* command = tg::crypto::master_key_command;
 	if (!set(file) && !set(command))
 		throw not_configured();
-	const LocalTransactionId lxid = MyProc != nullptr ? MyProc->lxid : InvalidLocalTransactionId;
+	const LocalTransactionId lxid = tg::pg::compat::my_lxid();
 	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
 	bool reload = s.generation != tg::crypto::settings_generation || !s.current.loaded;
 	if (!reload && s.current.from_file && (s.checked_lxid != lxid || s.checked_stmt != stmt)) {

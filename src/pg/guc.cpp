@@ -27,6 +27,7 @@ extern "C" {
 PG_FUNCTION_INFO_V1(tg__unsafe_ddl_allowed);
 }
 
+#include "pg/compat.hpp"
 #include "pg/guc_hooks.hpp"
 
 namespace tenant_guard::guc {
@@ -82,7 +83,7 @@ LocalTransactionId unsafe_ddl_lxid = InvalidLocalTransactionId;
 void assign_allow_unsafe_ddl(bool newval, void*)
 {
 	if (newval && MyProc != nullptr)
-		unsafe_ddl_lxid = MyProc->lxid;
+		unsafe_ddl_lxid = tenant_guard::pg::compat::my_lxid();
 }
 
 // True only while set_signed_context() is running.
@@ -143,7 +144,7 @@ bool check_signed_context(char** newval, void** extra, GucSource source)
 
 bool unsafe_ddl_allowed()
 {
-	return allow_unsafe_ddl && MyProc != nullptr && unsafe_ddl_lxid == MyProc->lxid &&
+	return allow_unsafe_ddl && MyProc != nullptr && unsafe_ddl_lxid == tenant_guard::pg::compat::my_lxid() &&
 	       unsafe_ddl_lxid != InvalidLocalTransactionId;
 }
 

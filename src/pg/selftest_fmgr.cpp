@@ -18,6 +18,7 @@
 
 #include "core/error.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
 
 extern "C" {
 #include "postgres.h"

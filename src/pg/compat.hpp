@@ -1,0 +1,48 @@
+/*
+ * pg/compat.hpp
+ *
+ * Differences between the PostgreSQL majors tenant_guard supports (15 to 18;
+ * docs/development.md, "PostgreSQL versions"). Every API difference the glue
+ * meets is one include or one small inline function here, keyed on
+ * PG_VERSION_NUM, so no feature file carries a version conditional: a feature
+ * calls compat::name() instead of the PostgreSQL API that changed.
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "executor/executor.h"
+#include "storage/proc.h"
+/* 16 moved the varlena macros (VARDATA_ANY, VARSIZE_ANY_EXHDR, ...) out of postgres.h. */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
+}
+
+namespace tenant_guard::pg::compat {
+
+// This backend's local transaction id, or InvalidLocalTransactionId outside a
+// backend (17 moved PGPROC.lxid into PGPROC.vxid).
+inline LocalTransactionId my_lxid()
+{
+	if (MyProc == nullptr)
+		return InvalidLocalTransactionId;
+#if PG_VERSION_NUM >= 170000
+	return MyProc->vxid.lxid;
+#else
+	return MyProc->lxid;
+#endif
+}
+
+// Inserts the index entries of a newly inserted tuple (no ON CONFLICT, not an
+// UPDATE); 16 added the onlySummarizing argument.
+inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EState* estate)
+{
+#if PG_VERSION_NUM >= 160000
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL, false);
+#else
+	return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
+#endif
+}
+
+}  // namespace tenant_guard::pg::compat
