@@ -5,6 +5,7 @@
 -- by guard_schema(): every table the suite creates or alters there is noted
 -- by the DDL event trigger and checked at COMMIT (none has the tenant column).
 \set SHOW_CONTEXT never
+\set VERBOSITY terse
 \set org_a '11111111-1111-4111-8111-111111111111'
 \set org_b '22222222-2222-4222-8222-222222222222'
 SELECT count(*) AS tenant_guard_installed FROM pg_extension WHERE extname = 'tenant_guard';

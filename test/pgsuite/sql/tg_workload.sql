@@ -4,6 +4,7 @@
 -- the statement forms the runtime guards refuse to it, while the suite's
 -- sessions run DDL, TRUNCATE and prepared statements of their own.
 \set SHOW_CONTEXT never
+\set VERBOSITY terse
 \set org_a '11111111-1111-4111-8111-111111111111'
 \set org_b '22222222-2222-4222-8222-222222222222'
 SET tenant_guard.context_source = 'setting';
