@@ -12,6 +12,7 @@
 extern "C" {
 #include "postgres.h"
 #include "executor/executor.h"
+#include "nodes/parsenodes.h"
 #include "storage/proc.h"
 /* 16 moved the varlena macros (VARDATA_ANY, VARSIZE_ANY_EXHDR, ...) out of postgres.h. */
 #if PG_VERSION_NUM >= 160000
@@ -42,6 +43,17 @@ inline List* insert_index_tuples(ResultRelInfo* rri, TupleTableSlot* slot, EStat
 	return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL, false);
 #else
 	return ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
+#endif
+}
+
+// Does this ALTER TABLE subcommand add a column? Before 16 a recursing
+// ADD COLUMN had a subtype of its own (AT_AddColumnRecurse).
+inline bool is_add_column(AlterTableType t)
+{
+#if PG_VERSION_NUM >= 160000
+	return t == AT_AddColumn;
+#else
+	return t == AT_AddColumn || t == AT_AddColumnRecurse;
 #endif
 }
 

@@ -501,7 +501,7 @@ void refresh_key_cache()
 {
 	static LocalTransactionId seen_lxid = InvalidLocalTransactionId;
 	static TimestampTz seen_stmt = 0;
-	const LocalTransactionId lxid = MyProc != nullptr ? MyProc->lxid : InvalidLocalTransactionId;
+	const LocalTransactionId lxid = tg::pg::compat::my_lxid();
 	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
 	if (lxid != seen_lxid || stmt != seen_stmt) {
 		pg_call([] { AcceptInvalidationMessages(); });

@@ -47,6 +47,7 @@ PG_FUNCTION_INFO_V1(tg__new_in_xact);
 }
 
 #include "pg/as_owner.hpp"
+#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 
 namespace {
@@ -275,13 +276,10 @@ extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 			case AT_DetachPartitionFinalize:
 				kind = "detach partition";
 				break;
-			case AT_AddColumn:
-			case AT_AddColumnRecurse:
-				if (at->def != nullptr && IsA(at->def, ColumnDef) &&
-				    reinterpret_cast<ColumnDef*>(at->def)->colname != nullptr)
-					kind = psprintf("add column %s", reinterpret_cast<ColumnDef*>(at->def)->colname);
-				break;
 			default:
+				if (tenant_guard::pg::compat::is_add_column(at->subtype) && at->def != nullptr &&
+				    IsA(at->def, ColumnDef) && reinterpret_cast<ColumnDef*>(at->def)->colname != nullptr)
+					kind = psprintf("add column %s", reinterpret_cast<ColumnDef*>(at->def)->colname);
 				break;
 			}
 			if (kind != nullptr)

@@ -52,6 +52,7 @@
 #include "pg/as_owner.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
 #include "pg/guc.hpp"
 #include "pg/support.hpp"
 
@@ -265,7 +266,7 @@ bool grant_live(Active& a)
 
 LocalTransactionId current_lxid()
 {
-	return MyProc != nullptr ? MyProc->lxid : InvalidLocalTransactionId;
+	return tg::pg::compat::my_lxid();
 }
 
 // The clock of a support context: the start of the statement, or of the
