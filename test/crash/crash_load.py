@@ -20,15 +20,26 @@ import time
 
 import psycopg
 
+FAILURES = []
 TENANTS = ["%08x-0000-4000-8000-%012x" % (0x10000000 + i, i) for i in range(20)]
 
 
 def client(cid, ledger_dir, deadline, dsn):
     rnd = random.Random(cid)
     ledger = {}
+    stats = {"committed": 0, "rolled_back": 0, "uncertain": 0, "reconnects": 0}
+    try:
+        run(cid, rnd, ledger, stats, deadline, dsn)
+    except Exception as e:  # recorded; main() then fails the run
+        FAILURES.append("client %d: %s" % (cid, str(e).splitlines()[0] if str(e) else type(e).__name__))
+    finally:
+        with open(os.path.join(ledger_dir, "client%d.json" % cid), "w") as f:
+            json.dump({"ledger": ledger, "stats": stats}, f)
+
+
+def run(cid, rnd, ledger, stats, deadline, dsn):
     seq = 0
     conn = None
-    stats = {"committed": 0, "rolled_back": 0, "uncertain": 0, "reconnects": 0}
     while time.time() < deadline:
         if conn is None:
             try:
@@ -68,8 +79,12 @@ def client(cid, ledger_dir, deadline, dsn):
                     for k in keys:
                         ledger[k] = ["committed", org]
                     stats["committed"] += 1
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.errors.CrashShutdown,
-                psycopg.InterfaceError) as e:
+        except psycopg.Error:
+            # Only the loss of the server is expected here (psycopg reports it
+            # as OperationalError, DatabaseError from a pipeline, AdminShutdown,
+            # CrashShutdown, ...); any other error is a failure of the test.
+            if not (conn.broken or conn.closed):
+                raise
             # The server went away. Before COMMIT was sent nothing can be
             # committed; while COMMIT was in flight the outcome is unknown.
             outcome = "uncertain" if state == "commit" and not rollback else "rolled_back"
@@ -85,8 +100,6 @@ def client(cid, ledger_dir, deadline, dsn):
             time.sleep(0.1)
     if conn is not None:
         conn.close()
-    with open(os.path.join(ledger_dir, "client%d.json" % cid), "w") as f:
-        json.dump({"ledger": ledger, "stats": stats}, f)
 
 
 def main():
@@ -99,6 +112,9 @@ def main():
         t.start()
     for t in threads:
         t.join()
+    for f in FAILURES:
+        print(f, file=sys.stderr)
+    sys.exit(1 if FAILURES else 0)
 
 
 if __name__ == "__main__":
