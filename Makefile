@@ -9,23 +9,29 @@ MODULE_big = tenant_guard
 OBJS = \
 	src/module.o \
 	src/pg/boundary.o \
-	src/pg/guc.o \
+	src/pg/context.o \
 	src/pg/context_fmgr.o \
 	src/pg/guard_fmgr.o \
 	src/pg/selftest_fmgr.o \
 	src/pg/hooks.o \
 	src/pg/lifecycle_fmgr.o \
 	src/pg/as_owner.o \
+	src/pg/shared_fmgr.o \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \
 	src/core/encoding.o \
 	src/core/token_text.o \
-	src/pg/audit_guc.o \
+	src/pg/audit.o \
 	src/pg/audit_fmgr.o \
+	src/pg/audit_hash.o \
+	src/pg/audit_chain.o \
+	src/pg/audit_writer.o \
+	src/pg/audit_relinfo.o \
+	src/pg/audit_records.o \
 	src/core/audit.o
 # Column encryption
-OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
+OBJS += src/pg/crypto.o src/pg/crypto_fmgr.o src/pg/crypto_keys.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 OBJS += src/pg/support_fmgr.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.

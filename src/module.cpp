@@ -12,7 +12,7 @@
  */
 #include <sodium.h>
 
-#include "pg/audit_guc.hpp"
+#include "pg/audit.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"

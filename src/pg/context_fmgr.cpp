@@ -46,7 +46,6 @@
 #include "core/jwt.hpp"
 #include "core/keyfile.hpp"
 #include "core/token_text.hpp"
-#include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
@@ -138,7 +137,7 @@ const tg::claims::ClaimPaths& paths()
 		s.paths.user = tg::guc::user_claim;
 		s.paths.role = tg::guc::role_claim;
 		s.paths.scopes = tg::guc::scopes_claim;
-		s.paths.impersonator = tg::audit_guc::impersonator_claim ? tg::audit_guc::impersonator_claim : "act.sub";
+		s.paths.impersonator = tg::guc::impersonator_claim ? tg::guc::impersonator_claim : "act.sub";
 		s.paths_generation = tg::guc::claim_paths_generation;
 	}
 	return s.paths;
@@ -185,7 +184,7 @@ const Context& resolve()
 			s.settings_generation = 0;
 			s.settings_context = tg::claims::from_settings(tg::guc::setting_org_id, tg::guc::setting_user_id,
 			                                               tg::guc::setting_role, tg::guc::setting_scopes,
-			                                               tg::audit_guc::setting_impersonator);
+			                                               tg::guc::setting_impersonator);
 			s.settings_generation = tg::guc::settings_generation;
 		}
 		return s.settings_context;

@@ -1,6 +1,6 @@
 /*
- * pg/crypto.hpp: the column-encryption settings (crypto_guc.cpp) and the key
- * cache hooks (crypto_fmgr.cpp). Reference: docs/encryption.md,
+ * pg/crypto.hpp: the column-encryption settings (crypto.cpp) and the key
+ * cache hooks (crypto_keys.cpp). Reference: docs/encryption.md,
  * docs/key-management.md.
  */
 #pragma once
@@ -22,7 +22,7 @@ extern std::uint64_t settings_generation;
 // per-backend key cache; called once from _PG_init.
 void init();
 
-// Drops every cached key (crypto_fmgr.cpp). Never throws, calls nothing in
+// Drops every cached key (crypto_keys.cpp). Never throws, calls nothing in
 // PostgreSQL.
 void drop_key_cache() noexcept;
 

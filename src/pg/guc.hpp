@@ -1,5 +1,5 @@
 /*
- * pg/guc.hpp: every tenant_guard.* setting (defined in guc.cpp) and the
+ * pg/guc.hpp: every tenant_guard.* setting (defined in context.cpp) and the
  * values the rest of the glue reads. Reference: docs/settings.md.
  */
 #pragma once
@@ -18,11 +18,13 @@ extern char* org_claim;
 extern char* user_claim;
 extern char* role_claim;
 extern char* scopes_claim;
+extern char* impersonator_claim;  // tenant_guard.impersonator_claim
 
 extern char* setting_org_id;
 extern char* setting_user_id;
 extern char* setting_role;
 extern char* setting_scopes;
+extern char* setting_impersonator;  // tenant_guard.impersonator
 
 extern int jwt_algorithm;
 extern char* jwt_secret_file;
@@ -37,7 +39,7 @@ extern bool allow_unsafe_ddl;
 // True when allow_unsafe_ddl is on and was turned on in the current transaction.
 bool unsafe_ddl_allowed();
 
-// The verified claims of tenant_guard.set_context(); see guc.cpp.
+// The verified claims of tenant_guard.set_context(); see context.cpp.
 extern char* signed_context;
 
 // Bumped by the assign hooks, so caches know when to re-derive.

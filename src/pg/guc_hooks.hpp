@@ -1,8 +1,8 @@
 /*
- * pg/guc_hooks.hpp: setting hooks defined in guc.cpp and shared by every
- * feature that defines a claim path or a context setting (audit's
- * impersonator_claim and impersonator). Include after the PostgreSQL headers
- * (and after any src/core header, which must come before them).
+ * pg/guc_hooks.hpp: setting hooks defined in context.cpp, for every feature
+ * that defines a claim path or a context setting. Include after the
+ * PostgreSQL headers (and after any src/core header, which must come before
+ * them).
  */
 #pragma once
 

@@ -9,7 +9,7 @@
  *       true when the context's tenant may write, an error (42501) when it is
  *       archived or purged
  *   tenant_guard._tenants_changed() trigger (tg__relcache_changed, in
- *       crypto_fmgr.cpp) on tenant_guard.tenants: every backend drops its list
+ *       shared_fmgr.cpp) on tenant_guard.tenants: every backend drops its list
  *
  * Every write statement on a protected table pays for this check, so it does
  * not query: each backend keeps the (short) list of tenants that are not

@@ -50,7 +50,6 @@
 #include "core/claims.hpp"
 #include "core/error.hpp"
 #include "pg/as_owner.hpp"
-#include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
 #include "pg/compat.hpp"
 #include "pg/guc.hpp"
@@ -182,7 +181,7 @@ std::string build_claims(const std::string& org, const std::string& agent, std::
 	put_claim(doc, or_default(tg::guc::org_claim, "org_id"), org);
 	put_claim(doc, or_default(tg::guc::role_claim, "org_role"), or_default(support_role, "support"));
 	put_claim(doc, or_default(tg::guc::user_claim, "sub"), agent);
-	put_claim(doc, or_default(tg::audit_guc::impersonator_claim, "act.sub"), agent);
+	put_claim(doc, or_default(tg::guc::impersonator_claim, "act.sub"), agent);
 	if (doc.contains("exp") || doc.contains("nbf") || doc.contains("tg_support_grant"))
 		throw Error(tg::sqlstate::k_object_not_in_prerequisite_state, "claim paths overlap",
 		            "A claim setting names exp, nbf or tg_support_grant, which a support context uses itself.",

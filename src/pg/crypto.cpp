@@ -1,5 +1,5 @@
 /*
- * pg/crypto_guc.cpp
+ * pg/crypto.cpp
  *
  * The master key settings of column encryption, and the relcache callback
  * that keeps every backend's key cache honest.

@@ -1,18 +1,13 @@
 /*
- * pg/audit_guc.cpp
+ * pg/audit.cpp
  *
- * The settings of the audit log and of the impersonation claim, in the
- * layout of guc.cpp (the administrator's reason above each one). Everything
- * that decides what the log records or who reads it is superuser-only.
+ * The audit log's settings, in the layout of context.cpp (the
+ * administrator's reason above each one), and its init(). Everything that
+ * decides what the log records or who reads it is superuser-only.
  *
- * C-style glue: no C++ objects (claim paths are checked by guc::check_claim_path).
+ * C-style glue: no C++ objects.
  */
-#include "pg/audit_guc.hpp"
-
-#include <string>
-
-#include "core/claims.hpp"
-#include "pg/guc.hpp"
+#include "pg/audit.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -23,12 +18,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
-#include "pg/guc_hooks.hpp"
-
 namespace tenant_guard::audit_guc {
 
-char* impersonator_claim = nullptr;
-char* setting_impersonator = nullptr;
 char* retention = nullptr;
 char* reader_role = nullptr;
 bool skip_noop_updates = true;
@@ -85,23 +76,6 @@ bool check_reader_role(char** newval, void**, GucSource)
 void init()
 {
 	init_shared_memory();
-
-	/*
-	 * Claim path of the support agent acting as the user (RFC 8693 actor
-	 * claim by default). Superuser-only like the other claim paths: pointing
-	 * it at a claim the user controls would let them blame someone else.
-	 */
-	DefineCustomStringVariable("tenant_guard.impersonator_claim", "Claim path of the impersonating support agent.",
-	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub",
-	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, guc::check_claim_path, guc::bump_claim_paths, nullptr);
-
-	/*
-	 * The impersonator for context_source = setting, next to org_id, user_id
-	 * and role; as forgeable as they are (docs/security-model.md).
-	 */
-	DefineCustomStringVariable("tenant_guard.impersonator", "Impersonating agent for context_source = setting.",
-	                           nullptr, &setting_impersonator, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr,
-	                           guc::bump_settings, nullptr);
 
 	/*
 	 * How long audit records are kept; purge_audit() drops whole monthly

@@ -1,5 +1,5 @@
 /*
- * pg/guc.cpp
+ * pg/context.cpp
  *
  * Defines every tenant_guard.* setting, in the pgaudit layout: a comment with
  * the administrator's reason above each one. Settings that decide which
@@ -38,10 +38,12 @@ char* org_claim = nullptr;
 char* user_claim = nullptr;
 char* role_claim = nullptr;
 char* scopes_claim = nullptr;
+char* impersonator_claim = nullptr;
 char* setting_org_id = nullptr;
 char* setting_user_id = nullptr;
 char* setting_role = nullptr;
 char* setting_scopes = nullptr;
+char* setting_impersonator = nullptr;
 int jwt_algorithm = k_alg_hs256;
 char* jwt_secret_file = nullptr;
 char* jwt_public_key_file = nullptr;
@@ -215,6 +217,15 @@ void init()
 	                           "scopes", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
 
 	/*
+	 * Claim path of the support agent acting as the user (RFC 8693 actor
+	 * claim by default). Superuser-only like the other claim paths: pointing
+	 * it at a claim the user controls would let them blame someone else.
+	 */
+	DefineCustomStringVariable("tenant_guard.impersonator_claim", "Claim path of the impersonating support agent.",
+	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub",
+	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
+
+	/*
 	 * The plain settings of the `setting` source. Any role can set them,
 	 * which is the point of that source and its weakness: see
 	 * docs/security-model.md. They are ignored by the other sources.
@@ -231,6 +242,14 @@ void init()
 	                           "Sub-tenant scopes (JSON object of arrays) for context_source = setting.", nullptr,
 	                           &setting_scopes, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings,
 	                           nullptr);
+
+	/*
+	 * The impersonator for context_source = setting, next to org_id, user_id
+	 * and role; as forgeable as they are (docs/security-model.md).
+	 */
+	DefineCustomStringVariable("tenant_guard.impersonator", "Impersonating agent for context_source = setting.",
+	                           nullptr, &setting_impersonator, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr,
+	                           bump_settings, nullptr);
 
 	/*
 	 * Signed tokens. The algorithm is pinned here, never taken from the

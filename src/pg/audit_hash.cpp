@@ -1,0 +1,156 @@
+/*
+ * pg/audit_hash.cpp
+ *
+ * The hash of an audit record: SHA-256 over the canonical bytes of its 21
+ * hashed columns (core::audit::hash_fields), chained through prev_hash and,
+ * for seals, seal_prev (audit_log.hpp).
+ */
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "core/audit.hpp"
+#include "core/claims.hpp"
+#include "core/encoding.hpp"
+#include "pg/as_owner.hpp"
+#include "pg/audit.hpp"
+#include "pg/boundary.hpp"
+#include "pg/compat.hpp"
+#include "pg/context.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg/audit_log.hpp"
+
+namespace tg = tenant_guard;
+namespace audit = tenant_guard::audit;
+
+namespace tenant_guard::audit_log {
+
+namespace {
+
+// The bytes hashed for one column, palloc'd or pointing into the value:
+// integers and times as decimal text, text and bytea as they are, `detail`
+// as jsonb text, and `rows` as its jsonb binary form (the value as stored;
+// its text form would cost more than writing the record).
+void field_bytes(int col, Datum v, const char** data, std::size_t* len)
+{
+	switch (k_types[col]) {
+	case INT4OID: {
+		char* buf = static_cast<char*>(palloc(16));
+		snprintf(buf, 16, "%d", DatumGetInt32(v));
+		*data = buf;
+		*len = strlen(buf);
+		return;
+	}
+	case INT8OID:
+	case TIMESTAMPTZOID: {
+		char* buf = static_cast<char*>(palloc(32));
+		snprintf(buf, 32, INT64_FORMAT, DatumGetInt64(v));
+		*data = buf;
+		*len = strlen(buf);
+		return;
+	}
+	case JSONBOID:
+		if (col != c_rows) {
+			Jsonb* jb = DatumGetJsonbP(v);
+			char* s = JsonbToCString(nullptr, &jb->root, VARSIZE(jb));
+			*data = s;
+			*len = strlen(s);
+			return;
+		}
+		[[fallthrough]];
+	default: {  // text, bytea, rows
+		struct varlena* p = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(v)));
+		*data = VARDATA_ANY(p);
+		*len = VARSIZE_ANY_EXHDR(p);
+		return;
+	}
+	}
+}
+
+}  // namespace
+
+// SHA-256 over the hashed columns, as a bytea.
+bytea* hash_record(const Datum* values, const bool* nulls)
+{
+	audit::FieldView f[k_nhashed];
+	for (int i = 0; i < k_nhashed; ++i) {
+		if (nulls[i]) {
+			f[i].kind = audit::FieldView::k_null;
+			continue;
+		}
+		f[i].kind = audit::FieldView::k_bytes;
+		field_bytes(i, values[i], &f[i].data, &f[i].len);
+	}
+	audit::Hash h;
+	if (!audit::hash_fields(f, k_nhashed, &h))
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash an audit record")));
+	bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + h.size()));
+	SET_VARSIZE(out, VARHDRSZ + h.size());
+	memcpy(VARDATA(out), h.data(), h.size());
+	return out;
+}
+
+bytea* zero_hash()
+{
+	bytea* out = static_cast<bytea*>(palloc0(VARHDRSZ + 32));
+	SET_VARSIZE(out, VARHDRSZ + 32);
+	return out;
+}
+
+bytea* hash_bytea(const uint8* h)
+{
+	bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + 32));
+	SET_VARSIZE(out, VARHDRSZ + 32);
+	memcpy(VARDATA(out), h, 32);
+	return out;
+}
+
+}  // namespace tenant_guard::audit_log

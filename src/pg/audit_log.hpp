@@ -1,0 +1,332 @@
+/*
+ * pg/audit_log.hpp
+ *
+ * The audit log's write path (docs/audit.md), shared by its files:
+ *
+ *   audit.cpp          the settings, and init() (the shared memory of the seal chain's head)
+ *   audit_hash.cpp     the hash of a record's 21 hashed columns
+ *   audit_chain.cpp    the per-transaction chains, their seals at COMMIT, and the seal chain's head in
+ *                      shared memory (the transaction callbacks)
+ *   audit_writer.cpp   the record writer: the transaction's partition, a record's values, held-back records
+ *   audit_relinfo.cpp  what the triggers know of an audited table (columns, key, tenant column)
+ *   audit_records.cpp  statement records: a statement's row changes gathered into open records
+ *   audit_fmgr.cpp     the SQL entry points (the triggers, audit_event, helpers)
+ *
+ * Statement records. The row trigger adds each row change (primary key,
+ * old and new row as jsonb, changed columns) to the open record of its
+ * (table, action, tenant, subtransaction) in backend memory; the statement
+ * trigger writes the statement's open records when its row events are done
+ * (see "Statement records" below). One statement that changes a thousand
+ * rows of a tenant thus writes one log row, not a thousand: the row images
+ * go into one jsonb array, compressed and stored out of line, and the
+ * per-record work (hash, heap and index inserts, WAL) is paid once.
+ *
+ * Chain design. Every record carries SHA-256(canonical content || prev_hash).
+ * Records are chained per (transaction, tenant): the first record of a
+ * tenant in a transaction has 32 zero bytes as prev_hash, each next one the
+ * hash of the one before, and `seq` counts them. No lock is taken while the
+ * transaction runs, so writers of one tenant never wait for each other. The
+ * newest record of each chain is held back in memory until the next one
+ * arrives or COMMIT (unless it is large: then it is written at once and
+ * COMMIT adds a small seal row). At COMMIT (XACT_EVENT_PRE_COMMIT,
+ * registered on the first audited write of a backend; no preloading needed)
+ * each chain's held-back last record gets the next seal number (seal_seq)
+ * and the hash of the row with the previous seal number (seal_prev), then
+ * its own hash, and is written: one global chain of seals, no extra row.
+ * Only that numbering is serialized: with shared_preload_libraries under an
+ * LWLock on a head in shared memory (see below), else under a
+ * transaction-scoped advisory lock held until the commit is done, the
+ * previous seal read with the latest snapshot so every isolation level works.
+ * Savepoints: the chain state of every tenant is kept per subtransaction
+ * level and restored when a subtransaction rolls back, so the records of a
+ * rolled-back savepoint (gone from the table) are not sealed; its open
+ * statement records are dropped.
+ *
+ * Records are inserted directly into the transaction's partition (all of a
+ * transaction's rows share xact_at, hence one partition), opened once per
+ * transaction with its indexes: heap and index inserts as COPY does, no
+ * executor start-up per record. No privilege check applies to that path, so
+ * application roles need, and have, no write privilege on the log; the few
+ * SPI queries (partition creation, last seal) run as the log's owner with
+ * SECURITY_RESTRICTED_OPERATION.
+ *
+ * Include after the src/core headers (they must come before PostgreSQL's).
+ */
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+}
+
+namespace tenant_guard::audit_log {
+
+constexpr int k_ncols = 22;     // columns written per record
+constexpr int k_nhashed = 21;   // all but `hash`
+// A statement's open record is written once its memory reaches this size
+// (memory per backend stays bounded; a jsonb value is limited to 256 MB).
+constexpr Size k_max_pack_bytes = 8 * 1024 * 1024;
+
+inline constexpr Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,  TEXTOID,
+                                         INT8OID,  TEXTOID,        TEXTOID,        TEXTOID, TEXTOID,  TEXTOID,
+                                         TEXTOID,  TEXTOID,        TEXTOID,        INT4OID, JSONBOID, JSONBOID,
+                                         BYTEAOID, INT8OID,        BYTEAOID,       BYTEAOID};
+
+enum Col {
+	c_id, c_xact_at, c_statement_at, c_xid, c_org, c_kind, c_seq, c_action, c_table_name, c_actor,
+	c_impersonator, c_tenant_role, c_db_role, c_session_role, c_application_name, c_row_count, c_rows,
+	c_detail, c_prev_hash, c_seal_seq, c_seal_prev, c_hash
+};
+
+inline bool col_byval(int i)
+{
+	return k_types[i] == INT8OID || k_types[i] == TIMESTAMPTZOID || k_types[i] == INT4OID;
+}
+
+// ---------------------------------------------------------------------------
+// Hashing (audit_hash.cpp)
+// ---------------------------------------------------------------------------
+
+// SHA-256 over the hashed columns, as a bytea.
+bytea* hash_record(const Datum* values, const bool* nulls);
+bytea* zero_hash();
+bytea* hash_bytea(const uint8* h);
+
+// ---------------------------------------------------------------------------
+// Per-transaction chain state: one group per tenant (NULL org included),
+// each with a stack of (subtransaction, count, last hash) levels.
+// Everything lives in TopTransactionContext and is forgotten at the end.
+// ---------------------------------------------------------------------------
+
+struct Level {
+	SubTransactionId subid;
+	int64 count;     // records in the chain, the pending one included
+	uint8 last[32];  // hash of the last record written to the table
+	// The chain's newest record, held back (values in TopTransactionContext)
+	// until the next record of the chain or COMMIT: at COMMIT it carries the
+	// seal itself, so a transaction usually writes no separate seal row.
+	Datum* pending_v;
+	bool* pending_n;
+};
+
+struct Group {
+	char* org;  // nullptr: records without a tenant
+	Level* levels;
+	int nlevels;
+	int maxlevels;
+};
+
+struct Pack;  // a statement's open record (see "Statement records")
+
+struct XactState {
+	Pack* packs = nullptr;  // newest first, each in its own context
+	Pack* last_pack = nullptr;
+	Size open_mem = 0;      // memory of the open records
+	Group* groups = nullptr;
+	int ngroups = 0;
+	int maxgroups = 0;
+	Oid log_oid = InvalidOid;
+	Oid log_owner = InvalidOid;
+	Oid seq_oid = InvalidOid;
+	bool sealing = false;
+	// The partition this transaction writes to (all its records share
+	// xact_at), opened once under the top transaction's resource owner.
+	Relation part = nullptr;
+	EState* estate = nullptr;
+	ResultRelInfo* rri = nullptr;
+	TupleTableSlot* slot = nullptr;
+	int part_natts = 0;
+	AttrNumber colmap[k_ncols];  // our column i -> attnum in the partition
+};
+
+extern XactState xs;
+
+// audit_chain.cpp
+void reset_xact_state();
+Group* find_group(const char* org, bool create);
+// The level of the current subtransaction, created from the one below.
+Level* writable_level(Group* g);
+// Registers the transaction callbacks (on the first audited write).
+void register_callbacks();
+// Test hook (_audit_selftest_fail_commit): fail this transaction's COMMIT
+// right after its seals were chained, as a late error in COMMIT would.
+extern bool fail_after_seal;
+
+// ---------------------------------------------------------------------------
+// Writing records (audit_writer.cpp)
+// ---------------------------------------------------------------------------
+
+struct Record {
+	const char* kind;
+	const char* action;
+	const char* org;         // nullptr: no tenant
+	const char* table_name;  // nullptr for events and seals
+	int32 row_count = 0;
+	Jsonb* rows = nullptr;   // kind 'rows': the row changes
+	Jsonb* detail = nullptr;
+	TimestampTz statement_at = 0;  // 0: the current statement's start
+	// actor fields, nullptr when absent
+	const char* actor = nullptr;
+	const char* impersonator = nullptr;
+	const char* tenant_role = nullptr;
+	const char* db_role = nullptr;
+	const char* session_role = nullptr;
+	const char* application_name = nullptr;
+};
+
+SPIPlanPtr prepare(const char* sql, int nargs, Oid* types);
+void resolve_log();
+void open_partition();
+void close_partition();
+// The PostgreSQL roles of the caller (before switching to the log owner).
+void set_db_roles(Record& r);
+// The actor fields of a record from the current context and session,
+// palloc'd in the current memory context.
+void set_actor(Record& r);
+// The column values of a record (hash left unset).
+// `seq` and `prev` are the chain position and previous hash.
+void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bool* n);
+// Inserts a complete row into this transaction's partition (heap and indexes).
+void insert_values(const Datum* v, const bool* n);
+
+// Connects SPI and becomes the log owner; undo with leave_writer().
+struct WriterState {
+	Oid save_user;
+	int save_sec;
+	int guc_level;
+};
+
+
+WriterState enter_writer();
+void leave_writer(const WriterState& w);
+// Appends a record to its tenant's chain in this transaction.
+int64 write_record(Record& r);
+
+// ---------------------------------------------------------------------------
+// Per-relation trigger information (cached per backend, dropped on relcache
+// invalidation of the relation: protect(), unprotect() and enable_audit()
+// all alter the table).
+// ---------------------------------------------------------------------------
+
+// How one column of an audited table becomes a jsonb value: the same values
+// as to_jsonb() of the row (docs/audit.md; sql/audit_types.sql compares
+// them type by type), converted directly for the common built-in types and
+// through to_jsonb() of the single value for all others.
+enum ColKind : unsigned char {
+	k_skip,      // dropped or excluded
+	k_masked,    // redacted: "[redacted]"
+	k_bool,
+	k_int,       // int2, int4, int8: a JSON number
+	k_numeric,   // a JSON number; NaN and infinities as strings
+	k_text,      // text, varchar, bpchar: a JSON string of the value
+	k_datetime,  // date, timestamp, timestamptz: ISO 8601 strings
+	k_jsonb,     // embedded as is
+	k_output,    // other built-in scalars: a JSON string of the output function
+	k_generic,   // anything else: to_jsonb() of the value
+};
+
+struct ColPlan {
+	ColKind kind;
+	Oid base;        // base type (domains looked through)
+	FmgrInfo fn;     // output function (k_output) or to_jsonb (k_generic)
+};
+
+struct RelInfo {
+	Oid relid;  // hash key
+	bool valid;
+	uint64 gen;               // changes whenever the entry is rebuilt
+	Oid root;                 // the audited (root) table
+	char* table_name;         // the audited (root) table, quoted
+	AttrNumber tenant_attnum; // 0: not protected
+	Oid tenant_out;           // output function of the tenant column
+	int natts;
+	bool* excluded;           // by attnum - 1
+	ColPlan* cols;            // by attnum - 1
+	int npk;
+	AttrNumber* pk;
+};
+
+extern HTAB* rel_cache;
+
+// audit_relinfo.cpp
+// The audit triggers write records, as the log's owner, only for tables that
+// enable_audit() set up (see refuse_unaudited in audit_relinfo.cpp).
+void refuse_unaudited(Relation rel, bool temporary);
+// The topmost partitioned table above a partition (the table itself otherwise).
+Oid partition_root(Relation rel);
+RelInfo* rel_info(Relation rel, Trigger* trig);
+
+// ---------------------------------------------------------------------------
+// Statement records. The row trigger does not write a record per row: it
+// adds the row change to the open record of its (table, action, tenant,
+// subtransaction, statement, actor), and the statement trigger writes the
+// open records of its table when the statement's row events are done. One
+// audited statement thus costs one log row per tenant, however many rows it
+// changes (a record is also written once it holds
+// tenant_guard.audit_rows_per_record rows or uses k_max_pack_bytes of
+// memory, and the largest open record once all of them use k_open_budget).
+// Anything still open at COMMIT (rows of a partition audited on its own,
+// changed through its parent) is written then. A rolled-back subtransaction
+// drops its open records with its rows. A record being added to is busy:
+// SQL run meanwhile (a user type's cast to json) may add to it but never
+// writes or frees it.
+// ---------------------------------------------------------------------------
+
+struct Pack {
+	Pack* next;
+	Oid root;
+	const char* action;   // static string
+	char* org;            // nullptr: no tenant
+	SubTransactionId subid;
+	TimestampTz stmt;     // start of the statement that opened it
+	Oid user;             // current_user then
+	Oid session_user;     // session_user then
+	MemoryContext cxt;    // the Pack itself and everything below
+	Size base_mem;        // memory of cxt when opened
+	Size mem;             // memory of cxt after the last row (counted in xs.open_mem)
+	int busy;             // row trigger calls adding to it right now
+	JsonbParseState* st;  // the open array of row changes
+	int32 nrows;
+	Record proto;         // actor fields, table, statement time
+	// Column names of the last relation seen, copied here (jsonb keys point at them)
+	Oid names_rel;
+	uint64 names_gen;
+	char** names;
+	int* namelens;
+};
+
+// Row trigger calls in progress (a to_jsonb cast of a user type can run SQL
+// that writes audited rows): nothing they may still use is freed meanwhile.
+extern int adding_depth;
+
+// audit_records.cpp
+// At the end of the transaction: the open records' memory.
+void forget_packs();
+Pack* find_pack(Oid root, const char* action, const char* org);
+// Adds one row change to its open record.
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+             int nchanged);
+// Writes an open record into the log and forgets it.
+void flush_pack(Pack* p);
+// Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).
+void flush_packs(Oid root);
+// Past the memory budget of the open records: writes the largest one that can be written now.
+void enforce_budget();
+// Every open record, oldest first (at COMMIT).
+void flush_all_packs();
+bool have_packs();
+// At the end of a subtransaction: its open records are dropped with its
+// rows (abort) or become its parent's (commit).
+void packs_at_subxact_end(bool abort, SubTransactionId sub, SubTransactionId parent);
+
+}  // namespace tenant_guard::audit_log

@@ -1,0 +1,481 @@
+/*
+ * pg/audit_records.cpp
+ *
+ * Statement records: the row trigger adds each row change to the open record
+ * of its (table, action, tenant, subtransaction, statement, actor); the
+ * statement trigger, a budget, or COMMIT writes them (audit_log.hpp).
+ */
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "core/audit.hpp"
+#include "core/claims.hpp"
+#include "core/encoding.hpp"
+#include "pg/as_owner.hpp"
+#include "pg/audit.hpp"
+#include "pg/boundary.hpp"
+#include "pg/compat.hpp"
+#include "pg/context.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg/audit_log.hpp"
+
+namespace tg = tenant_guard;
+namespace audit = tenant_guard::audit;
+
+namespace tenant_guard::audit_log {
+
+int adding_depth = 0;
+
+namespace {
+
+constexpr const char* k_redacted = "[redacted]";
+
+// Each open record (Pack) has a memory context of its own, freed when the
+// record is written or dropped. One of them is kept between statements with
+// its first 4 MB block (spare_cxt): a fresh block per statement costs more
+// in page faults than the rest of the record's work. The others are
+// ordinary contexts under TopTransactionContext.
+MemoryContext spare_cxt = nullptr;   // not in use: no open record has it
+MemoryContext keeper_cxt = nullptr;  // the kept context, in use or not
+constexpr Size k_keeper_block = 4 * 1024 * 1024;
+// Open records together may use this much memory; past it the largest one
+// that can be written is written early.
+constexpr Size k_open_budget = 32 * 1024 * 1024;
+
+void free_pack_memory(MemoryContext cxt)
+{
+	if (cxt == keeper_cxt) {
+		MemoryContextReset(cxt);  // keeps its first block for the next statement
+		spare_cxt = cxt;
+	} else {
+		MemoryContextDelete(cxt);
+	}
+}
+
+void drop_pack(Pack* p)
+{
+	for (Pack** pp = &xs.packs; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			break;
+		}
+	if (xs.last_pack == p)
+		xs.last_pack = nullptr;
+	xs.open_mem -= p->mem;
+	free_pack_memory(p->cxt);  // p with it
+}
+
+}  // namespace
+
+// At the end of the transaction: the open records' memory. The contexts
+// under TopTransactionContext go with it anyway.
+void forget_packs()
+{
+	if (keeper_cxt != nullptr && spare_cxt != keeper_cxt) {
+		MemoryContextReset(keeper_cxt);
+		spare_cxt = keeper_cxt;
+	}
+	adding_depth = 0;
+}
+
+namespace {
+
+bool same_str(const char* a, const char* b)
+{
+	return (a == nullptr && b == nullptr) || (a && b && strcmp(a, b) == 0);
+}
+
+bool same_str(const char* a, const std::optional<std::string>& b)
+{
+	return b ? a != nullptr && *b == a : a == nullptr;
+}
+
+}  // namespace
+
+// The open record for a row change: same table, action, tenant and
+// subtransaction, and the same statement and actor (a record has one set
+// of actor fields; a context changed between or within statements starts a
+// new record).
+Pack* find_pack(Oid root, const char* action, const char* org)
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	const Oid user = GetUserId();
+	const Oid session_user = GetSessionUserId();
+	const char* app = application_name && *application_name ? application_name : nullptr;
+	const tg::claims::Context& ctx = tg::context::current();
+	auto match = [&](Pack* p) {
+		return p->root == root && p->subid == sub && p->stmt == stmt && p->user == user &&
+		       p->session_user == session_user && strcmp(p->action, action) == 0 && same_str(p->org, org) &&
+		       same_str(p->proto.actor, ctx.user_id) && same_str(p->proto.impersonator, ctx.impersonator) &&
+		       same_str(p->proto.tenant_role, ctx.role) && same_str(p->proto.application_name, app);
+	};
+	if (xs.last_pack && match(xs.last_pack))
+		return xs.last_pack;
+	for (Pack* p = xs.packs; p; p = p->next)
+		if (match(p))
+			return xs.last_pack = p;
+	register_callbacks();
+	MemoryContext cxt;
+	if (keeper_cxt == nullptr) {
+		keeper_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit record", k_keeper_block,
+		                                   k_keeper_block, k_max_pack_bytes);
+		spare_cxt = keeper_cxt;
+	}
+	if (spare_cxt != nullptr) {
+		cxt = spare_cxt;
+		spare_cxt = nullptr;
+	} else {
+		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_DEFAULT_SIZES);
+	}
+	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(cxt, sizeof(Pack)));
+	p->cxt = cxt;
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	p->root = root;
+	p->action = action;
+	p->org = org ? pstrdup(org) : nullptr;
+	p->subid = sub;
+	p->stmt = stmt;
+	p->user = user;
+	p->session_user = session_user;
+	p->proto.kind = "rows";
+	p->proto.action = action;
+	p->proto.org = p->org;
+	set_actor(p->proto);
+	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+	MemoryContextSwitchTo(old);
+	p->base_mem = MemoryContextMemAllocated(cxt, false);
+	p->next = xs.packs;
+	xs.packs = p;
+	return xs.last_pack = p;
+}
+
+namespace {
+
+void jstring(JsonbValue* v, const char* s, int len)
+{
+	v->type = jbvString;
+	v->val.string.val = const_cast<char*>(s);
+	v->val.string.len = len;
+}
+
+// The jsonb value of one column of a row (memory in the pack's context).
+void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
+{
+	if (c->kind == k_masked) {
+		jstring(v, k_redacted, static_cast<int>(strlen(k_redacted)));
+		return;
+	}
+	if (isnull) {
+		v->type = jbvNull;
+		return;
+	}
+	switch (c->kind) {
+	case k_bool:
+		v->type = jbvBool;
+		v->val.boolean = DatumGetBool(d);
+		return;
+	case k_int: {
+		const int64 i = c->base == INT2OID ? DatumGetInt16(d) : c->base == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+		v->type = jbvNumeric;
+		v->val.numeric = int64_to_numeric(i);
+		return;
+	}
+	case k_numeric: {
+		Numeric num = reinterpret_cast<Numeric>(PG_DETOAST_DATUM_COPY(d));
+		if (numeric_is_nan(num) || numeric_is_inf(num)) {
+			char* s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
+			jstring(v, s, static_cast<int>(strlen(s)));
+			return;
+		}
+		v->type = jbvNumeric;
+		v->val.numeric = num;
+		return;
+	}
+	case k_text: {
+		text* t = reinterpret_cast<text*>(PG_DETOAST_DATUM_COPY(d));
+		jstring(v, VARDATA(t), static_cast<int>(VARSIZE(t) - VARHDRSZ));
+		return;
+	}
+	case k_datetime: {
+		char* s = JsonEncodeDateTime(nullptr, d, c->base, nullptr);
+		jstring(v, s, static_cast<int>(strlen(s)));
+		return;
+	}
+	case k_jsonb: {
+		Jsonb* jb = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(d));
+		v->type = jbvBinary;
+		v->val.binary.data = &jb->root;
+		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		return;
+	}
+	case k_output: {
+		char* s = OutputFunctionCall(const_cast<FmgrInfo*>(&c->fn), d);
+		const int len = static_cast<int>(strlen(s));
+		jstring(v, s, len);
+		return;
+	}
+	default: {  // k_generic
+		Jsonb* jb = DatumGetJsonbP(FunctionCall1(const_cast<FmgrInfo*>(&c->fn), d));
+		v->type = jbvBinary;
+		v->val.binary.data = &jb->root;
+		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		return;
+	}
+	}
+}
+
+// The column values of a tuple (nullptr entries for skipped columns).
+JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc)
+{
+	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
+	Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
+	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
+	heap_deform_tuple(tuple, desc, d, n);
+	for (int i = 0; i < info->natts; ++i)
+		if (info->cols[i].kind != k_skip)
+			column_value(&info->cols[i], d[i], n[i], &vals[i]);
+	pfree(d);
+	pfree(n);
+	return vals;
+}
+
+void push_key(JsonbParseState** st, const char* name, int len)
+{
+	JsonbValue k;
+	jstring(&k, name, len);
+	pushJsonbValue(st, WJB_KEY, &k);
+}
+
+void push_row(Pack* p, RelInfo* info, const JsonbValue* vals)
+{
+	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	for (int i = 0; i < info->natts; ++i) {
+		if (info->cols[i].kind == k_skip)
+			continue;
+		push_key(&p->st, p->names[i], p->namelens[i]);
+		pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
+	}
+	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+}
+
+// Adds one row change to its open record: {"pk": ..., "old": ..., "new":
+// ..., "changed": [...]} (keys as they apply). The pack is busy meanwhile:
+// building the column values can run SQL (a user type's cast to json) that
+// writes audited rows, and their statement must not write or free this
+// record half-built; nested changes of the same record just join it.
+void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+                   int nchanged)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	// The column values first (may run SQL), then the pushes (run none).
+	JsonbValue* ov = oldt ? row_values(info, oldt, desc) : nullptr;
+	JsonbValue* nv = newt ? row_values(info, newt, desc) : nullptr;
+	if (p->names_rel != info->relid || p->names_gen != info->gen) {
+		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
+		p->namelens = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		for (int i = 0; i < desc->natts; ++i) {
+			p->names[i] = pstrdup(NameStr(TupleDescAttr(desc, i)->attname));
+			p->namelens[i] = static_cast<int>(strlen(p->names[i]));
+		}
+		p->names_rel = info->relid;
+		p->names_gen = info->gen;
+		if (p->proto.table_name == nullptr)
+			p->proto.table_name = pstrdup(info->table_name);
+	}
+	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	if (info->npk > 0) {
+		const JsonbValue* kv = nv ? nv : ov;
+		push_key(&p->st, "pk", 2);
+		pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+		for (int i = 0; i < info->npk; ++i) {
+			const int a = info->pk[i] - 1;
+			// A key column excluded since enable_audit() (by a later ADD
+			// PRIMARY KEY) stays out, as everywhere else.
+			if (info->cols[a].kind == k_skip)
+				continue;
+			push_key(&p->st, p->names[a], p->namelens[a]);
+			pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
+		}
+		pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	}
+	if (ov) {
+		push_key(&p->st, "old", 3);
+		push_row(p, info, ov);
+	}
+	if (nv) {
+		push_key(&p->st, "new", 3);
+		push_row(p, info, nv);
+	}
+	if (changed) {
+		push_key(&p->st, "changed", 7);
+		pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+		for (int i = 0; i < nchanged; ++i) {
+			JsonbValue c;
+			jstring(&c, p->names[changed[i]], p->namelens[changed[i]]);
+			pushJsonbValue(&p->st, WJB_ELEM, &c);
+		}
+		pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr);
+	}
+	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	++p->nrows;
+	// The pushes copied the values (not what they point to): the arrays can
+	// go, and the next row reuses their memory.
+	if (ov)
+		pfree(ov);
+	if (nv)
+		pfree(nv);
+	MemoryContextSwitchTo(old);
+}
+
+}  // namespace
+
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
+             int nchanged)
+{
+	++p->busy;
+	++adding_depth;
+	PG_TRY();
+	{
+		add_row_inner(p, info, desc, oldt, newt, changed, nchanged);
+	}
+	PG_FINALLY();
+	{
+		// (runs before any subtransaction abort could drop p)
+		--p->busy;
+		--adding_depth;
+	}
+	PG_END_TRY();
+	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
+	xs.open_mem += mem - p->mem;
+	p->mem = mem;
+}
+
+// Writes an open record into the log and forgets it.
+void flush_pack(Pack* p)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	Record r = p->proto;
+	r.rows = JsonbValueToJsonb(pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr));
+	r.row_count = p->nrows;
+	MemoryContextSwitchTo(old);
+	(void) write_record(r);
+	drop_pack(p);
+}
+
+// Writes the open records of the current subtransaction (of one audited
+// table, or all with InvalidOid), oldest first, so the records of a tenant
+// follow the order of the statements.
+void flush_packs(Oid root)
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	for (;;) {
+		Pack* oldest = nullptr;
+		for (Pack* p = xs.packs; p; p = p->next)
+			if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
+				oldest = p;
+		if (oldest == nullptr)
+			return;
+		flush_pack(oldest);
+	}
+}
+
+// Past the memory budget of the open records: writes the largest one that
+// can be written now (of the current subtransaction, not being added to).
+void enforce_budget()
+{
+	const SubTransactionId sub = GetCurrentSubTransactionId();
+	while (xs.open_mem > k_open_budget) {
+		Pack* largest = nullptr;
+		for (Pack* p = xs.packs; p; p = p->next)
+			if (p->subid == sub && p->busy == 0 && (largest == nullptr || p->mem > largest->mem))
+				largest = p;
+		if (largest == nullptr)
+			return;
+		flush_pack(largest);
+	}
+}
+
+// Every open record, oldest first (at COMMIT).
+void flush_all_packs()
+{
+	while (xs.packs != nullptr) {
+		Pack* oldest = xs.packs;
+		while (oldest->next != nullptr)
+			oldest = oldest->next;
+		flush_pack(oldest);
+	}
+}
+
+bool have_packs()
+{
+	return xs.packs != nullptr;
+}
+
+// At the end of a subtransaction: its open records are dropped with its
+// rows (abort) or become its parent's (commit).
+void packs_at_subxact_end(bool abort, SubTransactionId sub, SubTransactionId parent)
+{
+	Pack* p = xs.packs;
+	while (p != nullptr) {
+		Pack* next = p->next;
+		if (p->subid == sub) {
+			if (abort)
+				drop_pack(p);
+			else
+				p->subid = parent;
+		}
+		p = next;
+	}
+}
+
+}  // namespace tenant_guard::audit_log

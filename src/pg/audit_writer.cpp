@@ -1,0 +1,429 @@
+/*
+ * pg/audit_writer.cpp
+ *
+ * The record writer: a record's column values, its place in its tenant's
+ * chain of this transaction (the newest record held back to carry the seal),
+ * and the heap and index inserts into the transaction's partition, opened
+ * once, as the log's owner.
+ */
+#include <cstdio>
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "core/audit.hpp"
+#include "core/claims.hpp"
+#include "core/encoding.hpp"
+#include "pg/as_owner.hpp"
+#include "pg/audit.hpp"
+#include "pg/boundary.hpp"
+#include "pg/compat.hpp"
+#include "pg/context.hpp"
+
+extern "C" {
+#include "postgres.h"
+#include "access/heaptoast.h"
+#include "access/htup_details.h"
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "commands/sequence.h"
+#include "commands/trigger.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/ipc.h"
+#include "storage/lmgr.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/lock.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/relcache.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+}
+
+#include "pg/audit_log.hpp"
+
+namespace tg = tenant_guard;
+namespace audit = tenant_guard::audit;
+
+namespace tenant_guard::audit_log {
+
+namespace {
+
+// Records up to this size are held back to carry their chain's seal.
+constexpr Size k_hold_back_max = 8192;
+
+SPIPlanPtr partition_plan = nullptr;
+
+// The partition known to exist (per backend), for the safety net.
+Oid covered_log = InvalidOid;
+TimestampTz covered_lo = 0;
+TimestampTz covered_hi = 0;
+Oid covered_part = InvalidOid;
+
+}  // namespace
+
+SPIPlanPtr prepare(const char* sql, int nargs, Oid* types)
+{
+	SPIPlanPtr p = SPI_prepare(sql, nargs, types);
+	if (p == nullptr)
+		elog(ERROR, "SPI_prepare failed for an audit query: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(p) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return p;
+}
+
+void resolve_log()
+{
+	if (OidIsValid(xs.log_oid))
+		return;
+	Oid nsp = get_namespace_oid("tenant_guard", true);
+	Oid log = OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
+	Oid seq = OidIsValid(nsp) ? get_relname_relid("audit_log_id_seq", nsp) : InvalidOid;
+	if (!OidIsValid(log) || !OidIsValid(seq))
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		                errmsg("the tenant_guard audit log does not exist"),
+		                errhint("Update the extension: ALTER EXTENSION tenant_guard UPDATE.")));
+	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(log));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", log);
+	xs.log_owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	xs.log_oid = log;
+	xs.seq_oid = seq;
+}
+
+
+namespace {
+
+// The partition holding this transaction's start time, created if missing
+// (the safety net: enable_audit() and purge_audit() create them ahead).
+Oid partition_for(TimestampTz at)
+{
+	if (covered_log == xs.log_oid && at >= covered_lo && at < covered_hi &&
+	    get_rel_relkind(covered_part) == RELKIND_RELATION)
+		return covered_part;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (partition_plan == nullptr) {
+		Oid t[1] = {TIMESTAMPTZOID};
+		partition_plan = prepare("SELECT lo, hi, part::pg_catalog.oid FROM tenant_guard._audit_partition_for($1)", 1, t);
+	}
+	Datum v[1] = {TimestampTzGetDatum(at)};
+	if (SPI_execute_plan(partition_plan, v, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not find or create the audit log partition");
+	bool n1, n2, n3;
+	Datum lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
+	Datum hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
+	Datum part = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &n3);
+	if (n1 || n2 || n3)
+		elog(ERROR, "could not find or create the audit log partition");
+	covered_lo = DatumGetTimestampTz(lo);
+	covered_hi = DatumGetTimestampTz(hi);
+	covered_part = DatumGetObjectId(part);
+	covered_log = xs.log_oid;
+	SPI_finish();
+	return covered_part;
+}
+
+const char* const k_colnames[k_ncols] = {
+    "id", "xact_at", "statement_at", "xid", "org", "kind", "seq", "action", "table_name", "actor", "impersonator",
+    "tenant_role", "db_role", "session_role", "application_name", "row_count", "rows", "detail", "prev_hash",
+    "seal_seq", "seal_prev", "hash"};
+
+}  // namespace
+
+// Opens this transaction's partition with its indexes, once. Records are
+// inserted into it directly (heap and index inserts, as COPY does): no
+// executor start-up, partition routing or constraint re-evaluation per
+// record; the values are built here and satisfy the table's constraints.
+void open_partition()
+{
+	if (xs.part != nullptr)
+		return;
+	resolve_log();
+	// As the log owner: creating a partition is the owner's business.
+	Oid save_user;
+	int save_sec;
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(xs.log_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	const int guc_level = tg::pg::pin_search_path();
+	const Oid part = partition_for(GetCurrentTransactionStartTimestamp());
+	AtEOXact_GUC(true, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
+	ResourceOwner save_owner = CurrentResourceOwner;
+	MemoryContext save_cxt = MemoryContextSwitchTo(TopTransactionContext);
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	LockRelationOid(xs.log_oid, RowExclusiveLock);
+	Relation rel = table_open(part, RowExclusiveLock);
+	TupleDesc desc = RelationGetDescr(rel);
+	for (int i = 0; i < k_ncols; ++i) {
+		xs.colmap[i] = InvalidAttrNumber;
+		for (int a = 0; a < desc->natts; ++a)
+			if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
+				xs.colmap[i] = static_cast<AttrNumber>(a + 1);
+		if (xs.colmap[i] == InvalidAttrNumber)
+			elog(ERROR, "audit log partition %s has no column %s", RelationGetRelationName(rel), k_colnames[i]);
+	}
+	xs.part_natts = desc->natts;
+	xs.estate = CreateExecutorState();
+	xs.rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(xs.rri, rel, 1, nullptr, 0);
+	ExecOpenIndices(xs.rri, false);
+	xs.slot = MakeSingleTupleTableSlot(desc, &TTSOpsHeapTuple);
+	xs.part = rel;
+	CurrentResourceOwner = save_owner;
+	MemoryContextSwitchTo(save_cxt);
+}
+
+void close_partition()
+{
+	if (xs.part == nullptr)
+		return;
+	ResourceOwner save_owner = CurrentResourceOwner;
+	CurrentResourceOwner = TopTransactionResourceOwner;
+	ExecDropSingleTupleTableSlot(xs.slot);
+	ExecCloseIndices(xs.rri);
+	table_close(xs.part, NoLock);
+	FreeExecutorState(xs.estate);
+	xs.part = nullptr;
+	CurrentResourceOwner = save_owner;
+}
+
+namespace {
+
+Datum text_or_null(const char* s, bool* isnull)
+{
+	*isnull = s == nullptr;
+	return s ? PointerGetDatum(cstring_to_text(s)) : (Datum) 0;
+}
+
+}  // namespace
+
+// The PostgreSQL roles of the caller (before switching to the log owner).
+void set_db_roles(Record& r)
+{
+	r.db_role = GetUserNameFromId(GetUserId(), false);
+	r.session_role = GetUserNameFromId(GetSessionUserId(), false);
+}
+
+// The actor fields of a record from the current context and session,
+// palloc'd in the current memory context.
+void set_actor(Record& r)
+{
+	const tg::claims::Context& ctx = tg::context::current();
+	r.actor = ctx.user_id ? pstrdup(ctx.user_id->c_str()) : nullptr;
+	r.impersonator = ctx.impersonator ? pstrdup(ctx.impersonator->c_str()) : nullptr;
+	r.tenant_role = ctx.role ? pstrdup(ctx.role->c_str()) : nullptr;
+	set_db_roles(r);
+	const char* app = GetConfigOption("application_name", true, false);
+	r.application_name = app && *app ? pstrdup(app) : nullptr;
+	r.statement_at = GetCurrentStatementStartTimestamp();
+}
+
+// The column values of a record (hash left unset).
+// `seq` and `prev` are the chain position and previous hash.
+void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bool* n)
+{
+	v[c_id] = Int64GetDatum(id);
+	n[c_id] = false;
+	v[c_xact_at] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	n[c_xact_at] = false;
+	v[c_statement_at] = TimestampTzGetDatum(r.statement_at ? r.statement_at : GetCurrentStatementStartTimestamp());
+	n[c_statement_at] = false;
+	v[c_xid] = Int64GetDatum(static_cast<int64>(U64FromFullTransactionId(GetTopFullTransactionId())));
+	n[c_xid] = false;
+	v[c_org] = text_or_null(r.org, &n[c_org]);
+	v[c_kind] = text_or_null(r.kind, &n[c_kind]);
+	v[c_seq] = Int64GetDatum(seq);
+	n[c_seq] = false;
+	v[c_action] = text_or_null(r.action, &n[c_action]);
+	v[c_table_name] = text_or_null(r.table_name, &n[c_table_name]);
+	v[c_actor] = text_or_null(r.actor, &n[c_actor]);
+	v[c_impersonator] = text_or_null(r.impersonator, &n[c_impersonator]);
+	v[c_tenant_role] = text_or_null(r.tenant_role, &n[c_tenant_role]);
+	v[c_db_role] = text_or_null(r.db_role, &n[c_db_role]);
+	v[c_session_role] = text_or_null(r.session_role, &n[c_session_role]);
+	v[c_application_name] = text_or_null(r.application_name, &n[c_application_name]);
+	v[c_row_count] = Int32GetDatum(r.row_count);
+	n[c_row_count] = false;
+	v[c_rows] = JsonbPGetDatum(r.rows);
+	n[c_rows] = r.rows == nullptr;
+	v[c_detail] = JsonbPGetDatum(r.detail);
+	n[c_detail] = r.detail == nullptr;
+	v[c_prev_hash] = PointerGetDatum(prev);
+	n[c_prev_hash] = false;
+	v[c_seal_seq] = (Datum) 0;
+	n[c_seal_seq] = true;
+	v[c_seal_prev] = (Datum) 0;
+	n[c_seal_prev] = true;
+	v[c_hash] = (Datum) 0;
+	n[c_hash] = true;
+}
+
+// Inserts a complete row into this transaction's partition (heap and indexes).
+void insert_values(const Datum* v, const bool* n)
+{
+	Datum* tv = static_cast<Datum*>(palloc0(sizeof(Datum) * xs.part_natts));
+	bool* tn = static_cast<bool*>(palloc(sizeof(bool) * xs.part_natts));
+	for (int i = 0; i < xs.part_natts; ++i)
+		tn[i] = true;
+	for (int i = 0; i < k_ncols; ++i) {
+		tv[xs.colmap[i] - 1] = v[i];
+		tn[xs.colmap[i] - 1] = n[i];
+	}
+	// A large `rows` value is compressed here, before the tuple is formed,
+	// so it is not copied uncompressed into the tuple first (the toaster
+	// then only moves it out of line).
+	const int ra = xs.colmap[c_rows] - 1;
+	if (!tn[ra] && VARSIZE_ANY(DatumGetPointer(tv[ra])) > TOAST_TUPLE_THRESHOLD &&
+	    !VARATT_IS_EXTENDED(DatumGetPointer(tv[ra]))) {
+		char m = TupleDescAttr(RelationGetDescr(xs.part), ra)->attcompression;
+		if (!CompressionMethodIsValid(m))
+			m = static_cast<char>(default_toast_compression);
+		Datum c = toast_compress_datum(tv[ra], m);
+		if (DatumGetPointer(c) != nullptr)
+			tv[ra] = c;
+	}
+	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
+	ExecStoreHeapTuple(tup, xs.slot, true);
+	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
+	(void) tenant_guard::pg::compat::insert_index_tuples(xs.rri, xs.slot, xs.estate);
+	ExecClearTuple(xs.slot);
+	ResetPerTupleExprContext(xs.estate);
+}
+
+
+WriterState enter_writer()
+{
+	WriterState w;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	resolve_log();
+	GetUserIdAndSecContext(&w.save_user, &w.save_sec);
+	SetUserIdAndSecContext(xs.log_owner,
+	                       w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	// The seal queries run as the log owner: not with the caller's search_path.
+	w.guc_level = tg::pg::pin_search_path();
+	return w;
+}
+
+void leave_writer(const WriterState& w)
+{
+	AtEOXact_GUC(true, w.guc_level);
+	SetUserIdAndSecContext(w.save_user, w.save_sec);
+	SPI_finish();
+}
+
+namespace {
+
+// Keeps a copy of a record's values as the chain's pending record.
+void hold_back(Level* l, const Datum* v, const bool* n)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+	Datum* pv = static_cast<Datum*>(palloc(sizeof(Datum) * k_ncols));
+	bool* pn = static_cast<bool*>(palloc(sizeof(bool) * k_ncols));
+	for (int i = 0; i < k_ncols; ++i) {
+		pn[i] = n[i];
+		pv[i] = n[i] ? (Datum) 0 : datumCopy(v[i], col_byval(i), col_byval(i) ? 8 : -1);
+	}
+	MemoryContextSwitchTo(old);
+	l->pending_v = pv;
+	l->pending_n = pn;
+}
+
+// Writes the chain's pending record as an ordinary (unsealed) record. Its
+// copy is freed unless the level below (an outer subtransaction) still holds
+// it: that one needs it again if this subtransaction rolls back.
+void flush_pending(Group* g, Level* l)
+{
+	Datum v[k_ncols];
+	bool n[k_ncols];
+	memcpy(v, l->pending_v, sizeof v);
+	memcpy(n, l->pending_n, sizeof n);
+	bytea* h = hash_record(v, n);
+	v[c_hash] = PointerGetDatum(h);
+	n[c_hash] = false;
+	insert_values(v, n);
+	memcpy(l->last, VARDATA(h), 32);
+	const bool shared = g->nlevels >= 2 && g->levels[g->nlevels - 2].pending_v == l->pending_v;
+	if (!shared) {
+		for (int i = 0; i < k_ncols; ++i) {
+			if (i != c_hash && !l->pending_n[i] && !col_byval(i))
+				pfree(DatumGetPointer(l->pending_v[i]));
+		}
+		pfree(l->pending_v);
+		pfree(l->pending_n);
+	}
+	l->pending_v = nullptr;
+	l->pending_n = nullptr;
+}
+
+
+}  // namespace
+
+// Appends a record to its tenant's chain in this transaction.
+int64 write_record(Record& r)
+{
+	register_callbacks();
+	if (xs.sealing)
+		elog(ERROR, "cannot write audit records while the transaction is being sealed");
+	// The actor fields were set by the caller (set_actor), from the context
+	// of the caller, before anything switched user.
+
+	// Before anything is written: the group's position (memory allocated now
+	// cannot fail later in a way that leaves the state ahead of the table).
+	Group* g = find_group(r.org, true);
+	Level* l = writable_level(g);
+	open_partition();
+	if (l->pending_v != nullptr)
+		flush_pending(g, l);
+	bytea* prev = zero_hash();
+	if (l->count > 0)
+		memcpy(VARDATA(prev), l->last, 32);
+	Datum v[k_ncols];
+	bool n[k_ncols];
+	const int64 id = nextval_internal(xs.seq_oid, false);
+	fill_values(r, id, l->count + 1, prev, v, n);
+	if (r.rows != nullptr && VARSIZE(r.rows) > k_hold_back_max) {
+		// A large record is written now rather than copied to be held
+		// back; COMMIT then writes a small seal row for its chain.
+		bytea* h = hash_record(v, n);
+		v[c_hash] = PointerGetDatum(h);
+		n[c_hash] = false;
+		insert_values(v, n);
+		memcpy(l->last, VARDATA(h), 32);
+	} else {
+		hold_back(l, v, n);
+	}
+	l->count += 1;
+	return id;
+}
+
+}  // namespace tenant_guard::audit_log
