@@ -3,7 +3,6 @@
 # override below is needed.
 
 EXTENSION = tenant_guard
-EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = tenant_guard
 OBJS = \
@@ -11,11 +10,13 @@ OBJS = \
 	src/pg/boundary.o \
 	src/pg/context.o \
 	src/pg/context_fmgr.o \
+	src/pg/guard.o \
 	src/pg/guard_fmgr.o \
 	src/pg/selftest_fmgr.o \
 	src/pg/hooks.o \
 	src/pg/lifecycle_fmgr.o \
 	src/pg/as_owner.o \
+	src/pg/spi.o \
 	src/pg/shared_fmgr.o \
 	src/core/claims.o \
 	src/core/jwt.o \
@@ -32,7 +33,7 @@ OBJS = \
 	src/core/audit.o
 # Column encryption
 OBJS += src/pg/crypto.o src/pg/crypto_fmgr.o src/pg/crypto_keys.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
-OBJS += src/pg/support_fmgr.o
+OBJS += src/pg/support.o src/pg/support_fmgr.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per
@@ -56,7 +57,7 @@ override with_llvm = no
 # Rebuild objects when headers change.
 override autodepend = yes
 
-PG_CPPFLAGS += -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server) -DTG_VERSION=\"$(EXTVERSION)\"
+PG_CPPFLAGS += -Isrc -isystem $(shell $(PG_CONFIG) --includedir-server)
 PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  += -lcrypto -lsodium -lstdc++
 

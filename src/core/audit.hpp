@@ -3,7 +3,7 @@
  *
  * Pure pieces of the audit log (docs/audit.md):
  *
- *  - RecordHasher: the canonical hashing input of one audit record and its
+ *  - hash_fields: the canonical hashing input of one audit record and its
  *    SHA-256 (OpenSSL EVP). Every field is framed as one tag byte (0 = NULL,
  *    1 = value) followed, for values, by a 4-byte big-endian length and the
  *    bytes, so no two different field sequences give the same input. Arrays
@@ -11,8 +11,9 @@
  *    fields in the column order of tenant_guard.audit_log (hash excluded),
  *    using forms that do not depend on session settings (timestamps as
  *    microseconds, `detail` as its canonical jsonb text, the row images in
- *    `rows` as their jsonb binary form). hash_fields() streams the same
- *    framing into the digest without copying the record.
+ *    `rows` as their jsonb binary form). The framing is streamed into the
+ *    digest without copying the record; test/unit/record_hasher.hpp builds
+ *    the same input byte by byte, and the unit tests compare the two.
  *  - csv_field / csv_line: RFC 4180 quoting. A field is quoted when it holds
  *    a comma, a double quote, CR or LF, or is empty (so an empty string and a
  *    NULL differ); quotes are doubled; NULL is an empty unquoted field.
@@ -32,29 +33,6 @@ namespace tenant_guard::audit {
 
 using Hash = std::array<std::uint8_t, 32>;
 
-class RecordHasher {
-public:
-	RecordHasher();
-	~RecordHasher();
-	RecordHasher(const RecordHasher&) = delete;
-	RecordHasher& operator=(const RecordHasher&) = delete;
-
-	void null();
-	void bytes(std::string_view v);
-	void integer(std::int64_t v);  // as its decimal text
-	// A text array; nullopt elements are NULL.
-	void array(const std::vector<std::optional<std::string>>& v);
-	// Finishes the hash; the hasher can be used again afterwards.
-	Hash finish();
-
-	// The exact bytes fed so far (for tests).
-	const std::string& input() const noexcept { return input_; }
-
-private:
-	void frame(std::string& out, std::string_view v);
-	std::string input_;
-};
-
 std::string csv_field(const std::optional<std::string_view>& v);
 std::string csv_line(const std::vector<std::optional<std::string>>& fields);
 
@@ -72,7 +50,7 @@ struct FieldView {
 	std::size_t nelems = 0;
 };
 
-// SHA-256 of the canonical input of `n` fields (RecordHasher framing).
+// SHA-256 of the canonical input of `n` fields (the framing above).
 // Never throws: false on any failure.
 bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept;
 

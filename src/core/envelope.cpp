@@ -18,7 +18,7 @@ constexpr char k_enc_label[] = "tgenc";
 constexpr char k_dek_label[] = "tgdek";
 constexpr char k_kek_id_label[] = "tenant_guard kek id v1";
 constexpr char k_index_salt[] = "tenant_guard blind index v1";
-constexpr const char* k_invalid = "22P03";  // invalid_binary_representation
+constexpr const char* k_invalid = sqlstate::k_invalid_binary_representation;
 
 void put_u32(std::uint8_t* p, std::uint32_t v)
 {

@@ -16,12 +16,20 @@
 
 namespace tenant_guard {
 
-// SQLSTATEs used by the core, spelled out so the core needs no PG header.
+// The SQLSTATEs tenant_guard's C++ code raises, by their PostgreSQL names
+// (errcodes.h), spelled out so the core needs no PG header.
 namespace sqlstate {
+inline constexpr const char* k_null_value_not_allowed = "22004";
+inline constexpr const char* k_character_not_in_repertoire = "22021";
 inline constexpr const char* k_invalid_parameter_value = "22023";
+inline constexpr const char* k_invalid_binary_representation = "22P03";
+inline constexpr const char* k_active_sql_transaction = "25001";
 inline constexpr const char* k_invalid_authorization = "28000";
 inline constexpr const char* k_insufficient_privilege = "42501";
+inline constexpr const char* k_program_limit_exceeded = "54000";
 inline constexpr const char* k_object_not_in_prerequisite_state = "55000";
+inline constexpr const char* k_io_error = "58030";
+inline constexpr const char* k_undefined_file = "58P01";
 inline constexpr const char* k_config_file_error = "F0000";
 inline constexpr const char* k_internal_error = "XX000";
 }  // namespace sqlstate

@@ -3,6 +3,8 @@
  */
 #include "pg/as_owner.hpp"
 
+#include "pg/spi.hpp"
+
 extern "C" {
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
@@ -13,15 +15,6 @@ extern "C" {
 }
 
 namespace tenant_guard::pg {
-
-int pin_search_path()
-{
-	const int level = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
-	                         0, false);
-	(void) set_config_option("row_security", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	return level;
-}
 
 void run_as_owner(Oid relid, void (*fn)(void*), void* arg)
 {
@@ -36,12 +29,9 @@ void run_as_owner(Oid relid, void (*fn)(void*), void* arg)
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	PG_TRY();
 	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "tenant_guard: SPI_connect failed");
-		const int level = pin_search_path();
+		const SpiScope spi = spi_begin();
 		fn(arg);
-		AtEOXact_GUC(true, level);
-		SPI_finish();
+		spi_end(spi);
 	}
 	PG_FINALLY();
 	{

@@ -7,7 +7,7 @@
  * search_path is pinned to "pg_catalog, pg_temp": a caller could otherwise put
  * a schema of its own before pg_catalog and have its operators or functions
  * run with the owner's rights. row_security is pinned on as well (see
- * pin_search_path()).
+ * pin_search_path() in spi.hpp).
  */
 #pragma once
 
@@ -16,18 +16,6 @@ extern "C" {
 }
 
 namespace tenant_guard::pg {
-
-// Pins search_path to "pg_catalog, pg_temp", and row_security to on, in a new
-// GUC nest level and returns it; undo with AtEOXact_GUC(true, level). An
-// error unwinds it with the (sub)transaction. For SPI that runs with rights
-// other than the caller's, or that must not follow the caller's settings.
-// row_security: tenant_guard's registries have row-level security (everyone
-// reads them, owners write their rows), and with row_security = off in the
-// session (pg_dump's output sets it) PostgreSQL refuses every query of a
-// non-owner that a policy would affect: unpinned, the runtime guards and the
-// COMMIT check of a guarded schema failed with "query would be affected by
-// row-level security policy for table app_roles" (or guarded_schemas).
-int pin_search_path();
 
 // Connects SPI, becomes the owner of `relid`, pins search_path, runs
 // fn(arg), finishes SPI and switches back. Plain C: may ereport (call it

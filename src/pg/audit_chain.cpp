@@ -327,7 +327,7 @@ void read_last_seal(int64* seq, uint8* hash)
 		                         0, nullptr);
 	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
 	                         1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the last audit seal");
+		elog(ERROR, "tenant_guard: could not read the last audit seal");
 	if (SPI_processed != 1) {
 		// No seal in the log: continue after the last purged seal, if any.
 		if (SPI_execute_snapshot(

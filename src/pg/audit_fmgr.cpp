@@ -151,7 +151,7 @@ void check_action(const char* action, bool internal)
 }  // namespace
 
 // tenant_guard._audit_trigger() returns trigger
-TG_FUNCTION(_audit_trigger)
+TG_FUNCTION(tg__audit_trigger)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -165,7 +165,7 @@ TG_FUNCTION(_audit_trigger)
 	TupleDesc desc = RelationGetDescr(rel);
 	RelInfo* info = rel_info(rel, td->tg_trigger);
 	if (info->natts != desc->natts)
-		elog(ERROR, "tenant_guard audit: stale column information for %s", RelationGetRelationName(rel));
+		elog(ERROR, "tenant_guard: stale column information for %s", RelationGetRelationName(rel));
 
 	HeapTuple oldt = nullptr, newt = nullptr;
 	const char* action;
@@ -223,7 +223,7 @@ TG_FUNCTION(_audit_trigger)
 // tenant_guard._audit_flush() returns trigger
 //     AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT on an audited table
 //     and each of its partitions: writes the statement's open records
-TG_FUNCTION(_audit_flush)
+TG_FUNCTION(tg__audit_flush)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -254,7 +254,7 @@ TG_FUNCTION(_audit_flush)
 }
 
 // tenant_guard.audit_event(action text, detail jsonb DEFAULT '{}') returns bigint
-TG_FUNCTION(audit_event)
+TG_FUNCTION(tg_audit_event)
 {
 	char* action = text_arg(fcinfo, 0);
 	check_action(action, false);
@@ -263,7 +263,7 @@ TG_FUNCTION(audit_event)
 }
 
 // tenant_guard._audit_write_event(org text, action text, detail jsonb DEFAULT '{}') returns bigint
-TG_FUNCTION(_audit_write_event)
+TG_FUNCTION(tg__audit_write_event)
 {
 	char* org = text_arg(fcinfo, 0);
 	char* action = text_arg(fcinfo, 1);
@@ -290,7 +290,7 @@ const RegistryVerb k_verbs[] = {
 const char* const k_time_columns[] = {"protected_at", "created_at",    "guarded_at", "exempted_at",
                                       "at",           "enabled_at",    "registered_at"};
 
-TG_FUNCTION(_audit_registry_event)
+TG_FUNCTION(tg__audit_registry_event)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
@@ -344,7 +344,7 @@ TG_FUNCTION(_audit_registry_event)
 // tenant_guard._audit_selftest_fail_commit() returns void: the current
 // transaction's COMMIT fails after its audit seals were chained (tests of
 // the VOID seal path)
-TG_FUNCTION(_audit_selftest_fail_commit)
+TG_FUNCTION(tg__audit_selftest_fail_commit)
 {
 	register_callbacks();
 	fail_after_seal = true;
@@ -352,7 +352,7 @@ TG_FUNCTION(_audit_selftest_fail_commit)
 }
 
 // tenant_guard._audit_hash(<the 21 hashed columns of audit_log>) returns bytea
-TG_FUNCTION(_audit_hash)
+TG_FUNCTION(tg__audit_hash)
 {
 	Datum v[k_nhashed];
 	bool n[k_nhashed];
@@ -367,7 +367,7 @@ TG_FUNCTION(_audit_hash)
 
 // tenant_guard._audit_is_reader() returns boolean: the in-tenant role of the
 // context is tenant_guard.audit_reader_role
-TG_FUNCTION(_audit_is_reader)
+TG_FUNCTION(tg__audit_is_reader)
 {
 	const tg::claims::Context& c = tg::context::current();
 	const char* want = tg::audit_guc::reader_role;
@@ -376,7 +376,7 @@ TG_FUNCTION(_audit_is_reader)
 
 // tenant_guard._csv_line(fields text[]) returns text: one RFC 4180 line
 // (the quoting is core::audit::csv_line's, unit-tested there)
-TG_FUNCTION(_csv_line)
+TG_FUNCTION(tg__csv_line)
 {
 	ArrayType* arr = PG_GETARG_ARRAYTYPE_P(0);
 	Datum* elems;

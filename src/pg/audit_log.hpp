@@ -69,6 +69,8 @@ extern "C" {
 #include "utils/timestamp.h"
 }
 
+#include "pg/spi.hpp"
+
 namespace tenant_guard::audit_log {
 
 constexpr int k_ncols = 22;     // columns written per record
@@ -203,7 +205,7 @@ void insert_values(const Datum* v, const bool* n);
 struct WriterState {
 	Oid save_user;
 	int save_sec;
-	int guc_level;
+	tenant_guard::pg::SpiScope spi;
 };
 
 

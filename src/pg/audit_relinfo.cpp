@@ -104,7 +104,7 @@ bool is_audited(Oid relid)
 	}
 	Datum v[1] = {ObjectIdGetDatum(relid)};
 	if (SPI_execute_plan(audited_plan, v, nullptr, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_guard.audited_tables");
+		elog(ERROR, "tenant_guard: could not read tenant_guard.audited_tables");
 	return SPI_processed == 1;
 }
 
@@ -137,7 +137,7 @@ AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 	}
 	Datum v[1] = {ObjectIdGetDatum(relid)};
 	if (SPI_execute_plan(tenant_column_plan, v, nullptr, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read tenant_guard.protected_tables");
+		elog(ERROR, "tenant_guard: could not read tenant_guard.protected_tables");
 	if (SPI_processed != 1)
 		return 0;
 	char* col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -297,15 +297,12 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	// The tenant column, from the registry: the partition's own row, else the
 	// root's. search_path pinned: an operator of the caller's own schema must
 	// not decide which column a record takes its tenant from.
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	const int guc_level = tg::pg::pin_search_path();
+	const tg::pg::SpiScope spi = tg::pg::spi_begin();
 	const bool audited = is_audited(relid) || (root != relid && is_audited(root));
 	e->tenant_attnum = tenant_column_of(relid, desc);
 	if (e->tenant_attnum == 0 && root != relid)
 		e->tenant_attnum = tenant_column_of(root, desc);
-	AtEOXact_GUC(true, guc_level);
-	SPI_finish();
+	tg::pg::spi_end(spi);
 	if (!audited)
 		refuse_unaudited(rel, false);
 	// A registry row alone does not make a table protected: a record takes

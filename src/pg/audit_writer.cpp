@@ -91,12 +91,7 @@ Oid covered_part = InvalidOid;
 
 SPIPlanPtr prepare(const char* sql, int nargs, Oid* types)
 {
-	SPIPlanPtr p = SPI_prepare(sql, nargs, types);
-	if (p == nullptr)
-		elog(ERROR, "SPI_prepare failed for an audit query: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(p) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return p;
+	return tg::pg::spi_keep_plan(sql, nargs, types, "an audit query");
 }
 
 void resolve_log()
@@ -112,7 +107,7 @@ void resolve_log()
 		                errhint("Update the extension: ALTER EXTENSION tenant_guard UPDATE.")));
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(log));
 	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", log);
+		elog(ERROR, "tenant_guard: cache lookup failed for relation %u", log);
 	xs.log_owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	xs.log_oid = log;
@@ -129,21 +124,20 @@ Oid partition_for(TimestampTz at)
 	if (covered_log == xs.log_oid && at >= covered_lo && at < covered_hi &&
 	    get_rel_relkind(covered_part) == RELKIND_RELATION)
 		return covered_part;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	tg::pg::spi_connect();
 	if (partition_plan == nullptr) {
 		Oid t[1] = {TIMESTAMPTZOID};
 		partition_plan = prepare("SELECT lo, hi, part::pg_catalog.oid FROM tenant_guard._audit_partition_for($1)", 1, t);
 	}
 	Datum v[1] = {TimestampTzGetDatum(at)};
 	if (SPI_execute_plan(partition_plan, v, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "could not find or create the audit log partition");
+		elog(ERROR, "tenant_guard: could not find or create the audit log partition");
 	bool n1, n2, n3;
 	Datum lo = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n1);
 	Datum hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &n2);
 	Datum part = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &n3);
 	if (n1 || n2 || n3)
-		elog(ERROR, "could not find or create the audit log partition");
+		elog(ERROR, "tenant_guard: could not find or create the audit log partition");
 	covered_lo = DatumGetTimestampTz(lo);
 	covered_hi = DatumGetTimestampTz(hi);
 	covered_part = DatumGetObjectId(part);
@@ -189,7 +183,7 @@ void open_partition()
 			if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
 				xs.colmap[i] = static_cast<AttrNumber>(a + 1);
 		if (xs.colmap[i] == InvalidAttrNumber)
-			elog(ERROR, "audit log partition %s has no column %s", RelationGetRelationName(rel), k_colnames[i]);
+			elog(ERROR, "tenant_guard: audit log partition %s has no column %s", RelationGetRelationName(rel), k_colnames[i]);
 	}
 	xs.part_natts = desc->natts;
 	xs.estate = CreateExecutorState();
@@ -323,22 +317,19 @@ void insert_values(const Datum* v, const bool* n)
 WriterState enter_writer()
 {
 	WriterState w;
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	// The seal queries run as the log owner: not with the caller's search_path.
+	w.spi = tg::pg::spi_begin();
 	resolve_log();
 	GetUserIdAndSecContext(&w.save_user, &w.save_sec);
 	SetUserIdAndSecContext(xs.log_owner,
 	                       w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	// The seal queries run as the log owner: not with the caller's search_path.
-	w.guc_level = tg::pg::pin_search_path();
 	return w;
 }
 
 void leave_writer(const WriterState& w)
 {
-	AtEOXact_GUC(true, w.guc_level);
 	SetUserIdAndSecContext(w.save_user, w.save_sec);
-	SPI_finish();
+	tg::pg::spi_end(w.spi);
 }
 
 namespace {
@@ -393,7 +384,7 @@ int64 write_record(Record& r)
 {
 	register_callbacks();
 	if (xs.sealing)
-		elog(ERROR, "cannot write audit records while the transaction is being sealed");
+		elog(ERROR, "tenant_guard: cannot write audit records while the transaction is being sealed");
 	// The actor fields were set by the caller (set_actor), from the context
 	// of the caller, before anything switched user.
 

@@ -8,9 +8,9 @@
  *  1. C++ errors going out to PostgreSQL. Every SQL-callable function is
  *     written as
  *
- *         TG_FUNCTION(name) { ... C++ body ... }
+ *         TG_FUNCTION(tg_name) { ... C++ body ... }
  *
- *     which defines the extern "C" symbol tg_<name> and runs the body inside
+ *     which defines the extern "C" symbol tg_name and runs the body inside
  *     guard(). guard() catches every C++ exception (tenant_guard::Error keeps
  *     its SQLSTATE, detail and hint; std::bad_alloc becomes 53200; anything
  *     else XX000), copies the text into plain stack buffers, LEAVES the catch
@@ -33,6 +33,9 @@
  *
  *  A body may call PostgreSQL directly only before it creates its first C++
  *  object (typically to fetch and detoast its arguments).
+ *
+ *  The few entry points that create no C++ object at all and only call
+ *  PostgreSQL are written TG_C_FUNCTION(tg_name) { ... plain C body ... }.
  */
 #pragma once
 
@@ -83,14 +86,28 @@ auto pg_call(Fn&& fn) -> decltype(fn())
 
 }  // namespace tenant_guard::pg
 
-// Defines the SQL-callable C symbol tg_<name> and opens the C++ body.
-#define TG_FUNCTION(name)                                                                  \
-	static Datum name##_impl(FunctionCallInfo fcinfo);                                     \
+// Defines the SQL-callable C symbol `symbol` (always tg_<SQL name>, spelled
+// out so that a grep for the symbol of a SQL declaration finds its body) and
+// opens the C++ body, which runs inside guard(). guard() names the SQL
+// function in its messages: the symbol without "tg_".
+#define TG_FUNCTION(symbol)                                                                \
+	static_assert(sizeof(#symbol) > 4 && #symbol[0] == 't' && #symbol[1] == 'g' && #symbol[2] == '_', \
+	              "TG_FUNCTION takes the whole C symbol, tg_<name>");                     \
+	static Datum symbol##_impl(FunctionCallInfo fcinfo);                                   \
 	extern "C" {                                                                           \
-	PG_FUNCTION_INFO_V1(tg_##name);                                                        \
-	Datum tg_##name(PG_FUNCTION_ARGS)                                                      \
+	PG_FUNCTION_INFO_V1(symbol);                                                           \
+	Datum symbol(PG_FUNCTION_ARGS)                                                         \
 	{                                                                                      \
-		return ::tenant_guard::pg::guard(#name, name##_impl, fcinfo);                      \
+		return ::tenant_guard::pg::guard(#symbol + 3, symbol##_impl, fcinfo);              \
 	}                                                                                      \
 	}                                                                                      \
-	static Datum name##_impl(FunctionCallInfo fcinfo)
+	static Datum symbol##_impl(FunctionCallInfo fcinfo)
+
+// Defines a plain-C SQL-callable function `symbol` (tg_<SQL name>) without
+// guard(): for the few entry points that only call PostgreSQL and create no
+// C++ object, so PostgreSQL errors may leave them by longjmp as in C.
+#define TG_C_FUNCTION(symbol)                                                              \
+	extern "C" {                                                                           \
+	PG_FUNCTION_INFO_V1(symbol);                                                           \
+	}                                                                                      \
+	extern "C" Datum symbol(PG_FUNCTION_ARGS)

@@ -23,8 +23,6 @@ extern "C" {
 #include "fmgr.h"
 #include "storage/proc.h"
 #include "utils/guc.h"
-
-PG_FUNCTION_INFO_V1(tg__unsafe_ddl_allowed);
 }
 
 #include "pg/compat.hpp"
@@ -318,9 +316,3 @@ void init()
 }
 
 }  // namespace tenant_guard::guc
-
-// tenant_guard._unsafe_ddl_allowed() returns boolean
-extern "C" Datum tg__unsafe_ddl_allowed(PG_FUNCTION_ARGS)
-{
-	PG_RETURN_BOOL(tenant_guard::guc::unsafe_ddl_allowed());
-}

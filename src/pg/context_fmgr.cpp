@@ -259,7 +259,7 @@ const Context& resolve_checked()
 }  // namespace
 
 // tenant_guard.current_user_org_id() returns uuid
-TG_FUNCTION(current_user_org_id)
+TG_FUNCTION(tg_current_user_org_id)
 {
 	const Context& c = resolve_checked();
 	if (!c.org)
@@ -272,7 +272,7 @@ TG_FUNCTION(current_user_org_id)
 }
 
 // tenant_guard.current_user_org_text() returns text: the org id for text tenant columns
-TG_FUNCTION(current_user_org_text)
+TG_FUNCTION(tg_current_user_org_text)
 {
 	const Context& c = resolve_checked();
 	if (!c.org_key)
@@ -281,7 +281,7 @@ TG_FUNCTION(current_user_org_text)
 }
 
 // tenant_guard.current_user_org_bigint() returns bigint: the org id for bigint tenant columns
-TG_FUNCTION(current_user_org_bigint)
+TG_FUNCTION(tg_current_user_org_bigint)
 {
 	const Context& c = resolve_checked();
 	if (!c.org_bigint)
@@ -290,7 +290,7 @@ TG_FUNCTION(current_user_org_bigint)
 }
 
 // tenant_guard.current_user_id() returns text
-TG_FUNCTION(current_user_id)
+TG_FUNCTION(tg_current_user_id)
 {
 	const Context& c = resolve_checked();
 	if (!c.user_id)
@@ -299,7 +299,7 @@ TG_FUNCTION(current_user_id)
 }
 
 // tenant_guard.current_user_role() returns text
-TG_FUNCTION(current_user_role)
+TG_FUNCTION(tg_current_user_role)
 {
 	const Context& c = resolve_checked();
 	if (!c.role)
@@ -309,7 +309,7 @@ TG_FUNCTION(current_user_role)
 
 // tenant_guard.current_impersonator() returns text: the support agent acting
 // as the user (tenant_guard.impersonator_claim), or NULL
-TG_FUNCTION(current_impersonator)
+TG_FUNCTION(tg_current_impersonator)
 {
 	const Context& c = resolve_checked();
 	if (!c.impersonator)
@@ -318,7 +318,7 @@ TG_FUNCTION(current_impersonator)
 }
 
 // tenant_guard.has_role(VARIADIC roles text[]) returns boolean (STRICT)
-TG_FUNCTION(has_role)
+TG_FUNCTION(tg_has_role)
 {
 	ArrayType* roles = PG_GETARG_ARRAYTYPE_P(0);
 	const Context& c = resolve_checked();
@@ -341,7 +341,7 @@ TG_FUNCTION(has_role)
 }
 
 // tenant_guard.current_scopes(kind text) returns text[]; never NULL
-TG_FUNCTION(current_scopes)
+TG_FUNCTION(tg_current_scopes)
 {
 	text* kind_arg = PG_ARGISNULL(0) ? nullptr : PG_GETARG_TEXT_PP(0);
 	const Context& c = resolve_checked();
@@ -426,7 +426,7 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 // Every error of set_context() keeps the statement text (which may hold the
 // token) and the context lines (which may hold it as a bind parameter or a
 // COPY line) out of the server log.
-TG_FUNCTION(set_context)
+TG_FUNCTION(tg_set_context)
 {
 	try {
 		return set_context_checked(fcinfo);
@@ -441,7 +441,7 @@ TG_FUNCTION(set_context)
 }
 
 // tenant_guard.clear_context() returns void
-TG_FUNCTION(clear_context)
+TG_FUNCTION(tg_clear_context)
 {
 	// No C++ objects here: plain PostgreSQL calls.
 	tg::guc::set_signed_context("", false);

@@ -80,7 +80,7 @@ namespace {
 
 Error null_arg(const char* what)
 {
-	return Error("22004", std::string(what) + " must not be NULL");
+	return Error(tg::sqlstate::k_null_value_not_allowed, std::string(what) + " must not be NULL");
 }
 
 const std::uint8_t* bytes(const varlena* v)
@@ -91,7 +91,7 @@ const std::uint8_t* bytes(const varlena* v)
 bytea* alloc_bytea(std::size_t n)
 {
 	if (n > MaxAllocSize - VARHDRSZ)
-		throw Error("54000", "value is too large", "The result would exceed 1 GB.");
+		throw Error(tg::sqlstate::k_program_limit_exceeded, "value is too large", "The result would exceed 1 GB.");
 	auto* b = static_cast<bytea*>(palloc_extended(VARHDRSZ + n, MCXT_ALLOC_NO_OOM));
 	if (b == nullptr)
 		throw std::bad_alloc();
@@ -103,7 +103,7 @@ bytea* seal(Dek& d, const env::OrgId& org, std::uint32_t version, const varlena*
             std::size_t len)
 {
 	if (len > MaxAllocSize - VARHDRSZ - env::k_overhead)
-		throw Error("54000", "value is too large to encrypt", "The ciphertext would exceed 1 GB.");
+		throw Error(tg::sqlstate::k_program_limit_exceeded, "value is too large to encrypt", "The ciphertext would exceed 1 GB.");
 	bytea* out = alloc_bytea(len + env::k_overhead);
 	auto* p = reinterpret_cast<std::uint8_t*>(VARDATA(out));
 	State& s = state();
@@ -129,7 +129,7 @@ void open_into(const env::View& v, const env::OrgId& org, const varlena* aad, st
 	std::vector<std::uint8_t>& ad = state().ad;
 	env::associated_data(ad, org, v.key_version, bytes(aad), VARSIZE_ANY_EXHDR(aad));
 	if (!d.gcm->open(v.nonce, ad.data(), ad.size(), v.ciphertext, v.ciphertext_len, v.tag, out))
-		throw Error(k_invalid_param, "ciphertext authentication failed",
+		throw Error(tg::sqlstate::k_invalid_parameter_value, "ciphertext authentication failed",
 		            "The value was altered, or it was encrypted for another tenant, key version or aad.");
 }
 
@@ -151,7 +151,7 @@ Datum decrypt_common(FunctionCallInfo fcinfo, bool as_text)
 		const bool ok = pg_call([&] { return pg_verify_mbstr(GetDatabaseEncoding(), reinterpret_cast<char*>(p), len, true); });
 		if (!ok) {
 			sodium_memzero(p, v.ciphertext_len);
-			throw Error("22021", "decrypted value is not valid text in the database encoding",
+			throw Error(tg::sqlstate::k_character_not_in_repertoire, "decrypted value is not valid text in the database encoding",
 			            "The plaintext is binary data or contains a NUL byte.",
 			            "Use tenant_guard.decrypt() for binary values.");
 		}
@@ -163,7 +163,7 @@ Datum decrypt_common(FunctionCallInfo fcinfo, bool as_text)
 
 
 // tenant_guard.encrypt(data bytea, aad text DEFAULT '') returns bytea; also encrypt_text(text, text)
-TG_FUNCTION(encrypt)
+TG_FUNCTION(tg_encrypt)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -178,19 +178,19 @@ TG_FUNCTION(encrypt)
 }
 
 // tenant_guard.decrypt(data bytea, aad text DEFAULT '') returns bytea
-TG_FUNCTION(decrypt)
+TG_FUNCTION(tg_decrypt)
 {
 	return decrypt_common(fcinfo, false);
 }
 
 // tenant_guard.decrypt_text(data bytea, aad text DEFAULT '') returns text
-TG_FUNCTION(decrypt_text)
+TG_FUNCTION(tg_decrypt_text)
 {
 	return decrypt_common(fcinfo, true);
 }
 
 // tenant_guard.reencrypt(data bytea, aad text DEFAULT '') returns bytea
-TG_FUNCTION(reencrypt)
+TG_FUNCTION(tg_reencrypt)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -208,7 +208,7 @@ TG_FUNCTION(reencrypt)
 }
 
 // tenant_guard.key_version(data bytea) returns integer (STRICT): no key needed
-TG_FUNCTION(key_version)
+TG_FUNCTION(tg_key_version)
 {
 	bytea* data = PG_GETARG_BYTEA_PP(0);
 	const env::View v = env::decode_or_throw(bytes(data), VARSIZE_ANY_EXHDR(data));
@@ -216,7 +216,7 @@ TG_FUNCTION(key_version)
 }
 
 // tenant_guard.blind_index(data text, context text) returns bytea
-TG_FUNCTION(blind_index)
+TG_FUNCTION(tg_blind_index)
 {
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -259,7 +259,7 @@ TG_FUNCTION(blind_index)
 }
 
 // tenant_guard.rotate_key(org uuid DEFAULT NULL) returns integer
-TG_FUNCTION(rotate_key)
+TG_FUNCTION(tg_rotate_key)
 {
 	env::OrgId org;
 	if (PG_ARGISNULL(0))
@@ -273,7 +273,7 @@ TG_FUNCTION(rotate_key)
 }
 
 // tenant_guard.shred_keys(org uuid) returns integer: how many key versions were destroyed
-TG_FUNCTION(shred_keys)
+TG_FUNCTION(tg_shred_keys)
 {
 	if (PG_ARGISNULL(0))
 		throw null_arg("org");
@@ -299,7 +299,7 @@ TG_FUNCTION(shred_keys)
 }
 
 // tenant_guard.rewrap_keys() returns integer: how many tenant keys were re-wrapped
-TG_FUNCTION(rewrap_keys)
+TG_FUNCTION(tg_rewrap_keys)
 {
 	const Kek& current = master();
 	struct Row {
@@ -373,12 +373,12 @@ TG_FUNCTION(rewrap_keys)
 }
 
 // tenant_guard.hmac_sha256(data bytea, key bytea) returns bytea (STRICT)
-TG_FUNCTION(hmac_sha256)
+TG_FUNCTION(tg_hmac_sha256)
 {
 	bytea* data = PG_GETARG_BYTEA_PP(0);
 	bytea* key = PG_GETARG_BYTEA_PP(1);
 	if (VARSIZE_ANY_EXHDR(key) == 0)
-		throw Error(k_invalid_param, "HMAC key must not be empty");
+		throw Error(tg::sqlstate::k_invalid_parameter_value, "HMAC key must not be empty");
 	const tg::aead::Digest h =
 	    tg::aead::hmac_sha256(bytes(key), VARSIZE_ANY_EXHDR(key), bytes(data), VARSIZE_ANY_EXHDR(data));
 	bytea* out = alloc_bytea(h.size());
@@ -387,13 +387,13 @@ TG_FUNCTION(hmac_sha256)
 }
 
 // tenant_guard.verify_hmac_sha256(data bytea, signature bytea, key bytea) returns boolean (STRICT)
-TG_FUNCTION(verify_hmac_sha256)
+TG_FUNCTION(tg_verify_hmac_sha256)
 {
 	bytea* data = PG_GETARG_BYTEA_PP(0);
 	bytea* sig = PG_GETARG_BYTEA_PP(1);
 	bytea* key = PG_GETARG_BYTEA_PP(2);
 	if (VARSIZE_ANY_EXHDR(key) == 0)
-		throw Error(k_invalid_param, "HMAC key must not be empty");
+		throw Error(tg::sqlstate::k_invalid_parameter_value, "HMAC key must not be empty");
 	const tg::aead::Digest h =
 	    tg::aead::hmac_sha256(bytes(key), VARSIZE_ANY_EXHDR(key), bytes(data), VARSIZE_ANY_EXHDR(data));
 	// The length of a signature is public; only its bytes are compared in constant time.
@@ -403,11 +403,11 @@ TG_FUNCTION(verify_hmac_sha256)
 }
 
 // tenant_guard.random_token(bytes integer DEFAULT 32) returns text (STRICT): URL-safe base64, no padding
-TG_FUNCTION(random_token)
+TG_FUNCTION(tg_random_token)
 {
 	const std::int32_t n = PG_GETARG_INT32(0);
 	if (n < 16 || n > 1024)
-		throw Error(k_invalid_param, "random_token() takes 16 to 1024 bytes",
+		throw Error(tg::sqlstate::k_invalid_parameter_value, "random_token() takes 16 to 1024 bytes",
 		            "Fewer than 16 random bytes (128 bits) could be guessed; more than 1024 is not a token.");
 	SecureBuffer raw(static_cast<std::size_t>(n));
 	randombytes_buf(raw.data(), raw.size());
@@ -421,7 +421,7 @@ TG_FUNCTION(random_token)
 }
 
 // tenant_guard.hash_token(token text) returns bytea (STRICT): SHA-256 of the token's bytes
-TG_FUNCTION(hash_token)
+TG_FUNCTION(tg_hash_token)
 {
 	text* token = PG_GETARG_TEXT_PP(0);
 	const tg::aead::Digest h = tg::aead::sha256(bytes(token), VARSIZE_ANY_EXHDR(token));

@@ -152,7 +152,7 @@ SecureBuffer run_command(const char* command, const char* what)
 			strlcpy(r.status, wait_result_to_str(r.rc), sizeof r.status);
 	});
 	if (r.open_failed)
-		throw Error("58030", std::string("could not run the ") + what, "See the server log for the reason.", {},
+		throw Error(tg::sqlstate::k_io_error, std::string("could not run the ") + what, "See the server log for the reason.", {},
 		            std::string("could not execute the command: ") + r.status);
 	if (r.rc != 0)
 		throw Error(tg::sqlstate::k_config_file_error, std::string(what) + " failed",
@@ -474,7 +474,7 @@ KeyRow lock_tenant(const env::OrgId& org, std::int32_t* max_version)
 std::uint32_t new_active_key(const env::OrgId& org, std::int32_t max_version, bool had_active)
 {
 	if (max_version >= static_cast<std::int32_t>(env::k_max_version))
-		throw Error("54000", "tenant has used every key version");
+		throw Error(tg::sqlstate::k_program_limit_exceeded, "tenant has used every key version");
 	const std::uint32_t version = static_cast<std::uint32_t>(max_version) + 1;
 	const Kek& kek = master();
 	SecureBuffer dek(tg::aead::k_key_len);
@@ -566,7 +566,7 @@ Dek& dek_for(const env::OrgId& org, std::uint32_t version)
 	}
 	const KeyRow r = fetch_version(org, version);
 	if (!r.found)
-		throw Error(k_invalid_param, "ciphertext authentication failed",
+		throw Error(tg::sqlstate::k_invalid_parameter_value, "ciphertext authentication failed",
 		            "This tenant has no key version " + std::to_string(version) + ".");
 	Dek& d = cache_row(org, r);
 	if (d.shredded)

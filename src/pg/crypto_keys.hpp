@@ -33,8 +33,6 @@ namespace tenant_guard::crypto::keys {
 
 namespace env = tenant_guard::envelope;
 
-constexpr const char* k_invalid_param = "22023";
-
 struct Kek {
 	bool loaded = false;
 	SecureBuffer key;

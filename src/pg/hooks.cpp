@@ -36,6 +36,8 @@
 #include "pg/hooks.hpp"
 
 #include "pg/as_owner.hpp"
+#include "pg/boundary.hpp"
+#include "pg/spi.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -57,8 +59,6 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-
-PG_FUNCTION_INFO_V1(tg__runtime_guards);
 }
 
 namespace {
@@ -102,22 +102,11 @@ bool current_user_is_app_role()
 	// application roles there until ALTER EXTENSION tenant_guard UPDATE.
 	if (!OidIsValid(RangeVarGetRelid(makeRangeVar(pstrdup("tenant_guard"), pstrdup("app_roles"), -1), NoLock, true)))
 		return false;
-	bool pushed = false;
-	if (!ActiveSnapshotSet()) {
-		PushActiveSnapshot(GetTransactionSnapshot());
-		pushed = true;
-	}
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "tenant_guard: SPI_connect failed");
 	// On error the transaction's abort pops the GUC nest level and SPI.
-	const int nest = tenant_guard::pg::pin_search_path();
+	const tenant_guard::pg::SpiScope spi = tenant_guard::pg::spi_begin(tenant_guard::pg::k_snapshot_if_missing);
 	if (app_role_plan == nullptr) {
 		Oid argtypes[1] = {OIDOID};
-		SPIPlanPtr plan = SPI_prepare(k_app_role_query, 1, argtypes);
-		if (plan == nullptr)
-			elog(ERROR, "tenant_guard: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		app_role_plan = plan;
+		app_role_plan = tenant_guard::pg::spi_keep_plan(k_app_role_query, 1, argtypes, "the application role look-up");
 	}
 	Datum args[1] = {ObjectIdGetDatum(GetUserId())};
 	int rc = SPI_execute_plan(app_role_plan, args, nullptr, true, 1);
@@ -129,10 +118,7 @@ bool current_user_is_app_role()
 		Datum d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		result = !isnull && DatumGetBool(d);
 	}
-	AtEOXact_GUC(true, nest);
-	SPI_finish();
-	if (pushed)
-		PopActiveSnapshot();
+	tenant_guard::pg::spi_end(spi);
 	return result;
 }
 
@@ -276,7 +262,7 @@ void init()
 }  // namespace tenant_guard::hooks
 
 // tenant_guard._runtime_guards() returns boolean
-extern "C" Datum tg__runtime_guards(PG_FUNCTION_ARGS)
+TG_C_FUNCTION(tg__runtime_guards)
 {
 	PG_RETURN_BOOL(installed);
 }

@@ -133,7 +133,7 @@ void load_blocked()
 }  // namespace
 
 // tenant_guard._tenant_writable() returns boolean
-TG_FUNCTION(_tenant_writable)
+TG_FUNCTION(tg__tenant_writable)
 {
 	const tg::claims::Context& ctx = tg::context::current();
 	if (!ctx.org)

@@ -41,7 +41,7 @@ struct Tracked {
 using tenant_guard::pg::pg_call;
 
 // tenant_guard._selftest_boundary(kind text) returns text
-TG_FUNCTION(_selftest_boundary)
+TG_FUNCTION(tg__selftest_boundary)
 {
 	text* arg = PG_GETARG_TEXT_PP(0);
 	std::string kind(VARDATA_ANY(arg), VARSIZE_ANY_EXHDR(arg));
@@ -73,7 +73,7 @@ TG_FUNCTION(_selftest_boundary)
 }
 
 // tenant_guard._selftest_live_objects() returns integer
-TG_FUNCTION(_selftest_live_objects)
+TG_FUNCTION(tg__selftest_live_objects)
 {
 	PG_RETURN_INT32(live_objects);
 }

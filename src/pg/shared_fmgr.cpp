@@ -27,9 +27,6 @@ extern "C" {
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
-
-PG_FUNCTION_INFO_V1(tg__ddl_command_kinds);
-PG_FUNCTION_INFO_V1(tg__relcache_changed);
 }
 
 /*
@@ -43,7 +40,7 @@ PG_FUNCTION_INFO_V1(tg__relcache_changed);
  * judge the command, not the table's state, so restoring a dump (where RLS is
  * switched on last) passes.
  */
-extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
+TG_C_FUNCTION(tg__ddl_command_kinds)
 {
 	CollectedCommand* cmd = reinterpret_cast<CollectedCommand*>(PG_GETARG_POINTER(0));
 	Datum kinds[64];
@@ -98,7 +95,7 @@ extern "C" Datum tg__ddl_command_kinds(PG_FUNCTION_ARGS)
 // tenant_guard._tenants_changed() (lifecycle): sends a relcache invalidation
 // for the trigger's own table, so every backend drops what it cached from it
 // (crypto_keys.cpp the tenant keys, lifecycle_fmgr.cpp the non-active tenants).
-extern "C" Datum tg__relcache_changed(PG_FUNCTION_ARGS)
+TG_C_FUNCTION(tg__relcache_changed)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),

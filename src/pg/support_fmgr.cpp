@@ -24,23 +24,9 @@
  *   tenant_guard._support_active_grant() returns uuid
  *       The grant id of the live support session of this backend, or NULL.
  *
- * Setting: tenant_guard.support_role (superuser-only, default 'support'),
- * the in-tenant role of a support context.
- *
- * The check: an ExecutorStart hook, installed whenever the library is loaded
- * (no shared_preload_libraries needed: a support context can only be made by
- * this library, so it is loaded before one exists), and the context accessors
- * (support::check()). Backends that never activated a support session pay one
- * boolean test. In a backend with a support session, once per top-level
- * statement AND once per transaction (a DO block or a procedure that COMMITs
- * starts new transactions inside one statement), while the signed context is
- * still the one this library set: if the statement or the transaction starts
- * at or after expires_at, or the grant was ended or revoked (read with the
- * latest snapshot, as the extension owner), the context is cleared; it stays
- * dead even if a rolled-back transaction restores the setting. Until the check
- * has run in the current transaction the context reads as absent
- * (support::blocks(), used by the context resolution): a path that reaches
- * the context without the executor or an accessor fails closed.
+ * The setting (tenant_guard.support_role), the backend state and the
+ * per-statement and per-transaction check of a live support context are
+ * support.cpp's.
  */
 #include <cstring>
 #include <string>
@@ -53,6 +39,7 @@
 #include "pg/boundary.hpp"
 #include "pg/compat.hpp"
 #include "pg/guc.hpp"
+#include "pg/spi.hpp"
 #include "pg/support.hpp"
 
 extern "C" {
@@ -79,52 +66,14 @@ extern "C" {
 #include "utils/uuid.h"
 }
 
+#include "pg/support_session.hpp"
+
 namespace tg = tenant_guard;
 using tg::Error;
 using tg::pg::pg_call;
+using namespace tenant_guard::support;
 
 namespace {
-
-char* support_role = nullptr;
-
-struct Staged {
-	bool valid = false;
-	bool committed = false;
-	SubTransactionId subxact = InvalidSubTransactionId;
-	pg_uuid_t grant{};
-	pg_uuid_t org{};
-	std::string agent;
-	TimestampTz expires_at = 0;
-	Oid owner = InvalidOid;
-};
-
-struct Active {
-	bool on = false;
-	bool dead = false;
-	pg_uuid_t grant{};
-	std::string claims;  // the exact signed_context text this library set
-	TimestampTz expires_at = 0;
-	Oid owner = InvalidOid;
-	TimestampTz checked_statement = 0;  // start of the last statement checked
-	LocalTransactionId checked_lxid = InvalidLocalTransactionId;  // the last transaction checked
-	SPIPlanPtr plan = nullptr;
-};
-
-// Allocated once per backend and never freed.
-Staged& staged()
-{
-	static Staged* s = new Staged();
-	return *s;
-}
-Active& active()
-{
-	static Active* a = new Active();
-	return *a;
-}
-
-bool in_check = false;
-bool callbacks_registered = false;
-ExecutorStart_hook_type prev_executor_start = nullptr;
 
 std::string uuid_text(const pg_uuid_t& u)
 {
@@ -198,124 +147,6 @@ const char* const k_not_toplevel_hint =
     "Run CALL tenant_guard.begin_support_session(...) on its own: not after BEGIN, not in a function or an "
     "exception block.";
 
-void xact_callback(XactEvent event, void*)
-{
-	Staged& s = staged();
-	if (!s.valid)
-		return;
-	if (event == XACT_EVENT_COMMIT)
-		s.committed = true;
-	else if (event == XACT_EVENT_ABORT && !s.committed)
-		s.valid = false;
-}
-
-void subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransactionId, void*)
-{
-	Staged& s = staged();
-	// The subtransaction that staged the grant, or one around it, rolled back:
-	// so did the redemption.
-	if (event == SUBXACT_EVENT_ABORT_SUB && s.valid && !s.committed && mySubid <= s.subxact)
-		s.valid = false;
-}
-
-// True while the grant is neither ended nor revoked. Plain C frame.
-bool grant_live(Active& a)
-{
-	Oid nsp = get_namespace_oid("tenant_guard", true);
-	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("support_grants", nsp)))
-		return false;
-	bool live = false;
-	Oid save_uid;
-	int save_sec;
-	GetUserIdAndSecContext(&save_uid, &save_sec);
-	SetUserIdAndSecContext(a.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	PG_TRY();
-	{
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		// As the owner: never with the caller's search_path (as_owner.hpp).
-		const int guc_level = tg::pg::pin_search_path();
-		if (a.plan == nullptr) {
-			Oid argtypes[1] = {UUIDOID};
-			SPIPlanPtr p = SPI_prepare("SELECT 1 FROM tenant_guard.support_grants WHERE id = $1 AND "
-			                           "ended_at IS NULL AND revoked_at IS NULL",
-			                           1, argtypes);
-			if (p == nullptr)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			if (SPI_keepplan(p) != 0)
-				elog(ERROR, "SPI_keepplan failed");
-			a.plan = p;
-		}
-		Datum values[1] = {UUIDPGetDatum(&a.grant)};
-		int rc = SPI_execute_snapshot(a.plan, values, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "support grant check failed: %s", SPI_result_code_string(rc));
-		live = SPI_processed == 1;
-		AtEOXact_GUC(true, guc_level);
-		SPI_finish();
-	}
-	PG_FINALLY();
-	{
-		SetUserIdAndSecContext(save_uid, save_sec);
-		in_check = false;
-	}
-	PG_END_TRY();
-	return live;
-}
-
-LocalTransactionId current_lxid()
-{
-	return tg::pg::compat::my_lxid();
-}
-
-// The clock of a support context: the start of the statement, or of the
-// transaction when that is later (a procedure that COMMITs starts new
-// transactions inside one statement).
-TimestampTz context_clock()
-{
-	return Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp());
-}
-
-// Plain C frame: may ereport.
-void check_support_context()
-{
-	Active& a = active();
-	const char* cur = tg::guc::signed_context;
-	if (cur == nullptr || std::strcmp(cur, a.claims.c_str()) != 0)
-		return;  // another context (or none) is in force
-	if (!a.dead) {
-		const TimestampTz stmt = GetCurrentStatementStartTimestamp();
-		const LocalTransactionId lxid = current_lxid();
-		if (context_clock() >= a.expires_at) {
-			a.dead = true;
-		} else if (stmt != a.checked_statement || lxid != a.checked_lxid) {
-			// The grant is read with a fresh snapshot, which parallel mode
-			// forbids; until a check ran in this transaction, blocks() keeps
-			// the context unusable.
-			if (IsInParallelMode())
-				return;
-			in_check = true;
-			bool live = grant_live(a);  // resets in_check
-			a.checked_statement = stmt;
-			a.checked_lxid = lxid;
-			if (!live)
-				a.dead = true;
-		}
-	}
-	if (a.dead)
-		tg::guc::set_signed_context("", false);
-}
-
-void support_executor_start(QueryDesc* queryDesc, int eflags)
-{
-	if (active().on && !in_check)
-		check_support_context();
-	if (prev_executor_start)
-		prev_executor_start(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
-}
-
 pg_uuid_t* uuid_copy(const pg_uuid_t& u)
 {
 	auto* r = static_cast<pg_uuid_t*>(pg_call([] { return palloc(sizeof(pg_uuid_t)); }));
@@ -325,58 +156,14 @@ pg_uuid_t* uuid_copy(const pg_uuid_t& u)
 
 }  // namespace
 
-namespace tenant_guard::support {
-
-void check()
-{
-	const Active& a = active();
-	if (!a.on || in_check)
-		return;
-	// Fast path of every context read: already checked in this statement and
-	// transaction (the clock is the same, so is the answer).
-	if (!a.dead && a.checked_statement == GetCurrentStatementStartTimestamp() && a.checked_lxid == current_lxid())
-		return;
-	if (IsTransactionState())
-		check_support_context();
-}
-
-bool blocks(const char* signed_text)
-{
-	const Active& a = active();
-	if (!a.on)
-		return false;
-	if (!a.dead && a.checked_lxid == current_lxid() && a.checked_lxid != InvalidLocalTransactionId)
-		return false;  // checked in this transaction: nothing to block, whatever the context
-	if (signed_text == nullptr || std::strcmp(signed_text, a.claims.c_str()) != 0)
-		return false;
-	return true;
-}
-
-void init()
-{
-	DefineCustomStringVariable("tenant_guard.support_role", "In-tenant role of a support session's context.",
-	                           "tenant_guard.begin_support_session() puts it at tenant_guard.role_claim.",
-	                           &support_role, "support", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
-	prev_executor_start = ExecutorStart_hook;
-	ExecutorStart_hook = support_executor_start;
-}
-
-}  // namespace tenant_guard::support
-
 // tenant_guard._support_stage(grant uuid, org uuid, agent text, expires_at timestamptz) returns void
-TG_FUNCTION(_support_stage)
+TG_FUNCTION(tg__support_stage)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
 		throw Error(tg::sqlstate::k_invalid_parameter_value, "invalid support grant");
 	if (IsTransactionBlock())
-		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
-	if (!callbacks_registered) {
-		pg_call([] {
-			RegisterXactCallback(xact_callback, nullptr);
-			RegisterSubXactCallback(subxact_callback, nullptr);
-		});
-		callbacks_registered = true;
-	}
+		throw Error(tg::sqlstate::k_active_sql_transaction, k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
+	pg_call([] { tg::support::register_callbacks(); });
 	text* agent = PG_GETARG_TEXT_PP(2);
 	Staged& s = staged();
 	s.valid = false;
@@ -441,8 +228,7 @@ void redeem_and_commit(void* arg)
 	const Oid owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
 	ReleaseSysCache(tup);
 
-	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "tenant_guard: SPI_connect failed");
+	tg::pg::spi_connect(SPI_OPT_NONATOMIC);
 	Oid save_uid;
 	int save_sec;
 	GetUserIdAndSecContext(&save_uid, &save_sec);
@@ -474,7 +260,7 @@ void redeem_and_commit(void* arg)
 }  // namespace
 
 // CALL tenant_guard.begin_support_session(token text): a procedure
-TG_FUNCTION(begin_support_session)
+TG_FUNCTION(tg_begin_support_session)
 {
 	const bool nonatomic = fcinfo->context != nullptr && IsA(fcinfo->context, CallContext) &&
 	                       !reinterpret_cast<CallContext*>(fcinfo->context)->atomic;
@@ -483,11 +269,11 @@ TG_FUNCTION(begin_support_session)
 	// support context, and any context that cannot commit
 	(void) build_claims("00000000-0000-0000-0000-000000000000", "agent", 0, "grant");
 	if (!nonatomic || IsTransactionBlock() || IsSubTransaction())
-		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
+		throw Error(tg::sqlstate::k_active_sql_transaction, k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
 	pg_call([&] { redeem_and_commit(&r); });
 	pg_uuid_t org{};
 	if (!r.redeemed || !activate(&org))
-		throw Error("28000", "support token refused", "The token is unknown, already used, expired or revoked.",
+		throw Error(tg::sqlstate::k_invalid_authorization, "support token refused", "The token is unknown, already used, expired or revoked.",
 		            "Ask the platform team for a new support grant.");
 	const std::string org_text = uuid_text(org);
 	pg_call([&] { ereport(NOTICE, (errmsg("support session started for tenant %s", org_text.c_str()))); });
@@ -495,7 +281,7 @@ TG_FUNCTION(begin_support_session)
 }
 
 // tenant_guard._support_active_grant() returns uuid
-TG_FUNCTION(_support_active_grant)
+TG_FUNCTION(tg__support_active_grant)
 {
 	Active& a = active();
 	const char* cur = tg::guc::signed_context;
@@ -505,7 +291,7 @@ TG_FUNCTION(_support_active_grant)
 }
 
 // tenant_guard._support_end() returns uuid
-TG_FUNCTION(_support_end)
+TG_FUNCTION(tg__support_end)
 {
 	Active& a = active();
 	const char* cur = tg::guc::signed_context;
@@ -522,10 +308,10 @@ TG_FUNCTION(_support_end)
 // tenant_guard._support_check_toplevel() returns void: refuses a transaction
 // block, and claim paths a support context cannot be built with, before
 // anything is redeemed
-TG_FUNCTION(_support_check_toplevel)
+TG_FUNCTION(tg__support_check_toplevel)
 {
 	(void) build_claims("00000000-0000-0000-0000-000000000000", "agent", 0, "grant");
 	if (IsTransactionBlock())
-		throw Error("25001", k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
+		throw Error(tg::sqlstate::k_active_sql_transaction, k_not_toplevel, k_not_toplevel_detail, k_not_toplevel_hint);
 	PG_RETURN_VOID();
 }

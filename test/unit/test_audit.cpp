@@ -5,6 +5,7 @@
 
 #include "core/audit.hpp"
 #include "core/encoding.hpp"
+#include "record_hasher.hpp"
 
 using namespace tenant_guard::audit;
 using namespace std::string_literals;
