@@ -96,8 +96,8 @@ bool Gcm::open(const std::uint8_t* nonce, const std::uint8_t* ad, std::size_t ad
 			fail("GCM decrypt");
 		done += static_cast<std::size_t>(n);
 	}
-	if (EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag_len),
-	                        const_cast<std::uint8_t*>(tag)) != 1)
+	if (EVP_CIPHER_CTX_ctrl(dec_, EVP_CTRL_GCM_SET_TAG, static_cast<int>(k_tag_len), const_cast<std::uint8_t*>(tag)) !=
+	    1)
 		fail("GCM tag");
 	if (EVP_DecryptFinal_ex(dec_, out + done, &outl) != 1) {
 		if (len > 0)
@@ -124,15 +124,15 @@ Digest hmac_sha256(const std::uint8_t* key, std::size_t key_len, const std::uint
 	static const std::uint8_t empty = 0;
 	if (key_len > INT_MAX)
 		fail("HMAC key length");
-	if (HMAC(EVP_sha256(), key_len ? key : &empty, static_cast<int>(key_len), len ? data : &empty, len, d.data(),
-	         &n) == nullptr ||
+	if (HMAC(EVP_sha256(), key_len ? key : &empty, static_cast<int>(key_len), len ? data : &empty, len, d.data(), &n) ==
+	        nullptr ||
 	    n != d.size())
 		fail("HMAC-SHA256");
 	return d;
 }
 
-SecureBuffer hkdf_sha256(const std::uint8_t* ikm, std::size_t ikm_len, const std::uint8_t* salt,
-                         std::size_t salt_len, const std::uint8_t* info, std::size_t info_len, std::size_t out_len)
+SecureBuffer hkdf_sha256(const std::uint8_t* ikm, std::size_t ikm_len, const std::uint8_t* salt, std::size_t salt_len,
+                         const std::uint8_t* info, std::size_t info_len, std::size_t out_len)
 {
 	SecureBuffer out(out_len);
 	EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, nullptr);

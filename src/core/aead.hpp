@@ -57,8 +57,8 @@ Digest sha256(const std::uint8_t* data, std::size_t len);
 Digest hmac_sha256(const std::uint8_t* key, std::size_t key_len, const std::uint8_t* data, std::size_t len);
 
 // HKDF-SHA256 (RFC 5869) into a new SecureBuffer of out_len bytes.
-SecureBuffer hkdf_sha256(const std::uint8_t* ikm, std::size_t ikm_len, const std::uint8_t* salt,
-                         std::size_t salt_len, const std::uint8_t* info, std::size_t info_len, std::size_t out_len);
+SecureBuffer hkdf_sha256(const std::uint8_t* ikm, std::size_t ikm_len, const std::uint8_t* salt, std::size_t salt_len,
+                         const std::uint8_t* info, std::size_t info_len, std::size_t out_len);
 
 // Constant-time equality of two buffers of the same length (sodium_memcmp).
 bool equal_ct(const std::uint8_t* a, const std::uint8_t* b, std::size_t len);

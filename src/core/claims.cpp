@@ -94,8 +94,7 @@ void read_scopes(const nlohmann::json& doc, std::string_view path, Context& ctx)
 			if (e.is_string()) {
 				if (e.get_ref<const std::string&>().find('\0') == std::string::npos)
 					values.push_back(e.get<std::string>());
-			}
-			else if (e.is_number_integer())
+			} else if (e.is_number_integer())
 				values.push_back(std::to_string(e.get<std::int64_t>()));
 			else if (e.is_number_unsigned())
 				values.push_back(std::to_string(e.get<std::uint64_t>()));
@@ -207,8 +206,7 @@ std::optional<std::string> normalize_text(std::string_view text)
 	// recorded and compared as "alice". Such a value is absent.
 	if (t.find('\0') != std::string_view::npos)
 		return std::nullopt;
-	if (t.size() == 4 && (t[0] | 0x20) == 'n' && (t[1] | 0x20) == 'u' && (t[2] | 0x20) == 'l' &&
-	    (t[3] | 0x20) == 'l')
+	if (t.size() == 4 && (t[0] | 0x20) == 'n' && (t[1] | 0x20) == 'u' && (t[2] | 0x20) == 'l' && (t[3] | 0x20) == 'l')
 		return std::nullopt;
 	return std::string(t);
 }

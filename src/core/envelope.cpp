@@ -98,8 +98,7 @@ View decode_or_throw(const std::uint8_t* data, std::size_t len)
 		            "A tenant_guard ciphertext has at least " + std::to_string(k_overhead) + " bytes; this one has " +
 		                std::to_string(len) + ".");
 	case Status::bad_version:
-		throw Error(k_invalid, "invalid key version in ciphertext",
-		            "Key versions run from 1 to 2147483647.");
+		throw Error(k_invalid, "invalid key version in ciphertext", "Key versions run from 1 to 2147483647.");
 	}
 	throw Error(sqlstate::k_internal_error, "unexpected envelope status");
 }
@@ -127,9 +126,8 @@ void associated_data(std::vector<std::uint8_t>& out, const OrgId& org, std::uint
 		append(out, aad, aad_len);
 }
 
-std::vector<std::uint8_t> seal(aead::Gcm& gcm, const OrgId& org, std::uint32_t key_version,
-                               const std::uint8_t* nonce, const std::uint8_t* aad, std::size_t aad_len,
-                               const std::uint8_t* data, std::size_t len)
+std::vector<std::uint8_t> seal(aead::Gcm& gcm, const OrgId& org, std::uint32_t key_version, const std::uint8_t* nonce,
+                               const std::uint8_t* aad, std::size_t aad_len, const std::uint8_t* data, std::size_t len)
 {
 	std::vector<std::uint8_t> ad;
 	associated_data(ad, org, key_version, aad, aad_len);
@@ -154,8 +152,8 @@ std::vector<std::uint8_t> open(aead::Gcm& gcm, const OrgId& org, const std::uint
 
 KekId kek_id(const std::uint8_t* kek)
 {
-	const aead::Digest d = aead::hmac_sha256(kek, aead::k_key_len, reinterpret_cast<const std::uint8_t*>(k_kek_id_label),
-	                                         sizeof k_kek_id_label - 1);
+	const aead::Digest d = aead::hmac_sha256(
+	    kek, aead::k_key_len, reinterpret_cast<const std::uint8_t*>(k_kek_id_label), sizeof k_kek_id_label - 1);
 	KekId id;
 	std::memcpy(id.data(), d.data(), id.size());
 	return id;

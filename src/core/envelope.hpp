@@ -46,8 +46,8 @@
 namespace tenant_guard::envelope {
 
 inline constexpr std::uint8_t k_format_v1 = 0x01;
-inline constexpr std::size_t k_header_len = 1 + 4 + aead::k_nonce_len;      // 17
-inline constexpr std::size_t k_overhead = k_header_len + aead::k_tag_len;   // 33
+inline constexpr std::size_t k_header_len = 1 + 4 + aead::k_nonce_len;     // 17
+inline constexpr std::size_t k_overhead = k_header_len + aead::k_tag_len;  // 33
 inline constexpr std::uint32_t k_max_version = 0x7fffffff;
 inline constexpr std::size_t k_org_len = 16;
 inline constexpr std::size_t k_wrapped_len = aead::k_nonce_len + aead::k_key_len + aead::k_tag_len;  // 60
@@ -82,9 +82,8 @@ void associated_data(std::vector<std::uint8_t>& out, const OrgId& org, std::uint
 
 // Encrypts a whole value into a new envelope (tests and tools; the server
 // path writes straight into its result buffer with the same functions).
-std::vector<std::uint8_t> seal(aead::Gcm& gcm, const OrgId& org, std::uint32_t key_version,
-                               const std::uint8_t* nonce, const std::uint8_t* aad, std::size_t aad_len,
-                               const std::uint8_t* data, std::size_t len);
+std::vector<std::uint8_t> seal(aead::Gcm& gcm, const OrgId& org, std::uint32_t key_version, const std::uint8_t* nonce,
+                               const std::uint8_t* aad, std::size_t aad_len, const std::uint8_t* data, std::size_t len);
 // Decrypts; throws tenant_guard::Error "ciphertext authentication failed".
 std::vector<std::uint8_t> open(aead::Gcm& gcm, const OrgId& org, const std::uint8_t* aad, std::size_t aad_len,
                                const std::uint8_t* data, std::size_t len);

@@ -148,8 +148,7 @@ Key Key::public_key(const std::uint8_t* pem, std::size_t len, Alg alg)
 	case Alg::ES256: {
 		char group[64] = {0};
 		size_t glen = 0;
-		ok = type == EVP_PKEY_EC &&
-		     EVP_PKEY_get_group_name(pkey.get(), group, sizeof group, &glen) == 1 &&
+		ok = type == EVP_PKEY_EC && EVP_PKEY_get_group_name(pkey.get(), group, sizeof group, &glen) == 1 &&
 		     (std::strcmp(group, "prime256v1") == 0 || std::strcmp(group, "P-256") == 0);
 		need = "ES256 needs an EC key on curve P-256.";
 		break;
@@ -212,7 +211,8 @@ Verified verify(std::string_view token, const Key& key, const Options& opt, cons
 		refuse("The token is longer than " + std::to_string(k_max_token_size) + " bytes.");
 	std::size_t d1 = token.find('.');
 	std::size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
-	if (d1 == std::string_view::npos || d2 == std::string_view::npos || token.find('.', d2 + 1) != std::string_view::npos)
+	if (d1 == std::string_view::npos || d2 == std::string_view::npos ||
+	    token.find('.', d2 + 1) != std::string_view::npos)
 		refuse("The token is not a compact JWS of three dot-separated parts.");
 
 	nlohmann::json header = parse_part(token.substr(0, d1), "header");

@@ -28,7 +28,7 @@ struct Fd {
 
 [[noreturn]] void throw_errno(int err, const char* what, const std::string& path, const char* verb)
 {
-	const char* state = err == ENOENT                       ? sqlstate::k_undefined_file
+	const char* state = err == ENOENT                     ? sqlstate::k_undefined_file
 	                    : (err == EACCES || err == EPERM) ? sqlstate::k_insufficient_privilege
 	                                                      : sqlstate::k_io_error;
 	throw Error(state, std::string("could not ") + verb + " the " + what,

@@ -83,9 +83,8 @@ void init()
 	 * evidence.
 	 */
 	DefineCustomStringVariable("tenant_guard.audit_retention", "How long audit records are kept.",
-	                           "An interval of at least one month; purge_audit() drops older partitions.",
-	                           &retention, "24 months", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_retention, nullptr,
-	                           nullptr);
+	                           "An interval of at least one month; purge_audit() drops older partitions.", &retention,
+	                           "24 months", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_retention, nullptr, nullptr);
 
 	/*
 	 * The in-tenant role that reads its own tenant's audit log. Superuser-only:
@@ -109,9 +108,9 @@ void init()
 	 * memory), and the statement goes on in a next record. Bounds the size
 	 * of one record.
 	 */
-	DefineCustomIntVariable("tenant_guard.audit_rows_per_record",
-	                        "Most row changes one audit record holds.", nullptr, &rows_per_record, 10000, 1,
-	                        1000000, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("tenant_guard.audit_rows_per_record", "Most row changes one audit record holds.", nullptr,
+	                        &rows_per_record, 10000, 1, 1000000, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr,
+	                        nullptr);
 }
 
 }  // namespace tenant_guard::audit_guc

@@ -8,17 +8,10 @@
  */
 #include <cstdio>
 #include <cstring>
-#include <optional>
 #include <string>
 
-#include "core/audit.hpp"
-#include "core/claims.hpp"
 #include "core/encoding.hpp"
-#include "pg/as_owner.hpp"
 #include "pg/audit.hpp"
-#include "pg/boundary.hpp"
-#include "pg/compat.hpp"
-#include "pg/context.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -70,7 +63,6 @@ extern "C" {
 #include "pg/audit_log.hpp"
 
 namespace tg = tenant_guard;
-namespace audit = tenant_guard::audit;
 
 namespace tenant_guard::audit_log {
 
@@ -325,8 +317,8 @@ void read_last_seal(int64* seq, uint8* hash)
 		last_seal_plan = prepare("SELECT seal_seq, hash FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL "
 		                         "ORDER BY seal_seq DESC LIMIT 1",
 		                         0, nullptr);
-	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false,
-	                         1) != SPI_OK_SELECT)
+	if (SPI_execute_snapshot(last_seal_plan, nullptr, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, 1) !=
+	    SPI_OK_SELECT)
 		elog(ERROR, "tenant_guard: could not read the last audit seal");
 	if (SPI_processed != 1) {
 		// No seal in the log: continue after the last purged seal, if any.
@@ -561,7 +553,6 @@ void xact_callback(XactEvent event, void*)
 		break;
 	}
 }
-
 
 }  // namespace
 

@@ -33,14 +33,12 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/audit.hpp"
 #include "core/claims.hpp"
-#include "core/encoding.hpp"
-#include "pg/as_owner.hpp"
 #include "pg/audit.hpp"
 #include "pg/boundary.hpp"
-#include "pg/compat.hpp"
 #include "pg/context.hpp"
 
 extern "C" {
@@ -280,15 +278,18 @@ struct RegistryVerb {
 	const char* on_delete;
 };
 const RegistryVerb k_verbs[] = {
-    {"protected_tables", "protect", "unprotect"},   {"access_rules", "allow", "disallow"},
-    {"exemptions", "exempt", "unexempt"},           {"guarded_schemas", "guard_schema", "unguard_schema"},
-    {"unsafe_ddl_log", "unsafe_ddl", "unsafe_ddl"}, {"audited_tables", "enable_audit", "disable_audit"},
+    {"protected_tables", "protect", "unprotect"},
+    {"access_rules", "allow", "disallow"},
+    {"exemptions", "exempt", "unexempt"},
+    {"guarded_schemas", "guard_schema", "unguard_schema"},
+    {"unsafe_ddl_log", "unsafe_ddl", "unsafe_ddl"},
+    {"audited_tables", "enable_audit", "disable_audit"},
     {"app_roles", "register_app_role", "unregister_app_role"},
     // key_events: the verb is key_<event> and the record goes to the key's tenant (below)
     {"key_events", "key_", "key_"},
 };
-const char* const k_time_columns[] = {"protected_at", "created_at",    "guarded_at", "exempted_at",
-                                      "at",           "enabled_at",    "registered_at"};
+const char* const k_time_columns[] = {"protected_at", "created_at", "guarded_at",   "exempted_at",
+                                      "at",           "enabled_at", "registered_at"};
 
 TG_FUNCTION(tg__audit_registry_event)
 {
@@ -325,9 +326,9 @@ TG_FUNCTION(tg__audit_registry_event)
 		elog(ERROR, "tenant_guard._audit_registry_event() fired on unexpected table %s", RelationGetRelationName(rel));
 	FmgrInfo fl;
 	fmgr_info(F_TO_JSONB, &fl);
-	fl.fn_expr = reinterpret_cast<Node*>(makeFuncExpr(
-	    F_TO_JSONB, JSONBOID, list_make1(makeNullConst(rel->rd_rel->reltype, -1, InvalidOid)), InvalidOid,
-	    InvalidOid, COERCE_EXPLICIT_CALL));
+	fl.fn_expr = reinterpret_cast<Node*>(makeFuncExpr(F_TO_JSONB, JSONBOID,
+	                                                  list_make1(makeNullConst(rel->rd_rel->reltype, -1, InvalidOid)),
+	                                                  InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
 	Jsonb* detail = DatumGetJsonbP(FunctionCall1(&fl, heap_copy_tuple_as_datum(row, desc)));
 	const char* org = nullptr;
 	if (strcmp(RelationGetRelationName(rel), "key_events") == 0) {

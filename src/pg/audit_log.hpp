@@ -16,7 +16,7 @@
  * old and new row as jsonb, changed columns) to the open record of its
  * (table, action, tenant, subtransaction) in backend memory; the statement
  * trigger writes the statement's open records when its row events are done
- * (see "Statement records" below). One statement that changes a thousand
+ * (audit_records.cpp). One statement that changes a thousand
  * rows of a tenant thus writes one log row, not a thousand: the row images
  * go into one jsonb array, compressed and stored out of line, and the
  * per-record work (hash, heap and index inserts, WAL) is paid once.
@@ -34,7 +34,7 @@
  * and the hash of the row with the previous seal number (seal_prev), then
  * its own hash, and is written: one global chain of seals, no extra row.
  * Only that numbering is serialized: with shared_preload_libraries under an
- * LWLock on a head in shared memory (see below), else under a
+ * LWLock on a head in shared memory (audit_chain.cpp), else under a
  * transaction-scoped advisory lock held until the commit is done, the
  * previous seal read with the latest snapshot so every isolation level works.
  * Savepoints: the chain state of every tenant is kept per subtransaction
@@ -73,8 +73,8 @@ extern "C" {
 
 namespace tenant_guard::audit_log {
 
-constexpr int k_ncols = 22;     // columns written per record
-constexpr int k_nhashed = 21;   // all but `hash`
+constexpr int k_ncols = 22;    // columns written per record
+constexpr int k_nhashed = 21;  // all but `hash`
 // A statement's open record is written once its memory reaches this size
 // (memory per backend stays bounded; a jsonb value is limited to 256 MB).
 constexpr Size k_max_pack_bytes = 8 * 1024 * 1024;
@@ -85,9 +85,28 @@ inline constexpr Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOI
                                          BYTEAOID, INT8OID,        BYTEAOID,       BYTEAOID};
 
 enum Col {
-	c_id, c_xact_at, c_statement_at, c_xid, c_org, c_kind, c_seq, c_action, c_table_name, c_actor,
-	c_impersonator, c_tenant_role, c_db_role, c_session_role, c_application_name, c_row_count, c_rows,
-	c_detail, c_prev_hash, c_seal_seq, c_seal_prev, c_hash
+	c_id,
+	c_xact_at,
+	c_statement_at,
+	c_xid,
+	c_org,
+	c_kind,
+	c_seq,
+	c_action,
+	c_table_name,
+	c_actor,
+	c_impersonator,
+	c_tenant_role,
+	c_db_role,
+	c_session_role,
+	c_application_name,
+	c_row_count,
+	c_rows,
+	c_detail,
+	c_prev_hash,
+	c_seal_seq,
+	c_seal_prev,
+	c_hash
 };
 
 inline bool col_byval(int i)
@@ -133,7 +152,7 @@ struct Pack;  // a statement's open record (see "Statement records")
 struct XactState {
 	Pack* packs = nullptr;  // newest first, each in its own context
 	Pack* last_pack = nullptr;
-	Size open_mem = 0;      // memory of the open records
+	Size open_mem = 0;  // memory of the open records
 	Group* groups = nullptr;
 	int ngroups = 0;
 	int maxgroups = 0;
@@ -174,7 +193,7 @@ struct Record {
 	const char* org;         // nullptr: no tenant
 	const char* table_name;  // nullptr for events and seals
 	int32 row_count = 0;
-	Jsonb* rows = nullptr;   // kind 'rows': the row changes
+	Jsonb* rows = nullptr;  // kind 'rows': the row changes
 	Jsonb* detail = nullptr;
 	TimestampTz statement_at = 0;  // 0: the current statement's start
 	// actor fields, nullptr when absent
@@ -208,7 +227,6 @@ struct WriterState {
 	tenant_guard::pg::SpiScope spi;
 };
 
-
 WriterState enter_writer();
 void leave_writer(const WriterState& w);
 // Appends a record to its tenant's chain in this transaction.
@@ -225,8 +243,8 @@ int64 write_record(Record& r);
 // them type by type), converted directly for the common built-in types and
 // through to_jsonb() of the single value for all others.
 enum ColKind : unsigned char {
-	k_skip,      // dropped or excluded
-	k_masked,    // redacted: "[redacted]"
+	k_skip,    // dropped or excluded
+	k_masked,  // redacted: "[redacted]"
 	k_bool,
 	k_int,       // int2, int4, int8: a JSON number
 	k_numeric,   // a JSON number; NaN and infinities as strings
@@ -239,21 +257,21 @@ enum ColKind : unsigned char {
 
 struct ColPlan {
 	ColKind kind;
-	Oid base;        // base type (domains looked through)
-	FmgrInfo fn;     // output function (k_output) or to_jsonb (k_generic)
+	Oid base;     // base type (domains looked through)
+	FmgrInfo fn;  // output function (k_output) or to_jsonb (k_generic)
 };
 
 struct RelInfo {
 	Oid relid;  // hash key
 	bool valid;
-	uint64 gen;               // changes whenever the entry is rebuilt
-	Oid root;                 // the audited (root) table
-	char* table_name;         // the audited (root) table, quoted
-	AttrNumber tenant_attnum; // 0: not protected
-	Oid tenant_out;           // output function of the tenant column
+	uint64 gen;                // changes whenever the entry is rebuilt
+	Oid root;                  // the audited (root) table
+	char* table_name;          // the audited (root) table, quoted
+	AttrNumber tenant_attnum;  // 0: not protected
+	Oid tenant_out;            // output function of the tenant column
 	int natts;
-	bool* excluded;           // by attnum - 1
-	ColPlan* cols;            // by attnum - 1
+	bool* excluded;  // by attnum - 1
+	ColPlan* cols;   // by attnum - 1
 	int npk;
 	AttrNumber* pk;
 };
@@ -287,8 +305,8 @@ RelInfo* rel_info(Relation rel, Trigger* trig);
 struct Pack {
 	Pack* next;
 	Oid root;
-	const char* action;   // static string
-	char* org;            // nullptr: no tenant
+	const char* action;  // static string
+	char* org;           // nullptr: no tenant
 	SubTransactionId subid;
 	TimestampTz stmt;     // start of the statement that opened it
 	Oid user;             // current_user then
@@ -299,7 +317,7 @@ struct Pack {
 	int busy;             // row trigger calls adding to it right now
 	JsonbParseState* st;  // the open array of row changes
 	int32 nrows;
-	Record proto;         // actor fields, table, statement time
+	Record proto;  // actor fields, table, statement time
 	// Column names of the last relation seen, copied here (jsonb keys point at them)
 	Oid names_rel;
 	uint64 names_gen;
@@ -316,8 +334,7 @@ extern int adding_depth;
 void forget_packs();
 Pack* find_pack(Oid root, const char* action, const char* org);
 // Adds one row change to its open record.
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-             int nchanged);
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed, int nchanged);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).

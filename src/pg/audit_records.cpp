@@ -5,18 +5,11 @@
  * of its (table, action, tenant, subtransaction, statement, actor); the
  * statement trigger, a budget, or COMMIT writes them (audit_log.hpp).
  */
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <string>
 
-#include "core/audit.hpp"
 #include "core/claims.hpp"
-#include "core/encoding.hpp"
-#include "pg/as_owner.hpp"
-#include "pg/audit.hpp"
-#include "pg/boundary.hpp"
-#include "pg/compat.hpp"
 #include "pg/context.hpp"
 
 extern "C" {
@@ -69,7 +62,6 @@ extern "C" {
 #include "pg/audit_log.hpp"
 
 namespace tg = tenant_guard;
-namespace audit = tenant_guard::audit;
 
 namespace tenant_guard::audit_log {
 
@@ -225,7 +217,9 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		v->val.boolean = DatumGetBool(d);
 		return;
 	case k_int: {
-		const int64 i = c->base == INT2OID ? DatumGetInt16(d) : c->base == INT4OID ? DatumGetInt32(d) : DatumGetInt64(d);
+		const int64 i = c->base == INT2OID   ? DatumGetInt16(d)
+		                : c->base == INT4OID ? DatumGetInt32(d)
+		                                     : DatumGetInt64(d);
 		v->type = jbvNumeric;
 		v->val.numeric = int64_to_numeric(i);
 		return;
@@ -379,8 +373,7 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapT
 
 }  // namespace
 
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-             int nchanged)
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed, int nchanged)
 {
 	++p->busy;
 	++adding_depth;

@@ -6,19 +6,7 @@
  * backend and dropped on a relcache invalidation of the relation
  * (protect(), unprotect() and enable_audit() all alter the table).
  */
-#include <cstdio>
 #include <cstring>
-#include <optional>
-#include <string>
-
-#include "core/audit.hpp"
-#include "core/claims.hpp"
-#include "core/encoding.hpp"
-#include "pg/as_owner.hpp"
-#include "pg/audit.hpp"
-#include "pg/boundary.hpp"
-#include "pg/compat.hpp"
-#include "pg/context.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -70,7 +58,6 @@ extern "C" {
 #include "pg/audit_log.hpp"
 
 namespace tg = tenant_guard;
-namespace audit = tenant_guard::audit;
 
 namespace tenant_guard::audit_log {
 
@@ -108,7 +95,6 @@ bool is_audited(Oid relid)
 	return SPI_processed == 1;
 }
 
-
 }  // namespace
 
 // The audit triggers write records, as the log's owner, only for tables that
@@ -124,7 +110,6 @@ void refuse_unaudited(Relation rel, bool temporary)
 	                                      "tenant_guard.enable_audit() set up."),
 	                errhint("Use tenant_guard.enable_audit() to audit a table.")));
 }
-
 
 namespace {
 
@@ -149,7 +134,6 @@ AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 	return 0;
 }
 
-
 }  // namespace
 
 // The topmost partitioned table above a partition (the table itself otherwise).
@@ -162,7 +146,6 @@ Oid partition_root(Relation rel)
 	}
 	return RelationGetRelid(rel);
 }
-
 
 namespace {
 
@@ -210,12 +193,11 @@ void plan_column(ColPlan* c, Form_pg_attribute a)
 		return;
 	}
 	fmgr_info_cxt(F_TO_JSONB, &c->fn, CacheMemoryContext);
-	c->fn.fn_expr = reinterpret_cast<Node*>(makeFuncExpr(
-	    F_TO_JSONB, JSONBOID, list_make1(makeNullConst(a->atttypid, a->atttypmod, a->attcollation)), InvalidOid,
-	    InvalidOid, COERCE_EXPLICIT_CALL));
+	c->fn.fn_expr = reinterpret_cast<Node*>(
+	    makeFuncExpr(F_TO_JSONB, JSONBOID, list_make1(makeNullConst(a->atttypid, a->atttypmod, a->attcollation)),
+	                 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL));
 	c->kind = k_generic;
 }
-
 
 }  // namespace
 
@@ -241,10 +223,14 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	// entry's memory goes unless a row trigger call in progress (outside
 	// this one, through SQL it ran) may still be reading it.
 	if (found && adding_depth == 0) {
-		if (e->table_name) pfree(e->table_name);
-		if (e->excluded) pfree(e->excluded);
-		if (e->cols) pfree(e->cols);
-		if (e->pk) pfree(e->pk);
+		if (e->table_name)
+			pfree(e->table_name);
+		if (e->excluded)
+			pfree(e->excluded);
+		if (e->cols)
+			pfree(e->cols);
+		if (e->pk)
+			pfree(e->pk);
 	}
 	e->valid = false;
 	e->table_name = nullptr;
@@ -256,8 +242,8 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
 	const Oid root = partition_root(rel);
 	e->root = root;
-	e->table_name = pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(root)),
-	                                                   get_rel_name(root)));
+	e->table_name =
+	    pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(root)), get_rel_name(root)));
 	e->natts = desc->natts;
 	e->excluded = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
 	bool* redacted = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));

@@ -6,17 +6,9 @@
  * and the heap and index inserts into the transaction's partition, opened
  * once, as the log's owner.
  */
-#include <cstdio>
 #include <cstring>
-#include <optional>
-#include <string>
 
-#include "core/audit.hpp"
 #include "core/claims.hpp"
-#include "core/encoding.hpp"
-#include "pg/as_owner.hpp"
-#include "pg/audit.hpp"
-#include "pg/boundary.hpp"
 #include "pg/compat.hpp"
 #include "pg/context.hpp"
 
@@ -70,7 +62,6 @@ extern "C" {
 #include "pg/audit_log.hpp"
 
 namespace tg = tenant_guard;
-namespace audit = tenant_guard::audit;
 
 namespace tenant_guard::audit_log {
 
@@ -102,9 +93,9 @@ void resolve_log()
 	Oid log = OidIsValid(nsp) ? get_relname_relid("audit_log", nsp) : InvalidOid;
 	Oid seq = OidIsValid(nsp) ? get_relname_relid("audit_log_id_seq", nsp) : InvalidOid;
 	if (!OidIsValid(log) || !OidIsValid(seq))
-		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		                errmsg("the tenant_guard audit log does not exist"),
-		                errhint("Update the extension: ALTER EXTENSION tenant_guard UPDATE.")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("the tenant_guard audit log does not exist"),
+		         errhint("Update the extension: ALTER EXTENSION tenant_guard UPDATE.")));
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(log));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "tenant_guard: cache lookup failed for relation %u", log);
@@ -113,7 +104,6 @@ void resolve_log()
 	xs.log_oid = log;
 	xs.seq_oid = seq;
 }
-
 
 namespace {
 
@@ -127,7 +117,8 @@ Oid partition_for(TimestampTz at)
 	tg::pg::spi_connect();
 	if (partition_plan == nullptr) {
 		Oid t[1] = {TIMESTAMPTZOID};
-		partition_plan = prepare("SELECT lo, hi, part::pg_catalog.oid FROM tenant_guard._audit_partition_for($1)", 1, t);
+		partition_plan =
+		    prepare("SELECT lo, hi, part::pg_catalog.oid FROM tenant_guard._audit_partition_for($1)", 1, t);
 	}
 	Datum v[1] = {TimestampTzGetDatum(at)};
 	if (SPI_execute_plan(partition_plan, v, nullptr, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
@@ -147,9 +138,10 @@ Oid partition_for(TimestampTz at)
 }
 
 const char* const k_colnames[k_ncols] = {
-    "id", "xact_at", "statement_at", "xid", "org", "kind", "seq", "action", "table_name", "actor", "impersonator",
-    "tenant_role", "db_role", "session_role", "application_name", "row_count", "rows", "detail", "prev_hash",
-    "seal_seq", "seal_prev", "hash"};
+    "id",        "xact_at",      "statement_at",     "xid",       "org",          "kind",
+    "seq",       "action",       "table_name",       "actor",     "impersonator", "tenant_role",
+    "db_role",   "session_role", "application_name", "row_count", "rows",         "detail",
+    "prev_hash", "seal_seq",     "seal_prev",        "hash"};
 
 }  // namespace
 
@@ -180,10 +172,12 @@ void open_partition()
 	for (int i = 0; i < k_ncols; ++i) {
 		xs.colmap[i] = InvalidAttrNumber;
 		for (int a = 0; a < desc->natts; ++a)
-			if (!TupleDescAttr(desc, a)->attisdropped && strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+			    strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
 				xs.colmap[i] = static_cast<AttrNumber>(a + 1);
 		if (xs.colmap[i] == InvalidAttrNumber)
-			elog(ERROR, "tenant_guard: audit log partition %s has no column %s", RelationGetRelationName(rel), k_colnames[i]);
+			elog(ERROR, "tenant_guard: audit log partition %s has no column %s", RelationGetRelationName(rel),
+			     k_colnames[i]);
 	}
 	xs.part_natts = desc->natts;
 	xs.estate = CreateExecutorState();
@@ -313,7 +307,6 @@ void insert_values(const Datum* v, const bool* n)
 	ResetPerTupleExprContext(xs.estate);
 }
 
-
 WriterState enter_writer()
 {
 	WriterState w;
@@ -321,8 +314,7 @@ WriterState enter_writer()
 	w.spi = tg::pg::spi_begin();
 	resolve_log();
 	GetUserIdAndSecContext(&w.save_user, &w.save_sec);
-	SetUserIdAndSecContext(xs.log_owner,
-	                       w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	SetUserIdAndSecContext(xs.log_owner, w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	return w;
 }
 
@@ -375,7 +367,6 @@ void flush_pending(Group* g, Level* l)
 	l->pending_v = nullptr;
 	l->pending_n = nullptr;
 }
-
 
 }  // namespace
 

@@ -118,10 +118,8 @@ Datum guard(const char* fname, Body body, FunctionCallInfo fcinfo)
 		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("unexpected C++ exception in %s", fname),
 		                errdetail_internal("%s", detail)));
 
-	ereport(ERROR, (errcode(code), errmsg_internal("%s", message),
-	                detail[0] ? errdetail_internal("%s", detail) : 0,
-	                detail_log[0] ? errdetail_log("%s", detail_log) : 0,
-	                hint[0] ? errhint("%s", hint) : 0,
+	ereport(ERROR, (errcode(code), errmsg_internal("%s", message), detail[0] ? errdetail_internal("%s", detail) : 0,
+	                detail_log[0] ? errdetail_log("%s", detail_log) : 0, hint[0] ? errhint("%s", hint) : 0,
 	                hide_statement ? errhidestmt(true) : 0, hide_statement ? errhidecontext(true) : 0));
 	pg_unreachable();
 }

@@ -76,10 +76,12 @@ auto pg_call(Fn&& fn) -> decltype(fn())
 			std::remove_reference_t<Fn>* fn;
 			R out;
 		} t{&fn, R{}};
-		run_pg([](void* p) {
-			auto* th = static_cast<Thunk*>(p);
-			th->out = (*th->fn)();
-		}, &t);
+		run_pg(
+		    [](void* p) {
+			    auto* th = static_cast<Thunk*>(p);
+			    th->out = (*th->fn)();
+		    },
+		    &t);
 		return t.out;
 	}
 }
@@ -90,24 +92,24 @@ auto pg_call(Fn&& fn) -> decltype(fn())
 // out so that a grep for the symbol of a SQL declaration finds its body) and
 // opens the C++ body, which runs inside guard(). guard() names the SQL
 // function in its messages: the symbol without "tg_".
-#define TG_FUNCTION(symbol)                                                                \
+#define TG_FUNCTION(symbol)                                                                           \
 	static_assert(sizeof(#symbol) > 4 && #symbol[0] == 't' && #symbol[1] == 'g' && #symbol[2] == '_', \
-	              "TG_FUNCTION takes the whole C symbol, tg_<name>");                     \
-	static Datum symbol##_impl(FunctionCallInfo fcinfo);                                   \
-	extern "C" {                                                                           \
-	PG_FUNCTION_INFO_V1(symbol);                                                           \
-	Datum symbol(PG_FUNCTION_ARGS)                                                         \
-	{                                                                                      \
-		return ::tenant_guard::pg::guard(#symbol + 3, symbol##_impl, fcinfo);              \
-	}                                                                                      \
-	}                                                                                      \
+	              "TG_FUNCTION takes the whole C symbol, tg_<name>");                                 \
+	static Datum symbol##_impl(FunctionCallInfo fcinfo);                                              \
+	extern "C" {                                                                                      \
+	PG_FUNCTION_INFO_V1(symbol);                                                                      \
+	Datum symbol(PG_FUNCTION_ARGS)                                                                    \
+	{                                                                                                 \
+		return ::tenant_guard::pg::guard(#symbol + 3, symbol##_impl, fcinfo);                         \
+	}                                                                                                 \
+	}                                                                                                 \
 	static Datum symbol##_impl(FunctionCallInfo fcinfo)
 
 // Defines a plain-C SQL-callable function `symbol` (tg_<SQL name>) without
 // guard(): for the few entry points that only call PostgreSQL and create no
 // C++ object, so PostgreSQL errors may leave them by longjmp as in C.
-#define TG_C_FUNCTION(symbol)                                                              \
-	extern "C" {                                                                           \
-	PG_FUNCTION_INFO_V1(symbol);                                                           \
-	}                                                                                      \
+#define TG_C_FUNCTION(symbol)    \
+	extern "C" {                 \
+	PG_FUNCTION_INFO_V1(symbol); \
+	}                            \
 	extern "C" Datum symbol(PG_FUNCTION_ARGS)

@@ -64,11 +64,8 @@ const struct config_enum_entry source_options[] = {
 };
 
 const struct config_enum_entry alg_options[] = {
-    {"HS256", k_alg_hs256, false},
-    {"RS256", k_alg_rs256, false},
-    {"ES256", k_alg_es256, false},
-    {"EdDSA", k_alg_eddsa, false},
-    {nullptr, 0, false},
+    {"HS256", k_alg_hs256, false}, {"RS256", k_alg_rs256, false}, {"ES256", k_alg_es256, false},
+    {"EdDSA", k_alg_eddsa, false}, {nullptr, 0, false},
 };
 
 const struct config_enum_entry literal_token_options[] = {
@@ -186,8 +183,8 @@ void init()
 	                         "claims: the JSON in request.jwt.claims (PostgREST, Supabase); setting: the plain "
 	                         "settings tenant_guard.org_id, user_id, role; signed: only a context established by "
 	                         "tenant_guard.set_context() with a verified token.",
-	                         &context_source, k_source_claims, source_options, PGC_SUSET, GUC_NOT_IN_SAMPLE,
-	                         nullptr, nullptr, nullptr);
+	                         &context_source, k_source_claims, source_options, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
+	                         nullptr, nullptr);
 
 	/*
 	 * Fail loudly instead of returning NULL when there is no tenant context,
@@ -208,8 +205,7 @@ void init()
 	DefineCustomStringVariable("tenant_guard.user_claim", "Claim path of the user id.", nullptr, &user_claim, "sub",
 	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
 	DefineCustomStringVariable("tenant_guard.role_claim", "Claim path of the in-tenant role.", nullptr, &role_claim,
-	                           "org_role", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths,
-	                           nullptr);
+	                           "org_role", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
 	DefineCustomStringVariable("tenant_guard.scopes_claim",
 	                           "Claim path of the sub-tenant scopes (an object of arrays).", nullptr, &scopes_claim,
 	                           "scopes", PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
@@ -220,8 +216,8 @@ void init()
 	 * it at a claim the user controls would let them blame someone else.
 	 */
 	DefineCustomStringVariable("tenant_guard.impersonator_claim", "Claim path of the impersonating support agent.",
-	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub",
-	                           PGC_SUSET, GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
+	                           "A dotted path such as act.sub (RFC 8693).", &impersonator_claim, "act.sub", PGC_SUSET,
+	                           GUC_NOT_IN_SAMPLE, check_claim_path, bump_claim_paths, nullptr);
 
 	/*
 	 * The plain settings of the `setting` source. Any role can set them,
@@ -229,17 +225,14 @@ void init()
 	 * docs/security-model.md. They are ignored by the other sources.
 	 */
 	DefineCustomStringVariable("tenant_guard.org_id", "Organization id for context_source = setting.", nullptr,
-	                           &setting_org_id, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings,
-	                           nullptr);
+	                           &setting_org_id, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings, nullptr);
 	DefineCustomStringVariable("tenant_guard.user_id", "User id for context_source = setting.", nullptr,
-	                           &setting_user_id, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings,
-	                           nullptr);
+	                           &setting_user_id, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings, nullptr);
 	DefineCustomStringVariable("tenant_guard.role", "In-tenant role for context_source = setting.", nullptr,
 	                           &setting_role, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings, nullptr);
 	DefineCustomStringVariable("tenant_guard.scopes",
 	                           "Sub-tenant scopes (JSON object of arrays) for context_source = setting.", nullptr,
-	                           &setting_scopes, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings,
-	                           nullptr);
+	                           &setting_scopes, "", PGC_USERSET, GUC_NOT_IN_SAMPLE, nullptr, bump_settings, nullptr);
 
 	/*
 	 * The impersonator for context_source = setting, next to org_id, user_id
@@ -255,8 +248,8 @@ void init()
 	 * hidden from non-superusers and read by the backend itself.
 	 */
 	DefineCustomEnumVariable("tenant_guard.jwt_algorithm", "The only JWT algorithm set_context() accepts.", nullptr,
-	                         &jwt_algorithm, k_alg_hs256, alg_options, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
-	                         nullptr, nullptr);
+	                         &jwt_algorithm, k_alg_hs256, alg_options, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr,
+	                         nullptr);
 	DefineCustomStringVariable("tenant_guard.jwt_secret_file", "File holding the HS256 secret.",
 	                           "The file's bytes are the secret; one trailing newline is ignored. The file must not "
 	                           "be readable by group or others.",
@@ -268,8 +261,9 @@ void init()
 	DefineCustomStringVariable("tenant_guard.jwt_audience",
 	                           "Audience a token must name in its aud claim; empty: not checked.", nullptr,
 	                           &jwt_audience, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
-	DefineCustomStringVariable("tenant_guard.jwt_issuer", "Issuer a token must name in its iss claim; empty: not checked.",
-	                           nullptr, &jwt_issuer, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("tenant_guard.jwt_issuer",
+	                           "Issuer a token must name in its iss claim; empty: not checked.", nullptr, &jwt_issuer,
+	                           "", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("tenant_guard.jwt_leeway", "Clock skew allowed when checking exp and nbf.", nullptr,
 	                        &jwt_leeway, 0, 0, 300, PGC_SUSET, GUC_UNIT_S | GUC_NOT_IN_SAMPLE, nullptr, nullptr,
 	                        nullptr);
@@ -285,8 +279,8 @@ void init()
 	                         "What set_context() does with a token written into the statement text.",
 	                         "refuse: an error, no context is set; warn: a WARNING, the context is set. In both "
 	                         "cases the statement text shown in pg_stat_activity has the token removed.",
-	                         &literal_token, k_literal_refuse, literal_token_options, PGC_SUSET,
-	                         GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
+	                         &literal_token, k_literal_refuse, literal_token_options, PGC_SUSET, GUC_NOT_IN_SAMPLE,
+	                         nullptr, nullptr, nullptr);
 
 	/*
 	 * The knowing escape from the guards on protected tables (refused ALTER
@@ -294,10 +288,9 @@ void init()
 	 * the transaction that turned it on (SET LOCAL inside the migration), and
 	 * every use is recorded in tenant_guard.unsafe_ddl_log.
 	 */
-	DefineCustomBoolVariable("tenant_guard.allow_unsafe_ddl",
-	                         "Allow DDL that weakens a protected table, for this transaction.", nullptr,
-	                         &allow_unsafe_ddl, false, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
-	                         assign_allow_unsafe_ddl, nullptr);
+	DefineCustomBoolVariable(
+	    "tenant_guard.allow_unsafe_ddl", "Allow DDL that weakens a protected table, for this transaction.", nullptr,
+	    &allow_unsafe_ddl, false, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, assign_allow_unsafe_ddl, nullptr);
 
 	/*
 	 * Internal: the verified claims of the current set_context(). Kept in a
@@ -306,11 +299,10 @@ void init()
 	 * RESET ALL / DISCARD ALL, and copies it into parallel workers. Only
 	 * tenant_guard can set it (see check_signed_context).
 	 */
-	DefineCustomStringVariable("tenant_guard.signed_context", "Internal: verified tenant context.", nullptr,
-	                           &signed_context, "", PGC_SUSET,
-	                           GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_SUPERUSER_ONLY | GUC_DISALLOW_IN_FILE |
-	                               GUC_DISALLOW_IN_AUTO_FILE,
-	                           check_signed_context, nullptr, nullptr);
+	DefineCustomStringVariable(
+	    "tenant_guard.signed_context", "Internal: verified tenant context.", nullptr, &signed_context, "", PGC_SUSET,
+	    GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_SUPERUSER_ONLY | GUC_DISALLOW_IN_FILE | GUC_DISALLOW_IN_AUTO_FILE,
+	    check_signed_context, nullptr, nullptr);
 
 	MarkGUCPrefixReserved("tenant_guard");
 }

@@ -91,8 +91,7 @@ struct KeyCache {
 		const char* file = hmac ? tg::guc::jwt_secret_file : tg::guc::jwt_public_key_file;
 		const char* what = hmac ? "JWT secret file" : "JWT public key file";
 		if (file == nullptr || *file == '\0')
-			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
-			            "tenant token verification is not configured",
+			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state, "tenant token verification is not configured",
 			            std::string(setting) + " is not set.",
 			            "A superuser must set tenant_guard.jwt_algorithm and " + std::string(setting) + ".");
 		tg::keyfile::Identity id = tg::keyfile::stat_file(file, what);
@@ -164,8 +163,8 @@ const Context& resolve()
 		// start is the clock, so one statement sees one answer; inside a
 		// procedure that COMMITs, the start of the current transaction when it
 		// is later, so a long procedure cannot outlive a token's exp.
-		const std::int64_t now = to_unix_seconds(
-		    Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
+		const std::int64_t now =
+		    to_unix_seconds(Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
 		if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
 			return s.empty;
 		return c;
@@ -182,9 +181,9 @@ const Context& resolve()
 	case tg::guc::k_source_setting:
 		if (s.settings_generation != tg::guc::settings_generation) {
 			s.settings_generation = 0;
-			s.settings_context = tg::claims::from_settings(tg::guc::setting_org_id, tg::guc::setting_user_id,
-			                                               tg::guc::setting_role, tg::guc::setting_scopes,
-			                                               tg::guc::setting_impersonator);
+			s.settings_context =
+			    tg::claims::from_settings(tg::guc::setting_org_id, tg::guc::setting_user_id, tg::guc::setting_role,
+			                              tg::guc::setting_scopes, tg::guc::setting_impersonator);
 			s.settings_generation = tg::guc::settings_generation;
 		}
 		return s.settings_context;
@@ -354,7 +353,8 @@ TG_FUNCTION(tg_current_scopes)
 	return pg_call([&] {
 		Datum* elems = static_cast<Datum*>(palloc(sizeof(Datum) * n));
 		for (int i = 0; i < n; ++i)
-			elems[i] = PointerGetDatum(cstring_to_text_with_len((*values)[i].data(), static_cast<int>((*values)[i].size())));
+			elems[i] =
+			    PointerGetDatum(cstring_to_text_with_len((*values)[i].data(), static_cast<int>((*values)[i].size())));
 		return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 	});
 }
@@ -399,8 +399,7 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 		            "tenant_guard.context_input FROM STDIN; treat this token as exposed.");
 	if (literal)
 		pg_call([] {
-			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", k_literal_msg),
-			                  errdetail("%s", k_literal_detail),
+			ereport(WARNING, (errcode(ERRCODE_WARNING), errmsg("%s", k_literal_msg), errdetail("%s", k_literal_detail),
 			                  errhint("Pass the token as a bind parameter; tenant_guard.literal_token = warn lets "
 			                          "it through."),
 			                  errhidestmt(true), errhidecontext(true)));

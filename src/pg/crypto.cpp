@@ -56,8 +56,8 @@ void on_relcache(Datum, Oid relid)
 
 void define(const char* name, const char* short_desc, const char* long_desc, char** var)
 {
-	DefineCustomStringVariable(name, short_desc, long_desc, var, "", PGC_SUSET,
-	                           GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, nullptr, bump, nullptr);
+	DefineCustomStringVariable(name, short_desc, long_desc, var, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE,
+	                           nullptr, bump, nullptr);
 }
 
 }  // namespace
@@ -87,8 +87,7 @@ void init()
 	define("tenant_guard.previous_master_key_file", "File holding the previous master key (during a key change).",
 	       nullptr, &previous_master_key_file);
 	define("tenant_guard.previous_master_key_command",
-	       "Command printing the previous master key (during a key change).", nullptr,
-	       &previous_master_key_command);
+	       "Command printing the previous master key (during a key change).", nullptr, &previous_master_key_command);
 
 	CacheRegisterRelcacheCallback(on_relcache, (Datum) 0);
 }

@@ -23,10 +23,7 @@
  * held across a PostgreSQL call (an invalidation may clear the cache there).
  */
 #include <cstring>
-#include <map>
-#include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include <openssl/rand.h>
@@ -35,12 +32,7 @@
 #include "core/encoding.hpp"
 #include "core/envelope.hpp"
 #include "core/error.hpp"
-#include "core/keyfile.hpp"
-#include "core/masterkey.hpp"
-#include "pg/as_owner.hpp"
 #include "pg/boundary.hpp"
-#include "pg/compat.hpp"
-#include "pg/crypto.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -63,7 +55,6 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "utils/uuid.h"
-
 }
 
 #include "pg/crypto_keys.hpp"
@@ -103,7 +94,8 @@ bytea* seal(Dek& d, const env::OrgId& org, std::uint32_t version, const varlena*
             std::size_t len)
 {
 	if (len > MaxAllocSize - VARHDRSZ - env::k_overhead)
-		throw Error(tg::sqlstate::k_program_limit_exceeded, "value is too large to encrypt", "The ciphertext would exceed 1 GB.");
+		throw Error(tg::sqlstate::k_program_limit_exceeded, "value is too large to encrypt",
+		            "The ciphertext would exceed 1 GB.");
 	bytea* out = alloc_bytea(len + env::k_overhead);
 	auto* p = reinterpret_cast<std::uint8_t*>(VARDATA(out));
 	State& s = state();
@@ -148,10 +140,12 @@ Datum decrypt_common(FunctionCallInfo fcinfo, bool as_text)
 	open_into(v, org, aad, p);
 	if (as_text) {
 		const int len = static_cast<int>(v.ciphertext_len);
-		const bool ok = pg_call([&] { return pg_verify_mbstr(GetDatabaseEncoding(), reinterpret_cast<char*>(p), len, true); });
+		const bool ok =
+		    pg_call([&] { return pg_verify_mbstr(GetDatabaseEncoding(), reinterpret_cast<char*>(p), len, true); });
 		if (!ok) {
 			sodium_memzero(p, v.ciphertext_len);
-			throw Error(tg::sqlstate::k_character_not_in_repertoire, "decrypted value is not valid text in the database encoding",
+			throw Error(tg::sqlstate::k_character_not_in_repertoire,
+			            "decrypted value is not valid text in the database encoding",
 			            "The plaintext is binary data or contains a NUL byte.",
 			            "Use tenant_guard.decrypt() for binary values.");
 		}
@@ -160,7 +154,6 @@ Datum decrypt_common(FunctionCallInfo fcinfo, bool as_text)
 }
 
 }  // namespace
-
 
 // tenant_guard.encrypt(data bytea, aad text DEFAULT '') returns bytea; also encrypt_text(text, text)
 TG_FUNCTION(tg_encrypt)
@@ -346,8 +339,8 @@ TG_FUNCTION(tg_rewrap_keys)
 			            "Set tenant_guard.previous_master_key_file (or _command) to the old master key.");
 		SecureBuffer dek = env::unwrap_dek(prev->key.data(), org, static_cast<std::uint32_t>(rows[i].version),
 		                                   rows[i].wrapped, sizeof rows[i].wrapped);
-		rewrapped.push_back(env::wrap_dek(current.key.data(), org, static_cast<std::uint32_t>(rows[i].version),
-		                                  dek.data()));
+		rewrapped.push_back(
+		    env::wrap_dek(current.key.data(), org, static_cast<std::uint32_t>(rows[i].version), dek.data()));
 	}
 	const std::string who = actor();
 	as_key_owner([&] {
@@ -429,4 +422,3 @@ TG_FUNCTION(tg_hash_token)
 	std::memcpy(VARDATA(out), h.data(), h.size());
 	PG_RETURN_BYTEA_P(out);
 }
-

@@ -152,7 +152,8 @@ SecureBuffer run_command(const char* command, const char* what)
 			strlcpy(r.status, wait_result_to_str(r.rc), sizeof r.status);
 	});
 	if (r.open_failed)
-		throw Error(tg::sqlstate::k_io_error, std::string("could not run the ") + what, "See the server log for the reason.", {},
+		throw Error(tg::sqlstate::k_io_error, std::string("could not run the ") + what,
+		            "See the server log for the reason.", {},
 		            std::string("could not execute the command: ") + r.status);
 	if (r.rc != 0)
 		throw Error(tg::sqlstate::k_config_file_error, std::string(what) + " failed",
@@ -362,9 +363,8 @@ void read_key_row(KeyRow* r)
 	copy_bytes(row, desc, 4, r->kek_id, sizeof r->kek_id);
 }
 
-constexpr const char* k_select_version =
-    "SELECT version, state, wrapped_key, kek_id FROM tenant_guard.tenant_keys "
-    "WHERE org_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2";
+constexpr const char* k_select_version = "SELECT version, state, wrapped_key, kek_id FROM tenant_guard.tenant_keys "
+                                         "WHERE org_id OPERATOR(pg_catalog.=) $1 AND version OPERATOR(pg_catalog.=) $2";
 constexpr const char* k_select_active =
     "SELECT version, state, wrapped_key, kek_id FROM tenant_guard.tenant_keys "
     "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'";
@@ -373,9 +373,8 @@ constexpr const char* k_lock_tenant =
     "pg_catalog.hashtext($1::pg_catalog.text))";
 constexpr const char* k_max_version =
     "SELECT COALESCE(pg_catalog.max(version), 0) FROM tenant_guard.tenant_keys WHERE org_id OPERATOR(pg_catalog.=) $1";
-constexpr const char* k_retire =
-    "UPDATE tenant_guard.tenant_keys SET state = 'retired', retired_at = pg_catalog.now() "
-    "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'";
+constexpr const char* k_retire = "UPDATE tenant_guard.tenant_keys SET state = 'retired', retired_at = pg_catalog.now() "
+                                 "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'";
 constexpr const char* k_insert =
     "INSERT INTO tenant_guard.tenant_keys (org_id, version, state, wrapped_key, kek_id, created_by) "
     "VALUES ($1, $2, 'active', $3, $4, $5::pg_catalog.name)";
@@ -509,8 +508,8 @@ const Kek& kek_for(const KeyRow& r, const env::OrgId& org)
 	const Kek& current = master();
 	if (tg::aead::equal_ct(r.kek_id, current.id.data(), env::k_kek_id_len))
 		return current;
-	if (const Kek* prev = previous_master(); prev != nullptr &&
-	                                         tg::aead::equal_ct(r.kek_id, prev->id.data(), env::k_kek_id_len))
+	if (const Kek* prev = previous_master();
+	    prev != nullptr && tg::aead::equal_ct(r.kek_id, prev->id.data(), env::k_kek_id_len))
 		return *prev;
 	throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
 	            "tenant key is wrapped by a master key that is not configured",
@@ -528,8 +527,8 @@ Dek& cache_row(const env::OrgId& org, const KeyRow& r)
 		d.shredded = true;
 	} else {
 		const Kek& kek = kek_for(r, org);
-		d.key = env::unwrap_dek(kek.key.data(), org, static_cast<std::uint32_t>(r.version), r.wrapped,
-		                        sizeof r.wrapped);
+		d.key =
+		    env::unwrap_dek(kek.key.data(), org, static_cast<std::uint32_t>(r.version), r.wrapped, sizeof r.wrapped);
 		d.gcm = std::make_unique<tg::aead::Gcm>(d.key.data());
 	}
 	auto& tenants = state().tenants;

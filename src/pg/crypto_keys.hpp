@@ -118,15 +118,14 @@ Datum bytea_datum(const std::uint8_t* p, std::size_t n);
 inline constexpr const char* k_root_version =
     "SELECT pg_catalog.min(version) FROM tenant_guard.tenant_keys "
     "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.<>) 'shredded'";
-inline constexpr const char* k_event =
-    "INSERT INTO tenant_guard.key_events (org_id, event, versions, actor) "
-    "VALUES ($1, $2, $3::pg_catalog.int4[], $4::pg_catalog.name)";
+inline constexpr const char* k_event = "INSERT INTO tenant_guard.key_events (org_id, event, versions, actor) "
+                                       "VALUES ($1, $2, $3::pg_catalog.int4[], $4::pg_catalog.name)";
 inline constexpr const char* k_shred =
     "WITH s AS (UPDATE tenant_guard.tenant_keys SET state = 'shredded', wrapped_key = NULL, kek_id = NULL, "
     "shredded_at = pg_catalog.now(), shredded_by = $2::pg_catalog.name "
     "WHERE org_id OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.<>) 'shredded' RETURNING version) "
-    "SELECT COALESCE(pg_catalog.array_agg(version ORDER BY version)::pg_catalog.text, '{}'), pg_catalog.count(*) FROM s";
-
+    "SELECT COALESCE(pg_catalog.array_agg(version ORDER BY version)::pg_catalog.text, '{}'), pg_catalog.count(*) FROM "
+    "s";
 
 // The name of the role calling us (before any user switch).
 std::string actor();

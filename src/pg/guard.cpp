@@ -30,8 +30,6 @@ extern "C" {
 #include "utils/syscache.h"
 }
 
-#include "pg/as_owner.hpp"
-#include "pg/compat.hpp"
 #include "pg/guard.hpp"
 #include "pg/spi.hpp"
 
@@ -93,18 +91,17 @@ void check_pending()
 	// into the schema, or their exemption lapsed), and are neither protected
 	// nor exempted. If the extension was dropped meanwhile, there is nothing
 	// to check.
-	static const char* query =
-	    "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' "
-	    "                             ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text) "
-	    "FROM pg_catalog.pg_class c "
-	    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-	    "JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname "
-	    "WHERE c.oid = ANY ($1) AND c.relkind IN ('r', 'p') "
-	    "  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
-	    "              AND a.attname = g.tenant_column AND a.attnum > 0 AND NOT a.attisdropped) "
-	    "  AND (tenant_guard._new_in_xact(c.oid, g.tenant_column) OR c.oid = ANY ($2)) "
-	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = c.oid) "
-	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.exemptions e WHERE e.tbl = c.oid)";
+	static const char* query = "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' "
+	                           "                             ORDER BY c.oid::pg_catalog.regclass::pg_catalog.text) "
+	                           "FROM pg_catalog.pg_class c "
+	                           "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+	                           "JOIN tenant_guard.guarded_schemas g ON g.schema_name = n.nspname "
+	                           "WHERE c.oid = ANY ($1) AND c.relkind IN ('r', 'p') "
+	                           "  AND EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid "
+	                           "              AND a.attname = g.tenant_column AND a.attnum > 0 AND NOT a.attisdropped) "
+	                           "  AND (tenant_guard._new_in_xact(c.oid, g.tenant_column) OR c.oid = ANY ($2)) "
+	                           "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables p WHERE p.tbl = c.oid) "
+	                           "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.exemptions e WHERE e.tbl = c.oid)";
 
 	// At PRE_COMMIT no snapshot is active; queries need one. search_path
 	// pinned: an operator of the migration's own schema must not decide

@@ -75,7 +75,7 @@ bool rel_has_rls(Oid relid)
 	HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	if (!HeapTupleIsValid(tup))
 		return false;
-	bool rls = ((Form_pg_class)GETSTRUCT(tup))->relrowsecurity;
+	bool rls = ((Form_pg_class) GETSTRUCT(tup))->relrowsecurity;
 	ReleaseSysCache(tup);
 	return rls;
 }
@@ -176,13 +176,13 @@ void check_explain(ExplainStmt* stmt)
 	}
 	if (!analyze || superuser() || !current_user_is_app_role())
 		return;
-	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-	                errmsg("EXPLAIN ANALYZE is not allowed for application role %s",
-	                       GetUserNameFromId(GetUserId(), false)),
-	                errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
-	                          "row-level security filtered out, whatever the statement reads it through."),
-	                errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
-	                        "role; tenant_guard.block_explain_analyze controls this guard.")));
+	ereport(ERROR,
+	        (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+	         errmsg("EXPLAIN ANALYZE is not allowed for application role %s", GetUserNameFromId(GetUserId(), false)),
+	         errdetail("The actual row counts of EXPLAIN ANALYZE reveal rows of other tenants that "
+	                   "row-level security filtered out, whatever the statement reads it through."),
+	         errhint("Use EXPLAIN without ANALYZE, or run it as a role that is not an application "
+	                 "role; tenant_guard.block_explain_analyze controls this guard.")));
 }
 
 // Session state that outlives the transaction, which a transaction pooler
@@ -193,7 +193,7 @@ void check_session_state(Node* parsetree)
 	const char* detail = nullptr;
 	const char* hint = nullptr;
 	if (block_app_hold_cursors && IsA(parsetree, DeclareCursorStmt) &&
-	    (((DeclareCursorStmt*)parsetree)->options & CURSOR_OPT_HOLD) != 0) {
+	    (((DeclareCursorStmt*) parsetree)->options & CURSOR_OPT_HOLD) != 0) {
 		what = "DECLARE ... WITH HOLD";
 		detail = "A cursor WITH HOLD outlives its transaction: behind a transaction pooler the next client of the "
 		         "connection, whatever its tenant, lists it in pg_cursors and fetches its rows.";
@@ -218,9 +218,9 @@ void utility_hook(PlannedStmt* pstmt, const char* queryString, bool readOnlyTree
 {
 	Node* parsetree = pstmt->utilityStmt;
 	if (block_app_truncate && IsA(parsetree, TruncateStmt))
-		check_truncate((TruncateStmt*)parsetree);
+		check_truncate((TruncateStmt*) parsetree);
 	else if (block_explain_analyze && IsA(parsetree, ExplainStmt))
-		check_explain((ExplainStmt*)parsetree);
+		check_explain((ExplainStmt*) parsetree);
 	else if (IsA(parsetree, DeclareCursorStmt) || IsA(parsetree, ListenStmt))
 		check_session_state(parsetree);
 	if (prev_utility != nullptr)
@@ -235,8 +235,7 @@ namespace tenant_guard::hooks {
 
 void init()
 {
-	DefineCustomBoolVariable("tenant_guard.block_explain_analyze",
-	                         "Refuses EXPLAIN ANALYZE to application roles.",
+	DefineCustomBoolVariable("tenant_guard.block_explain_analyze", "Refuses EXPLAIN ANALYZE to application roles.",
 	                         "Its row counts reveal other tenants' rows. Needs shared_preload_libraries.",
 	                         &block_explain_analyze, true, PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	DefineCustomBoolVariable("tenant_guard.block_app_truncate",

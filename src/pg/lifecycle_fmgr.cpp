@@ -102,31 +102,35 @@ void load_blocked()
 	// later one is counted and keeps the list from being marked valid.
 	AcceptInvalidationMessages();
 	const uint64 seen = invalidations;
-	tg::pg::run_as_owner(relid, [](void* arg) {
-		const Oid registry = *static_cast<const Oid*>(arg);
-		SPIPlanPtr plan = SPI_prepare("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
-		                              "WHERE status OPERATOR(pg_catalog.<>) 'active'",
-		                              0, nullptr);
-		if (plan == nullptr)
-			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(SPI_result));
-		Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(registry) : GetLatestSnapshot();
-		int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
-		if (rc != SPI_OK_SELECT)
-			elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(rc));
-		Blocked* list = static_cast<Blocked*>(
-		    MemoryContextAlloc(TopMemoryContext, sizeof(Blocked) * (SPI_processed > 0 ? SPI_processed : 1)));
-		for (uint64 i = 0; i < SPI_processed; ++i) {
-			bool isnull;
-			Datum org = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-			Datum purged = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-			std::memcpy(&list[i].org, DatumGetUUIDP(org), sizeof(pg_uuid_t));
-			list[i].purged = DatumGetBool(purged);
-		}
-		if (blocked != nullptr)
-			pfree(blocked);
-		blocked = list;
-		nblocked = static_cast<int>(SPI_processed);
-	}, &relid);
+	tg::pg::run_as_owner(
+	    relid,
+	    [](void* arg) {
+		    const Oid registry = *static_cast<const Oid*>(arg);
+		    SPIPlanPtr plan =
+		        SPI_prepare("SELECT org_id, status OPERATOR(pg_catalog.=) 'purged' FROM tenant_guard.tenants "
+		                    "WHERE status OPERATOR(pg_catalog.<>) 'active'",
+		                    0, nullptr);
+		    if (plan == nullptr)
+			    elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(SPI_result));
+		    Snapshot snap = IsInParallelMode() ? GetCatalogSnapshot(registry) : GetLatestSnapshot();
+		    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
+		    if (rc != SPI_OK_SELECT)
+			    elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(rc));
+		    Blocked* list = static_cast<Blocked*>(
+		        MemoryContextAlloc(TopMemoryContext, sizeof(Blocked) * (SPI_processed > 0 ? SPI_processed : 1)));
+		    for (uint64 i = 0; i < SPI_processed; ++i) {
+			    bool isnull;
+			    Datum org = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			    Datum purged = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
+			    std::memcpy(&list[i].org, DatumGetUUIDP(org), sizeof(pg_uuid_t));
+			    list[i].purged = DatumGetBool(purged);
+		    }
+		    if (blocked != nullptr)
+			    pfree(blocked);
+		    blocked = list;
+		    nblocked = static_cast<int>(SPI_processed);
+	    },
+	    &relid);
 	valid = invalidations == seen;
 }
 

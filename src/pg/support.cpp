@@ -27,12 +27,6 @@
 #include <cstring>
 #include <string>
 
-#include <nlohmann/json.hpp>
-
-#include "core/claims.hpp"
-#include "core/error.hpp"
-#include "pg/as_owner.hpp"
-#include "pg/boundary.hpp"
 #include "pg/compat.hpp"
 #include "pg/guc.hpp"
 #include "pg/spi.hpp"

@@ -35,9 +35,7 @@
 
 #include "core/claims.hpp"
 #include "core/error.hpp"
-#include "pg/as_owner.hpp"
 #include "pg/boundary.hpp"
-#include "pg/compat.hpp"
 #include "pg/guc.hpp"
 #include "pg/spi.hpp"
 #include "pg/support.hpp"
@@ -97,8 +95,9 @@ void put_claim(nlohmann::json& doc, const std::string& path, nlohmann::json valu
 		std::string seg = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
 		if (!at->is_object())
 			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state, "claim paths overlap",
-			            "The claim path \"" + path + "\" passes through another claim, so a support context cannot "
-			            "be built.",
+			            "The claim path \"" + path +
+			                "\" passes through another claim, so a support context cannot "
+			                "be built.",
 			            "Give tenant_guard.org_claim, user_claim, role_claim and impersonator_claim distinct paths.");
 		if (dot == std::string::npos) {
 			if (at->contains(seg))
@@ -220,8 +219,8 @@ void redeem_and_commit(void* arg)
 {
 	Redemption* r = static_cast<Redemption*>(arg);
 	Oid argtypes[1] = {TEXTOID};
-	Oid fn = LookupFuncName(list_make2(makeString(pstrdup("tenant_guard")), makeString(pstrdup("_support_redeem"))),
-	                        1, argtypes, false);
+	Oid fn = LookupFuncName(list_make2(makeString(pstrdup("tenant_guard")), makeString(pstrdup("_support_redeem"))), 1,
+	                        argtypes, false);
 	HeapTuple tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "tenant_guard: cache lookup failed for function %u", fn);
@@ -273,7 +272,8 @@ TG_FUNCTION(tg_begin_support_session)
 	pg_call([&] { redeem_and_commit(&r); });
 	pg_uuid_t org{};
 	if (!r.redeemed || !activate(&org))
-		throw Error(tg::sqlstate::k_invalid_authorization, "support token refused", "The token is unknown, already used, expired or revoked.",
+		throw Error(tg::sqlstate::k_invalid_authorization, "support token refused",
+		            "The token is unknown, already used, expired or revoked.",
 		            "Ask the platform team for a new support grant.");
 	const std::string org_text = uuid_text(org);
 	pg_call([&] { ereport(NOTICE, (errmsg("support session started for tenant %s", org_text.c_str()))); });

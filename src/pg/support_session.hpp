@@ -38,7 +38,7 @@ struct Active {
 	std::string claims;  // the exact signed_context text this library set
 	TimestampTz expires_at = 0;
 	Oid owner = InvalidOid;
-	TimestampTz checked_statement = 0;  // start of the last statement checked
+	TimestampTz checked_statement = 0;                            // start of the last statement checked
 	LocalTransactionId checked_lxid = InvalidLocalTransactionId;  // the last transaction checked
 	SPIPlanPtr plan = nullptr;
 };

@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 	}
 	parts.push_back(in.substr(start));
 	parts.resize(5);
-	fuzz::check_context(claims::from_settings(parts[0].c_str(), parts[1].c_str(), parts[2].c_str(),
-	                                          parts[3].c_str(), parts[4].c_str()));
+	fuzz::check_context(claims::from_settings(parts[0].c_str(), parts[1].c_str(), parts[2].c_str(), parts[3].c_str(),
+	                                          parts[4].c_str()));
 
 	if (auto u = claims::parse_uuid(in)) {
 		const std::string back = claims::format_uuid(*u);

@@ -58,12 +58,12 @@ struct Keys {
 	std::string rs_pem = pem_of(EVP_PKEY_RSA, 2048);
 	std::string es_pem = pem_of(EVP_PKEY_EC, 0);
 	std::string ed_pem = pem_of(EVP_PKEY_ED25519, 0);
-	jwt::Key rs = jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(rs_pem.data()), rs_pem.size(),
-	                                   jwt::Alg::RS256);
-	jwt::Key es = jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(es_pem.data()), es_pem.size(),
-	                                   jwt::Alg::ES256);
-	jwt::Key ed = jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(ed_pem.data()), ed_pem.size(),
-	                                   jwt::Alg::EdDSA);
+	jwt::Key rs =
+	    jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(rs_pem.data()), rs_pem.size(), jwt::Alg::RS256);
+	jwt::Key es =
+	    jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(es_pem.data()), es_pem.size(), jwt::Alg::ES256);
+	jwt::Key ed =
+	    jwt::Key::public_key(reinterpret_cast<const std::uint8_t*>(ed_pem.data()), ed_pem.size(), jwt::Alg::EdDSA);
 };
 
 std::string b64(const std::string& s)

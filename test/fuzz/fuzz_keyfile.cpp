@@ -34,8 +34,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 		} catch (const Error&) {
 		}
 	} else if (mode <= 4) {
-		const jwt::Alg alg = mode == 1 ? jwt::Alg::RS256 : mode == 2 ? jwt::Alg::ES256 : mode == 3 ? jwt::Alg::EdDSA
-		                                                                                          : jwt::Alg::HS256;
+		const jwt::Alg alg = mode == 1   ? jwt::Alg::RS256
+		                     : mode == 2 ? jwt::Alg::ES256
+		                     : mode == 3 ? jwt::Alg::EdDSA
+		                                 : jwt::Alg::HS256;
 		try {
 			jwt::Key k = jwt::Key::public_key(in, n, alg);
 			fuzz::require(k.alg() == alg);

@@ -34,8 +34,14 @@ TEST_CASE("record hashing tells field boundaries, NULL and empty apart", "[audit
 		feed(h);
 		return h.finish();
 	};
-	Hash ab_c = digest([](RecordHasher& h) { h.bytes("ab"); h.bytes("c"); });
-	Hash a_bc = digest([](RecordHasher& h) { h.bytes("a"); h.bytes("bc"); });
+	Hash ab_c = digest([](RecordHasher& h) {
+		h.bytes("ab");
+		h.bytes("c");
+	});
+	Hash a_bc = digest([](RecordHasher& h) {
+		h.bytes("a");
+		h.bytes("bc");
+	});
 	Hash null_ = digest([](RecordHasher& h) { h.null(); });
 	Hash empty = digest([](RecordHasher& h) { h.bytes(""); });
 	CHECK(ab_c != a_bc);

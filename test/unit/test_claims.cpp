@@ -74,9 +74,10 @@ TEST_CASE("claims text to context", "[claims]")
 {
 	SECTION("full document")
 	{
-		Context c = from_claims_text(std::string(R"({"org_id":")") + k_org +
-		                                 R"(","sub":"alice","org_role":"admin","scopes":{"venue":["v1",2,null,{"x":1}],"bad":"str"}})",
-		                             k_paths);
+		Context c = from_claims_text(
+		    std::string(R"({"org_id":")") + k_org +
+		        R"(","sub":"alice","org_role":"admin","scopes":{"venue":["v1",2,null,{"x":1}],"bad":"str"}})",
+		    k_paths);
 		REQUIRE(c.org);
 		CHECK(format_uuid(*c.org) == k_org);
 		CHECK(c.user_id == std::optional<std::string>("alice"));
@@ -92,8 +93,8 @@ TEST_CASE("claims text to context", "[claims]")
 		                        R"({"org_id":"null"})", R"({"org_id":12345})", R"({"org_id":{"id":"x"}})",
 		                        R"({"org_id":["11111111-1111-4111-8111-111111111111"]})", R"({"org_id":true})",
 		                        R"({"org_id":"11111111-1111-4111-8111-11111111111"})", R"("just a string")",
-		                        R"({"org_id":" 11111111-1111-4111-8111-111111111111"})", "[]",
-		                        "null", "42", "{not json", "", R"({"org_id":"11111111-1111-4111-8111-111111111111")"}) {
+		                        R"({"org_id":" 11111111-1111-4111-8111-111111111111"})", "[]", "null", "42",
+		                        "{not json", "", R"({"org_id":"11111111-1111-4111-8111-111111111111")"}) {
 			INFO(doc);
 			CHECK_FALSE(from_claims_text(doc, k_paths).org);
 		}
@@ -111,7 +112,8 @@ TEST_CASE("claims text to context", "[claims]")
 		ClaimPaths p;
 		p.org = "app_metadata.org_id";
 		p.role = "app_metadata.role";
-		Context c = from_claims_text(std::string(R"({"app_metadata":{"org_id":")") + k_org + R"(","role":"viewer"},"org_id":"x"})", p);
+		Context c = from_claims_text(
+		    std::string(R"({"app_metadata":{"org_id":")") + k_org + R"(","role":"viewer"},"org_id":"x"})", p);
 		REQUIRE(c.org);
 		CHECK(c.role == std::optional<std::string>("viewer"));
 		CHECK_FALSE(from_claims_text(R"({"app_metadata":"11111111-1111-4111-8111-111111111111"})", p).org);
@@ -138,8 +140,8 @@ TEST_CASE("very large and very deep documents", "[claims]")
 	// 200k levels of nesting: the parser is iterative, so this must neither crash nor match.
 	std::string deep = std::string(200000, '[') + std::string(200000, ']');
 	CHECK_FALSE(from_claims_text(deep, k_paths).org);
-	std::string deep_obj = R"({"org_id":")" + std::string(k_org) + R"(","x":)" + std::string(100000, '[') +
-	                       std::string(100000, ']') + "}";
+	std::string deep_obj =
+	    R"({"org_id":")" + std::string(k_org) + R"(","x":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
 	CHECK(from_claims_text(deep_obj, k_paths).org);
 }
 

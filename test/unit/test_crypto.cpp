@@ -148,7 +148,8 @@ TEST_CASE("SHA-256 and HKDF-SHA256 known answers", "[crypto][kat]")
 	      "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	// RFC 5869 test case 1
 	const Bytes ikm(22, 0x0b), salt = hex("000102030405060708090a0b0c"), info = hex("f0f1f2f3f4f5f6f7f8f9");
-	SecureBuffer okm = aead::hkdf_sha256(ikm.data(), ikm.size(), salt.data(), salt.size(), info.data(), info.size(), 42);
+	SecureBuffer okm =
+	    aead::hkdf_sha256(ikm.data(), ikm.size(), salt.data(), salt.size(), info.data(), info.size(), 42);
 	CHECK(to_hex(okm.data(), okm.size()) ==
 	      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865");
 }
@@ -239,7 +240,8 @@ TEST_CASE("envelope refuses every malformed or altered input", "[crypto][envelop
 	SECTION("cut at any length or extended by a byte")
 	{
 		for (std::size_t n = envelope::k_overhead; n < env.size(); ++n)
-			CHECK(message(Bytes(env.begin(), env.begin() + static_cast<long>(n))) == "ciphertext authentication failed");
+			CHECK(message(Bytes(env.begin(), env.begin() + static_cast<long>(n))) ==
+			      "ciphertext authentication failed");
 		Bytes longer = env;
 		longer.push_back(0);
 		CHECK(message(longer) == "ciphertext authentication failed");
@@ -250,7 +252,6 @@ TEST_CASE("envelope refuses every malformed or altered input", "[crypto][envelop
 		CHECK(message(env, str("a"), org(2)) == "ciphertext authentication failed");
 		CHECK(message(env, str("b")) == "ciphertext authentication failed");
 		CHECK(message(env, str("")) == "ciphertext authentication failed");
-		
 	}
 }
 
@@ -303,7 +304,8 @@ TEST_CASE("blind index keys are per tenant and contexts cannot be confused", "[c
 	SecureBuffer k1b = envelope::blind_index_key(dek.data(), org(1));
 	SecureBuffer k2 = envelope::blind_index_key(dek.data(), org(2));
 	const Bytes ab = str("ab"), c = str("c"), a = str("a"), bc = str("bc");
-	CHECK(envelope::blind_index(k1, ab.data(), 2, c.data(), 1) == envelope::blind_index(k1b, ab.data(), 2, c.data(), 1));
+	CHECK(envelope::blind_index(k1, ab.data(), 2, c.data(), 1) ==
+	      envelope::blind_index(k1b, ab.data(), 2, c.data(), 1));
 	CHECK(envelope::blind_index(k1, ab.data(), 2, c.data(), 1) != envelope::blind_index(k2, ab.data(), 2, c.data(), 1));
 	CHECK(envelope::blind_index(k1, ab.data(), 2, c.data(), 1) != envelope::blind_index(k1, a.data(), 1, bc.data(), 2));
 }
@@ -325,9 +327,9 @@ TEST_CASE("master key encodings", "[crypto][masterkey]")
 	CHECK(parse(upper) == expect);
 	const std::string raw(expect.begin(), expect.end());
 	CHECK(parse(raw) == expect);
-	for (const std::string& bad : {std::string(), h.substr(0, 62), h.substr(0, 63) + "\n", h + "00", h + "\n\n",
-	                               h.substr(0, 63) + "g", " " + h, h + " ", std::string(31, 'a'), std::string(33, 'a'),
-	                               h + "\r", std::string(64, 'z')}) {
+	for (const std::string& bad :
+	     {std::string(), h.substr(0, 62), h.substr(0, 63) + "\n", h + "00", h + "\n\n", h.substr(0, 63) + "g", " " + h,
+	      h + " ", std::string(31, 'a'), std::string(33, 'a'), h + "\r", std::string(64, 'z')}) {
 		CAPTURE(bad.size());
 		CHECK_THROWS_WITH(parse(bad), "master key file does not hold a 256-bit key");
 	}

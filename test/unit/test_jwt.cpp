@@ -82,8 +82,8 @@ std::string sign(EVP_PKEY* k, Alg alg, const std::string& body)
 	std::size_t len = 0;
 	EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size());
 	std::vector<unsigned char> sig(len);
-	REQUIRE(EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(input.data()),
-	                       input.size()) == 1);
+	REQUIRE(EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) ==
+	        1);
 	sig.resize(len);
 	EVP_MD_CTX_free(ctx);
 	if (alg == Alg::ES256) {  // DER to JWS r||s
@@ -201,8 +201,8 @@ TEST_CASE("HS256 refusals", "[jwt]")
 	{
 		CHECK(outcome(hs256(k_hs_header, payload().substr(0, payload().find(",\"exp\"")) + "}"), key, o) ==
 		      "The token has no expiry (\"exp\") claim.");
-		CHECK(outcome(hs256(k_hs_header, R"({"org_id":")" + std::string(k_org) + R"(","exp":"tomorrow"})"), key,
-		              o) == "The token expiry (\"exp\") claim is not a number.");
+		CHECK(outcome(hs256(k_hs_header, R"({"org_id":")" + std::string(k_org) + R"(","exp":"tomorrow"})"), key, o) ==
+		      "The token expiry (\"exp\") claim is not a number.");
 		jwt::Options late = o;
 		late.now = k_now + 60;
 		CHECK(outcome(good, key, late) == "The token has expired.");
@@ -229,8 +229,8 @@ TEST_CASE("HS256 refusals", "[jwt]")
 	}
 	SECTION("organization claim must be a real uuid")
 	{
-		for (const char* org : {R"("")", R"("null")", "null", "7", R"("not-a-uuid")",
-		                        R"("00000000-0000-0000-0000-000000000000")"}) {
+		for (const char* org :
+		     {R"("")", R"("null")", "null", "7", R"("not-a-uuid")", R"("00000000-0000-0000-0000-000000000000")"}) {
 			std::string body = std::string(R"({"org_id":)") + org + R"(,"exp":)" + std::to_string(k_now + 60) + "}";
 			CHECK(outcome(hs256(k_hs_header, body), key, o) == "The token has no valid organization claim.");
 		}
@@ -284,5 +284,6 @@ TEST_CASE("an HS256 token is refused when RS256 is pinned and vice versa", "[jwt
 {
 	Pkey rsa = generate(Alg::RS256);
 	std::string rs_token = sign(rsa.get(), Alg::RS256, payload());
-	CHECK(outcome(rs_token, hs_key(), opts(Alg::HS256)) == "The token algorithm is not the configured algorithm HS256.");
+	CHECK(outcome(rs_token, hs_key(), opts(Alg::HS256)) ==
+	      "The token algorithm is not the configured algorithm HS256.");
 }

@@ -75,7 +75,7 @@ TEST_CASE("base64url is strict", "[encoding]")
 	REQUIRE(dec);
 	CHECK(std::string(dec->begin(), dec->end()) == text);
 	CHECK(encoding::base64url_decode("")->empty());
-	CHECK_FALSE(encoding::base64url_decode("aGVsbG8/Pg"));   // standard alphabet
+	CHECK_FALSE(encoding::base64url_decode("aGVsbG8/Pg"));    // standard alphabet
 	CHECK_FALSE(encoding::base64url_decode("aGVsbG8_Pg=="));  // padding
 	CHECK_FALSE(encoding::base64url_decode("aGVs bG8"));      // space
 	CHECK_FALSE(encoding::base64url_decode("a"));             // impossible length

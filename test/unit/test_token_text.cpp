@@ -21,16 +21,15 @@ TEST_CASE("the whole token and its signature are searched for", "[token_text]")
 	CHECK(p.signature == signature);
 	CHECK(token_text::written_into("SELECT tenant_guard.set_context('" + token + "')", p));
 	// built from pieces: the signature is still there whole
-	CHECK(token_text::written_into("SELECT set_context('" + header + "' || '.' || '" + payload + "' || '.' || '" +
-	                                   signature + "')",
-	                               p));
+	CHECK(token_text::written_into(
+	    "SELECT set_context('" + header + "' || '.' || '" + payload + "' || '.' || '" + signature + "')", p));
 	CHECK(token_text::written_into("EXECUTE login($q$" + token + "$q$)", p));
 	// a bind parameter, or another token
 	CHECK_FALSE(token_text::written_into("SELECT tenant_guard.set_context($1)", p));
 	CHECK_FALSE(token_text::written_into("SELECT set_context('" + header + "." + payload + ".other-signature')", p));
 	// the signature cut in two is not found (documented: a statement that hides the token from itself)
-	CHECK_FALSE(token_text::written_into("SELECT '" + signature.substr(0, 10) + "' || '" + signature.substr(10) + "'",
-	                                     p));
+	CHECK_FALSE(
+	    token_text::written_into("SELECT '" + signature.substr(0, 10) + "' || '" + signature.substr(10) + "'", p));
 }
 
 TEST_CASE("short strings and short signatures are not searched for", "[token_text]")
@@ -42,9 +41,9 @@ TEST_CASE("short strings and short signatures are not searched for", "[token_tex
 	CHECK(short_sig.signature == "token-of-some-length");
 	const token_text::Parts no_sig = token_text::parts("abcdefghijklmnop.short");
 	CHECK(no_sig.signature.empty());
-	CHECK(token_text::parts("abcdefghijklmno").whole.empty());        // 15 characters
+	CHECK(token_text::parts("abcdefghijklmno").whole.empty());  // 15 characters
 	CHECK(token_text::parts("abcdefghijklmnop").whole == "abcdefghijklmnop");
-	CHECK(token_text::parts("abcdefghijklmnop").signature.empty());   // no dot
+	CHECK(token_text::parts("abcdefghijklmnop").signature.empty());  // no dot
 	CHECK(token_text::parts("x.").signature.empty());
 }
 
