@@ -13,11 +13,20 @@
 #    INSERT record in the audit trail; no row and no record exists for a
 #    transaction rolled back or cut before COMMIT; a transaction whose COMMIT
 #    was cut by the crash has both or neither;
-#  - every committed encrypted value decrypts.
-# Then a crash in the middle of rotate_key(), purge_tenant() and purge_audit():
-# each leaves no trace (key versions, tenant state and rows, certificates, the
-# purged partition and the purge event are as before), and each completes when
-# run again. Needs the extension installed (scripts/test.sh) and python3-psycopg.
+#  - every UPDATE a committed transaction made has exactly its record;
+#  - every committed encrypted value decrypts;
+#  - support sessions in flight (two agents) and key rotations in flight
+#    (an administrator) are consistent with their ledgers
+#    (crash_load.py check): no grant half redeemed, a used token is refused
+#    after the crash, a redemption cut before it committed is still
+#    redeemable once, every grant has exactly the audit events of its state;
+#    key versions 1..n, one active, each made by exactly one key event.
+# Then a crash in the middle of rotate_key(), purge_tenant(), purge_audit()
+# and rewrap_keys(): each leaves no trace (key versions and their wrapping,
+# key events, tenant state and rows, certificates, the purged partition and
+# the purge event are as before), and each completes when run again; after the
+# re-wrap every value decrypts under the new master key alone. Needs the
+# extension installed (scripts/test.sh) and python3-psycopg.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -33,8 +42,10 @@ mkdir -p "$W/fixtures" "$W/ledger"
 /usr/bin/python3 "$ROOT/test/fixtures/make_fixtures.py" "$W/fixtures" >/dev/null
 [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$W/fixtures"
 . "$W/fixtures/tokens.env"
+# Only the socket in $W: a killed postmaster frees its TCP port, and another
+# cluster starting meanwhile (ctest -j2, other users) could take it.
 tg_start_cluster "$W/pg" "shared_preload_libraries = 'tenant_guard'" \
-	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "restart_after_crash = on" >/dev/null
+	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "restart_after_crash = on" "listen_addresses = ''" >/dev/null
 DATA=$W/pg/data
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 fail() { echo "FAIL: $*"; tail -30 "$W/pg/server.log"; exit 1; }
@@ -68,8 +79,13 @@ CREATE TABLE crash.items (client int, seq int, org_id uuid NOT NULL, body text, 
 SELECT tenant_guard.protect('crash.items');
 SELECT tenant_guard.enable_audit('crash.items');
 GRANT SELECT, INSERT, UPDATE ON crash.items TO regress_crash_app;
+-- the support agents: issue, redeem, write in the session
+CREATE ROLE regress_crash_agent LOGIN;
+GRANT tenant_guard_support, regress_crash_app TO regress_crash_agent;
 SQL
 export CRASH_DSN="host=$PGHOST port=$PGPORT dbname=postgres user=regress_crash_app"
+export CRASH_AGENT_DSN="host=$PGHOST port=$PGPORT dbname=postgres user=regress_crash_agent"
+export CRASH_ADMIN_DSN="host=$PGHOST port=$PGPORT dbname=postgres user=postgres"
 
 start_server() {  # after a kill the old backends may still be exiting: retry
 	local i
@@ -112,10 +128,19 @@ check() {  # check ROUND: the database against the ledgers so far
 	q -c "SELECT (row_pk->>'client') || ':' || (row_pk->>'seq') FROM tenant_guard.audit_trail
 	      WHERE table_name = 'crash.items' AND kind = 'row' AND action = 'INSERT'" | sort >"$W/inserts.txt"
 	[ -z "$(uniq -d "$W/inserts.txt")" ] || fail "round $1: a row has more than one INSERT record"
+	# every UPDATE a committed transaction made (one '+' appended to the body)
+	# has exactly its record, and no other UPDATE record exists
+	q -c "SELECT client || ':' || seq || ' ' || (length(body) - length(replace(body, '+', ''))) FROM crash.items
+	      WHERE body LIKE '%+%'" | sort >"$W/updated.txt"
+	q -c "SELECT k || ' ' || count(*) FROM (SELECT (row_pk->>'client') || ':' || (row_pk->>'seq') AS k
+	      FROM tenant_guard.audit_trail WHERE table_name = 'crash.items' AND kind = 'row' AND action = 'UPDATE') u
+	      GROUP BY k" | sort >"$W/updates.txt"
+	cmp -s "$W/updated.txt" "$W/updates.txt" ||
+		fail "round $1: the rows' updates and the UPDATE records differ: $(diff "$W/updated.txt" "$W/updates.txt" | head -5)"
 	/usr/bin/python3 - "$W/ledger" "$W/rows.txt" "$W/inserts.txt" "$1" <<'PY' || fail "round $1: the ledger and the database disagree"
 import glob, json, sys
 ledger, stats = {}, {"committed": 0, "rolled_back": 0, "uncertain": 0, "reconnects": 0}
-for f in glob.glob(sys.argv[1] + "/*.json"):
+for f in glob.glob(sys.argv[1] + "/client*.json"):
     d = json.load(open(f))
     ledger.update(d["ledger"])
     for k, v in d["stats"].items():
@@ -123,7 +148,8 @@ for f in glob.glob(sys.argv[1] + "/*.json"):
 rows = set(open(sys.argv[2]).read().split())
 inserts = set(open(sys.argv[3]).read().split())
 bad = []
-for key, (outcome, org) in ledger.items():
+for key, entry in ledger.items():
+    outcome = entry[0]
     r, a = key in rows, key in inserts
     if outcome == "committed" and not (r and a):
         bad.append("committed %s: row %s, record %s" % (key, r, a))
@@ -144,14 +170,19 @@ print("round %s: %d rows committed, %d rolled back, %d cut at COMMIT (%d transac
 sys.exit(1 if bad else 0)
 PY
 	# every committed encrypted value decrypts, in its tenant's context
-	r=$(q -c "SELECT count(*) FROM (SELECT DISTINCT org_id FROM crash.items) o,
+	r=$(decrypt_failures)
+	[ "$r" = 0 ] || fail "round $1: encrypted values of $r tenants do not decrypt"
+	# support grants and tenant keys against the agents' and the rotator's ledgers
+	/usr/bin/python3 "$HERE/crash_load.py" check "$W/ledger" || fail "round $1: support sessions or keys are inconsistent"
+}
+decrypt_failures() {  # how many tenants have a committed encrypted value that does not decrypt
+	q -c "SELECT count(*) FROM (SELECT DISTINCT org_id FROM crash.items) o,
 	          LATERAL (SELECT set_config('tenant_guard.context_source', 'setting', false),
 	                          set_config('tenant_guard.org_id', o.org_id::text, false)) s,
 	          LATERAL (SELECT count(*) FILTER (WHERE tenant_guard.decrypt_text(i.secret, 'crash.items.secret')
 	                                                 IS DISTINCT FROM 'secret v' || i.seq) AS bad
 	                   FROM crash.items i WHERE i.org_id = o.org_id AND i.secret IS NOT NULL) d
-	          WHERE d.bad > 0")
-	[ "$r" = 0 ] || fail "round $1: encrypted values of $r tenants do not decrypt"
+	          WHERE d.bad > 0"
 }
 
 round=0
@@ -182,8 +213,10 @@ mid_crash() {  # mid_crash LABEL SQL: runs SQL, then holds its transaction open 
 	wait
 }
 state() {
-	q -c "SELECT (SELECT string_agg(org_id || ':' || version || ':' || state, ',' ORDER BY org_id, version)
+	q -c "SELECT (SELECT string_agg(org_id || ':' || version || ':' || state || ':' || encode(kek_id, 'hex'), ','
+	                         ORDER BY org_id, version)
 	              FROM tenant_guard.tenant_keys) || '|' ||
+	             (SELECT count(*) FROM tenant_guard.key_events) || '|' ||
 	             (SELECT status FROM tenant_guard.tenants WHERE org_id = '$ORG') || '|' ||
 	             (SELECT count(*) FROM crash.items WHERE org_id = '$ORG') || '|' ||
 	             (SELECT count(*) FROM tenant_guard.purge_certificates) || '|' ||
@@ -192,7 +225,10 @@ state() {
 }
 for op in "rotate_key:SELECT tenant_guard.rotate_key('$ORG')" \
           "archive and purge_tenant:SELECT tenant_guard.archive_tenant('$ORG'), tenant_guard.purge_tenant('$ORG', '$ORG')" \
-          "purge_audit:SELECT count(*) FROM tenant_guard.purge_audit()"; do
+          "purge_audit:SELECT count(*) FROM tenant_guard.purge_audit()" \
+          "rewrap_keys:SET tenant_guard.master_key_file = '$MASTER_KEY2_FILE';
+                       SET tenant_guard.previous_master_key_file = '$MASTER_KEY_FILE';
+                       SELECT tenant_guard.rewrap_keys()"; do
 	label=${op%%:*}
 	sql=${op#*:}
 	before=$(state)
@@ -205,3 +241,11 @@ for op in "rotate_key:SELECT tenant_guard.rotate_key('$ORG')" \
 	[ "$(q -c "SELECT ok FROM tenant_guard.verify_audit()")" = t ] || fail "verify_audit() after $label"
 	echo "ok: a crash in the middle of $label left no trace; run again, it completed"
 done
+# rewrap_keys() re-wrapped every tenant key: with the new master key alone,
+# every committed value still decrypts
+q -c "ALTER SYSTEM SET tenant_guard.master_key_file = '$MASTER_KEY2_FILE'" -c "SELECT pg_reload_conf()" >/dev/null
+[ "$(q -c "SELECT count(DISTINCT kek_id) FROM tenant_guard.tenant_keys WHERE state <> 'shredded'")" = 1 ] ||
+	fail "rewrap_keys() left keys wrapped by different master keys"
+r=$(decrypt_failures)
+[ "$r" = 0 ] || fail "after rewrap_keys(), encrypted values of $r tenants do not decrypt under the new master key"
+echo "ok: after rewrap_keys(), every committed value decrypts under the new master key alone"

@@ -10,8 +10,9 @@
 # column, as an application without row-level security would).
 # At the end: 0 rows seen across tenants; the table and the audit trail hold
 # exactly the ledger's writes per tenant; verify_audit() passes; every
-# decryption returned its own plaintext; backend memory (RSS of the long-lived
-# server connections) at start and end; throughput and latency per phase.
+# decryption returned its own plaintext; backend memory (private RSS of the
+# long-lived server connections) at start and end stays flat (it fails above
+# +25% and 4 MB); throughput and latency per phase.
 #
 # Usage: bash test/load/run_pooled_load.sh [seconds per phase, default 8]
 #   (TG_LOAD_SECONDS too). The test command runs the short configuration.
@@ -164,6 +165,14 @@ for p in ("claims", "signed"):
 a0, a1 = sum(rss0[p] for p in both), sum(rss1[p] for p in both)
 print("private memory (RssAnon) of the %d server connections alive from warm-up to the end: %d kB -> %d kB (%+.1f%%)"
       % (len(both), a0, a1, 100.0 * (a1 - a0) / max(a0, 1)))
+# Flat: after the short warm-up a connection has not yet served every
+# tenant, so its caches (tenant keys in locked pages, parsed claims) still
+# fill during the run: +2% to +8% measured. A leak of a few kB per
+# transaction grows far past the bound.
+if not both:
+    print("no server connection lived from the warm-up to the end: memory not measured"); ok = False
+elif a1 - a0 > max(0.25 * a0, 4096):
+    print("MEMORY: the server connections grew by %d kB (more than 25%% and 4 MB)" % (a1 - a0)); ok = False
 sys.exit(0 if ok else 1)
 PY
 cat "$W/report.txt"

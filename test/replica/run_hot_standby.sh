@@ -6,7 +6,8 @@
 #     signed modes, with parallel query forced too;
 #  2. set_context() and decrypt() work;
 #  3. everything that must write (an audited write, audit_event(), support
-#     redemption, key rotation, archive and purge, a purge of the audit log)
+#     grants and redemption, key rotation, shredding and re-wrapping, tenant
+#     registration, archive and purge, a purge of the audit log, a secret)
 #     fails with SQLSTATE 25006 and leaves nothing behind;
 #  4. the primary's audit chain replicates and verifies on the standby;
 # and, after the standby is promoted, that it continues the seal chain
@@ -133,7 +134,15 @@ grep -q 'Gather' <<<"$plan" || fail "no parallel plan on the standby: $plan"
 echo "ok: reads on the standby are isolated exactly as on the primary (claims, setting, signed, no context; parallel plans), decrypt works"
 
 # 3. writes are refused with 25006 and leave nothing behind
-before=$(q "${S[@]}" -c "SELECT count(*) || '/' || (SELECT count(*) FROM tenant_guard.support_grants WHERE redeemed_at IS NOT NULL) FROM tenant_guard.audit_log")
+standby_state() {
+	q "${S[@]}" -c "SELECT count(*) || '/' || (SELECT count(*) FROM tenant_guard.support_grants) || '/' ||
+	                       (SELECT count(*) FROM tenant_guard.support_grants WHERE redeemed_at IS NOT NULL) || '/' ||
+	                       (SELECT string_agg(org_id || ':' || version || ':' || state || ':' || encode(kek_id, 'hex'), ','
+	                                          ORDER BY org_id, version) FROM tenant_guard.tenant_keys) || '/' ||
+	                       (SELECT string_agg(org_id || ':' || status, ',' ORDER BY org_id) FROM tenant_guard.tenants) || '/' ||
+	                       (SELECT count(*) FROM tenant_guard.secrets) FROM tenant_guard.audit_log"
+}
+before=$(standby_state)
 refused() {  # refused LABEL SQL [psql options]: must fail with 25006
 	local label=$1 sql=$2; shift 2
 	local out
@@ -147,8 +156,13 @@ refused "rotate_key()" "SELECT tenant_guard.rotate_key('$ORG_A')"
 refused "archive_tenant()" "SELECT tenant_guard.archive_tenant('$ORG_B')"
 refused "purge_tenant()" "SELECT tenant_guard.purge_tenant('$ORG_B', '$ORG_B')"
 refused "purge_audit()" "SELECT * FROM tenant_guard.purge_audit()"
+refused "issue_support_grant()" "SELECT tenant_guard.issue_support_grant('$ORG_A', 'agent@standby', 'standby test')" -U regress_hs_platform
+refused "shred_keys()" "SELECT tenant_guard.shred_keys('$ORG_B')"
+refused "rewrap_keys() with keys to re-wrap" "SET tenant_guard.master_key_file = '$MASTER_KEY2_FILE'; SET tenant_guard.previous_master_key_file = '$MASTER_KEY_FILE'; SELECT tenant_guard.rewrap_keys()"
+refused "register_tenant()" "SELECT tenant_guard.register_tenant('44444444-4444-4444-8444-444444444444', 'new')"
+refused "put_secret()" "SET tenant_guard.context_source = 'setting'; SET tenant_guard.org_id = '$ORG_A'; SELECT tenant_guard.put_secret('s', 'v')"
 refused "encrypt() for a tenant with no key yet" "SET tenant_guard.context_source = 'setting'; SET tenant_guard.org_id = '33333333-3333-4333-8333-333333333333'; SELECT tenant_guard.encrypt_text('x', 'c')"
-after=$(q "${S[@]}" -c "SELECT count(*) || '/' || (SELECT count(*) FROM tenant_guard.support_grants WHERE redeemed_at IS NOT NULL) FROM tenant_guard.audit_log")
+after=$(standby_state)
 [ "$before" = "$after" ] || fail "a refused write left something behind: $before -> $after"
 echo "ok: writes on the standby are refused with 25006 and leave nothing behind"
 
