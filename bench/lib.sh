@@ -3,7 +3,8 @@
 # tg_bench_start NAME: builds and installs tenant_guard into the selected
 # PostgreSQL (TG_PG_MAJOR, default 15; scripts/lib.sh), makes the work
 # directory $WORK (/tmp/NAME.XXXXXX, removed on exit unless KEEP_BENCH_DIR is
-# set) and starts a throw-away cluster with the benchmark settings: no
+# set) and starts a throw-away cluster (preloading TG_BENCH_PRELOAD, default
+# tenant_guard, plus the postgresql.conf lines of the array TG_BENCH_EXTRA) with the benchmark settings: no
 # parallel query (scans measure per-row cost, not parallelism), no JIT
 # (timings do not depend on compile time), no autovacuum (no background work
 # on the static tables), everything in shared buffers. Sets WORK, PSQL, PGBENCH and SETTINGS (the
@@ -18,13 +19,14 @@ tg_bench_start() {
 	chmod 755 "$WORK"
 	trap 'tg_stop_cluster "$WORK/pg"; [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$WORK"' EXIT
 	SETTINGS=(
-		"shared_preload_libraries = 'tenant_guard'"
+		"shared_preload_libraries = '${TG_BENCH_PRELOAD:-tenant_guard}'"
 		"shared_buffers = '1GB'"
 		"work_mem = '256MB'"
 		"max_parallel_workers_per_gather = 0"
 		"jit = off"
 		"autovacuum = off"
 		"synchronous_commit = off"
+		${TG_BENCH_EXTRA[@]+"${TG_BENCH_EXTRA[@]}"}
 	)
 	tg_log "starting a throw-away PostgreSQL cluster"
 	tg_start_cluster "$WORK/pg" "${SETTINGS[@]}"
