@@ -24,6 +24,7 @@ the extension's object count) become <n>, trailing blanks go.
 OBSERVED_OUT receives this pass's differences in the same format (with the
 accepted reasons where the test has an entry), to review and copy.
 """
+import os
 import re
 import sys
 
@@ -101,7 +102,7 @@ def main():
             out.write("\n".join(entry[0]) + "\n" if entry else "why: NOT EXPLAINED\n")
             out.write("\n".join(observed[test]) + "\n\n")
             if entry is None:
-                failures.append(f"{test}: differs from the baseline, and accepted_differences.txt has no entry "
+                failures.append(f"{test}: differs from the baseline, and {os.path.basename(accepted_path)} has no entry "
                                 f"for it in pass {pass_name}:\n" + "\n".join(observed[test][:60]))
             elif entry[1] != observed[test]:
                 import difflib
@@ -110,7 +111,8 @@ def main():
                                 + "\n".join(list(d)[:80]))
     for (test, p) in sorted(accepted):
         if p == pass_name and test not in observed:
-            failures.append(f"{test}: accepted_differences.txt lists a difference in pass {p} that no longer occurs")
+            failures.append(f"{test}: {os.path.basename(accepted_path)} lists a difference in pass {p} "
+                            "that no longer occurs")
     for f in failures:
         print(f"FAIL: pass {pass_name}: {f}")
     print(f"pass {pass_name}: {len(observed)} tests differ from the baseline; {len(failures)} failures")

@@ -24,14 +24,24 @@
 # their expected output; the stock expected files stay as alternatives).
 # The harness fails on a crash, an assertion failure, a PANIC or a lost
 # connection in any run, and on any difference from the baseline that
-# test/pgsuite/accepted_differences.txt does not list (or one it lists that
-# no longer occurs). docs/compatibility.md explains each accepted difference.
+# the major's test/pgsuite/accepted_differences_MAJOR.txt does not list (or
+# one it lists that no longer occurs). docs/compatibility.md explains each accepted difference.
 #
-# The suite comes from Debian's source package of the installed server,
-# downloaded once with a private apt source list (the system's apt
-# configuration is not touched) and cached in $TG_PGSUITE_CACHE, by default
-# /var/cache/tenant_guard/pgsuite as root and
-# ${XDG_CACHE_HOME:-~/.cache}/tenant_guard/pgsuite otherwise.
+# The suite comes from Debian's source package of the selected server
+# (TG_PG_MAJOR, scripts/lib.sh): for Debian 12's 15 the package of the
+# installed version (its suite, -updates and -security), for a major that
+# scripts/pg.sh built the package it was built from (the version in the
+# prefix's .tg_built, from the suites in TG_PG_SUITES, default "trixie sid",
+# as pg.sh). It is downloaded once with a private apt source list (the
+# system's apt configuration is not touched) and cached in $TG_PGSUITE_CACHE,
+# by default /var/cache/tenant_guard/pgsuite as root and
+# ${XDG_CACHE_HOME:-~/.cache}/tenant_guard/pgsuite otherwise. The suite's C
+# modules (regress, and autoinc and refint of contrib/spi) are built from it
+# against the selected server.
+#
+# Each major has its own list of accepted differences,
+# test/pgsuite/accepted_differences_MAJOR.txt: the suite differs between
+# majors, and so do the lines tenant_guard changes in it.
 #
 # Needs the installed extension (bash scripts/test.sh installs it).
 # TG_PGSUITE_KEEP=1 keeps the work directory (it is kept after a failure
@@ -53,10 +63,22 @@ else
 	CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/tenant_guard/pgsuite
 fi
 
+tg_select_pg
 PG_VERSION_LINE=$(pg_config --version)                                     # PostgreSQL 15.20 (Debian 15.20-0+deb12u1)
 PG_MAJOR=$(sed -nE 's/^PostgreSQL ([0-9]+)\..*/\1/p' <<<"$PG_VERSION_LINE")
-PG_DEB_VERSION=$(sed -nE 's/.*\(Debian ([^)]+)\).*/\1/p' <<<"$PG_VERSION_LINE")
+PG_BUILT=$(pg_config --bindir)/../.tg_built                                # version=18.6-3 (scripts/pg.sh)
+if [ -f "$PG_BUILT" ]; then
+	PG_DEB_VERSION=$(sed -n 's/^version=//p' "$PG_BUILT")
+	SOURCE_SUITES=${TG_PG_SUITES:-trixie sid}
+else
+	PG_DEB_VERSION=$(sed -nE 's/.*\(Debian ([^)]+)\).*/\1/p' <<<"$PG_VERSION_LINE")
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || { tg_log "cannot tell the Debian release from /etc/os-release"; exit 1; }
+	SOURCE_SUITES="$codename $codename-updates $codename-security"
+fi
 [ -n "$PG_MAJOR" ] && [ -n "$PG_DEB_VERSION" ] || { tg_log "cannot read the server version from: $PG_VERSION_LINE"; exit 1; }
+[ "$PG_MAJOR" = "$TG_PG_MAJOR" ] || { tg_log "pg_config is PostgreSQL $PG_MAJOR, not the selected $TG_PG_MAJOR"; exit 1; }
+ACCEPTED=$HERE/accepted_differences_$PG_MAJOR.txt
 SRC_PACKAGE=postgresql-$PG_MAJOR
 SUITE_CACHE=$CACHE/$PG_DEB_VERSION
 
@@ -80,16 +102,15 @@ fetch_suite() {
 	exec 9>"$CACHE/.lock"
 	flock 9
 	if [ -f "$SUITE_CACHE/ready" ]; then exec 9>&-; return 0; fi
-	local codename; codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-	[ -n "$codename" ] || { tg_log "cannot tell the Debian release from /etc/os-release"; return 1; }
-	tg_log "fetching the regression suite of $SRC_PACKAGE $PG_DEB_VERSION (Debian $codename source package)"
+	tg_log "fetching the regression suite of $SRC_PACKAGE $PG_DEB_VERSION (Debian source package; $SOURCE_SUITES)"
 	mkdir -p "$CACHE/apt/lists/partial"
-	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-	{
-		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename main"
-		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $codename-updates main"
-		echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security $codename-security main"
-	} >"$CACHE/apt/sources.list"
+	local keyring=/usr/share/keyrings/debian-archive-keyring.gpg s
+	for s in $SOURCE_SUITES; do
+		case $s in
+		*-security) echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian-security $s main" ;;
+		*) echo "deb-src [signed-by=$keyring] http://deb.debian.org/debian $s main" ;;
+		esac
+	done >"$CACHE/apt/sources.list"
 	apt_private apt-get update -qq >/dev/null
 	local tmp; tmp=$(mktemp -d "$CACHE/tmp.XXXXXX")
 	# The installed version first; when the archive no longer (or does not
@@ -111,20 +132,20 @@ fetch_suite() {
 	mkdir -p "$SUITE_CACHE/lib"
 	local r=$tmp/src/src/test/regress
 	cp -r "$r/sql" "$r/expected" "$r/data" "$r/parallel_schedule" "$SUITE_CACHE/"
-	cp "$r/regress.c" "$SUITE_CACHE/lib/"
+	cp "$r/regress.c" "$tmp/src/contrib/spi/autoinc.c" "$tmp/src/contrib/spi/refint.c" "$SUITE_CACHE/lib/"
 	echo "$got" >"$SUITE_CACHE/source-version"
 	rm -rf "$tmp"
-	# The suite's C module, built against the installed server's headers; the
-	# two contrib/spi modules the suite loads are the server's own.
+	# The suite's C modules (regress.c, and the two contrib/spi modules the
+	# suite loads, which a server built by scripts/pg.sh does not install),
+	# built against the selected server's headers.
 	cat >"$SUITE_CACHE/lib/Makefile" <<-'EOF'
-		MODULES = regress
+		MODULES = regress autoinc refint
 		override with_llvm = no
 		PG_CONFIG = pg_config
 		PGXS := $(shell $(PG_CONFIG) --pgxs)
 		include $(PGXS)
 	EOF
 	make -s -C "$SUITE_CACHE/lib" >/dev/null
-	local m; for m in autoinc refint; do ln -sf "$(pg_config --pkglibdir)/$m.so" "$SUITE_CACHE/lib/$m.so"; done
 	chmod -R a+rX "$SUITE_CACHE"
 	touch "$SUITE_CACHE/ready"
 	exec 9>&-
@@ -144,6 +165,15 @@ cleanup() {
 	if [ -n "${TG_PGSUITE_KEEP:-}" ] || [ "$FAILED" -ne 0 ]; then tg_log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
+# A major without its list yet (docs/development.md, "Adding a major") runs
+# against an empty one, so that the work directory holds every difference to
+# review, and fails.
+ACCEPTED_MISSING=
+if [ ! -f "$ACCEPTED" ]; then
+	ACCEPTED_MISSING=$ACCEPTED
+	ACCEPTED=$WORK/$(basename "$ACCEPTED")
+	: >"$ACCEPTED"
+fi
 
 # The stock input: the suite's files, with the end-of-data markers the
 # installed psql needs after failing in-line COPY commands
@@ -155,6 +185,21 @@ tg_log "end-of-data markers added after $(grep -c . "$WORK/stock/copy_terminator
 
 PG_REGRESS=$(dirname "$(pg_config --pgxs)")/../test/regress/pg_regress
 fail() { echo "FAIL: $*"; FAILED=1; }
+
+# regress_results DIR: one line "TEST ok|failed" per test pg_regress ran in
+# the run in DIR. From 16 on pg_regress prints TAP ("ok 12 + name 80 ms",
+# "not ok 13 - name 90 ms"); up to 15 it prints, and writes into
+# out/regression.out, "test name ... ok", "     name ... FAILED" or
+# "... failed (ignored)".
+regress_results() {
+	if grep -qE '^(not )?ok +[0-9]+ ' "$1/pg_regress.log"; then
+		sed -nE 's/^(not )?ok +[0-9]+ +[-+] +([a-z0-9_.]+) .*/\2 \1/p' "$1/pg_regress.log" |
+			sed -E 's/ not $/ failed/; s/ $/ ok/'
+	else
+		sed -nE 's/^ *(test +)?([a-z0-9_.]+) +\.\.\. (ok|FAILED|failed \(ignored\)).*/\2 \3/p' "$1/out/regression.out" |
+			sed -E 's/ (FAILED|failed \(ignored\))$/ failed/'
+	fi
+}
 
 # run_pass NAME INPUTDIR SCHEDULE PRELOAD(yes|no) SETUP CHECK [pg_regress options...]
 # SETUP and CHECK: commands run before and after the suite while the cluster
@@ -184,7 +229,7 @@ run_pass() {
 	[ -z "$check" ] || $check
 	tg_stop_cluster "$dir/pg"
 	eval "TOOK_$name=$took"
-	local ran; ran=$(grep -cE '^ *(test +)?[a-z0-9_.]+ +\.\.\. (ok|FAILED|failed \(ignored\))' "$dir/out/regression.out" || true)
+	local ran; ran=$(regress_results "$dir" | grep -c . || true)
 	local listed; listed=$(sed -nE 's/^(test|ignore): *//p' "$schedule" | tr ' ' '\n' | grep -c . || true)
 	local ignored; ignored=$(sed -nE 's/^ignore: *//p' "$schedule" | tr ' ' '\n' | grep -c . || true)
 	listed=$((listed - ignored))
@@ -262,7 +307,7 @@ check_c() {
 tg_log "baseline: the suite without tenant_guard"
 run_pass baseline "$WORK/stock" "$WORK/stock/parallel_schedule" no "" ""
 [ "$FAILED" -eq 0 ] || { echo "pgsuite: the baseline run failed; tenant_guard was not tested"; exit 1; }
-tg_log "baseline: $(grep -cE '\.\.\. (FAILED|failed \(ignored\))' "$WORK/baseline/out/regression.out" || true) tests differ from the stock expected output in this environment"
+tg_log "baseline: $(regress_results "$WORK/baseline" | grep -c ' failed$' || true) tests differ from the stock expected output in this environment"
 
 # The input of the passes: the baseline's output is each test's expected
 # output; the stock expected files stay as alternatives (a test whose output
@@ -311,17 +356,18 @@ for p in $PASSES; do
 		;;
 	*) echo "pgsuite: unknown pass $p"; exit 1 ;;
 	esac
-	/usr/bin/python3 "$HERE/compare.py" "$HERE/accepted_differences.txt" "$p" "$WORK/$p/out/regression.diffs" \
+	/usr/bin/python3 "$HERE/compare.py" "$ACCEPTED" "$p" "$WORK/$p/out/regression.diffs" \
 		"$WORK/observed_$p.txt" || FAILED=1
 done
 
+[ -z "$ACCEPTED_MISSING" ] || fail "no list of accepted differences for PostgreSQL $PG_MAJOR: $ACCEPTED_MISSING"
 summary="baseline ${TOOK_baseline}s"
 for p in $PASSES; do summary+=", pass $p $(eval echo "\$TOOK_$p")s"; done
 summary+="; ${SECONDS}s in all"
 tg_log "run time: $summary (suite $SRC_VERSION on server $PG_DEB_VERSION)"
 if [ "$FAILED" -ne 0 ]; then
 	echo "pgsuite: FAILED ($summary); outputs and the observed differences, in the format of"
-	echo "         accepted_differences.txt, are in $WORK/observed_*.txt"
+	echo "         $(basename "$ACCEPTED"), are in $WORK/observed_*.txt"
 	exit 1
 fi
 echo "pgsuite: no crash; every difference from the baseline is accepted ($summary)"
