@@ -367,7 +367,7 @@ COMMENT ON FUNCTION tenant_guard._generated_policies(regclass, name, text, regcl
 -- a protected table without one is reported (and lint() reports it as TG013).
 CREATE OR REPLACE FUNCTION tenant_guard.verify()
 RETURNS TABLE (tbl regclass, item text, expected text, actual text)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
