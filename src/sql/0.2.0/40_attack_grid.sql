@@ -275,6 +275,7 @@ CREATE TYPE tenant_guard._grid_target AS (
     plant      jsonb,      -- a row to plant in B: a copy of an existing row with B's id
     vars       jsonb       -- the placeholders of stmt and setup
 );
+REVOKE ALL ON TYPE tenant_guard._grid_target FROM PUBLIC;
 
 -- The placeholders of a vector's statements, as SQL text:
 --   {t} the table, {c} the tenant column, {a} and {b} the tenants as
@@ -379,7 +380,7 @@ $$;
 -- guard named guard ('' for "its guard") is not active; '' otherwise.
 CREATE FUNCTION tenant_guard._grid_guard_note(guard text)
 RETURNS text
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE WHEN guard IS NULL OR tenant_guard._runtime_guards() THEN ''
@@ -390,7 +391,7 @@ $$;
 -- The verdict on one attempt of a statement vector: {outcome, detail}.
 CREATE FUNCTION tenant_guard._grid_verdict(v tenant_guard.grid_vectors, n bigint, err_state text, err_message text)
 RETURNS text[]
-LANGUAGE sql STABLE PARALLEL RESTRICTED
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT CASE
