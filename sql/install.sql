@@ -27,6 +27,98 @@ SELECT p.oid::regprocedure AS function, provolatile AS vol, proisstrict AS stric
        proparallel AS par, prosecdef AS secdef
 FROM pg_proc p WHERE pronamespace = 'tenant_guard'::regnamespace ORDER BY p.oid::regprocedure::text;
 
+-- every function declares its volatility and parallel safety in the install
+-- scripts: in the CREATE FUNCTION that last defines it, or in a later ALTER
+-- FUNCTION. undeclared(script) lists those that do not, and those whose
+-- declaration is not what the catalog holds.
+CREATE FUNCTION pg_temp.undeclared(script text)
+RETURNS TABLE (name text, problem text)
+LANGUAGE plpgsql AS $body$
+DECLARE
+    line text;
+    cur text;            -- the function whose CREATE statement is being read
+    head text;
+    m text[];
+    decl jsonb := '{}';  -- name -> {vol, par}
+    kw constant text := '\m(IMMUTABLE|STABLE|VOLATILE)\M';
+    pkw constant text := '\mPARALLEL\s+(SAFE|RESTRICTED|UNSAFE)\M';
+BEGIN
+    FOREACH line IN ARRAY string_to_array(script, E'\n') LOOP
+        line := regexp_replace(line, '--.*$', '');
+        IF cur IS NULL THEN
+            m := regexp_match(line, '^CREATE\s+(OR\s+REPLACE\s+)?FUNCTION\s+tenant_guard\.(\w+)\s*\(', 'i');
+            IF m IS NOT NULL THEN
+                cur := m[2]; head := '';
+            ELSE
+                m := regexp_match(line, '^ALTER\s+FUNCTION\s+tenant_guard\.(\w+)\s*\([^)]*\)(.*)$', 'i');
+                IF m IS NOT NULL AND decl ? m[1] THEN
+                    decl := jsonb_set(decl, ARRAY[m[1]], decl -> m[1]
+                        || jsonb_strip_nulls(jsonb_build_object('vol', upper((regexp_match(m[2], kw, 'i'))[1]),
+                                                                'par', upper((regexp_match(m[2], pkw, 'i'))[1]))));
+                END IF;
+                CONTINUE;
+            END IF;
+        END IF;
+        -- the attributes: up to the body (AS $), or the whole statement (C, RETURN)
+        IF line ~ '^AS\s+\$' THEN
+            line := '';
+        ELSE
+            head := head || ' ' || line;
+            IF line !~ ';\s*$' THEN
+                CONTINUE;
+            END IF;
+        END IF;
+        decl := decl || jsonb_build_object(cur, jsonb_strip_nulls(jsonb_build_object(
+            'vol', upper((regexp_match(head, kw, 'i'))[1]), 'par', upper((regexp_match(head, pkw, 'i'))[1]))));
+        cur := NULL;
+    END LOOP;
+    RETURN QUERY
+    SELECT d.key, CASE WHEN NOT d.value ? 'vol' THEN 'no volatility'
+                       WHEN NOT d.value ? 'par' THEN 'no PARALLEL'
+                       ELSE 'declared ' || (d.value ->> 'vol') || ' PARALLEL ' || (d.value ->> 'par')
+                            || ', catalog says ' || p.provolatile::text || '/' || p.proparallel::text END
+    FROM jsonb_each(decl) d
+    LEFT JOIN pg_proc p ON p.pronamespace = 'tenant_guard'::regnamespace AND p.proname = d.key
+    WHERE NOT (d.value ? 'vol' AND d.value ? 'par')
+       OR (p.oid IS NOT NULL AND (left(d.value ->> 'vol', 1) <> upper(p.provolatile::text)
+                                  OR left(d.value ->> 'par', 1) <> upper(p.proparallel::text)))
+    ORDER BY 1;
+END
+$body$;
+-- it finds a missing volatility, a missing PARALLEL, one left to a later
+-- ALTER FUNCTION that never comes, and accepts one the ALTER completes
+SELECT * FROM pg_temp.undeclared($s$
+CREATE FUNCTION tenant_guard.no_vol(a int) RETURNS int
+LANGUAGE sql PARALLEL SAFE
+AS $$ SELECT 1 $$;
+CREATE OR REPLACE FUNCTION tenant_guard.no_par() RETURNS int
+LANGUAGE sql IMMUTABLE -- PARALLEL SAFE in a comment does not count
+RETURN 1;
+CREATE FUNCTION tenant_guard.c_no_par() RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg_x'
+LANGUAGE C STABLE;
+CREATE FUNCTION tenant_guard.altered() RETURNS int
+LANGUAGE sql STABLE
+AS $$ SELECT 1 $$;
+ALTER FUNCTION tenant_guard.altered() PARALLEL RESTRICTED;
+$s$) WHERE name NOT IN (SELECT proname FROM pg_proc WHERE pronamespace = 'tenant_guard'::regnamespace);
+-- the install scripts of this server, in update order: no function without
+-- its declarations, none declared otherwise than installed
+SELECT * FROM pg_temp.undeclared((
+    SELECT string_agg(pg_read_file(format('%s/extension/tenant_guard--%s.sql', c.setting, f.name)), E'\n' ORDER BY f.n)
+    FROM pg_config c,
+         (SELECT 0 AS n, '0.1.0' AS name
+          UNION ALL
+          SELECT s.n, s.step
+          FROM pg_extension_update_paths('tenant_guard') u, pg_extension e,
+               LATERAL (SELECT w.n, (string_to_array(u.path, '--'))[w.n] || '--' || (string_to_array(u.path, '--'))[w.n + 1]
+                        FROM generate_series(1, cardinality(string_to_array(u.path, '--')) - 1) w(n)) s(n, step)
+          WHERE u.source = '0.1.0' AND e.extname = 'tenant_guard' AND u.target = e.extversion) f
+    WHERE c.name = 'SHAREDIR'));
+SELECT count(*) > 100 AS scripts_read FROM regexp_matches((
+    SELECT pg_read_file(format('%s/extension/tenant_guard--0.1.0--0.2.0.sql', setting)) FROM pg_config
+    WHERE name = 'SHAREDIR'), '\nCREATE (OR REPLACE )?FUNCTION tenant_guard\.', 'g');
+
 -- privileges of an ordinary role
 CREATE ROLE regress_install_app;
 SELECT p.oid::regprocedure AS function,

@@ -22,7 +22,7 @@ SELECT tenant_guard._registry_acl('tenant_guard.app_roles',
 
 CREATE FUNCTION tenant_guard.register_app_role(role regrole, anonymous boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -47,7 +47,7 @@ COMMENT ON FUNCTION tenant_guard.register_app_role(regrole, boolean) IS
 
 CREATE FUNCTION tenant_guard.unregister_app_role(role regrole)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

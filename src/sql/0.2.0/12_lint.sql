@@ -27,7 +27,7 @@ AS $$
     ('TG015', 'error',   'other rights', 'a view without security_invoker whose owner bypasses row-level security'),
     ('TG016', 'info',    'other rights', 'a view over tenant tables without security_invoker'),
     ('TG017', 'error',   'other rights', 'a materialized view over tenant tables is readable by application roles'),
-    ('TG018', 'warning', 'other rights', 'a SECURITY DEFINER function touches tenant tables'),
+    ('TG018', 'error',   'other rights', 'a SECURITY DEFINER function touches tenant tables'),
     ('TG019', 'error',   'other rights', 'a SECURITY DEFINER function has no pinned search_path'),
     ('TG020', 'error',   'other rights', 'a rule on a tenant table'),
     ('TG021', 'error',   'other rights', 'a foreign-server user mapping for an application role or PUBLIC'),
@@ -76,7 +76,7 @@ COMMENT ON FUNCTION tenant_guard.lint_rules() IS
 --              findings on these are warnings
 CREATE FUNCTION tenant_guard._lint_tenant_tables()
 RETURNS TABLE (tbl regclass, tenant_column name, source text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH sys AS (
@@ -143,7 +143,7 @@ $$;
 -- row-level security, or a member of the owner without FORCE)?
 CREATE FUNCTION tenant_guard._lint_bypasses_rls(role oid, tbl regclass)
 RETURNS boolean
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT r.rolsuper OR r.rolbypassrls OR NOT c.relrowsecurity
@@ -176,7 +176,7 @@ $$;
 -- object name them for a message; target for ALTER ... RESET.
 CREATE FUNCTION tenant_guard._lint_setting_defaults()
 RETURNS TABLE (role oid, database oid, name text, value text, who text, object text, target text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT s.setrole, s.setdatabase, lower(split_part(c.cfg, '=', 1)), substr(c.cfg, strpos(c.cfg, '=') + 1),
@@ -192,16 +192,17 @@ AS $$
       AND (s.setrole = 0 OR s.setrole IN (SELECT a.role FROM tenant_guard.app_roles_in_effect() a))
 $$;
 
-CREATE FUNCTION tenant_guard._lint_findings()
-RETURNS TABLE (severity text, code text, object text, message text, hint text)
-LANGUAGE plpgsql STABLE
+-- Each _lint_*_findings() function returns the findings of some rules as
+-- (cap, code, object, message, hint). A finding's severity is its rule's in
+-- lint_rules(), lowered to cap when cap is set (a finding on a table found
+-- only by the heuristic is at most a warning, for example); lint() applies it.
+
+-- TG001 .. TG014: the tenant tables, their policies, partitions and children.
+CREATE FUNCTION tenant_guard._lint_table_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    ctx text := tenant_guard._lint_context_re();
-    src text := current_setting('tenant_guard.context_source', true);
-BEGIN
-    RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     tts AS (
         SELECT tt.*, c.relrowsecurity AS rls, c.relforcerowsecurity AS force, c.relowner, c.relkind,
@@ -219,69 +220,69 @@ BEGIN
           AND tenant_guard._lint_pins_tenant(pol.qual, pol.tenant_column)
           AND (pol.wcheck IS NULL OR tenant_guard._lint_pins_tenant(pol.wcheck, pol.tenant_column)))
     -- TG001 .. TG005: the tenant tables themselves
-    SELECT coalesce(cap, 'error'), 'TG001', tbl::text,
+    SELECT cap, 'TG001', tbl::text,
            format('tenant table %s does not have row-level security enabled', tbl),
            format('SELECT tenant_guard.protect(%L, %L);', tbl::text, tenant_column)
     FROM tts WHERE NOT rls
     UNION ALL
-    SELECT coalesce(cap, 'error'), 'TG002', tbl::text,
+    SELECT cap, 'TG002', tbl::text,
            format('row-level security on %s is not forced, so its owner sees and writes every tenant''s rows', tbl),
            format('ALTER TABLE %s FORCE ROW LEVEL SECURITY; or SELECT tenant_guard.protect(%L, %L);', tbl, tbl::text, tenant_column)
     FROM tts WHERE rls AND NOT force
     UNION ALL
-    SELECT coalesce(cap, 'error'), 'TG003', tbl::text,
+    SELECT cap, 'TG003', tbl::text,
            format('%s has no restrictive policy for all commands that pins %I to the tenant context', tbl, tenant_column),
            format('SELECT tenant_guard.protect(%L, %L); adds the tg_wall policy.', tbl::text, tenant_column)
     FROM tts WHERE rls AND tbl NOT IN (SELECT walls.tbl FROM walls)
     UNION ALL
-    SELECT coalesce(cap, 'error'), 'TG004', tbl::text,
+    SELECT cap, 'TG004', tbl::text,
            format('tenant column %I of %s is nullable; a row without a tenant belongs to nobody and confuses policies', tenant_column, tbl),
            format('ALTER TABLE %s ALTER COLUMN %I SET NOT NULL;', tbl, tenant_column)
     FROM tts JOIN pg_attribute a ON a.attrelid = tts.tbl AND a.attname = tts.tenant_column
     WHERE NOT a.attnotnull
     UNION ALL
-    SELECT coalesce(cap, 'warning'), 'TG005', tbl::text,
+    SELECT cap, 'TG005', tbl::text,
            format('no index of %s starts with tenant column %I, so every tenant-filtered query scans the table', tbl, tenant_column),
            format('CREATE INDEX ON %s (%I);', tbl, tenant_column)
     FROM tts JOIN pg_attribute a ON a.attrelid = tts.tbl AND a.attname = tts.tenant_column
     WHERE NOT EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = tts.tbl AND i.indkey[0] = a.attnum AND i.indpred IS NULL)
     -- TG006 .. TG012: the policies of tenant tables
     UNION ALL
-    SELECT coalesce(cap, 'warning'), 'TG006', format('%I ON %s', polname, tbl),
+    SELECT cap, 'TG006', format('%I ON %s', polname, tbl),
            format('policy %I on %s has USING but no WITH CHECK; new rows are checked only implicitly by USING', polname, tbl),
            'State WITH CHECK explicitly, with the tenant predicate, so a later change of USING cannot silently open writes.'
     FROM pol WHERE polcmd IN ('*', 'w') AND qual IS NOT NULL AND wcheck IS NULL
     UNION ALL
-    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' ELSE 'error' END), 'TG007',
+    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' END), 'TG007',
            format('%I ON %s', polname, tbl),
            format('permissive policy %I on %s lets rows be written without pinning %I to the tenant context', polname, tbl, tenant_column),
            format('Add "%I = (SELECT <context function>)" to its WITH CHECK, or let tenant_guard.allow() generate it.', tenant_column)
     FROM pol WHERE polpermissive AND polcmd IN ('*', 'a', 'w')
       AND NOT tenant_guard._lint_pins_tenant(coalesce(wcheck, qual), tenant_column)
     UNION ALL
-    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' ELSE 'error' END), 'TG008',
+    SELECT coalesce(cap, CASE WHEN tbl IN (SELECT walls.tbl FROM walls) THEN 'warning' END), 'TG008',
            format('%I ON %s', polname, tbl),
            format('permissive policy %I on %s shows rows without pinning %I to the tenant context', polname, tbl, tenant_column),
            format('Add "%I = (SELECT <context function>)" to its USING, or let tenant_guard.allow() generate it.', tenant_column)
     FROM pol WHERE polpermissive AND polcmd IN ('*', 'r', 'w', 'd')
       AND NOT tenant_guard._lint_pins_tenant(qual, tenant_column)
     UNION ALL
-    SELECT coalesce(cap, 'error'), 'TG009', format('%I ON %s', polname, tbl),
+    SELECT cap, 'TG009', format('%I ON %s', polname, tbl),
            format('policy %I on %s compares with IS [NOT] DISTINCT FROM, so a missing (NULL) tenant context matches rows with a NULL tenant', polname, tbl),
            'Compare with "=": NULL = NULL is not true, so no context means no rows.'
-    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* 'IS DISTINCT FROM' AND concat_ws(' ', qual, wcheck) ~* ctx
+    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* 'IS DISTINCT FROM' AND concat_ws(' ', qual, wcheck) ~* tenant_guard._lint_context_re()
     UNION ALL
-    SELECT coalesce(cap, 'error'), 'TG010', format('%I ON %s', polname, tbl),
+    SELECT cap, 'TG010', format('%I ON %s', polname, tbl),
            format('policy %I on %s wraps the tenant context in COALESCE, so a missing context falls back to a default tenant', polname, tbl),
            'Remove the COALESCE: a missing context must match no rows.'
-    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* ('COALESCE\([^;]*' || ctx)
+    FROM pol WHERE concat_ws(' ', qual, wcheck) ~* ('COALESCE\([^;]*' || tenant_guard._lint_context_re())
     UNION ALL
-    SELECT coalesce(cap, 'warning'), 'TG011', format('%I ON %s', polname, tbl),
+    SELECT cap, 'TG011', format('%I ON %s', polname, tbl),
            format('policy %I on %s calls a context function once per row instead of once per query', polname, tbl),
            'Wrap the call in a sub-select, e.g. org_id = (SELECT tenant_guard.current_user_org_id()).'
-    FROM pol WHERE regexp_replace(concat_ws(' ', qual, wcheck), '\(\s*SELECT\s+' || ctx, '', 'gi') ~* ctx
+    FROM pol WHERE regexp_replace(concat_ws(' ', qual, wcheck), '\(\s*SELECT\s+' || tenant_guard._lint_context_re(), '', 'gi') ~* tenant_guard._lint_context_re()
     UNION ALL
-    SELECT coalesce(max(cap), 'warning'), 'TG012', tbl::text,
+    SELECT max(cap), 'TG012', tbl::text,
            format('%s has %s permissive policies for %s (%s); they are OR-ed, so the weakest decides',
                   tbl, count(*), cmd, string_agg(quote_ident(polname), ', ' ORDER BY polname)),
            'Merge them into one policy per command, or let tenant_guard.allow() generate them.'
@@ -293,7 +294,7 @@ BEGIN
     -- TG013: drift from the generators (policies and default; RLS, FORCE and
     -- NOT NULL have their own rules)
     UNION ALL
-    SELECT 'error', 'TG013', v.tbl::text,
+    SELECT NULL, 'TG013', v.tbl::text,
            format('%s of %s differs from what tenant_guard generated: expected %s, found %s', v.item, v.tbl, v.expected, v.actual),
            format('SELECT tenant_guard.protect(%L); regenerates it.', v.tbl::text)
     FROM tenant_guard.verify() v
@@ -301,7 +302,7 @@ BEGIN
        OR (v.item LIKE 'tenant column %' AND v.actual = 'missing')
     -- TG014: partitions and children of tenant tables
     UNION ALL
-    SELECT 'error', 'TG014', d.child::text,
+    SELECT NULL, 'TG014', d.child::text,
            format('%s is a %s of tenant table %s but %s', d.child, d.kind, d.root,
                   CASE WHEN NOT c.relrowsecurity THEN 'has no row-level security, so reading it directly shows every tenant'
                        WHEN NOT c.relforcerowsecurity THEN 'does not force row-level security'
@@ -318,10 +319,15 @@ BEGIN
     WHERE d.child NOT IN (SELECT tts.tbl FROM tts)
       AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity
            OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = d.child AND NOT p.polpermissive AND p.polcmd = '*'
-                          AND tenant_guard._lint_pins_tenant(pg_get_expr(p.polqual, p.polrelid), d.tenant_column)));
+                          AND tenant_guard._lint_pins_tenant(pg_get_expr(p.polqual, p.polrelid), d.tenant_column)))
+$$;
 
-    -- TG015 .. TG021: objects that run with other rights
-    RETURN QUERY
+-- TG015 .. TG017: views and materialized views over tenant tables.
+CREATE FUNCTION tenant_guard._lint_view_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
     deps AS (
@@ -339,21 +345,21 @@ BEGIN
                coalesce((SELECT o.option_value FROM pg_options_to_table(c.reloptions) o
                          WHERE o.option_name = 'security_invoker'), 'false') IN ('true', 'on', 'yes', '1') AS invoker
         FROM v JOIN pg_class c ON c.oid = v.view)
-    SELECT 'error', 'TG015', deps.view::text,
+    SELECT NULL::text, 'TG015', deps.view::text,
            format('view %s runs with the rights of its owner %s, who bypasses row-level security on %s, so it shows every tenant''s rows',
                   deps.view, pg_get_userbyid(deps.relowner), string_agg(deps.base::text, ', ' ORDER BY deps.base::text)),
            format('ALTER VIEW %s SET (security_invoker = true);', deps.view)
     FROM deps WHERE deps.relkind = 'v' AND NOT deps.invoker AND tenant_guard._lint_bypasses_rls(deps.relowner, deps.base)
     GROUP BY deps.view, deps.relowner
     UNION ALL
-    SELECT 'info', 'TG016', deps.view::text,
+    SELECT NULL, 'TG016', deps.view::text,
            format('view %s over tenant tables runs with its owner''s rights; policies that test current_user see the owner', deps.view),
            format('ALTER VIEW %s SET (security_invoker = true);', deps.view)
     FROM deps WHERE deps.relkind = 'v' AND NOT deps.invoker
       AND NOT EXISTS (SELECT 1 FROM deps d2 WHERE d2.view = deps.view AND tenant_guard._lint_bypasses_rls(d2.relowner, d2.base))
     GROUP BY deps.view
     UNION ALL
-    SELECT 'error', 'TG017', deps.view::text,
+    SELECT NULL, 'TG017', deps.view::text,
            format('materialized view %s stores rows of every tenant of %s and has no row-level security, yet %s can read it',
                   deps.view, min(deps.base::text),
                   (SELECT string_agg(x, ', ' ORDER BY x) FROM (
@@ -364,9 +370,16 @@ BEGIN
     FROM deps WHERE deps.relkind = 'm'
       AND (EXISTS (SELECT 1 FROM apps a WHERE has_table_privilege(a.role, deps.view, 'SELECT'))
            OR EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e WHERE c.oid = deps.view AND e.grantee = 0))
-    GROUP BY deps.view;
+    GROUP BY deps.view
+$$;
 
-    RETURN QUERY
+-- TG018 .. TG021, TG049: functions, rules and user mappings that run with other
+-- rights.
+CREATE FUNCTION tenant_guard._lint_definer_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
     WITH tt AS (SELECT t.*, c.relname FROM tenant_guard._lint_tenant_tables() t JOIN pg_class c ON c.oid = t.tbl),
     apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
     fns AS (
@@ -376,7 +389,7 @@ BEGIN
           AND n.nspname NOT LIKE 'pg\_%'
           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
                           AND d.deptype = 'e'))
-    SELECT CASE WHEN bool_or(tenant_guard._lint_bypasses_rls(fns.proowner, tt.tbl)) THEN 'error' ELSE 'warning' END,
+    SELECT CASE WHEN NOT bool_or(tenant_guard._lint_bypasses_rls(fns.proowner, tt.tbl)) THEN 'warning' END,
            'TG018', fns.fn::text,
            format('SECURITY DEFINER function %s touches tenant table %s with the rights of %s%s', fns.fn,
                   string_agg(tt.tbl::text, ', ' ORDER BY tt.tbl::text), pg_get_userbyid(fns.proowner),
@@ -386,43 +399,48 @@ BEGIN
     FROM fns JOIN tt ON fns.prosrc ~* ('\m' || tt.relname || '\M')
     GROUP BY fns.fn, fns.proowner
     UNION ALL
-    SELECT 'error', 'TG019', fns.fn::text,
+    SELECT NULL, 'TG019', fns.fn::text,
            format('SECURITY DEFINER function %s does not pin search_path, so a caller can make it run their own objects', fns.fn),
            format('ALTER FUNCTION %s SET search_path = pg_catalog, pg_temp;', fns.fn)
     FROM fns WHERE NOT EXISTS (SELECT 1 FROM unnest(fns.proconfig) s WHERE s LIKE 'search\_path=%')
     UNION ALL
-    SELECT 'error', 'TG020', format('%I ON %s', r.rulename, r.ev_class::regclass),
+    SELECT NULL, 'TG020', format('%I ON %s', r.rulename, r.ev_class::regclass),
            format('rule %I on tenant table %s rewrites statements before row-level security sees them', r.rulename, r.ev_class::regclass),
            format('DROP RULE %I ON %s; use a trigger instead.', r.rulename, r.ev_class::regclass)
     FROM pg_rewrite r WHERE r.ev_class IN (SELECT tt.tbl FROM tt) AND r.rulename <> '_RETURN'
     UNION ALL
-    SELECT 'error', 'TG021', format('user mapping for %s server %I', coalesce(nullif(m.usename, 'public'), 'PUBLIC'), m.srvname),
+    SELECT NULL, 'TG021', format('user mapping for %s server %I', coalesce(nullif(m.usename, 'public'), 'PUBLIC'), m.srvname),
            format('%s can reach foreign server %I through a stored user mapping, outside tenant isolation',
                   CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE m.usename::text END, m.srvname),
            format('DROP USER MAPPING FOR %s SERVER %I;', CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname)
     FROM pg_user_mappings m WHERE m.umuser = 0 OR m.umuser IN (SELECT a.role FROM apps a)
     UNION ALL
     -- built-in functions have OIDs below FirstNormalObjectId (16384)
-    SELECT 'warning', 'TG049', p.oid::regprocedure::text,
+    SELECT NULL, 'TG049', p.oid::regprocedure::text,
            format('function %s is LEAKPROOF: the planner may run it on the rows of every tenant before the row-level security filters, so whatever it reveals about its arguments (an error, a notice, a write, its timing) reaches the caller',
                   p.oid::regprocedure),
            format('ALTER FUNCTION %s NOT LEAKPROOF; (unless it provably reveals nothing about its arguments)', p.oid::regprocedure)
-    FROM pg_proc p WHERE p.proleakproof AND p.oid >= 16384;
+    FROM pg_proc p WHERE p.proleakproof AND p.oid >= 16384
+$$;
 
-    -- TG022 .. TG024: uniqueness and references across tenants
-    RETURN QUERY
+-- TG022 .. TG024: uniqueness and references across tenants.
+CREATE FUNCTION tenant_guard._lint_key_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
     WITH tt AS (
         SELECT t.*, a.attnum AS tenant_attnum, CASE WHEN t.source = 'heuristic' THEN 'warning' END AS cap
         FROM tenant_guard._lint_tenant_tables() t
         JOIN pg_attribute a ON a.attrelid = t.tbl AND a.attname = t.tenant_column)
-    SELECT 'warning', 'TG022', i.indexrelid::regclass::text,
+    SELECT NULL::text, 'TG022', i.indexrelid::regclass::text,
            format('unique index %s on %s does not include tenant column %I: inserting a key another tenant uses fails, which tells that it exists',
                   i.indexrelid::regclass, tt.tbl, tt.tenant_column),
            format('Make the key (%I, ...): e.g. a primary key on (%I, id).', tt.tenant_column, tt.tenant_column)
     FROM tt JOIN pg_index i ON i.indrelid = tt.tbl
     WHERE i.indisunique AND NOT (tt.tenant_attnum = ANY (i.indkey::int2[]))
     UNION ALL
-    SELECT coalesce(src.cap, 'error'), 'TG023', format('%I ON %s', con.conname, src.tbl),
+    SELECT src.cap, 'TG023', format('%I ON %s', con.conname, src.tbl),
            format('foreign key %I from %s to %s does not include the tenant column, so a row can reference another tenant''s row (and learn that it exists)',
                   con.conname, src.tbl, dst.tbl),
            format('Reference (%I, ...) from (%I, ...): FOREIGN KEY (%I, <columns>) REFERENCES %s (%I, <columns>).',
@@ -434,35 +452,40 @@ BEGIN
       AND NOT EXISTS (SELECT 1 FROM generate_subscripts(con.conkey, 1) k
                       WHERE con.conkey[k] = src.tenant_attnum AND con.confkey[k] = dst.tenant_attnum)
     UNION ALL
-    SELECT 'info', 'TG024', format('%s.%I', tt.tbl, a.attname),
+    SELECT NULL, 'TG024', format('%s.%I', tt.tbl, a.attname),
            format('%s.%I takes values from one sequence shared by all tenants; its values reveal how much other tenants insert',
                   tt.tbl, a.attname),
            'Use random keys (uuid) where the rate of other tenants'' inserts matters, or accept it knowingly.'
     FROM tt JOIN pg_attribute a ON a.attrelid = tt.tbl AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%';
+    WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'
+$$;
 
-    -- TG025 .. TG035, TG041 .. TG043: application roles
-    RETURN QUERY
+-- TG025 .. TG035, TG041 .. TG043, TG045, TG046: application roles.
+CREATE FUNCTION tenant_guard._lint_app_role_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     apps AS (SELECT a.*, r.rolname, r.rolsuper, r.rolbypassrls, r.rolreplication
              FROM tenant_guard.app_roles_in_effect() a JOIN pg_roles r ON r.oid = a.role)
-    SELECT 'error', 'TG025', apps.rolname::text,
+    SELECT NULL::text, 'TG025', apps.rolname::text,
            format('application role %I is a superuser, so row-level security never applies to it', apps.rolname),
            format('ALTER ROLE %I NOSUPERUSER; (give the application its own non-superuser role)', apps.rolname)
     FROM apps WHERE apps.rolsuper
     UNION ALL
-    SELECT 'error', 'TG026', apps.rolname::text,
+    SELECT NULL, 'TG026', apps.rolname::text,
            format('application role %I has BYPASSRLS, so row-level security never applies to it', apps.rolname),
            format('ALTER ROLE %I NOBYPASSRLS;', apps.rolname)
     FROM apps WHERE apps.rolbypassrls AND NOT apps.rolsuper
     UNION ALL
-    SELECT 'error', 'TG027', apps.rolname::text,
+    SELECT NULL, 'TG027', apps.rolname::text,
            format('application role %I has REPLICATION and can stream every tenant''s changes', apps.rolname),
            format('ALTER ROLE %I NOREPLICATION;', apps.rolname)
     FROM apps WHERE apps.rolreplication AND NOT apps.rolsuper
     UNION ALL
-    SELECT 'error', 'TG028', apps.rolname::text,
+    SELECT NULL, 'TG028', apps.rolname::text,
            format('application role %I %s tenant tables %s, so it can disable row-level security or change policies',
                   apps.rolname,
                   CASE WHEN c.relowner = apps.role THEN 'owns' ELSE format('is a member of %I, the owner of', pg_get_userbyid(c.relowner)) END,
@@ -472,7 +495,7 @@ BEGIN
     WHERE NOT apps.rolsuper AND pg_has_role(apps.role, c.relowner, 'MEMBER')
     GROUP BY apps.rolname, apps.role, c.relowner
     UNION ALL
-    SELECT CASE p.priv WHEN 'REFERENCES' THEN 'warning' ELSE 'error' END,
+    SELECT NULL,
            CASE p.priv WHEN 'TRUNCATE' THEN 'TG029' WHEN 'REFERENCES' THEN 'TG030' ELSE 'TG031' END,
            apps.rolname::text,
            format('application role %I has %s on tenant table %s; %s', apps.rolname, p.priv, tt.tbl,
@@ -484,20 +507,20 @@ BEGIN
     WHERE NOT apps.rolsuper AND has_table_privilege(apps.role, tt.tbl, p.priv)
       AND NOT pg_has_role(apps.role, (SELECT c.relowner FROM pg_class c WHERE c.oid = tt.tbl), 'MEMBER')
     UNION ALL
-    SELECT 'warning', 'TG032', apps.rolname::text,
+    SELECT NULL, 'TG032', apps.rolname::text,
            format('application role %I can create objects in schema %I (functions, views, tables that shadow yours)', apps.rolname, n.nspname),
            format('REVOKE CREATE ON SCHEMA %I FROM %I;', n.nspname, apps.rolname)
     FROM apps, pg_namespace n
     WHERE NOT apps.rolsuper AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')
       AND n.nspname NOT LIKE 'pg\_%' AND has_schema_privilege(apps.role, n.oid, 'CREATE')
     UNION ALL
-    SELECT 'error', 'TG033', apps.rolname::text,
+    SELECT NULL, 'TG033', apps.rolname::text,
            format('application role %I is a member of %s and can read, write or run anything the server can', apps.rolname, g.g),
            format('REVOKE %s FROM %I;', g.g, apps.rolname)
     FROM apps, (VALUES ('pg_read_server_files'), ('pg_write_server_files'), ('pg_execute_server_program')) g(g)
     WHERE NOT apps.rolsuper AND pg_has_role(apps.role, g.g, 'MEMBER')
     UNION ALL
-    SELECT 'warning', 'TG034', apps.rolname::text,
+    SELECT NULL, 'TG034', apps.rolname::text,
            format('application role %I can read %s, which shows statements run for every tenant', apps.rolname,
                   string_agg(s.what, ', ' ORDER BY s.what)),
            format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
@@ -514,7 +537,7 @@ BEGIN
     WHERE NOT apps.rolsuper
     GROUP BY apps.rolname
     UNION ALL
-    SELECT 'error', 'TG035', tt.tbl::text,
+    SELECT NULL, 'TG035', tt.tbl::text,
            format('%s has %s on tenant table %s', x.who, x.privs, tt.tbl),
            format('REVOKE ALL ON %s FROM %s;', tt.tbl, x.who)
     FROM tt, LATERAL (
@@ -527,18 +550,18 @@ BEGIN
         WHERE apps.anonymous AND has_table_privilege(apps.role, tt.tbl, p.priv)
         GROUP BY apps.rolname) x
     UNION ALL
-    SELECT 'info', 'TG041', 'tenant_guard.app_roles',
+    SELECT NULL, 'TG041', 'tenant_guard.app_roles',
            'no application role is registered, so every login role that is not a superuser is checked as one',
            'SELECT tenant_guard.register_app_role(''<the role your application connects as>'');'
     WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.app_roles)
     UNION ALL
-    SELECT 'warning', 'TG042', apps.rolname::text,
+    SELECT NULL, 'TG042', apps.rolname::text,
            format('application role %I can use large objects, which belong to no tenant', apps.rolname),
            format('SELECT tenant_guard.harden_app_role(%L);', apps.rolname)
     FROM apps WHERE NOT apps.rolsuper AND has_function_privilege(apps.role, 'pg_catalog.lo_open(oid, integer)', 'EXECUTE')
     UNION ALL
     -- the owners of tenant tables are TG028; predefined roles TG033/TG034
-    SELECT 'warning', 'TG043', apps.rolname::text,
+    SELECT NULL, 'TG043', apps.rolname::text,
            format('application role %I can SET ROLE to %s, which lint and the runtime guards do not treat as an application role',
                   apps.rolname, string_agg(quote_ident(r.rolname), ', ' ORDER BY r.rolname)),
            format('SELECT tenant_guard.register_app_role(<role>); for each, or REVOKE <role> FROM %I;', apps.rolname)
@@ -553,25 +576,30 @@ BEGIN
                                              'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')))
     GROUP BY apps.rolname
     UNION ALL
-    SELECT 'warning', 'TG045', apps.rolname::text,
+    SELECT NULL, 'TG045', apps.rolname::text,
            format('application role %I can create temporary objects in database %I: behind a transaction pooler, a temporary view or function it plants shadows your tables for the next client, whatever its tenant',
                   apps.rolname, current_database()),
            format('SELECT tenant_guard.harden_app_role(%L); (revokes TEMPORARY on this database from PUBLIC and the role)', apps.rolname)
     FROM apps WHERE NOT apps.rolsuper AND has_database_privilege(apps.role, current_database(), 'TEMPORARY')
     UNION ALL
-    SELECT 'warning', 'TG046', apps.rolname::text,
+    SELECT NULL, 'TG046', apps.rolname::text,
            format('the sessions of application role %I record their statement text (track_activities), which every other session of the role, whatever its tenant, reads in pg_stat_activity: tokens, claims and literals included',
                   apps.rolname),
            format('SELECT tenant_guard.harden_app_role(%L); (ALTER ROLE %I SET track_activities = off)', apps.rolname, apps.rolname)
     FROM apps
-    WHERE NOT apps.rolsuper AND coalesce(tenant_guard._lint_role_setting(apps.role, 'track_activities')::boolean, true);
+    WHERE NOT apps.rolsuper AND coalesce(tenant_guard._lint_role_setting(apps.role, 'track_activities')::boolean, true)
+$$;
 
-    -- TG044: a parent without row-level security above tenant tables. Reading
-    -- a parent applies the parent's policies only, so its partitions' and
-    -- children's rows of every tenant come through it.
-    RETURN QUERY
+-- TG044: a parent without row-level security above tenant tables. Reading
+-- a parent applies the parent's policies only, so its partitions' and
+-- children's rows of every tenant come through it.
+CREATE FUNCTION tenant_guard._lint_parent_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables())
-    SELECT DISTINCT 'error', 'TG044', i.inhparent::regclass::text,
+    SELECT DISTINCT NULL::text, 'TG044', i.inhparent::regclass::text,
            format('%s has no row-level security but its %s %s %s a tenant table: reading %s shows every tenant''s rows of it',
                   i.inhparent::regclass, CASE WHEN p.relkind = 'p' THEN 'partition' ELSE 'child' END, i.inhrelid::regclass,
                   'is', i.inhparent::regclass),
@@ -581,24 +609,30 @@ BEGIN
     JOIN tt ON tt.tbl = i.inhrelid
     JOIN pg_class p ON p.oid = i.inhparent
     WHERE NOT p.relrowsecurity
-      AND i.inhparent NOT IN (SELECT tt2.tbl FROM tt tt2 WHERE tt2.source <> 'heuristic');
+      AND i.inhparent NOT IN (SELECT tt2.tbl FROM tt tt2 WHERE tt2.source <> 'heuristic')
+$$;
 
-    -- TG036 .. TG040: the context settings and the server
-    RETURN QUERY
-    SELECT 'warning', 'TG036', 'tenant_guard.context_source',
-           format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', src),
+-- TG036 .. TG040, TG047, TG048, TG050: the context settings, the server
+-- and the settings of application roles.
+CREATE FUNCTION tenant_guard._lint_setting_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT NULL::text, 'TG036', 'tenant_guard.context_source',
+           format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', current_setting('tenant_guard.context_source', true)),
            'Use context_source = signed and tenant_guard.set_context(<token signed by your auth service>).'
-    WHERE src IN ('setting', 'claims')
+    WHERE current_setting('tenant_guard.context_source', true) IN ('setting', 'claims')
     UNION ALL
     -- the same chosen per role or per database for some sessions only
-    SELECT 'warning', 'TG036', e.object,
+    SELECT NULL, 'TG036', e.object,
            format('%s sets context_source = %s: its sessions, or a SQL injection through them, can set any tenant they like',
                   e.who, e.value),
            format('ALTER %s RESET tenant_guard.context_source; (or SET it to ''signed'')', e.target)
     FROM tenant_guard._lint_setting_defaults() e
     WHERE e.name = 'tenant_guard.context_source' AND lower(e.value) IN ('setting', 'claims')
     UNION ALL
-    SELECT CASE WHEN e.name = 'session_replication_role' THEN 'error' ELSE 'warning' END, 'TG048', e.object,
+    SELECT CASE WHEN e.name <> 'session_replication_role' THEN 'warning' END, 'TG048', e.object,
            format('%s sets %s = %s: %s', e.who, e.name, e.value,
                   CASE WHEN e.name = 'session_replication_role'
                            THEN 'ordinary and event triggers do not fire in its sessions (the audit log, foreign keys, the guards on protected tables)'
@@ -623,17 +657,17 @@ BEGIN
        -- the token and claim settings, chosen for an application role's sessions only
        OR (e.role <> 0 AND (e.name LIKE 'tenant\_guard.jwt\_%' OR e.name LIKE 'tenant\_guard.%\_claim'))
     UNION ALL
-    SELECT 'warning', 'TG050', 'tenant_guard.literal_token',
+    SELECT NULL, 'TG050', 'tenant_guard.literal_token',
            'literal_token is warn: set_context() accepts a token written into the statement text, where every other session of the application role can read it until set_context() removes it',
            'ALTER SYSTEM RESET tenant_guard.literal_token; (refuse) and pass tokens as bind parameters.'
     WHERE current_setting('tenant_guard.literal_token', true) = 'warn'
     UNION ALL
-    SELECT 'warning', 'TG037', 'tenant_guard.require_context',
+    SELECT NULL, 'TG037', 'tenant_guard.require_context',
            'require_context is off: a statement without a tenant context silently sees no rows instead of failing',
            'ALTER SYSTEM SET tenant_guard.require_context = on; (or ALTER DATABASE ... SET)'
     WHERE NOT coalesce(current_setting('tenant_guard.require_context', true)::boolean, false)
     UNION ALL
-    SELECT 'error', 'TG038',
+    SELECT NULL, 'TG038',
            CASE WHEN s.setrole = 0 THEN format('database %s', d.datname) ELSE coalesce(pg_get_userbyid(s.setrole), '?')::text END,
            format('%s sets a default for %s, so sessions start inside a tenant without anybody choosing it',
                   CASE WHEN s.setrole = 0 THEN format('database %I', d.datname)
@@ -649,17 +683,17 @@ BEGIN
       AND split_part(c.cfg, '=', 1) IN ('tenant_guard.org_id', 'tenant_guard.user_id', 'tenant_guard.role',
                                         'tenant_guard.scopes', 'tenant_guard.signed_context', 'request.jwt.claims')
     UNION ALL
-    SELECT 'warning', 'TG039', 'server_version',
+    SELECT NULL, 'TG039', 'server_version',
            tenant_guard._server_version_warning(current_setting('server_version_num')::integer),
            'Upgrade PostgreSQL to the latest minor release.'
     WHERE tenant_guard._server_version_warning(current_setting('server_version_num')::integer) IS NOT NULL
     UNION ALL
-    SELECT 'warning', 'TG040', 'shared_preload_libraries',
+    SELECT NULL, 'TG040', 'shared_preload_libraries',
            'tenant_guard is not in shared_preload_libraries, so TRUNCATE and EXPLAIN ANALYZE by application roles are not refused',
            'ALTER SYSTEM SET shared_preload_libraries = ''tenant_guard''; and restart the server.'
     WHERE NOT tenant_guard._runtime_guards()
     UNION ALL
-    SELECT 'warning', 'TG040', s.name,
+    SELECT NULL, 'TG040', s.name,
            format('%s is off, so application roles may %s', s.name, s.what),
            format('ALTER SYSTEM RESET %s;', s.name)
     FROM (VALUES ('tenant_guard.block_app_truncate', 'run TRUNCATE on tenant tables'),
@@ -670,7 +704,7 @@ BEGIN
     UNION ALL
     -- TG047: bind parameters (a token passed to set_context($1) included) in
     -- the server log, with the settings in effect for each application role
-    SELECT 'warning', 'TG047', l.rolname::text,
+    SELECT NULL, 'TG047', l.rolname::text,
            format('%s of application role %I are written to the server log with their bind parameters, a token passed to set_context($1) included (%s)',
                   CASE WHEN l.logged AND NOT l.max_length_zero THEN 'statements' ELSE 'failing statements' END, l.rolname,
                   concat_ws(', ',
@@ -700,19 +734,30 @@ BEGIN
                                      || tenant_guard._lint_role_setting(r.oid, 'log_transaction_sample_rate') END), '') AS why
                 FROM tenant_guard.app_roles_in_effect() x JOIN pg_roles r ON r.oid = x.role
                 WHERE NOT r.rolsuper) v) l
-    WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero;
+    WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero
+$$;
 
-    -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
-    -- TG060: an exempted table with a tenant column (the guarded schema's, or
-    -- one named like a tenant column in use): lint's tenant-table rules skip
-    -- exempted tables, so nothing else would report it
-    RETURN QUERY
+-- TG060 .. TG069: lifecycle, support sessions and the migration guardrail.
+--   TG060: an exempted table with a tenant column (the guarded schema's, or
+--   one named like a tenant column in use): lint's tenant-table rules skip
+--   exempted tables, so nothing else would report it.
+--   TG061: a step of a support-session redemption that a role can call on its
+--   own (only begin_support_session and the SECURITY DEFINER functions may).
+--   TG062: registry rows naming a relation that no longer exists (dropped
+--   without the event triggers, or a temporary table gone with its session)
+--   or a temporary table of a session; export and purge skip them.
+CREATE FUNCTION tenant_guard._lint_registry_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM (
     WITH names AS (
         SELECT DISTINCT x.col FROM (
             SELECT p.tenant_column AS col FROM tenant_guard.protected_tables p
             UNION SELECT g.tenant_column FROM tenant_guard.guarded_schemas g
             UNION SELECT 'org_id'::name) x)
-    SELECT 'warning', 'TG060', e.tbl::text,
+    SELECT NULL::text, 'TG060', e.tbl::text,
            format('table %s is exempted from tenant protection (%s) but has tenant column %I: every role that can read it sees all of its rows, of every tenant',
                   e.tbl, e.reason, a.attname),
            format('SELECT tenant_guard.protect(%L, %L); or drop the column if the table holds no tenant data.', e.tbl::text, a.attname)
@@ -724,12 +769,11 @@ BEGIN
         SELECT a.attname FROM pg_attribute a
         WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
           AND (a.attname = g.tenant_column OR (g.schema_name IS NULL AND a.attname IN (SELECT col FROM names)))
-        ORDER BY a.attnum LIMIT 1) a;
-
-    -- TG061: a step of a support-session redemption that a role can call on its
-    -- own (only begin_support_session and the SECURITY DEFINER functions may)
-    RETURN QUERY
-    SELECT 'error', 'TG061', f.fn::text,
+        ORDER BY a.attnum LIMIT 1) a
+    ) tg060
+    UNION ALL
+    SELECT * FROM (
+    SELECT NULL::text, 'TG061', f.fn::text,
            format('internal support-session function %s is executable by %s: called on its own, a redemption step can be observed before it is committed (a token tested without being redeemed or audited)',
                   f.fn, string_agg(f.who, ', ' ORDER BY f.who)),
            format('REVOKE EXECUTE ON FUNCTION %s FROM %s;', f.fn, string_agg(f.who, ', ' ORDER BY f.who))
@@ -740,13 +784,11 @@ BEGIN
             AND p.proname IN ('_support_redeem', '_support_stage', '_support_end', '_support_active_grant',
                               '_support_check_toplevel')
             AND e.privilege_type = 'EXECUTE' AND e.grantee <> p.proowner) f
-    GROUP BY f.fn;
-
-    -- TG062: registry rows naming a relation that no longer exists (dropped
-    -- without the event triggers, or a temporary table gone with its session)
-    -- or a temporary table of a session; export and purge skip them
-    RETURN QUERY
-    SELECT 'warning', 'TG062', r.tbl::text,
+    GROUP BY f.fn
+    ) tg061
+    UNION ALL
+    SELECT * FROM (
+    SELECT NULL::text, 'TG062', r.tbl::text,
            format('registry %s has a row for relation %s, %s', r.registry, r.tbl,
                   CASE WHEN c.oid IS NULL THEN 'which no longer exists' ELSE 'a temporary table of a session' END),
            format('As a superuser: DELETE FROM %s WHERE tbl::oid = %s;', r.registry, r.tbl::oid)
@@ -755,19 +797,42 @@ BEGIN
           UNION SELECT 'tenant_guard.access_rules', a.tbl FROM tenant_guard.access_rules a
           UNION SELECT 'tenant_guard.audited_tables', t.tbl FROM tenant_guard.audited_tables t) r
     LEFT JOIN pg_class c ON c.oid = r.tbl
-    WHERE c.oid IS NULL OR c.relpersistence = 't';
-END
+    WHERE c.oid IS NULL OR c.relpersistence = 't'
+    ) tg062
+$$;
+
+-- Every finding of every rule.
+CREATE FUNCTION tenant_guard._lint_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM tenant_guard._lint_table_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_view_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_definer_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_key_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_app_role_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_parent_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_setting_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_registry_findings()
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
 -- TG014 reports only the unregistered ones.
 
 CREATE FUNCTION tenant_guard.lint()
 RETURNS TABLE (severity text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT f.* FROM tenant_guard._lint_findings() f
-    ORDER BY array_position(ARRAY['error', 'warning', 'info'], f.severity), f.code, f.object, f.message
+    -- the rule's severity, lowered to the finding's cap (a finding of a code
+    -- lint_rules() does not list would be a bug: it is reported as an error)
+    SELECT s.severity, f.code, f.object, f.message, f.hint
+    FROM tenant_guard._lint_findings() f
+    LEFT JOIN tenant_guard.lint_rules() r ON r.code = f.code,
+    LATERAL (SELECT CASE WHEN array_position(ARRAY['error', 'warning', 'info'], f.cap)
+                              > array_position(ARRAY['error', 'warning', 'info'], coalesce(r.severity, 'error'))
+                         THEN f.cap ELSE coalesce(r.severity, 'error') END AS severity) s
+    ORDER BY array_position(ARRAY['error', 'warning', 'info'], s.severity), f.code, f.object, f.message
 $$;
 COMMENT ON FUNCTION tenant_guard.lint() IS
     'Audits tenant isolation: one row per finding, with severity, stable code (docs/lint.md), object and fix.';
@@ -776,7 +841,7 @@ COMMENT ON FUNCTION tenant_guard.lint() IS
 -- last statement of a migration, or a CI step (psql -v ON_ERROR_STOP=1).
 CREATE FUNCTION tenant_guard.assert_clean(min_severity text DEFAULT 'error')
 RETURNS void
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -804,38 +869,20 @@ $$;
 COMMENT ON FUNCTION tenant_guard.assert_clean(text) IS
     'Raises one error listing lint() findings at min_severity or worse; returns quietly when there are none.';
 
--- Applies the lint fixes that are safe to automate for one application role
--- and returns the statements it ran. Needs a superuser (it changes role
--- attributes, memberships and privileges on pg_catalog functions).
-CREATE FUNCTION tenant_guard.harden_app_role(role regrole)
-RETURNS SETOF text
-LANGUAGE plpgsql
+-- The statements harden_app_role() runs for role, in order: what lint() would
+-- report about it that is safe to fix automatically.
+CREATE FUNCTION tenant_guard._harden_statements(role regrole)
+RETURNS text[]
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r pg_roles;
-    stmt text;
     stmts text[] := '{}';
     x record;
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
-        RAISE EXCEPTION 'permission denied to harden role %', role USING ERRCODE = 'insufficient_privilege',
-            DETAIL = 'Hardening changes role attributes, memberships and privileges on system functions.',
-            HINT = 'Run it as a superuser, e.g. in the migration that creates the application role.';
-    END IF;
     SELECT * INTO r FROM pg_roles WHERE oid = role;
-    IF r.rolsuper THEN
-        RAISE EXCEPTION 'role % is a superuser', role USING ERRCODE = 'object_not_in_prerequisite_state',
-            DETAIL = 'Row-level security never applies to a superuser; hardening cannot make it a safe application role.',
-            HINT = 'Create a separate role for the application: CREATE ROLE app LOGIN; and harden that.';
-    END IF;
-    IF r.rolname LIKE 'pg\_%' THEN
-        RAISE EXCEPTION 'cannot harden predefined role %', role USING ERRCODE = 'invalid_parameter_value';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM tenant_guard.app_roles a WHERE a.role = harden_app_role.role) THEN
+    IF NOT EXISTS (SELECT 1 FROM tenant_guard.app_roles a WHERE a.role = _harden_statements.role) THEN
         stmts := stmts || format('SELECT tenant_guard.register_app_role(%L)', r.rolname);
     END IF;
     IF r.rolbypassrls OR r.rolreplication THEN
@@ -858,7 +905,7 @@ BEGIN
     LOOP
         stmts := stmts || format('REVOKE ALL ON %s FROM PUBLIC', x.tbl);
     END LOOP;
-    IF (SELECT a.anonymous FROM tenant_guard.app_roles a WHERE a.role = harden_app_role.role) THEN
+    IF (SELECT a.anonymous FROM tenant_guard.app_roles a WHERE a.role = _harden_statements.role) THEN
         FOR x IN SELECT t.tbl FROM tenant_guard._lint_tenant_tables() t
                  WHERE has_table_privilege(role, t.tbl, 'SELECT, INSERT, UPDATE, DELETE, TRUNCATE, REFERENCES, TRIGGER')
                  ORDER BY t.tbl::text
@@ -958,6 +1005,41 @@ BEGIN
         stmts := stmts || format('ALTER ROLE %I%s RESET %s', r.rolname,
                                  CASE WHEN x.datname IS NULL THEN '' ELSE format(' IN DATABASE %I', x.datname) END, x.name);
     END LOOP;
+    RETURN stmts;
+END
+$$;
+
+-- Applies the lint fixes that are safe to automate for one application role
+-- and returns the statements it ran. Needs a superuser (it changes role
+-- attributes, memberships and privileges on pg_catalog functions).
+CREATE FUNCTION tenant_guard.harden_app_role(role regrole)
+RETURNS SETOF text
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r pg_roles;
+    stmt text;
+    stmts text[];
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'permission denied to harden role %', role USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Hardening changes role attributes, memberships and privileges on system functions.',
+            HINT = 'Run it as a superuser, e.g. in the migration that creates the application role.';
+    END IF;
+    SELECT * INTO r FROM pg_roles WHERE oid = role;
+    IF r.rolsuper THEN
+        RAISE EXCEPTION 'role % is a superuser', role USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'Row-level security never applies to a superuser; hardening cannot make it a safe application role.',
+            HINT = 'Create a separate role for the application: CREATE ROLE app LOGIN; and harden that.';
+    END IF;
+    IF r.rolname LIKE 'pg\_%' THEN
+        RAISE EXCEPTION 'cannot harden predefined role %', role USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    stmts := tenant_guard._harden_statements(role);
     FOREACH stmt IN ARRAY stmts LOOP
         EXECUTE stmt;
         RETURN NEXT stmt;
@@ -992,7 +1074,16 @@ COMMENT ON FUNCTION tenant_guard.harden_app_role(regrole) IS
     'Applies the lint fixes that are safe to automate for an application role; returns the statements it ran.';
 
 REVOKE ALL ON FUNCTION tenant_guard.harden_app_role(regrole) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._harden_statements(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_table_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_view_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_definer_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_key_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_app_role_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_parent_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_setting_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_registry_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_role_setting(oid, text) FROM PUBLIC;

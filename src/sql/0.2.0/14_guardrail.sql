@@ -26,7 +26,7 @@ COMMENT ON FUNCTION tenant_guard._guard_require(regclass) IS
 -- with row_security = off (pg_dump's output sets it) reading them would fail.
 CREATE FUNCTION tenant_guard._guard_on_alter()
 RETURNS event_trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 SET row_security = on
 AS $$

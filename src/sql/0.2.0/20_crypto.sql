@@ -56,7 +56,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.key_events', '');
 CREATE FUNCTION tenant_guard._tenant_keys_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'tg__relcache_changed'
-LANGUAGE C;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._tenant_keys_changed() IS
     'Internal: every backend drops its cached tenant keys when tenant_guard.tenant_keys changes.';
 REVOKE ALL ON FUNCTION tenant_guard._tenant_keys_changed() FROM PUBLIC;
@@ -207,7 +207,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.secrets', '');
 
 CREATE FUNCTION tenant_guard._require_tenant()
 RETURNS uuid
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -225,7 +225,7 @@ COMMENT ON FUNCTION tenant_guard._require_tenant() IS 'Internal: the current ten
 
 CREATE FUNCTION tenant_guard.put_secret(name text, value text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -243,7 +243,7 @@ COMMENT ON FUNCTION tenant_guard.put_secret(text, text) IS 'Stores (or replaces)
 
 CREATE FUNCTION tenant_guard.get_secret(name text)
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -259,7 +259,7 @@ COMMENT ON FUNCTION tenant_guard.get_secret(text) IS 'A named secret of the curr
 
 CREATE FUNCTION tenant_guard.delete_secret(name text)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -278,7 +278,7 @@ COMMENT ON FUNCTION tenant_guard.delete_secret(text) IS 'Deletes a named secret 
 -----------------------------------------------------------------------------
 CREATE FUNCTION tenant_guard.encrypted_view(tbl regclass, columns name[], view_name name)
 RETURNS regclass
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -100,7 +100,7 @@ CREATE POLICY tg_audit_reader ON tenant_guard.audit_log AS PERMISSIVE FOR SELECT
 -- partitions, through purge_audit().
 CREATE FUNCTION tenant_guard._audit_log_refuse()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -133,7 +133,7 @@ CREATE TRIGGER tg_append_only_truncate BEFORE TRUNCATE ON tenant_guard.audit_log
 -- still wait for each other; the second finds the partition made.
 CREATE FUNCTION tenant_guard._audit_partition_for(at timestamptz, OUT lo timestamptz, OUT hi timestamptz,
                                                   OUT part regclass)
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -168,7 +168,7 @@ REVOKE ALL ON FUNCTION tenant_guard._audit_partition_for(timestamptz) FROM PUBLI
 -- (enable_audit() runs with the caller's rights and calls it).
 CREATE FUNCTION tenant_guard._audit_partitions_ahead()
 RETURNS void
-LANGUAGE sql SECURITY DEFINER
+LANGUAGE sql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT count((tenant_guard._audit_partition_for(pg_catalog.now() + pg_catalog.make_interval(months => m))).part)
@@ -260,7 +260,7 @@ COMMENT ON FUNCTION tenant_guard._audit_flush() IS
 
 CREATE FUNCTION tenant_guard._audit_refuse_truncate()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -276,7 +276,7 @@ COMMENT ON FUNCTION tenant_guard._audit_refuse_truncate() IS
 -- The statement triggers of an audited table or partition (idempotent).
 CREATE FUNCTION tenant_guard._audit_statement_triggers(rel regclass)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -299,7 +299,7 @@ COMMENT ON FUNCTION tenant_guard._audit_statement_triggers(regclass) IS
 CREATE FUNCTION tenant_guard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}',
                                           redact_columns name[] DEFAULT '{}')
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -378,7 +378,7 @@ COMMENT ON FUNCTION tenant_guard.enable_audit(regclass, name[], name[]) IS
 
 CREATE FUNCTION tenant_guard.disable_audit(tbl regclass)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -408,7 +408,7 @@ COMMENT ON FUNCTION tenant_guard.disable_audit(regclass) IS 'Stops auditing a ta
 -- caller's rights (05_event_triggers.sql says why).
 CREATE FUNCTION tenant_guard._audit_on_ddl()
 RETURNS event_trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 SET row_security = on
 AS $$
@@ -459,7 +459,7 @@ CREATE EVENT TRIGGER tenant_guard_audit_ddl ON ddl_command_end
 
 CREATE FUNCTION tenant_guard._audit_on_drop()
 RETURNS event_trigger
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -527,7 +527,7 @@ CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.a
 -- tenant data); granted to nobody by default (docs/audit.md: auditor role).
 CREATE FUNCTION tenant_guard.verify_audit(org uuid DEFAULT NULL, since timestamptz DEFAULT NULL)
 RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -646,7 +646,7 @@ COMMENT ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) IS
 -- verify_audit() can link the first remaining seal to the purged ones.
 CREATE FUNCTION tenant_guard.purge_audit()
 RETURNS TABLE (partition_name text, from_ts timestamptz, to_ts timestamptz, row_count bigint)
-LANGUAGE plpgsql SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -730,7 +730,7 @@ COMMENT ON FUNCTION tenant_guard._csv_line(text[]) IS
 -- everything as platform auditor).
 CREATE FUNCTION tenant_guard.audit_csv(org uuid, from_ts timestamptz, to_ts timestamptz)
 RETURNS SETOF text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN

@@ -14,7 +14,7 @@
 
 CREATE FUNCTION tenant_guard._registry_check_relation()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -29,7 +29,7 @@ CREATE FUNCTION tenant_guard._grid_attempt(app_role regrole, source text, org te
                                            OUT n bigint, OUT err_state text, OUT err_message text,
                                            OUT err_constraint text, OUT result jsonb)
 RETURNS record
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -105,7 +105,7 @@ $$;
 -- when with_identity), restricted to the keys of template when given.
 CREATE FUNCTION tenant_guard._grid_columns(rel regclass, template jsonb, with_identity boolean)
 RETURNS text
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
@@ -118,7 +118,7 @@ $$;
 -- INSERT INTO rel (cols) SELECT cols FROM jsonb_populate_record(NULL::rel, row) [suffix].
 CREATE FUNCTION tenant_guard._grid_insert(rel regclass, row_value jsonb, with_identity boolean, suffix text)
 RETURNS text
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -137,7 +137,7 @@ $$;
 -- row when val is NULL; NULL when there is none.
 CREATE FUNCTION tenant_guard._grid_row(rel regclass, col name, val text)
 RETURNS jsonb
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -157,7 +157,7 @@ $$;
 -- values for them instead of a unique violation.
 CREATE FUNCTION tenant_guard._grid_fresh(rel regclass, template jsonb)
 RETURNS jsonb
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT template - coalesce(ARRAY(
@@ -172,7 +172,7 @@ $$;
 -- directly or through other views.
 CREATE FUNCTION tenant_guard._grid_dependent_views(rel regclass)
 RETURNS TABLE (view regclass, relkind "char")
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH RECURSIVE v(oid) AS (
@@ -194,7 +194,7 @@ $$;
 -- the best account it can get); without rules, none is needed.
 CREATE FUNCTION tenant_guard._grid_context(rel regclass, OUT in_role text, OUT scopes text)
 RETURNS record
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -214,161 +214,262 @@ BEGIN
 END
 $$;
 
--- Every vector against one table. a, b: the two tenants as text; src: the
--- configured context source (for the context vectors).
-CREATE FUNCTION tenant_guard._grid_table(app_role regrole, t regclass, tc name, a text, b text, src text,
-                                         lock_ms integer)
-RETURNS TABLE (vector text, outcome text, detail text)
-LANGUAGE plpgsql VOLATILE
+-- The vectors, as data: one row per vector. run names the function that runs
+-- it (tenant_guard._grid_run_*, with the signature of _grid_run_statement);
+-- _grid_run_statement runs the rows that are one statement as tenant A
+-- (stmt, mode, setup), judged by judge:
+--   read, write  _grid_judge(): rows seen or written are a leak
+--   runs         the statement running at all is a leak; an error whose
+--                SQLSTATE is in refusals blocks it (detail: blocked_text, or
+--                the refusal); guard names the runtime guard a leak's detail
+--                says is inactive without preloading ('' for "its guard")
+--   residual     the statement running (with rows, in mode value) is a
+--                residual channel
+--   probe        SQLSTATE 22P02 (the probe's cast error) is a leak
+-- needs: the rows the vector needs (a: tenant A's, b: tenant B's, other:
+-- another tenant's than A, any: any row); without them it is skipped.
+-- Placeholders in stmt and setup ({t}, {c}, {a}, {b}, ...): _grid_vars().
+-- This is code, not configuration: the install script creates it, pg_dump
+-- leaves it out, and only a superuser reads it (docs/attack-grid.md).
+CREATE TABLE tenant_guard.grid_vectors (
+    id           text PRIMARY KEY,
+    class        text NOT NULL CHECK (class IN ('read', 'write', 'plant', 'oracle', 'context', 'privilege',
+                                                'other rights', 'session', 'residual')),
+    tries        text NOT NULL,
+    matters      text NOT NULL,
+    needs        text CHECK (needs IN ('a', 'b', 'other', 'any')),
+    run          text NOT NULL DEFAULT '_grid_run_statement' CHECK (run ~ '^_grid_run_[a-z_]+$'),
+    stmt         text,
+    mode         text CHECK (mode IN ('value', 'rows', 'json')),
+    judge        text CHECK (judge IN ('read', 'write', 'runs', 'residual', 'probe')),
+    setup        text[],
+    refusals     text[] NOT NULL DEFAULT '{42501}',
+    guard        text,
+    leak_text    text,
+    blocked_text text,
+    params       jsonb,
+    CHECK (run <> '_grid_run_statement' OR (stmt IS NOT NULL AND mode IS NOT NULL AND judge IS NOT NULL))
+);
+REVOKE ALL ON TABLE tenant_guard.grid_vectors FROM PUBLIC;
+COMMENT ON TABLE tenant_guard.grid_vectors IS
+    'Internal: the attack grid''s vectors (id, class, what it tries, why it matters, how it is run); part of the extension''s code, not dumped.';
+
+-- What every vector needs to know about one table, computed once per table.
+CREATE TYPE tenant_guard._grid_target AS (
+    app_role   regrole,
+    t          regclass,
+    tc         name,
+    a          text,       -- tenant A
+    b          text,       -- tenant B
+    src        text,       -- the configured context source
+    lock_ms    integer,
+    ctx_role   text,       -- tenant A's in-tenant role and scopes (_grid_context)
+    ctx_scopes text,
+    owner      regrole,
+    force      boolean,
+    has_a      boolean,    -- rows of A, of B, of another tenant than A, any row
+    has_b      boolean,
+    has_other  boolean,
+    has_any    boolean,
+    row_b      jsonb,      -- a row of B (NULL when none)
+    plant      jsonb,      -- a row to plant in B: a copy of an existing row with B's id
+    vars       jsonb       -- the placeholders of stmt and setup
+);
+REVOKE ALL ON TYPE tenant_guard._grid_target FROM PUBLIC;
+
+-- The placeholders of a vector's statements, as SQL text:
+--   {t} the table, {c} the tenant column, {a} and {b} the tenants as
+--   literals, {uc} a column an UPDATE sets to itself, {cols} the columns an
+--   INSERT may name, {plant_insert} an INSERT of the planted row,
+--   {plant} the planted row as a literal, {plant_cols} and {plant_vals} its
+--   columns (for MERGE ... INSERT (cols) VALUES (s.cols)), {oid} the table's
+--   oid, {relname} its name (unqualified), {select_all} a SELECT of every row
+--   when the role may read the table (else SELECT 1).
+CREATE FUNCTION tenant_guard._grid_vars(t regclass, tc name, a text, b text, app_role regrole, plant jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    ghost constant text := 'ffffffff-ffff-4fff-bfff-ffffffffffff';
-    no_b constant text := 'tenant B has no rows in this table; pass seed => true';
-    q text := t::text;
-    c text := quote_ident(tc);
-    la text := quote_literal(a);
-    lb text := quote_literal(b);
-    rel record;
-    has_a boolean;
-    has_b boolean;
-    has_other boolean;
-    has_any boolean;
-    row_b jsonb;
-    row_a jsonb;
-    row_any jsonb;
-    plant jsonb;
     uc text;
-    res record;
-    j text[];
-    j2 text[];
-    stmt text;
-    x record;
-    y record;
-    found_any boolean;
-    count_b text;
-    claim_path text[];
-    claims_b jsonb;
-    token text;
-    arbiter record;
-    r_tmpl jsonb;
-    r_tc name;
-    ctx_role text;
-    ctx_scopes text;
-    rls_applies boolean;
-    baseline bigint;
-    tbl_name name;
-    not_preloaded constant text := ' (tenant_guard is not in shared_preload_libraries, so its guard is not active)';
+    plant_cols text := tenant_guard._grid_columns(t, plant, false);
 BEGIN
-    SELECT c.in_role, c.scopes INTO ctx_role, ctx_scopes FROM tenant_guard._grid_context(t) c;
-    SELECT cl.relowner::regrole AS owner, (SELECT o.rolname FROM pg_roles o WHERE o.oid = cl.relowner) AS owner_name,
-           cl.relforcerowsecurity AS force, cl.relrowsecurity AS rls, cl.relkind
-    INTO rel FROM pg_class cl WHERE cl.oid = t;
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE %s = %s), EXISTS (SELECT FROM %s WHERE %s = %s), '
-                   'EXISTS (SELECT FROM %s WHERE %s IS DISTINCT FROM %s), EXISTS (SELECT FROM %s)',
-                   q, c, la, q, c, lb, q, c, la, q)
-        INTO has_a, has_b, has_other, has_any;
-    row_b := tenant_guard._grid_row(t, tc, b);
-    row_a := tenant_guard._grid_row(t, tc, a);
-    row_any := tenant_guard._grid_row(t, tc, NULL);
-    plant := coalesce(row_b, row_a, row_any, '{}'::jsonb) || jsonb_build_object(tc, b);
     -- the column an UPDATE sets to itself: one app_role may update, not the tenant column
     SELECT quote_ident(at.attname) INTO uc FROM pg_attribute at
     WHERE at.attrelid = t AND at.attnum > 0 AND NOT at.attisdropped AND at.attgenerated = ''
       AND at.attidentity <> 'a' AND at.attname <> tc
     ORDER BY has_column_privilege(app_role, t, at.attnum, 'UPDATE') DESC, at.attnum LIMIT 1;
-    uc := coalesce(uc, c);
-    count_b := format('SELECT count(*) FROM (SELECT FROM %s WHERE %s = %s LIMIT 100) s', q, c, lb);
+    RETURN jsonb_build_object(
+        't', t::text, 'c', quote_ident(tc), 'a', quote_literal(a), 'b', quote_literal(b),
+        'uc', coalesce(uc, quote_ident(tc)), 'cols', tenant_guard._grid_columns(t, NULL, false),
+        'plant_insert', tenant_guard._grid_insert(t, plant, false, NULL), 'plant', quote_literal(plant),
+        'plant_cols', plant_cols, 'oid', t::oid::text,
+        'relname', (SELECT quote_ident(c.relname) FROM pg_class c WHERE c.oid = t),
+        'select_all', CASE WHEN has_table_privilege(app_role, t, 'SELECT') THEN 'SELECT * FROM ' || t::text
+                           ELSE 'SELECT 1' END,
+        'plant_vals', (SELECT string_agg('s.' || col, ', ') FROM regexp_split_to_table(plant_cols, ', ') col));
+END
+$$;
 
-    ---------------------------------------------------------------- reads
-    vector := 'read_other_tenant';
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL, count_b, 'value', lock_ms);
-        j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-                                      'tenant A read %n row(s) of tenant B', 'no row of tenant B was visible');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'read_unfiltered';
-    IF NOT has_other THEN
-        outcome := 'skipped'; detail := 'no rows of another tenant than A in this table; pass seed => true';
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM (SELECT FROM %s WHERE %s IS DISTINCT FROM %s LIMIT 100) s', q, c, la),
-            'value', lock_ms);
-        j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-                                      'an unfiltered read as tenant A returned %n row(s) of other tenants',
-                                      'an unfiltered read returned only rows of tenant A');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'read_for_update';
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM (SELECT FROM %s WHERE %s = %s LIMIT 100 FOR UPDATE) s', q, c, lb),
-            'value', lock_ms);
-        j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-                                      'SELECT ... FOR UPDATE locked %n row(s) of tenant B',
-                                      'SELECT ... FOR UPDATE reached no row of tenant B');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    ---------------------------------------------------------------- writes to B's rows
-    FOR x IN SELECT * FROM (VALUES
-        ('update_other_tenant', format('UPDATE %s SET %s = %s WHERE %s = %s', q, uc, uc, c, lb), 'rows',
-         'UPDATE changed %n row(s) of tenant B', 'UPDATE reached no row of tenant B'),
-        ('update_returning', format('UPDATE %s SET %s = %s WHERE %s = %s RETURNING %s', q, uc, uc, c, lb, c), 'rows',
-         'UPDATE ... RETURNING returned %n row(s) of tenant B', 'UPDATE ... RETURNING reached no row of tenant B'),
-        ('delete_other_tenant', format('DELETE FROM %s WHERE %s = %s', q, c, lb), 'rows',
-         'DELETE removed %n row(s) of tenant B', 'DELETE reached no row of tenant B'),
-        ('delete_returning', format('DELETE FROM %s WHERE %s = %s RETURNING %s', q, c, lb, c), 'rows',
-         'DELETE ... RETURNING returned %n row(s) of tenant B', 'DELETE ... RETURNING reached no row of tenant B'),
-        ('cte_write', format('WITH x AS (DELETE FROM %s WHERE %s = %s RETURNING 1) SELECT count(*) FROM x', q, c, lb),
-         'value', 'a data-modifying WITH deleted %n row(s) of tenant B',
-         'a data-modifying WITH reached no row of tenant B'),
-        ('merge_update_other_tenant',
-         format('MERGE INTO %s x USING (SELECT 1) s ON x.%s = %s WHEN MATCHED THEN UPDATE SET %s = x.%s', q, c, lb,
-                uc, uc), 'rows', 'MERGE ... UPDATE changed %n row(s) of tenant B',
-         'MERGE ... UPDATE matched no row of tenant B'),
-        ('merge_delete_other_tenant',
-         format('MERGE INTO %s x USING (SELECT 1) s ON x.%s = %s WHEN MATCHED THEN DELETE', q, c, lb), 'rows',
-         'MERGE ... DELETE removed %n row(s) of tenant B', 'MERGE ... DELETE matched no row of tenant B'),
-        ('copy_out', format('COPY (SELECT * FROM %s WHERE %s = %s) TO %L', q, c, lb, '/dev/null'), 'rows',
-         'COPY ... TO copied %n row(s) of tenant B', 'COPY ... TO copied no row of tenant B')
-        ) v(name, sql, mode, leak_text, blocked_text)
+-- template with each {name} replaced by vars ->> name, in one pass (a
+-- replaced value is never scanned again).
+CREATE FUNCTION tenant_guard._grid_expand(template text, vars jsonb)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    done text := '';
+    rest text := template;
+    m text[];
+BEGIN
     LOOP
-        vector := x.name;
-        IF NOT has_b THEN
-            outcome := 'skipped'; detail := no_b;
-        ELSE
-            res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL, x.sql, x.mode, lock_ms);
-            j := tenant_guard._grid_judge(CASE WHEN x.name = 'copy_out' THEN 'read' ELSE 'write' END,
-                                          res.n, res.err_state, res.err_message, x.leak_text, x.blocked_text);
-            outcome := j[1]; detail := j[2];
+        m := regexp_match(rest, '^(.*?)\{([a-z_]+)\}(.*)$', 's');
+        EXIT WHEN m IS NULL;
+        IF NOT vars ? m[2] THEN
+            RAISE EXCEPTION 'unknown placeholder {%} in an attack grid vector', m[2]
+                USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        RETURN NEXT;
+        done := done || m[1] || coalesce(vars ->> m[2], '');
+        rest := m[3];
     END LOOP;
+    RETURN done || rest;
+END
+$$;
 
-    ---------------------------------------------------------------- rows planted in B, rows moved to B
-    vector := 'insert_into_other_tenant';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-                                      tenant_guard._grid_insert(t, plant, false, NULL), 'rows', lock_ms);
-    j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-                                  'tenant A inserted a row of tenant B', 'the row of tenant B was not inserted');
-    outcome := j[1]; detail := j[2];
+-- Everything the vectors need to know about table t.
+CREATE FUNCTION tenant_guard._grid_prepare(app_role regrole, t regclass, tc name, a text, b text, src text,
+                                           lock_ms integer)
+RETURNS tenant_guard._grid_target
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g tenant_guard._grid_target;
+BEGIN
+    g.app_role := app_role; g.t := t; g.tc := tc; g.a := a; g.b := b; g.src := src; g.lock_ms := lock_ms;
+    SELECT c.in_role, c.scopes INTO g.ctx_role, g.ctx_scopes FROM tenant_guard._grid_context(t) c;
+    SELECT cl.relowner::regrole, cl.relforcerowsecurity INTO g.owner, g.force FROM pg_class cl WHERE cl.oid = t;
+    EXECUTE format('SELECT EXISTS (SELECT FROM %1$s WHERE %2$I = %3$L), EXISTS (SELECT FROM %1$s WHERE %2$I = %4$L), '
+                   'EXISTS (SELECT FROM %1$s WHERE %2$I IS DISTINCT FROM %3$L), EXISTS (SELECT FROM %1$s)',
+                   t, tc, a, b)
+        INTO g.has_a, g.has_b, g.has_other, g.has_any;
+    g.row_b := tenant_guard._grid_row(t, tc, b);
+    g.plant := coalesce(g.row_b, tenant_guard._grid_row(t, tc, a), tenant_guard._grid_row(t, tc, NULL), '{}'::jsonb)
+               || jsonb_build_object(tc, b);
+    g.vars := tenant_guard._grid_vars(t, tc, a, b, app_role, g.plant);
+    RETURN g;
+END
+$$;
+
+-- One attempt as the application role in tenant A's context (or org's), as
+-- _grid_attempt.
+CREATE FUNCTION tenant_guard._grid_try(g tenant_guard._grid_target, stmt text, mode text, setup text[] DEFAULT NULL,
+                                       org text DEFAULT NULL,
+                                       OUT n bigint, OUT err_state text, OUT err_message text,
+                                       OUT err_constraint text, OUT result jsonb)
+RETURNS record
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT * FROM tenant_guard._grid_attempt(g.app_role, 'setting', coalesce(org, g.a), g.ctx_role, g.ctx_scopes,
+                                             NULL, setup, stmt, mode, g.lock_ms)
+$$;
+
+-- ' (tenant_guard is not in shared_preload_libraries, ...)' when the runtime
+-- guard named guard ('' for "its guard") is not active; '' otherwise.
+CREATE FUNCTION tenant_guard._grid_guard_note(guard text)
+RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN guard IS NULL OR tenant_guard._runtime_guards() THEN ''
+                ELSE format(' (tenant_guard is not in shared_preload_libraries, so its %sguard is not active)',
+                            nullif(guard || ' ', ' ')) END
+$$;
+
+-- The verdict on one attempt of a statement vector: {outcome, detail}.
+CREATE FUNCTION tenant_guard._grid_verdict(v tenant_guard.grid_vectors, n bigint, err_state text, err_message text)
+RETURNS text[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN v.judge IN ('read', 'write') THEN
+            tenant_guard._grid_judge(v.judge, n, err_state, err_message, v.leak_text, v.blocked_text)
+        WHEN v.judge = 'runs' AND err_state IS NULL THEN
+            ARRAY['leak', v.leak_text || tenant_guard._grid_guard_note(v.guard)]
+        WHEN v.judge = 'runs' AND err_state = ANY (v.refusals) THEN
+            ARRAY['blocked', coalesce(v.blocked_text, 'refused: ' || err_message)]
+        WHEN v.judge = 'residual' AND err_state IS NULL AND coalesce(n, 1) > 0 THEN ARRAY['residual', v.leak_text]
+        WHEN v.judge = 'residual' THEN tenant_guard._grid_judge('read', n, err_state, err_message, '', v.blocked_text)
+        WHEN v.judge = 'probe' AND err_state = '22P02' THEN ARRAY['leak', v.leak_text]
+        WHEN v.judge = 'probe' AND (err_state IS NULL OR err_state = ANY (v.refusals)) THEN
+            ARRAY['blocked', coalesce('refused: ' || err_message, v.blocked_text)]
+        ELSE ARRAY['skipped', format('could not decide: %s (SQLSTATE %s)', err_message, err_state)]
+    END
+$$;
+
+-- The vectors that are one statement run as tenant A.
+CREATE FUNCTION tenant_guard._grid_run_statement(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record;
+    j text[];
+BEGIN
+    res := tenant_guard._grid_try(g, tenant_guard._grid_expand(v.stmt, g.vars), v.mode,
+                                  ARRAY(SELECT tenant_guard._grid_expand(s, g.vars) FROM unnest(v.setup) s));
+    v.leak_text := tenant_guard._grid_expand(v.leak_text, g.vars);
+    j := tenant_guard._grid_verdict(v, res.n, res.err_state, res.err_message);
+    vector := v.id; outcome := j[1]; detail := j[2];
     RETURN NEXT;
+END
+$$;
 
-    vector := 'upsert_into_other_tenant';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-                                      tenant_guard._grid_insert(t, plant, false, 'ON CONFLICT DO NOTHING'), 'rows',
-                                      lock_ms);
+-- Every vector against one table. a, b: the two tenants as text; src: the
+-- configured context source (for the context vectors).
+CREATE FUNCTION tenant_guard._grid_table(app_role regrole, t regclass, tc name, a text, b text, src text,
+                                         lock_ms integer)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g tenant_guard._grid_target := tenant_guard._grid_prepare(app_role, t, tc, a, b, src, lock_ms);
+    v tenant_guard.grid_vectors;
+BEGIN
+    FOR v IN SELECT * FROM tenant_guard.grid_vectors x ORDER BY x.id LOOP
+        IF (v.needs = 'a' AND NOT g.has_a) OR (v.needs = 'b' AND NOT g.has_b)
+           OR (v.needs = 'other' AND NOT g.has_other) OR (v.needs = 'any' AND NOT g.has_any) THEN
+            vector := v.id; outcome := 'skipped';
+            detail := CASE v.needs WHEN 'a' THEN 'tenant A has no rows in this table; pass seed => true'
+                                   WHEN 'b' THEN 'tenant B has no rows in this table; pass seed => true'
+                                   WHEN 'other' THEN 'no rows of another tenant than A in this table; pass seed => true'
+                                   ELSE 'the table has no rows; pass seed => true' END;
+            RETURN NEXT;
+        ELSE
+            RETURN QUERY EXECUTE format('SELECT * FROM tenant_guard.%I($1, $2)', v.run) USING g, v;
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- upsert_into_other_tenant: a row of B inserted ON CONFLICT DO NOTHING; a
+-- silent conflict means the policies accepted the row.
+CREATE FUNCTION tenant_guard._grid_run_upsert_into(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record := tenant_guard._grid_try(g, tenant_guard._grid_insert(g.t, g.plant, false, 'ON CONFLICT DO NOTHING'),
+                                         'rows');
+    j text[];
+BEGIN
+    vector := v.id;
     IF res.err_state IS NULL THEN
         outcome := 'leak';
         detail := CASE WHEN res.n > 0 THEN 'INSERT ... ON CONFLICT DO NOTHING planted a row of tenant B'
@@ -378,161 +479,158 @@ BEGIN
         outcome := j[1]; detail := j[2];
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    vector := 'upsert_update_other_tenant';
-    -- B's key inserted as tenant A with ON CONFLICT ... DO UPDATE: does the
-    -- update reach B's row? (conflict target: a unique index on plain
-    -- columns, one without the tenant column first)
-    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord) AS cols,
-           bool_or(at.attname = tc) AS has_tc INTO arbiter
+-- The unique index on plain columns (not partial) an oracle conflicts on:
+-- with without_tenant, only one without the tenant column; otherwise one
+-- without the tenant column first. relname NULL when there is none.
+CREATE FUNCTION tenant_guard._grid_arbiter(t regclass, tc name, without_tenant boolean,
+                                           OUT relname name, OUT cols text, OUT has_tc boolean)
+RETURNS record
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord), bool_or(at.attname = tc)
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
     JOIN pg_attribute at ON at.attrelid = t AND at.attnum = k.attnum
     WHERE i.indrelid = t AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-    GROUP BY ic.relname ORDER BY bool_or(at.attname = tc), ic.relname LIMIT 1;
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSIF arbiter.relname IS NULL THEN
+      AND NOT (without_tenant AND EXISTS (SELECT 1 FROM pg_attribute tca WHERE tca.attrelid = t AND tca.attname = tc
+                                          AND tca.attnum = ANY (i.indkey)))
+    GROUP BY ic.relname ORDER BY bool_or(at.attname = tc), ic.relname LIMIT 1
+$$;
+
+-- upsert_update_other_tenant: B's key inserted as tenant A with ON CONFLICT
+-- ... DO UPDATE: does the update reach B's row?
+CREATE FUNCTION tenant_guard._grid_run_upsert_update(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    arbiter record;
+    res record;
+    j text[];
+BEGIN
+    SELECT * INTO arbiter FROM tenant_guard._grid_arbiter(g.t, g.tc, false);
+    vector := v.id;
+    IF arbiter.relname IS NULL THEN
         outcome := 'skipped'; detail := 'no unique index on plain columns to conflict on';
     ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            'WITH u AS (' || tenant_guard._grid_insert(t, CASE WHEN arbiter.has_tc THEN row_b
-                                                               ELSE row_b || jsonb_build_object(tc, a) END, true,
-                format('ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s RETURNING %s', arbiter.cols, uc, uc, c))
-            || format(') SELECT count(*) FROM u WHERE %s = %s', c, lb), 'value', lock_ms);
+        res := tenant_guard._grid_try(g,
+            'WITH u AS (' || tenant_guard._grid_insert(g.t, CASE WHEN arbiter.has_tc THEN g.row_b
+                                                                 ELSE g.row_b || jsonb_build_object(g.tc, g.a) END, true,
+                format('ON CONFLICT (%s) DO UPDATE SET %s = EXCLUDED.%s RETURNING %I', arbiter.cols, g.vars ->> 'uc',
+                       g.vars ->> 'uc', g.tc))
+            || format(') SELECT count(*) FROM u WHERE %I = %L', g.tc, g.b), 'value');
         j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
             format('INSERT ... ON CONFLICT (%s) DO UPDATE changed a row of tenant B', arbiter.cols),
             format('INSERT ... ON CONFLICT (%s) DO UPDATE did not reach a row of tenant B', arbiter.cols));
         outcome := j[1]; detail := j[2];
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    vector := 'merge_insert_other_tenant';
-    stmt := tenant_guard._grid_columns(t, plant, false);
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('MERGE INTO %s x USING (SELECT * FROM pg_catalog.jsonb_populate_record(NULL::%s, %L::jsonb)) s ON false '
-               'WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)', q, q, plant, stmt,
-               (SELECT string_agg('s.' || col, ', ') FROM regexp_split_to_table(stmt, ', ') col)),
-        'rows', lock_ms);
-    j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-                                  'MERGE ... INSERT planted a row of tenant B', 'MERGE ... INSERT planted no row of tenant B');
-    outcome := j[1]; detail := j[2];
-    RETURN NEXT;
-
-    vector := 'insert_select_other_tenant';
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSE
-        stmt := tenant_guard._grid_columns(t, NULL, false);
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('INSERT INTO %s (%s) SELECT %s FROM %s WHERE %s = %s', q, stmt, stmt, q, c, lb), 'rows', lock_ms);
-        j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-                                      'INSERT ... SELECT copied %n row(s) of tenant B',
-                                      'INSERT ... SELECT read no row of tenant B');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'update_move_to_other_tenant';
-    IF NOT has_a THEN
-        outcome := 'skipped'; detail := 'tenant A has no rows in this table; pass seed => true';
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('UPDATE %s SET %s = %s WHERE %s = %s', q, c, lb, c, la), 'rows', lock_ms);
-        j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-                                      'UPDATE moved %n row(s) of tenant A into tenant B',
-                                      'no row of tenant A could be updated (so none was moved)');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'copy_in';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL, format('COPY %s FROM %L', q, '/dev/null'),
-                                      'rows', lock_ms);
-    IF res.err_state IS NULL THEN
+-- unique_oracle: B's row inserted as a row of A; a unique violation on an
+-- index without the tenant column (anywhere in the partition tree) tells A
+-- the key exists.
+CREATE FUNCTION tenant_guard._grid_run_unique_oracle(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record := tenant_guard._grid_try(g, tenant_guard._grid_insert(g.t, g.row_b || jsonb_build_object(g.tc, g.a),
+                                                                      true, NULL), 'rows');
+BEGIN
+    vector := v.id;
+    IF res.err_state = '23505' AND NOT EXISTS (
+            WITH RECURSIVE tree(rel) AS (
+                SELECT g.t::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
+            SELECT 1 FROM tree JOIN pg_index i ON i.indrelid = tree.rel
+            JOIN pg_class ic ON ic.oid = i.indexrelid
+            JOIN pg_attribute at ON at.attrelid = tree.rel AND at.attname = g.tc
+            WHERE ic.relname = res.err_constraint AND at.attnum = ANY (i.indkey)) THEN
         outcome := 'leak';
-        detail := 'COPY ... FROM ran: row-level security does not apply to the role here, so COPY can load rows of '
-                  'any tenant';
-    ELSIF res.err_state IN ('42501', '0A000') THEN
+        detail := format('unique index %s does not include the tenant column: inserting tenant B''s key as '
+                         'tenant A fails, which tells A the key exists', quote_ident(res.err_constraint));
+    ELSIF res.err_state IS NULL OR res.err_state IN ('23505', '23503', '42501') THEN
+        outcome := 'blocked';
+        detail := 'no unique index revealed tenant B''s key'
+                  || CASE WHEN res.err_state IS NOT NULL THEN ' (' || res.err_message || ')' ELSE '' END;
+    ELSE
+        outcome := 'skipped';
+        detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- on_conflict_oracle: the same ON CONFLICT (key) DO NOTHING on a unique
+-- index without the tenant column: nothing inserted means B's key exists.
+CREATE FUNCTION tenant_guard._grid_run_on_conflict_oracle(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    arbiter record;
+    res record;
+BEGIN
+    SELECT * INTO arbiter FROM tenant_guard._grid_arbiter(g.t, g.tc, true);
+    vector := v.id;
+    IF arbiter.relname IS NULL THEN
+        outcome := 'blocked'; detail := 'every unique index on plain columns includes the tenant column';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    res := tenant_guard._grid_try(g, tenant_guard._grid_insert(g.t, g.row_b || jsonb_build_object(g.tc, g.a), true,
+                                      format('ON CONFLICT (%s) DO NOTHING', arbiter.cols)), 'rows');
+    IF res.err_state IS NULL AND res.n = 0 THEN
+        outcome := 'leak';
+        detail := format('INSERT ... ON CONFLICT (%s) DO NOTHING as tenant A inserted nothing: tenant B''s key '
+                         'exists (unique index %s does not include the tenant column)', arbiter.cols,
+                         quote_ident(arbiter.relname));
+    ELSIF res.err_state IS NULL THEN
+        outcome := 'blocked'; detail := 'the insert with tenant B''s key went through as a row of tenant A';
+    ELSIF res.err_state IN ('42501', '23503') THEN
         outcome := 'blocked'; detail := 'refused: ' || res.err_message;
     ELSE
-        outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
+        outcome := 'skipped';
+        detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    ---------------------------------------------------------------- existence oracles
-    vector := 'unique_oracle';
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            tenant_guard._grid_insert(t, row_b || jsonb_build_object(tc, a), true, NULL), 'rows', lock_ms);
-        -- the violated index may belong to a partition: look in the whole tree
-        IF res.err_state = '23505' AND NOT EXISTS (
-                WITH RECURSIVE tree(rel) AS (
-                    SELECT t::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
-                SELECT 1 FROM tree JOIN pg_index i ON i.indrelid = tree.rel
-                JOIN pg_class ic ON ic.oid = i.indexrelid
-                JOIN pg_attribute at ON at.attrelid = tree.rel AND at.attname = tc
-                WHERE ic.relname = res.err_constraint AND at.attnum = ANY (i.indkey)) THEN
-            outcome := 'leak';
-            detail := format('unique index %s does not include the tenant column: inserting tenant B''s key as '
-                             'tenant A fails, which tells A the key exists', quote_ident(res.err_constraint));
-        ELSIF res.err_state IS NULL OR res.err_state IN ('23505', '23503', '42501') THEN
-            outcome := 'blocked';
-            detail := 'no unique index revealed tenant B''s key'
-                      || CASE WHEN res.err_state IS NOT NULL THEN ' (' || res.err_message || ')' ELSE '' END;
-        ELSE
-            outcome := 'skipped';
-            detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
-        END IF;
-    END IF;
-    RETURN NEXT;
-
-    vector := 'on_conflict_oracle';
-    -- a unique index without the tenant column, on plain columns, not partial
-    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord) AS cols INTO arbiter
-    FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
-    CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-    JOIN pg_attribute at ON at.attrelid = t AND at.attnum = k.attnum
-    WHERE i.indrelid = t AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
-      AND NOT EXISTS (SELECT 1 FROM pg_attribute tca WHERE tca.attrelid = t AND tca.attname = tc
-                      AND tca.attnum = ANY (i.indkey))
-    GROUP BY ic.relname ORDER BY ic.relname LIMIT 1;
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSIF arbiter.relname IS NULL THEN
-        outcome := 'blocked'; detail := 'every unique index on plain columns includes the tenant column';
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            tenant_guard._grid_insert(t, row_b || jsonb_build_object(tc, a), true,
-                                      format('ON CONFLICT (%s) DO NOTHING', arbiter.cols)), 'rows', lock_ms);
-        IF res.err_state IS NULL AND res.n = 0 THEN
-            outcome := 'leak';
-            detail := format('INSERT ... ON CONFLICT (%s) DO NOTHING as tenant A inserted nothing: tenant B''s key '
-                             'exists (unique index %s does not include the tenant column)', arbiter.cols,
-                             quote_ident(arbiter.relname));
-        ELSIF res.err_state IS NULL THEN
-            outcome := 'blocked'; detail := 'the insert with tenant B''s key went through as a row of tenant A';
-        ELSIF res.err_state IN ('42501', '23503') THEN
-            outcome := 'blocked'; detail := 'refused: ' || res.err_message;
-        ELSE
-            outcome := 'skipped';
-            detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
-        END IF;
-    END IF;
-    RETURN NEXT;
-
-    vector := 'foreign_key_oracle';
-    found_any := false;
+-- foreign_key_oracle: for each foreign key referencing the table, a row of
+-- A in the referencing table that references B's row.
+CREATE FUNCTION tenant_guard._grid_run_foreign_key_oracle(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x record;
+    y record;
+    r_tmpl jsonb;
+    r_tc name;
+    res record;
+    found_any boolean := false;
+BEGIN
+    vector := v.id;
     FOR x IN
         SELECT con.conname, con.conrelid::regclass AS r, con.conkey, con.confkey
-        FROM pg_constraint con WHERE con.contype = 'f' AND con.confrelid = t
+        FROM pg_constraint con WHERE con.contype = 'f' AND con.confrelid = g.t
         ORDER BY con.conrelid::regclass::text, con.conname
     LOOP
         found_any := true;
-        IF NOT has_b THEN
-            outcome := 'skipped'; detail := format('%s on %s: %s', quote_ident(x.conname), x.r, no_b);
+        IF NOT g.has_b THEN
+            outcome := 'skipped';
+            detail := format('%s on %s: tenant B has no rows in this table; pass seed => true', quote_ident(x.conname),
+                             x.r);
             RETURN NEXT;
             CONTINUE;
         END IF;
@@ -540,17 +638,17 @@ BEGIN
         FOR y IN SELECT ra.attname AS rcol, ta.attname AS tcol
                  FROM unnest(x.conkey, x.confkey) k(rk, tk)
                  JOIN pg_attribute ra ON ra.attrelid = x.r AND ra.attnum = k.rk
-                 JOIN pg_attribute ta ON ta.attrelid = t AND ta.attnum = k.tk
+                 JOIN pg_attribute ta ON ta.attrelid = g.t AND ta.attnum = k.tk
         LOOP
-            r_tmpl := r_tmpl || jsonb_build_object(y.rcol, row_b -> y.tcol::text);
+            r_tmpl := r_tmpl || jsonb_build_object(y.rcol, g.row_b -> y.tcol::text);
         END LOOP;
         SELECT p.tenant_column INTO r_tc FROM tenant_guard.protected_tables p WHERE p.tbl = x.r;
         IF FOUND THEN
-            r_tmpl := r_tmpl || jsonb_build_object(r_tc, a);
+            r_tmpl := r_tmpl || jsonb_build_object(r_tc, g.a);
         END IF;
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, (tenant_guard._grid_context(x.r)).in_role,
+        res := tenant_guard._grid_attempt(g.app_role, 'setting', g.a, (tenant_guard._grid_context(x.r)).in_role,
                                           (tenant_guard._grid_context(x.r)).scopes, NULL, NULL,
-                                          tenant_guard._grid_insert(x.r, r_tmpl, false, NULL), 'rows', lock_ms);
+                                          tenant_guard._grid_insert(x.r, r_tmpl, false, NULL), 'rows', g.lock_ms);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
             detail := format('%s on %s accepted a reference from tenant A to a row of tenant B: A learns the key '
@@ -572,72 +670,78 @@ BEGIN
         outcome := 'skipped'; detail := 'no foreign key references this table';
         RETURN NEXT;
     END IF;
+END
+$$;
 
-    vector := 'error_side_channel';
-    IF NOT has_b THEN
-        outcome := 'skipped'; detail := no_b;
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM %s WHERE CASE WHEN %s = %s THEN (%s::text || %L)::integer ELSE 0 END = 0',
-                   q, c, lb, c, '!'), 'value', lock_ms);
-        IF res.err_state = '22P02' THEN
-            outcome := 'leak';
-            detail := 'an error raised only for rows of tenant B reached tenant A: the rows were not filtered '
-                      'before the probe ran';
-        ELSIF res.err_state IS NULL OR res.err_state = '42501' THEN
-            outcome := 'blocked';
-            detail := coalesce('refused: ' || res.err_message,
-                               'row-level security filtered the rows of tenant B before the probe ran');
-        ELSE
-            outcome := 'skipped';
-            detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
-        END IF;
-    END IF;
-    RETURN NEXT;
-
-    ---------------------------------------------------------------- missing and malformed context
-    FOR x IN SELECT * FROM (VALUES
-        ('no_context', ARRAY[''], ARRAY['']),
-        ('null_context', ARRAY['null'], ARRAY['{"org_id":null}', 'null']),
-        ('empty_context', ARRAY[' '], ARRAY['{"org_id":""}', '{}']),
-        ('malformed_context', ARRAY['not-a-uuid', '00000000-0000-0000-0000-000000000000', b || 'x'],
-         ARRAY['{"org_id":"not-a-uuid"}', '{"org_id":"00000000-0000-0000-0000-000000000000"}',
-               jsonb_build_object('org_id', b || 'x')::text, '{"org_id":'])
-        ) v(name, orgs, claim_values)
-    LOOP
-        vector := x.name;
-        IF NOT has_any THEN
-            outcome := 'skipped'; detail := 'the table has no rows; pass seed => true';
-            RETURN NEXT;
-            CONTINUE;
-        END IF;
-        j := NULL;
-        FOR i IN 1 .. greatest(cardinality(x.orgs), cardinality(x.claim_values)) LOOP
-            res := tenant_guard._grid_attempt(app_role, src, x.orgs[least(i, cardinality(x.orgs))], NULL, NULL,
-                x.claim_values[least(i, cardinality(x.claim_values))], NULL,
-                format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', q), 'value', lock_ms);
-            j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-                'a read without a valid tenant context returned %n row(s)',
-                'without a valid tenant context nothing was visible or changed'));
-            res := tenant_guard._grid_attempt(app_role, src, x.orgs[least(i, cardinality(x.orgs))], NULL, NULL,
-                x.claim_values[least(i, cardinality(x.claim_values))], NULL,
-                format('UPDATE %s SET %s = %s', q, uc, uc), 'rows', lock_ms);
-            j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-                'an UPDATE without a valid tenant context changed %n row(s)',
-                'without a valid tenant context nothing was visible or changed'));
-        END LOOP;
-        outcome := j[1]; detail := j[2];
-        RETURN NEXT;
+-- Missing and malformed context, under the configured source: for each
+-- org id and claims value of params (orgs, claims; {b} is tenant B's id as
+-- text), a read and an UPDATE of every row; the worst result counts.
+CREATE FUNCTION tenant_guard._grid_run_context(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vars jsonb := g.vars || jsonb_build_object('b', g.b);
+    orgs text[] := ARRAY(SELECT tenant_guard._grid_expand(e, vars) FROM jsonb_array_elements_text(v.params -> 'orgs') e);
+    claims text[] := ARRAY(SELECT tenant_guard._grid_expand(e, vars)
+                           FROM jsonb_array_elements_text(v.params -> 'claims') e);
+    res record;
+    j text[];
+BEGIN
+    FOR i IN 1 .. greatest(cardinality(orgs), cardinality(claims)) LOOP
+        res := tenant_guard._grid_attempt(g.app_role, g.src, orgs[least(i, cardinality(orgs))], NULL, NULL,
+            claims[least(i, cardinality(claims))], NULL,
+            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', g.t), 'value', g.lock_ms);
+        j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
+            'a read without a valid tenant context returned %n row(s)',
+            'without a valid tenant context nothing was visible or changed'));
+        res := tenant_guard._grid_attempt(g.app_role, g.src, orgs[least(i, cardinality(orgs))], NULL, NULL,
+            claims[least(i, cardinality(claims))], NULL,
+            tenant_guard._grid_expand('UPDATE {t} SET {uc} = {uc}', g.vars), 'rows', g.lock_ms);
+        j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
+            'an UPDATE without a valid tenant context changed %n row(s)',
+            'without a valid tenant context nothing was visible or changed'));
     END LOOP;
+    vector := v.id; outcome := j[1]; detail := j[2];
+    RETURN NEXT;
+END
+$$;
 
-    ---------------------------------------------------------------- forged context
-    -- request.jwt.claims naming tenant B (with the in-tenant role and scopes
-    -- of A's context) at the configured claim paths
-    claims_b := jsonb_build_object('exp', extract(epoch FROM now())::bigint + 3600);
-    FOR y IN SELECT * FROM (VALUES ('tenant_guard.org_claim', to_jsonb(b)),
-                                   ('tenant_guard.role_claim', to_jsonb(ctx_role)),
-                                   ('tenant_guard.scopes_claim', ctx_scopes::jsonb)) v(setting, value)
-             WHERE v.value IS NOT NULL LOOP
+-- Forged context: the application role sets its own context for tenant B
+-- (params.attempts: the setup statements of each attempt, with {org},
+-- {role}, {scopes}, {claims} (request.jwt.claims naming B at the configured
+-- claim paths) and {token} (an unsigned token of those claims); leak: the
+-- detail of a leak, %s the context source). The worst attempt counts.
+CREATE FUNCTION tenant_guard._grid_run_forged(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    count_b text := tenant_guard._grid_expand('SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100) s',
+                                              g.vars);
+    claims_b jsonb := jsonb_build_object('exp', extract(epoch FROM now())::bigint + 3600);
+    claim_path text[];
+    vars jsonb;
+    y record;
+    setup jsonb;
+    res record;
+    j text[];
+BEGIN
+    vector := v.id;
+    -- tenant B's rows visible with no context at all: forging adds nothing
+    IF (tenant_guard._grid_attempt(g.app_role, g.src, NULL, NULL, NULL, NULL, NULL, count_b, 'value', g.lock_ms)).n > 0 THEN
+        outcome := 'skipped';
+        detail := 'rows of tenant B are visible without any context (see no_context), so this vector cannot tell '
+                  'whether forging works';
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    FOR y IN SELECT * FROM (VALUES ('tenant_guard.org_claim', to_jsonb(g.b)),
+                                   ('tenant_guard.role_claim', to_jsonb(g.ctx_role)),
+                                   ('tenant_guard.scopes_claim', g.ctx_scopes::jsonb)) s(setting, value)
+             WHERE s.value IS NOT NULL LOOP
         claim_path := string_to_array(current_setting(y.setting), '.');
         FOR i IN 1 .. cardinality(claim_path) - 1 LOOP
             IF jsonb_typeof(claims_b #> claim_path[1:i]) IS DISTINCT FROM 'object' THEN
@@ -646,137 +750,121 @@ BEGIN
         END LOOP;
         claims_b := jsonb_set(claims_b, claim_path, y.value);
     END LOOP;
-    -- tenant B's rows visible with no context at all: forging adds nothing
-    IF has_b THEN
-        baseline := (tenant_guard._grid_attempt(app_role, src, NULL, NULL, NULL, NULL, NULL, count_b, 'value', lock_ms)).n;
-    END IF;
-    token := translate(encode(convert_to('{"alg":"none","typ":"JWT"}', 'UTF8'), 'base64'), E'+/=\n', '-_')
-             || '.' || translate(encode(convert_to(claims_b::text, 'UTF8'), 'base64'), E'+/=\n', '-_') || '.';
-    FOR x IN SELECT * FROM (VALUES
-        ('forged_setting', ARRAY[format('SELECT pg_catalog.set_config(%L, %L, true)', 'tenant_guard.org_id', b),
-                                 format('SELECT pg_catalog.set_config(%L, %L, true)', 'tenant_guard.role',
-                                        coalesce(ctx_role, '')),
-                                 format('SELECT pg_catalog.set_config(%L, %L, true)', 'tenant_guard.scopes',
-                                        coalesce(ctx_scopes, ''))],
-         'the application role chose tenant B by setting tenant_guard.org_id (context_source = %s)'),
-        ('forged_claims', ARRAY[format('SELECT pg_catalog.set_config(%L, %L, true)', 'request.jwt.claims', claims_b)],
-         'the application role chose tenant B by setting request.jwt.claims (context_source = %s)'),
-        ('forged_signed_context',
-         ARRAY[format('SELECT pg_catalog.set_config(%L, %L, true)', 'tenant_guard.signed_context', claims_b)],
-         'the application role wrote tenant_guard.signed_context itself (context_source = %s)'),
-        ('forged_token', ARRAY[format('SELECT tenant_guard.set_context(%L)', 'not.a.token')],
-         'tenant_guard.set_context() accepted a malformed token (context_source = %s)'),
-        ('forged_token', ARRAY[format('SELECT tenant_guard.set_context(%L)', token)],
-         'tenant_guard.set_context() accepted an unsigned (alg none) token for tenant B (context_source = %s)')
-        ) v(name, setup, leak_text)
-    LOOP
-        IF x.name = 'forged_token' AND vector = 'forged_token' THEN
-            j2 := j;    -- the second token: judged together with the first
+    vars := jsonb_build_object(
+        'org', quote_literal(g.b), 'role', quote_literal(coalesce(g.ctx_role, '')),
+        'scopes', quote_literal(coalesce(g.ctx_scopes, '')), 'claims', quote_literal(claims_b),
+        'token', quote_literal(translate(encode(convert_to('{"alg":"none","typ":"JWT"}', 'UTF8'), 'base64'), E'+/=\n', '-_')
+                               || '.' || translate(encode(convert_to(claims_b::text, 'UTF8'), 'base64'), E'+/=\n', '-_')
+                               || '.'));
+    FOR i IN 0 .. jsonb_array_length(v.params -> 'attempts') - 1 LOOP
+        setup := v.params -> 'attempts' -> i;
+        res := tenant_guard._grid_attempt(g.app_role, g.src, NULL, NULL, NULL, NULL,
+            ARRAY(SELECT tenant_guard._grid_expand(s, vars) FROM jsonb_array_elements_text(setup -> 'setup') s),
+            count_b, 'value', g.lock_ms);
+        IF res.err_state IS NOT NULL AND (setup ->> 'any_error_refuses')::boolean THEN
+            j := tenant_guard._grid_worse(j, ARRAY['blocked', 'refused: ' || res.err_message]);
         ELSE
-            j2 := NULL;
-        END IF;
-        vector := x.name;
-        IF NOT has_b THEN
-            j := ARRAY['skipped', no_b];
-        ELSIF baseline > 0 THEN
-            j := ARRAY['skipped', 'rows of tenant B are visible without any context (see no_context), so this vector '
-                                  'cannot tell whether forging works'];
-        ELSE
-            res := tenant_guard._grid_attempt(app_role, src, NULL, NULL, NULL, NULL, x.setup, count_b, 'value', lock_ms);
-            IF res.err_state IS NOT NULL AND x.name IN ('forged_token', 'forged_signed_context') THEN
-                j := ARRAY['blocked', 'refused: ' || res.err_message];   -- every error here is a refusal
-            ELSE
-                j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message, format(x.leak_text, src),
-                                              format('no row of tenant B was visible (context_source = %s)', src));
-            END IF;
-        END IF;
-        j := tenant_guard._grid_worse(j2, j);
-        IF x.name <> 'forged_token' OR j2 IS NOT NULL THEN
-            outcome := j[1]; detail := j[2];
-            RETURN NEXT;
+            j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
+                format(setup ->> 'leak', g.src), format('no row of tenant B was visible (context_source = %s)', g.src)));
         END IF;
     END LOOP;
-
-    ---------------------------------------------------------------- privileges and ownership
-    vector := 'row_security_off';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL,
-        ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)'],
-        format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', q), 'value', lock_ms);
-    rls_applies := res.err_state IS NOT NULL;
-    IF res.err_state IS NULL THEN
-        outcome := 'leak';
-        detail := 'with row_security = off the query ran: row-level security does not apply to the role on this table';
-    ELSIF res.err_state = '42501' THEN
-        outcome := 'blocked'; detail := 'refused: ' || res.err_message;
-    ELSE
-        outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
-    END IF;
+    outcome := j[1]; detail := j[2];
     RETURN NEXT;
-
-    vector := 'set_role_owner';
-    -- SET ROLE checks the session user's memberships, and the grid's session
-    -- user is a superuser: membership of app_role decides, not the attempt.
-    IF pg_has_role(app_role, rel.owner, 'MEMBER') THEN
-        outcome := 'leak';
-        detail := format('the role %s the owner %s, who can unprotect() or alter the table',
-                         CASE WHEN rel.owner = app_role THEN 'is' ELSE 'can SET ROLE to' END, rel.owner);
-    ELSE
-        outcome := 'blocked';
-        detail := format('the role is not a member of the owner %s, so SET ROLE to it is refused', rel.owner);
-    END IF;
-    RETURN NEXT;
-
-    vector := 'role_attributes';
-    SELECT r.oid::regrole AS r, r.rolname, r.rolsuper INTO x FROM pg_roles r
-    WHERE (r.rolsuper OR r.rolbypassrls)
-      AND (r.oid = app_role OR pg_has_role(app_role, r.oid, 'MEMBER'))
-    ORDER BY r.oid <> app_role, r.rolname LIMIT 1;
-    IF NOT FOUND THEN
-        outcome := 'blocked';
-        detail := 'the role is neither superuser nor BYPASSRLS and cannot SET ROLE to such a role';
-    ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL,
-            ARRAY[format('SELECT pg_catalog.set_config(''role'', %L, true)', x.rolname),
-                  'SELECT pg_catalog.set_config(''row_security'', ''off'', true)'],
-            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', q), 'value', lock_ms);
-        IF res.err_state IS NULL THEN
+END
+$$;
+-- set_role_owner and owner_without_force: the role and the table's owner.
+-- SET ROLE checks the session user's memberships, and the grid's session
+-- user is a superuser: membership of app_role decides, not an attempt.
+CREATE FUNCTION tenant_guard._grid_run_owner(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record;
+BEGIN
+    vector := v.id;
+    IF v.id = 'set_role_owner' THEN
+        IF pg_has_role(g.app_role, g.owner, 'MEMBER') THEN
             outcome := 'leak';
-            detail := format('the role %s %s, which row-level security does not apply to',
-                             CASE WHEN x.r = app_role THEN 'is' ELSE 'can SET ROLE to' END,
-                             CASE WHEN x.r = app_role THEN CASE WHEN x.rolsuper THEN 'a superuser' ELSE 'BYPASSRLS' END
-                                  ELSE x.r::text || CASE WHEN x.rolsuper THEN ' (superuser)' ELSE ' (BYPASSRLS)' END END);
+            detail := format('the role %s the owner %s, who can unprotect() or alter the table',
+                             CASE WHEN g.owner = g.app_role THEN 'is' ELSE 'can SET ROLE to' END, g.owner);
         ELSE
-            outcome := 'blocked'; detail := 'refused: ' || res.err_message;
+            outcome := 'blocked';
+            detail := format('the role is not a member of the owner %s, so SET ROLE to it is refused', g.owner);
         END IF;
-    END IF;
-    RETURN NEXT;
-
-    vector := 'owner_without_force';
-    IF NOT pg_has_role(app_role, rel.owner, 'USAGE') THEN
+    ELSIF NOT pg_has_role(g.app_role, g.owner, 'USAGE') THEN
         outcome := 'blocked';
-        detail := format('the role does not have the privileges of the owner %s', rel.owner);
+        detail := format('the role does not have the privileges of the owner %s', g.owner);
     ELSE
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL,
-            ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)'],
-            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', q), 'value', lock_ms);
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
+                                      ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
             detail := format('the role has the privileges of the owner %s and FORCE ROW LEVEL SECURITY is %s: '
-                             'row-level security does not apply to it', rel.owner,
-                             CASE WHEN rel.force THEN 'on, yet' ELSE 'off' END);
+                             'row-level security does not apply to it', g.owner,
+                             CASE WHEN g.force THEN 'on, yet' ELSE 'off' END);
         ELSIF res.err_state = '42501' THEN
             outcome := 'blocked';
             detail := format('the role has the privileges of the owner %s, but FORCE ROW LEVEL SECURITY binds it',
-                             rel.owner);
+                             g.owner);
         ELSE
             outcome := 'skipped';
             detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
         END IF;
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    vector := 'truncate';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL, format('TRUNCATE %s', q), 'rows', lock_ms);
+-- role_attributes: a superuser or BYPASSRLS role the role is or can SET
+-- ROLE to, reading with row_security = off.
+CREATE FUNCTION tenant_guard._grid_run_role_attributes(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x record;
+    res record;
+BEGIN
+    vector := v.id;
+    SELECT r.oid::regrole AS r, r.rolname, r.rolsuper INTO x FROM pg_roles r
+    WHERE (r.rolsuper OR r.rolbypassrls)
+      AND (r.oid = g.app_role OR pg_has_role(g.app_role, r.oid, 'MEMBER'))
+    ORDER BY r.oid <> g.app_role, r.rolname LIMIT 1;
+    IF NOT FOUND THEN
+        outcome := 'blocked';
+        detail := 'the role is neither superuser nor BYPASSRLS and cannot SET ROLE to such a role';
+    ELSE
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
+            ARRAY[format('SELECT pg_catalog.set_config(''role'', %L, true)', x.rolname),
+                  'SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
+        IF res.err_state IS NULL THEN
+            outcome := 'leak';
+            detail := format('the role %s %s, which row-level security does not apply to',
+                             CASE WHEN x.r = g.app_role THEN 'is' ELSE 'can SET ROLE to' END,
+                             CASE WHEN x.r = g.app_role THEN CASE WHEN x.rolsuper THEN 'a superuser' ELSE 'BYPASSRLS' END
+                                  ELSE x.r::text || CASE WHEN x.rolsuper THEN ' (superuser)' ELSE ' (BYPASSRLS)' END END);
+        ELSE
+            outcome := 'blocked'; detail := 'refused: ' || res.err_message;
+        END IF;
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
+-- truncate: TRUNCATE runs, or passes the privilege checks and is stopped
+-- only by the lock timeout or a foreign key.
+CREATE FUNCTION tenant_guard._grid_run_truncate(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record := tenant_guard._grid_try(g, format('TRUNCATE %s', g.t), 'rows');
+BEGIN
+    vector := v.id;
     IF res.err_state IS NULL THEN
         outcome := 'leak'; detail := 'TRUNCATE emptied the table for every tenant';
     ELSIF res.err_state IN ('55P03', '0A000') THEN
@@ -787,18 +875,30 @@ BEGIN
     ELSE
         outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
     END IF;
-    IF outcome = 'leak' AND NOT tenant_guard._runtime_guards() THEN
-        detail := detail || ' (tenant_guard is not in shared_preload_libraries, so its TRUNCATE guard is not active)';
+    IF outcome = 'leak' THEN
+        detail := detail || tenant_guard._grid_guard_note(v.guard);
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    vector := 'explain_analyze';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL,
+-- explain_analyze: EXPLAIN ANALYZE with index scans off, while row-level
+-- security applies (a read with row_security = off is refused).
+CREATE FUNCTION tenant_guard._grid_run_explain_analyze(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    rls_applies boolean := (tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t),
+        'value', ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)'])).err_state IS NOT NULL;
+    res record := tenant_guard._grid_try(g,
+        format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) SELECT * FROM %s', g.t), 'json',
         ARRAY['SELECT pg_catalog.set_config(''enable_indexscan'', ''off'', true)',
               'SELECT pg_catalog.set_config(''enable_bitmapscan'', ''off'', true)',
-              'SELECT pg_catalog.set_config(''enable_indexonlyscan'', ''off'', true)'],
-        format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) SELECT * FROM %s', q),
-        'json', lock_ms);
+              'SELECT pg_catalog.set_config(''enable_indexonlyscan'', ''off'', true)']);
+BEGIN
+    vector := v.id;
     IF res.err_state IS NULL AND NOT rls_applies THEN
         outcome := 'skipped';
         detail := 'row-level security does not apply to the role here (see row_security_off): EXPLAIN ANALYZE shows '
@@ -807,30 +907,37 @@ BEGIN
         outcome := 'leak';
         detail := format('EXPLAIN ANALYZE ran: its actual row counts reveal rows that row-level security filtered '
                          'out (Rows Removed by Filter: %s)',
-                         (SELECT coalesce(sum(v::text::bigint), 0)
-                          FROM jsonb_path_query(res.result, 'strict $.**."Rows Removed by Filter"') v));
-        IF NOT tenant_guard._runtime_guards() THEN
-            detail := detail || ' (tenant_guard is not in shared_preload_libraries, so its EXPLAIN ANALYZE guard is '
-                                'not active)';
-        END IF;
+                         (SELECT coalesce(sum(x::text::bigint), 0)
+                          FROM jsonb_path_query(res.result, 'strict $.**."Rows Removed by Filter"') x))
+                  || tenant_guard._grid_guard_note(v.guard);
     ELSIF res.err_state = '42501' THEN
         outcome := 'blocked'; detail := 'refused: ' || res.err_message;
     ELSE
         outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
     END IF;
     RETURN NEXT;
+END
+$$;
 
-    vector := 'alter_policy';
-    j := NULL;
-    stmt := NULL;
-    FOR x IN
-        SELECT format('DROP POLICY %I ON %s', p.polname, q) AS sql FROM pg_policy p WHERE p.polrelid = t
-        ORDER BY p.polname <> 'tg_wall', p.polpermissive, p.polname LIMIT 1
+-- alter_policy: DROP POLICY (the wall first), then DISABLE ROW LEVEL SECURITY.
+CREATE FUNCTION tenant_guard._grid_run_alter_policy(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stmt text;
+    res record;
+    j text[];
+BEGIN
+    FOR stmt IN
+        SELECT x.s FROM ((SELECT 1 AS o, format('DROP POLICY %I ON %s', p.polname, g.t) AS s
+                          FROM pg_policy p WHERE p.polrelid = g.t
+                          ORDER BY p.polname <> 'tg_wall', p.polpermissive, p.polname LIMIT 1)
+                         UNION ALL SELECT 2, format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', g.t)) x
+        ORDER BY x.o
     LOOP
-        stmt := x.sql;
-    END LOOP;
-    FOREACH stmt IN ARRAY array_remove(ARRAY[stmt, format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', q)], NULL) LOOP
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL, stmt, 'rows', lock_ms);
+        res := tenant_guard._grid_try(g, stmt, 'rows');
         j := tenant_guard._grid_worse(j, CASE
             WHEN res.err_state IS NULL THEN ARRAY['leak', stmt || ' succeeded']
             WHEN res.err_state = '55P03' THEN ARRAY['leak', stmt || ' passed the privilege checks (it then waited '
@@ -838,31 +945,44 @@ BEGIN
             WHEN res.err_state IN ('42501', '55000') THEN ARRAY['blocked', 'refused: ' || res.err_message]
             ELSE ARRAY['skipped', format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state)] END);
     END LOOP;
-    outcome := j[1]; detail := j[2];
+    vector := v.id; outcome := j[1]; detail := j[2];
     RETURN NEXT;
+END
+$$;
 
-    ---------------------------------------------------------------- objects that run with other rights
-    vector := 'definer_view';
-    found_any := false;
+-- definer_view: every view over the table without security_invoker that
+-- the role can read, read as a tenant that owns no rows and filtered on B.
+CREATE FUNCTION tenant_guard._grid_run_definer_view(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ghost constant text := 'ffffffff-ffff-4fff-bfff-ffffffffffff';
+    x record;
+    res record;
+    j text[];
+    found_any boolean := false;
+BEGIN
+    vector := v.id;
     FOR x IN
-        SELECT v.view, EXISTS (SELECT 1 FROM pg_attribute va WHERE va.attrelid = v.view AND va.attname = tc
-                               AND NOT va.attisdropped) AS has_tc
-        FROM tenant_guard._grid_dependent_views(t) v JOIN pg_class vc ON vc.oid = v.view
-        WHERE v.relkind = 'v'
+        SELECT dv.view, EXISTS (SELECT 1 FROM pg_attribute va WHERE va.attrelid = dv.view AND va.attname = g.tc
+                                AND NOT va.attisdropped) AS has_tc
+        FROM tenant_guard._grid_dependent_views(g.t) dv JOIN pg_class vc ON vc.oid = dv.view
+        WHERE dv.relkind = 'v'
           AND NOT coalesce((SELECT option_value::boolean FROM pg_options_to_table(vc.reloptions)
                             WHERE option_name = 'security_invoker'), false)
-          AND has_table_privilege(app_role, v.view, 'SELECT')
+          AND has_table_privilege(g.app_role, dv.view, 'SELECT')
     LOOP
         found_any := true;
-        res := tenant_guard._grid_attempt(app_role, 'setting', ghost, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view), 'value', lock_ms);
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view), 'value',
+                                      NULL, ghost);
         j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
             x.view::text || ' showed %n row(s) to a tenant that owns no rows',
             x.view::text || ' showed no row to a tenant that owns none');
-        IF x.has_tc AND has_b THEN
-            res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-                format('SELECT count(*) FROM (SELECT FROM %s WHERE %s = %s LIMIT 100) s', x.view, c, lb), 'value',
-                lock_ms);
+        IF x.has_tc AND g.has_b THEN
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s WHERE %I = %L LIMIT 100) s',
+                                                    x.view, g.tc, g.b), 'value');
             j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
                 x.view::text || ' showed %n row(s) of tenant B to tenant A',
                 x.view::text || ' showed no row to a tenant that owns none'));
@@ -877,19 +997,35 @@ BEGIN
         detail := 'no view over this table without security_invoker that the role can read';
         RETURN NEXT;
     END IF;
+END
+$$;
 
-    vector := 'definer_function';
-    found_any := false;
+-- definer_function: every SECURITY DEFINER function that mentions the table
+-- and that the role can execute (set-returning ones without arguments are
+-- called, the others reported for review).
+CREATE FUNCTION tenant_guard._grid_run_definer_function(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ghost constant text := 'ffffffff-ffff-4fff-bfff-ffffffffffff';
+    x record;
+    res record;
+    j text[];
+    found_any boolean := false;
+BEGIN
+    vector := v.id;
     FOR x IN
         SELECT p.oid::regprocedure AS f, p.oid, p.pronargs, p.proretset
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-        JOIN pg_class tcl ON tcl.oid = t
+        JOIN pg_class tcl ON tcl.oid = g.t
         WHERE p.prosecdef AND p.prokind = 'f'
           AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'tenant_guard')
-          AND has_function_privilege(app_role, p.oid, 'EXECUTE')
+          AND has_function_privilege(g.app_role, p.oid, 'EXECUTE')
           AND (p.prosrc ~* ('\m' || regexp_replace(tcl.relname, '([^a-zA-Z0-9_])', '\\\1', 'g') || '\M')
                OR EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
-                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = t))
+                          AND d.refclassid = 'pg_class'::regclass AND d.refobjid = g.t))
         ORDER BY p.oid::regprocedure::text
     LOOP
         found_any := true;
@@ -900,16 +1036,14 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        res := tenant_guard._grid_attempt(app_role, 'setting', ghost, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.f), 'value',
-            lock_ms);
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.f), 'value',
+                                      NULL, ghost);
         j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
             x.f::text || ' returned %n row(s) to a tenant that owns no rows',
             x.f::text || ' returned no row to a tenant that owns none');
-        IF has_b THEN
-            res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-                format('SELECT count(*) FROM (SELECT FROM %s x WHERE x.%s = %s LIMIT 100) s', x.f, c, lb), 'value',
-                lock_ms);
+        IF g.has_b THEN
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s x WHERE x.%I = %L LIMIT 100) s',
+                                                    x.f, g.tc, g.b), 'value');
             IF res.err_state IS DISTINCT FROM '42703' THEN
                 j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state,
                     res.err_message, x.f::text || ' returned %n row(s) of tenant B to tenant A',
@@ -926,19 +1060,33 @@ BEGIN
         detail := 'no SECURITY DEFINER function referring to this table that the role can execute';
         RETURN NEXT;
     END IF;
+END
+$$;
 
-    vector := 'materialized_view';
-    found_any := false;
+-- materialized_view: every materialized view over the table, read as a
+-- tenant that owns no rows.
+CREATE FUNCTION tenant_guard._grid_run_materialized_view(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x record;
+    res record;
+    j text[];
+    found_any boolean := false;
+BEGIN
+    vector := v.id;
     FOR x IN
-        SELECT v.view, has_table_privilege(app_role, v.view, 'SELECT') AS readable
-        FROM tenant_guard._grid_dependent_views(t) v WHERE v.relkind = 'm'
+        SELECT dv.view, has_table_privilege(g.app_role, dv.view, 'SELECT') AS readable
+        FROM tenant_guard._grid_dependent_views(g.t) dv WHERE dv.relkind = 'm'
     LOOP
         found_any := true;
         IF NOT x.readable THEN
             outcome := 'blocked'; detail := format('%s: the role cannot read it', x.view);
         ELSE
-            res := tenant_guard._grid_attempt(app_role, 'setting', ghost, ctx_role, ctx_scopes, NULL, NULL,
-                format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view), 'value', lock_ms);
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view),
+                                          'value', NULL, 'ffffffff-ffff-4fff-bfff-ffffffffffff');
             IF res.err_state = '55000' THEN
                 outcome := 'blocked'; detail := format('%s: %s', x.view, res.err_message);
             ELSE
@@ -956,193 +1104,330 @@ BEGIN
         outcome := 'skipped'; detail := 'no materialized view over this table';
         RETURN NEXT;
     END IF;
+END
+$$;
 
-    -- partitions and inheritance children, read and written directly
-    found_any := false;
+-- partition_direct and child_insert: each partition and inheritance child,
+-- read and written directly.
+CREATE FUNCTION tenant_guard._grid_run_children(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    x record;
+    res record;
+    j text[];
+    plant jsonb;
+    found_any boolean := false;
+BEGIN
+    vector := v.id;
     FOR x IN
         WITH RECURSIVE d(rel) AS (
-            SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = t
+            SELECT i.inhrelid FROM pg_inherits i WHERE i.inhparent = g.t
             UNION SELECT i.inhrelid FROM pg_inherits i JOIN d ON i.inhparent = d.rel)
         SELECT d.rel::regclass AS child FROM d ORDER BY d.rel::regclass::text
     LOOP
         found_any := true;
-        vector := 'partition_direct';
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM (SELECT FROM ONLY %s WHERE %s = %s LIMIT 100) s', x.child, c, lb), 'value',
-            lock_ms);
-        j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-            x.child::text || ': tenant A read %n row(s) of tenant B directly', NULL);
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL,
-            ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)'],
-            format('SELECT count(*) FROM (SELECT FROM ONLY %s LIMIT 1) s', x.child), 'value', lock_ms);
-        IF res.err_state IS NULL THEN
-            j := tenant_guard._grid_worse(j, ARRAY['leak', x.child::text
-                || ': row-level security does not apply to the role on it (row_security = off was not refused)']);
-        END IF;
-        IF j[1] = 'blocked' THEN
-            j[2] := x.child::text || ': ' || coalesce(j[2], 'no row of tenant B was visible and row-level security applies');
+        IF v.id = 'partition_direct' THEN
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM ONLY %s WHERE %I = %L LIMIT 100) s',
+                                                    x.child, g.tc, g.b), 'value');
+            j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
+                x.child::text || ': tenant A read %n row(s) of tenant B directly', NULL);
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM ONLY %s LIMIT 1) s', x.child),
+                                          'value', ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
+            IF res.err_state IS NULL THEN
+                j := tenant_guard._grid_worse(j, ARRAY['leak', x.child::text
+                    || ': row-level security does not apply to the role on it (row_security = off was not refused)']);
+            END IF;
+            IF j[1] = 'blocked' THEN
+                j[2] := x.child::text || ': '
+                        || coalesce(j[2], 'no row of tenant B was visible and row-level security applies');
+            END IF;
+        ELSE
+            plant := coalesce(tenant_guard._grid_row(x.child, g.tc, g.b), tenant_guard._grid_row(x.child, g.tc, g.a),
+                              tenant_guard._grid_row(x.child, NULL, NULL), g.row_b, '{}'::jsonb)
+                     || jsonb_build_object(g.tc, g.b);
+            plant := (SELECT jsonb_object_agg(k, val) FROM jsonb_each(plant) e(k, val)
+                      WHERE EXISTS (SELECT 1 FROM pg_attribute ca WHERE ca.attrelid = x.child AND ca.attname = k
+                                    AND NOT ca.attisdropped));
+            res := tenant_guard._grid_try(g, tenant_guard._grid_insert(x.child, plant, false, NULL), 'rows');
+            j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
+                x.child::text || ': tenant A inserted a row of tenant B directly',
+                x.child::text || ': the row of tenant B was not inserted');
+            j[2] := CASE WHEN j[2] LIKE 'refused: %' OR j[2] LIKE 'could not%' OR j[2] LIKE 'row-level%'
+                         THEN x.child::text || ': ' || j[2] ELSE j[2] END;
         END IF;
         outcome := j[1]; detail := j[2];
-        RETURN NEXT;
-
-        vector := 'child_insert';
-        plant := coalesce(tenant_guard._grid_row(x.child, tc, b), tenant_guard._grid_row(x.child, tc, a),
-                          tenant_guard._grid_row(x.child, NULL, NULL), row_b, '{}'::jsonb)
-                 || jsonb_build_object(tc, b);
-        plant := (SELECT jsonb_object_agg(k, v) FROM jsonb_each(plant) e(k, v)
-                  WHERE EXISTS (SELECT 1 FROM pg_attribute ca WHERE ca.attrelid = x.child AND ca.attname = k
-                                AND NOT ca.attisdropped));
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            tenant_guard._grid_insert(x.child, plant, false, NULL), 'rows', lock_ms);
-        j := tenant_guard._grid_judge('write', res.n, res.err_state, res.err_message,
-            x.child::text || ': tenant A inserted a row of tenant B directly',
-            x.child::text || ': the row of tenant B was not inserted');
-        outcome := j[1];
-        detail := CASE WHEN j[2] LIKE 'refused: %' OR j[2] LIKE 'could not%' OR j[2] LIKE 'row-level%'
-                       THEN x.child::text || ': ' || j[2] ELSE j[2] END;
         RETURN NEXT;
     END LOOP;
     IF NOT found_any THEN
         outcome := 'skipped'; detail := 'no partitions or inheritance children';
-        vector := 'partition_direct';
-        RETURN NEXT;
-        vector := 'child_insert';
         RETURN NEXT;
     END IF;
+END
+$$;
 
-    ---------------------------------------------------------------- other sessions and the next client
-    -- Every tenant shares the application role, and behind a transaction
-    -- pooler the next client of a connection inherits its session state.
-    vector := 'query_text';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        'SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE false', 'value', lock_ms);
+-- query_text: the statement text of the role's other sessions, in
+-- pg_stat_activity and pg_stat_statements.
+CREATE FUNCTION tenant_guard._grid_run_query_text(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record := tenant_guard._grid_try(g, 'SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE false', 'value');
+    j text[];
+    x record;
+BEGIN
     IF res.err_state IS NOT NULL THEN
         j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
-    ELSIF pg_has_role(app_role, 'pg_read_all_stats', 'USAGE') THEN
+    ELSIF pg_has_role(g.app_role, 'pg_read_all_stats', 'USAGE') THEN
         j := ARRAY['leak', 'the role has the privileges of pg_read_all_stats: it reads the statement text of every '
                            'session in pg_stat_activity'];
-    ELSIF coalesce(tenant_guard._lint_role_setting(app_role, 'track_activities')::boolean, true) THEN
+    ELSIF coalesce(tenant_guard._lint_role_setting(g.app_role, 'track_activities')::boolean, true) THEN
         j := ARRAY['leak', format('the sessions of %s record their statement text (track_activities is on for them), '
                                   'and every session of the role reads it in pg_stat_activity: each tenant sees the '
-                                  'statements of the others, literals included', app_role)];
+                                  'statements of the others, literals included', g.app_role)];
     ELSE
         j := ARRAY['blocked', format('the sessions of %s do not record their statement text (track_activities is off '
-                                     'for the role)', app_role)];
+                                     'for the role)', g.app_role)];
     END IF;
     FOR x IN
-        SELECT c.oid::regclass AS v FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
+        SELECT c.oid::regclass AS r FROM pg_extension e JOIN pg_class c ON c.relnamespace = e.extnamespace
         WHERE e.extname = 'pg_stat_statements' AND c.relname = 'pg_stat_statements'
     LOOP
-        res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-            format('SELECT count(*) FROM %s WHERE false', x.v), 'value', lock_ms);
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE false', x.r), 'value');
         IF res.err_state IS NULL THEN
             j := tenant_guard._grid_worse(j, ARRAY['leak', format('the role can read %s, the statements of every '
-                                                                   'tenant', x.v)]);
+                                                                   'tenant', x.r)]);
         END IF;
     END LOOP;
-    outcome := j[1]; detail := j[2];
+    vector := v.id; outcome := j[1]; detail := j[2];
     RETURN NEXT;
+END
+$$;
 
-    vector := 'temp_object';
-    SELECT cl.relname INTO tbl_name FROM pg_class cl WHERE cl.oid = t;
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('CREATE TEMP VIEW %I AS SELECT 1 AS planted', tbl_name), 'rows', lock_ms);
-    IF res.err_state IS NULL THEN
-        outcome := 'leak';
-        detail := format('the role created a temporary view named %I: behind a transaction pooler it stays on the '
-                         'connection, and the next client''s unqualified %I, whatever its tenant, reads through it '
-                         '(pg_temp comes first in search_path)', tbl_name, tbl_name);
-    ELSIF res.err_state = '42501' THEN
-        outcome := 'blocked'; detail := 'refused: the role cannot create temporary objects in this database';
-    ELSE
-        outcome := 'skipped'; detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
-    END IF;
-    RETURN NEXT;
-
-    vector := 'hold_cursor';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('DECLARE tg_grid_held CURSOR WITH HOLD FOR %s',
-               CASE WHEN has_table_privilege(app_role, t, 'SELECT') THEN 'SELECT * FROM ' || q ELSE 'SELECT 1' END),
-        'rows', lock_ms);
-    IF res.err_state IS NULL THEN
-        outcome := 'leak';
-        detail := 'the role opened a cursor WITH HOLD: it outlives the transaction, and behind a transaction pooler the '
-                  'next client of the connection, whatever its tenant, finds it in pg_cursors and fetches its rows'
-                  || CASE WHEN NOT tenant_guard._runtime_guards() THEN not_preloaded ELSE '' END;
-    ELSE
-        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'listen';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        'LISTEN tg_attack_grid', 'rows', lock_ms);
-    IF res.err_state IS NULL THEN
-        outcome := 'leak';
-        detail := 'the role can LISTEN: it receives the NOTIFY payloads of every session of the database, whatever its '
-                  'tenant, and behind a transaction pooler its LISTEN stays with the connection'
-                  || CASE WHEN NOT tenant_guard._runtime_guards() THEN not_preloaded ELSE '' END;
-    ELSE
-        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    ---------------------------------------------------------------- residual channels
-    vector := 'table_statistics';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_stat_all_tables s ON s.relid = c.oid '
-               'WHERE c.oid = %s AND c.reltuples IS NOT NULL AND s.n_live_tup IS NOT NULL', t::oid), 'value', lock_ms);
-    IF res.err_state IS NULL AND res.n > 0 THEN
-        outcome := 'residual';
-        detail := 'pg_class.reltuples and pg_stat_user_tables (n_live_tup, n_tup_ins, ...) count the rows of every '
-                  'tenant and are readable by every role';
-    ELSE
-        j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message, '',
-                                      'the table statistics were not readable');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'shared_sequence';
-    SELECT string_agg(s.seq, ', ' ORDER BY s.seq) INTO stmt
-    FROM (SELECT pg_get_serial_sequence(q, at.attname) AS seq FROM pg_attribute at
-          WHERE at.attrelid = t AND at.attnum > 0 AND NOT at.attisdropped) s WHERE s.seq IS NOT NULL;
-    IF stmt IS NULL THEN
+-- shared_sequence: serial and identity columns (no attempt: the catalog says it).
+CREATE FUNCTION tenant_guard._grid_run_shared_sequence(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    seqs text;
+BEGIN
+    SELECT string_agg(s.seq, ', ' ORDER BY s.seq) INTO seqs
+    FROM (SELECT pg_get_serial_sequence(g.t::text, at.attname) AS seq FROM pg_attribute at
+          WHERE at.attrelid = g.t AND at.attnum > 0 AND NOT at.attisdropped) s WHERE s.seq IS NOT NULL;
+    vector := v.id;
+    IF seqs IS NULL THEN
         outcome := 'skipped'; detail := 'no serial or identity column';
     ELSE
         outcome := 'residual';
         detail := format('%s: one counter shared by every tenant; the gaps between a tenant''s own keys reveal how '
-                         'many rows other tenants inserted', stmt);
+                         'many rows other tenants inserted', seqs);
     END IF;
-    RETURN NEXT;
-
-    vector := 'explain_estimate';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('EXPLAIN (FORMAT JSON) SELECT * FROM %s WHERE %s = %s', q, c, lb), 'json', lock_ms);
-    IF res.err_state IS NULL THEN
-        outcome := 'residual';
-        detail := 'EXPLAIN row estimates come from statistics over the rows of every tenant';
-    ELSE
-        j := tenant_guard._grid_judge('read', NULL, res.err_state, res.err_message, '', '');
-        outcome := j[1]; detail := j[2];
-    END IF;
-    RETURN NEXT;
-
-    vector := 'column_statistics';
-    res := tenant_guard._grid_attempt(app_role, 'setting', a, ctx_role, ctx_scopes, NULL, NULL,
-        format('SELECT count(*) FROM pg_catalog.pg_attribute at JOIN pg_catalog.pg_class c ON c.oid = at.attrelid '
-               'WHERE c.oid = %s AND at.attnum > 0 AND NOT at.attisdropped '
-               'AND pg_catalog.has_column_privilege(c.oid, at.attnum, ''select'') '
-               'AND (NOT c.relrowsecurity OR NOT pg_catalog.row_security_active(c.oid))', t::oid), 'value', lock_ms);
-    j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
-        'pg_stats shows the role the statistics of %n column(s) (most common values, histograms) over every tenant''s rows',
-        'pg_stats hides this table''s column statistics from the role (row-level security is active for it)');
-    outcome := j[1]; detail := j[2];
     RETURN NEXT;
 END
 $$;
+
+-- The vectors. docs/attack-grid.md explains each one and its fix.
+INSERT INTO tenant_guard.grid_vectors (id, class, tries, matters, needs, run, stmt, mode, judge, setup, refusals, guard,
+                                       leak_text, blocked_text, params) VALUES
+-- reads
+('read_other_tenant', 'read', 'SELECT ... WHERE tenant = B', 'the policies must hide every row of another tenant',
+ 'b', '_grid_run_statement', $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100) s$v$, 'value', 'read',
+ NULL, DEFAULT, NULL, 'tenant A read %n row(s) of tenant B', 'no row of tenant B was visible', NULL),
+('read_unfiltered', 'read', 'SELECT ... WHERE tenant IS DISTINCT FROM A',
+ 'a query that forgets its tenant filter must still see only its tenant', 'other', '_grid_run_statement',
+ $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} IS DISTINCT FROM {a} LIMIT 100) s$v$, 'value', 'read', NULL, DEFAULT,
+ NULL, 'an unfiltered read as tenant A returned %n row(s) of other tenants',
+ 'an unfiltered read returned only rows of tenant A', NULL),
+('read_for_update', 'read', 'SELECT ... WHERE tenant = B FOR UPDATE',
+ 'locking another tenant''s rows reads them and blocks its writes', 'b', '_grid_run_statement',
+ $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100 FOR UPDATE) s$v$, 'value', 'read', NULL, DEFAULT,
+ NULL, 'SELECT ... FOR UPDATE locked %n row(s) of tenant B', 'SELECT ... FOR UPDATE reached no row of tenant B', NULL),
+-- writes to B's rows
+('update_other_tenant', 'write', 'UPDATE ... WHERE tenant = B', 'another tenant''s rows must not be changed', 'b',
+ '_grid_run_statement', $v$UPDATE {t} SET {uc} = {uc} WHERE {c} = {b}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'UPDATE changed %n row(s) of tenant B', 'UPDATE reached no row of tenant B', NULL),
+('update_returning', 'write', 'UPDATE ... WHERE tenant = B RETURNING', 'RETURNING reads the rows it writes', 'b',
+ '_grid_run_statement', $v$UPDATE {t} SET {uc} = {uc} WHERE {c} = {b} RETURNING {c}$v$, 'rows', 'write', NULL,
+ DEFAULT, NULL, 'UPDATE ... RETURNING returned %n row(s) of tenant B', 'UPDATE ... RETURNING reached no row of tenant B',
+ NULL),
+('delete_other_tenant', 'write', 'DELETE ... WHERE tenant = B', 'another tenant''s rows must not be removed', 'b',
+ '_grid_run_statement', $v$DELETE FROM {t} WHERE {c} = {b}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'DELETE removed %n row(s) of tenant B', 'DELETE reached no row of tenant B', NULL),
+('delete_returning', 'write', 'DELETE ... WHERE tenant = B RETURNING', 'RETURNING reads the rows it removes', 'b',
+ '_grid_run_statement', $v$DELETE FROM {t} WHERE {c} = {b} RETURNING {c}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'DELETE ... RETURNING returned %n row(s) of tenant B', 'DELETE ... RETURNING reached no row of tenant B', NULL),
+('cte_write', 'write', 'a data-modifying WITH that deletes rows of B', 'writes inside a query are checked like others',
+ 'b', '_grid_run_statement',
+ $v$WITH x AS (DELETE FROM {t} WHERE {c} = {b} RETURNING 1) SELECT count(*) FROM x$v$, 'value', 'write', NULL, DEFAULT,
+ NULL, 'a data-modifying WITH deleted %n row(s) of tenant B', 'a data-modifying WITH reached no row of tenant B', NULL),
+('merge_update_other_tenant', 'write', 'MERGE ... WHEN MATCHED THEN UPDATE on rows of B',
+ 'MERGE has its own policy checks', 'b', '_grid_run_statement',
+ $v$MERGE INTO {t} x USING (SELECT 1) s ON x.{c} = {b} WHEN MATCHED THEN UPDATE SET {uc} = x.{uc}$v$, 'rows', 'write',
+ NULL, DEFAULT, NULL, 'MERGE ... UPDATE changed %n row(s) of tenant B', 'MERGE ... UPDATE matched no row of tenant B',
+ NULL),
+('merge_delete_other_tenant', 'write', 'MERGE ... WHEN MATCHED THEN DELETE on rows of B',
+ 'MERGE has its own policy checks', 'b', '_grid_run_statement',
+ $v$MERGE INTO {t} x USING (SELECT 1) s ON x.{c} = {b} WHEN MATCHED THEN DELETE$v$, 'rows', 'write', NULL, DEFAULT,
+ NULL, 'MERGE ... DELETE removed %n row(s) of tenant B', 'MERGE ... DELETE matched no row of tenant B', NULL),
+('copy_out', 'read', 'COPY (SELECT ... WHERE tenant = B) TO a file', 'COPY is how dumps and exports read', 'b',
+ '_grid_run_statement', $v$COPY (SELECT * FROM {t} WHERE {c} = {b}) TO '/dev/null'$v$, 'rows', 'read', NULL, DEFAULT,
+ NULL, 'COPY ... TO copied %n row(s) of tenant B', 'COPY ... TO copied no row of tenant B', NULL),
+('copy_in', 'write', 'COPY t FROM a file',
+ 'COPY FROM refuses to run where row-level security applies, so running proves it does not', NULL,
+ '_grid_run_statement', $v$COPY {t} FROM '/dev/null'$v$, 'rows', 'runs', NULL, '{42501,0A000}', NULL,
+ 'COPY ... FROM ran: row-level security does not apply to the role here, so COPY can load rows of any tenant', NULL,
+ NULL),
+-- rows planted in B, rows moved to B
+('insert_into_other_tenant', 'plant', 'INSERT a row of B', 'a tenant must not write rows into another tenant', NULL,
+ '_grid_run_statement', $v${plant_insert}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'tenant A inserted a row of tenant B', 'the row of tenant B was not inserted', NULL),
+('upsert_into_other_tenant', 'plant', 'INSERT a row of B ON CONFLICT DO NOTHING',
+ 'a conflict skipped silently means the policies accepted the row', NULL, '_grid_run_upsert_into', NULL, NULL, NULL,
+ NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('upsert_update_other_tenant', 'plant', 'INSERT B''s key as A ON CONFLICT (key) DO UPDATE',
+ 'the update of a conflicting row must not reach another tenant''s row', 'b', '_grid_run_upsert_update', NULL, NULL,
+ NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('merge_insert_other_tenant', 'plant', 'MERGE ... WHEN NOT MATCHED THEN INSERT a row of B',
+ 'MERGE has its own policy checks', NULL, '_grid_run_statement',
+ $v$MERGE INTO {t} x USING (SELECT * FROM pg_catalog.jsonb_populate_record(NULL::{t}, {plant}::jsonb)) s ON false WHEN NOT MATCHED THEN INSERT ({plant_cols}) VALUES ({plant_vals})$v$,
+ 'rows', 'write', NULL, DEFAULT, NULL, 'MERGE ... INSERT planted a row of tenant B',
+ 'MERGE ... INSERT planted no row of tenant B', NULL),
+('insert_select_other_tenant', 'plant', 'INSERT INTO t SELECT ... FROM t WHERE tenant = B',
+ 'copying another tenant''s rows reads them', 'b', '_grid_run_statement',
+ $v$INSERT INTO {t} ({cols}) SELECT {cols} FROM {t} WHERE {c} = {b}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'INSERT ... SELECT copied %n row(s) of tenant B', 'INSERT ... SELECT read no row of tenant B', NULL),
+('update_move_to_other_tenant', 'plant', 'UPDATE ... SET tenant = B WHERE tenant = A',
+ 'a tenant must not hand its rows to another tenant', 'a', '_grid_run_statement',
+ $v$UPDATE {t} SET {c} = {b} WHERE {c} = {a}$v$, 'rows', 'write', NULL, DEFAULT, NULL,
+ 'UPDATE moved %n row(s) of tenant A into tenant B', 'no row of tenant A could be updated (so none was moved)', NULL),
+-- existence oracles
+('unique_oracle', 'oracle', 'INSERT B''s key values as a row of A',
+ 'a unique violation on an index without the tenant column tells A that B''s key exists', 'b',
+ '_grid_run_unique_oracle', NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('on_conflict_oracle', 'oracle', 'INSERT B''s key as A ON CONFLICT (key) DO NOTHING',
+ 'nothing inserted tells A that B''s key exists', 'b', '_grid_run_on_conflict_oracle', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL, NULL),
+('foreign_key_oracle', 'oracle', 'reference B''s row from a row of A, through each foreign key to the table',
+ 'an accepted reference tells A the key exists and links to it', NULL, '_grid_run_foreign_key_oracle', NULL, NULL,
+ NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('error_side_channel', 'oracle', 'a predicate that raises an error only on rows of B',
+ 'an error reaching A shows B''s rows were not filtered first', 'b', '_grid_run_statement',
+ $v$SELECT count(*) FROM {t} WHERE CASE WHEN {c} = {b} THEN ({c}::text || '!')::integer ELSE 0 END = 0$v$, 'value',
+ 'probe', NULL, DEFAULT, NULL,
+ 'an error raised only for rows of tenant B reached tenant A: the rows were not filtered before the probe ran',
+ 'row-level security filtered the rows of tenant B before the probe ran', NULL),
+-- missing and malformed context
+('no_context', 'context', 'read and UPDATE every row without a context', 'no context must mean no rows', 'any',
+ '_grid_run_context', NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, '{"orgs": [""], "claims": [""]}'),
+('null_context', 'context', 'read and UPDATE with a null org id and null claims', 'null must not match rows', 'any',
+ '_grid_run_context', NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL,
+ '{"orgs": ["null"], "claims": ["{\"org_id\":null}", "null"]}'),
+('empty_context', 'context', 'read and UPDATE with a blank org id and empty claims',
+ 'an empty context must not match rows', 'any', '_grid_run_context', NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL,
+ '{"orgs": [" "], "claims": ["{\"org_id\":\"\"}", "{}"]}'),
+('malformed_context', 'context', 'read and UPDATE with malformed org ids and claims',
+ 'a malformed context must not match rows or fall back to a default', 'any', '_grid_run_context', NULL, NULL, NULL,
+ NULL, DEFAULT, NULL, NULL, NULL,
+ '{"orgs": ["not-a-uuid", "00000000-0000-0000-0000-000000000000", "{b}x"], "claims": ["{\"org_id\":\"not-a-uuid\"}", "{\"org_id\":\"00000000-0000-0000-0000-000000000000\"}", "{\"org_id\": \"{b}x\"}", "{\"org_id\":"]}'),
+-- forged context
+('forged_setting', 'context', 'the application role sets tenant_guard.org_id (and role, scopes) to B',
+ 'only the configured context source may choose the tenant', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL,
+ $j${"attempts": [{"setup": ["SELECT pg_catalog.set_config('tenant_guard.org_id', {org}, true)", "SELECT pg_catalog.set_config('tenant_guard.role', {role}, true)", "SELECT pg_catalog.set_config('tenant_guard.scopes', {scopes}, true)"], "leak": "the application role chose tenant B by setting tenant_guard.org_id (context_source = %s)"}]}$j$),
+('forged_claims', 'context', 'the application role sets request.jwt.claims to claims of B',
+ 'only the configured context source may choose the tenant', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL,
+ $j${"attempts": [{"setup": ["SELECT pg_catalog.set_config('request.jwt.claims', {claims}, true)"], "leak": "the application role chose tenant B by setting request.jwt.claims (context_source = %s)"}]}$j$),
+('forged_signed_context', 'context', 'the application role writes tenant_guard.signed_context itself',
+ 'a verified context must come from a verified token', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL,
+ $j${"attempts": [{"setup": ["SELECT pg_catalog.set_config('tenant_guard.signed_context', {claims}, true)"], "leak": "the application role wrote tenant_guard.signed_context itself (context_source = %s)", "any_error_refuses": true}]}$j$),
+('forged_token', 'context', 'set_context() with a malformed token and with an unsigned (alg none) token for B',
+ 'only a token signed by a trusted key may choose the tenant', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL,
+ $j${"attempts": [{"setup": ["SELECT tenant_guard.set_context('not.a.token')"], "leak": "tenant_guard.set_context() accepted a malformed token (context_source = %s)", "any_error_refuses": true}, {"setup": ["SELECT tenant_guard.set_context({token})"], "leak": "tenant_guard.set_context() accepted an unsigned (alg none) token for tenant B (context_source = %s)", "any_error_refuses": true}]}$j$),
+-- privileges and ownership
+('row_security_off', 'privilege', 'SET row_security = off, then read',
+ 'PostgreSQL refuses the read where row-level security applies, so a read that runs proves it does not', NULL,
+ '_grid_run_statement', $v$SELECT count(*) FROM (SELECT FROM {t} LIMIT 1) s$v$, 'value', 'runs',
+ ARRAY[$v$SELECT pg_catalog.set_config('row_security', 'off', true)$v$], DEFAULT, NULL,
+ 'with row_security = off the query ran: row-level security does not apply to the role on this table', NULL, NULL),
+('set_role_owner', 'privilege', 'become the table''s owner', 'the owner can unprotect() or alter the table', NULL,
+ '_grid_run_owner', NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('role_attributes', 'privilege', 'act as a superuser or BYPASSRLS role and read with row_security = off',
+ 'row-level security never applies to such roles', NULL, '_grid_run_role_attributes', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL, NULL),
+('owner_without_force', 'privilege', 'read with the owner''s privileges',
+ 'without FORCE ROW LEVEL SECURITY the owner bypasses the policies', NULL, '_grid_run_owner', NULL, NULL, NULL, NULL,
+ DEFAULT, NULL, NULL, NULL, NULL),
+('truncate', 'privilege', 'TRUNCATE t', 'TRUNCATE ignores row-level security and empties every tenant', NULL,
+ '_grid_run_truncate', NULL, NULL, NULL, NULL, DEFAULT, 'TRUNCATE', NULL, NULL, NULL),
+('explain_analyze', 'privilege', 'EXPLAIN (ANALYZE) SELECT * FROM t with index scans off',
+ 'its actual row counts show how many rows of other tenants the policies removed', NULL, '_grid_run_explain_analyze',
+ NULL, NULL, NULL, NULL, DEFAULT, 'EXPLAIN ANALYZE', NULL, NULL, NULL),
+('alter_policy', 'privilege', 'DROP POLICY (the wall first), ALTER TABLE ... DISABLE ROW LEVEL SECURITY',
+ 'whoever can change the policies can open the table', NULL, '_grid_run_alter_policy', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL, NULL),
+-- objects that run with other rights
+('definer_view', 'other rights', 'read each view over the table without security_invoker',
+ 'such a view reads with its owner''s rights', NULL, '_grid_run_definer_view', NULL, NULL, NULL, NULL, DEFAULT, NULL,
+ NULL, NULL, NULL),
+('definer_function', 'other rights', 'call each SECURITY DEFINER function that mentions the table',
+ 'such a function reads with its owner''s rights', NULL, '_grid_run_definer_function', NULL, NULL, NULL, NULL, DEFAULT,
+ NULL, NULL, NULL, NULL),
+('materialized_view', 'other rights', 'read each materialized view over the table',
+ 'a materialized view stores every tenant''s rows without row-level security', NULL, '_grid_run_materialized_view',
+ NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('partition_direct', 'other rights', 'read each partition and child directly, and with row_security = off',
+ 'reading a partition applies its own policies, not the parent''s', NULL, '_grid_run_children', NULL, NULL, NULL,
+ NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('child_insert', 'other rights', 'insert a row of B directly into each partition and child',
+ 'writing a partition applies its own policies, not the parent''s', NULL, '_grid_run_children', NULL, NULL, NULL,
+ NULL, DEFAULT, NULL, NULL, NULL, NULL),
+-- other sessions and the next client
+('query_text', 'session', 'read pg_stat_activity and pg_stat_statements',
+ 'every tenant shares the role, and the statement text carries literals and tokens', NULL, '_grid_run_query_text',
+ NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('temp_object', 'session', 'CREATE TEMP VIEW named like the table',
+ 'behind a transaction pooler the next client resolves the table''s name through it', NULL, '_grid_run_statement',
+ $v$CREATE TEMP VIEW {relname} AS SELECT 1 AS planted$v$, 'rows', 'runs', NULL, DEFAULT, NULL,
+ 'the role created a temporary view named {relname}: behind a transaction pooler it stays on the connection, and the next client''s unqualified {relname}, whatever its tenant, reads through it (pg_temp comes first in search_path)',
+ 'refused: the role cannot create temporary objects in this database', NULL),
+('hold_cursor', 'session', 'DECLARE ... CURSOR WITH HOLD FOR SELECT * FROM t',
+ 'the cursor outlives the transaction, and the next client of a pooled connection can fetch it', NULL,
+ '_grid_run_statement', $v$DECLARE tg_grid_held CURSOR WITH HOLD FOR {select_all}$v$, 'rows', 'runs', NULL, DEFAULT,
+ '', 'the role opened a cursor WITH HOLD: it outlives the transaction, and behind a transaction pooler the next client of the connection, whatever its tenant, finds it in pg_cursors and fetches its rows',
+ NULL, NULL),
+('listen', 'session', 'LISTEN on a channel', 'LISTEN receives the notifications of every tenant', NULL,
+ '_grid_run_statement', $v$LISTEN tg_attack_grid$v$, 'rows', 'runs', NULL, DEFAULT, '',
+ 'the role can LISTEN: it receives the NOTIFY payloads of every session of the database, whatever its tenant, and behind a transaction pooler its LISTEN stays with the connection',
+ NULL, NULL),
+-- residual channels
+('table_statistics', 'residual', 'read pg_class.reltuples and pg_stat_all_tables',
+ 'they count the rows of every tenant', NULL, '_grid_run_statement',
+ $v$SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = {oid} AND c.reltuples IS NOT NULL AND s.n_live_tup IS NOT NULL$v$,
+ 'value', 'residual', NULL, DEFAULT, NULL,
+ 'pg_class.reltuples and pg_stat_user_tables (n_live_tup, n_tup_ins, ...) count the rows of every tenant and are readable by every role',
+ 'the table statistics were not readable', NULL),
+('shared_sequence', 'residual', 'find serial and identity columns',
+ 'the gaps between a tenant''s own keys count the other tenants'' inserts', NULL, '_grid_run_shared_sequence', NULL,
+ NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
+('explain_estimate', 'residual', 'EXPLAIN SELECT ... WHERE tenant = B',
+ 'row estimates come from statistics over every tenant''s rows', NULL, '_grid_run_statement',
+ $v$EXPLAIN (FORMAT JSON) SELECT * FROM {t} WHERE {c} = {b}$v$, 'json', 'residual', NULL, DEFAULT, NULL,
+ 'EXPLAIN row estimates come from statistics over the rows of every tenant', NULL, NULL),
+('column_statistics', 'residual', 'read pg_stats for the table''s columns',
+ 'most common values and histograms are computed over every tenant''s rows', NULL, '_grid_run_statement',
+ $v$SELECT count(*) FROM pg_catalog.pg_attribute at JOIN pg_catalog.pg_class c ON c.oid = at.attrelid WHERE c.oid = {oid} AND at.attnum > 0 AND NOT at.attisdropped AND pg_catalog.has_column_privilege(c.oid, at.attnum, 'select') AND (NOT c.relrowsecurity OR NOT pg_catalog.row_security_active(c.oid))$v$,
+ 'value', 'read', NULL, DEFAULT, NULL,
+ 'pg_stats shows the role the statistics of %n column(s) (most common values, histograms) over every tenant''s rows',
+ 'pg_stats hides this table''s column statistics from the role (row-level security is active for it)', NULL);
 
 -- seed => true: one row of tenant org in rel when it has none, built from
 -- an existing row (fresh values for keys with a default) or from the column
@@ -1152,7 +1437,7 @@ $$;
 -- inserted, the role and context unchanged).
 CREATE FUNCTION tenant_guard._grid_seed(rel regclass, col name, org text)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1189,7 +1474,7 @@ $$;
 
 CREATE FUNCTION tenant_guard.attack_grid(app_role regrole, org_a uuid, org_b uuid, seed boolean DEFAULT false)
 RETURNS TABLE (tbl regclass, vector text, outcome text, detail text)
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1275,7 +1560,7 @@ COMMENT ON FUNCTION tenant_guard.attack_grid(regrole, uuid, uuid, boolean) IS
 
 CREATE FUNCTION tenant_guard.assert_isolated(app_role regrole, org_a uuid, org_b uuid, seed boolean DEFAULT false)
 RETURNS void
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -1311,5 +1596,31 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_context(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_seed(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_dependent_views(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_vars(regclass, name, text, text, regrole, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_expand(text, jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_prepare(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_try(tenant_guard._grid_target, text, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_guard_note(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_verdict(tenant_guard.grid_vectors, bigint, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_arbiter(regclass, name, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_statement(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_upsert_into(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_upsert_update(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_unique_oracle(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_on_conflict_oracle(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_foreign_key_oracle(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_context(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_forged(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_owner(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_role_attributes(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_truncate(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_explain_analyze(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_alter_policy(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_definer_view(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_definer_function(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_materialized_view(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_children(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_query_text(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_shared_sequence(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.attack_grid(regrole, uuid, uuid, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.assert_isolated(regrole, uuid, uuid, boolean) FROM PUBLIC;

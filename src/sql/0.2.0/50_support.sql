@@ -78,7 +78,7 @@ REVOKE ALL ON FUNCTION tenant_guard._support_stage(uuid, uuid, text, timestamptz
 -- Records the expiry of sessions and of grants never redeemed, once each.
 CREATE FUNCTION tenant_guard.log_support_expiries()
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -110,7 +110,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard.log_support_expiries() TO tenant_guard_su
 CREATE FUNCTION tenant_guard.issue_support_grant(org uuid, agent text, reason text,
     redeem_within interval DEFAULT '5 minutes', session_ttl interval DEFAULT '30 minutes')
 RETURNS text
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -165,7 +165,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard.issue_support_grant(uuid, text, text, int
 -- roll back both the redemption and its audit event.
 CREATE FUNCTION tenant_guard._support_redeem(token text)
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -235,7 +235,7 @@ GRANT EXECUTE ON PROCEDURE tenant_guard.begin_support_session(text) TO tenant_gu
 
 CREATE FUNCTION tenant_guard.end_support_session()
 RETURNS boolean
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -264,7 +264,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard.end_support_session() TO PUBLIC;
 
 CREATE FUNCTION tenant_guard.revoke_support_sessions()
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -32,7 +32,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.tenants', '');
 CREATE FUNCTION tenant_guard._tenants_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'tg__relcache_changed'
-LANGUAGE C;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._tenants_changed() IS
     'Internal: every backend drops its cached list of archived and purged tenants.';
 REVOKE ALL ON FUNCTION tenant_guard._tenants_changed() FROM PUBLIC;
@@ -53,7 +53,7 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.purge_certificates', ''
 
 CREATE FUNCTION tenant_guard._purge_certificates_refuse()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -76,7 +76,7 @@ CREATE TRIGGER purge_certificates_refuse_truncate BEFORE TRUNCATE ON tenant_guar
 
 CREATE FUNCTION tenant_guard.register_tenant(org uuid, display_name text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -114,7 +114,7 @@ REVOKE ALL ON FUNCTION tenant_guard.register_tenant(uuid, text) FROM PUBLIC;
 -- same relations, so this reveals nothing.
 CREATE FUNCTION tenant_guard._lifecycle_unusable()
 RETURNS TABLE (tbl regclass, reason text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.tbl,
@@ -134,7 +134,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_unusable() TO PUBLIC;
 -- Unusable registry rows are left out (see _lifecycle_unusable()).
 CREATE FUNCTION tenant_guard._lifecycle_roots()
 RETURNS TABLE (tbl regclass, tenant_column name, tenant_type text)
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.tbl, p.tenant_column, p.tenant_type FROM tenant_guard.protected_tables p
@@ -150,7 +150,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_roots() TO PUBLIC;
 -- Every protected table (roots and descendants) in name order.
 CREATE FUNCTION tenant_guard._lifecycle_all_tables()
 RETURNS SETOF regclass
-LANGUAGE sql STABLE SECURITY DEFINER
+LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.tbl FROM tenant_guard.protected_tables p
@@ -188,7 +188,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_pred(name, text) TO PUBLIC;
 -- a tuplestore on disk beyond work_mem: memory stays bounded.
 CREATE FUNCTION tenant_guard.export_tenant(org uuid, decrypt_columns text[] DEFAULT '{}')
 RETURNS SETOF jsonb
-LANGUAGE plpgsql VOLATILE
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -329,7 +329,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._tenant_writable() TO PUBLIC;
 CREATE OR REPLACE FUNCTION tenant_guard._generated_policies(rel regclass, tenant_column name, tenant_type text,
                                                            root regclass)
 RETURNS TABLE (name name, permissive boolean, command text, using_expr text, check_expr text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH pred AS (
@@ -367,7 +367,7 @@ COMMENT ON FUNCTION tenant_guard._generated_policies(regclass, name, text, regcl
 -- a protected table without one is reported (and lint() reports it as TG013).
 CREATE OR REPLACE FUNCTION tenant_guard.verify()
 RETURNS TABLE (tbl regclass, item text, expected text, actual text)
-LANGUAGE plpgsql STABLE
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -474,7 +474,7 @@ COMMENT ON FUNCTION tenant_guard.verify() IS
 -- tenant wall, the base and the role policies).
 CREATE OR REPLACE FUNCTION tenant_guard.unprotect(tbl regclass)
 RETURNS void
-LANGUAGE plpgsql
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -538,7 +538,7 @@ COMMENT ON FUNCTION tenant_guard.unprotect(regclass) IS
 -- tg_lifecycle_insert).
 CREATE OR REPLACE FUNCTION tenant_guard.describe_access(tbl regclass)
 RETURNS TABLE (role text, command text, policy name, condition text, restricted_by text)
-LANGUAGE sql STABLE
+LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH rel AS (
@@ -584,7 +584,7 @@ WHERE g.name LIKE 'tg\_lifecycle\_%' AND EXISTS (SELECT 1 FROM pg_catalog.pg_cla
 
 CREATE FUNCTION tenant_guard.archive_tenant(org uuid, purge_after interval DEFAULT '90 days')
 RETURNS timestamptz
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -618,7 +618,7 @@ REVOKE ALL ON FUNCTION tenant_guard.archive_tenant(uuid, interval) FROM PUBLIC;
 
 CREATE FUNCTION tenant_guard.reactivate_tenant(org uuid)
 RETURNS void
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -645,7 +645,7 @@ REVOKE ALL ON FUNCTION tenant_guard.reactivate_tenant(uuid) FROM PUBLIC;
 -- after every table whose foreign keys reference it. A cycle is an error.
 CREATE FUNCTION tenant_guard._lifecycle_delete_order()
 RETURNS TABLE (tbl regclass, tenant_column name, tenant_type text)
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -691,7 +691,7 @@ REVOKE ALL ON FUNCTION tenant_guard._lifecycle_delete_order() FROM PUBLIC;
 
 CREATE FUNCTION tenant_guard.purge_tenant(org uuid, confirm text)
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -799,7 +799,7 @@ REVOKE ALL ON FUNCTION tenant_guard.purge_tenant(uuid, text) FROM PUBLIC;
 -- LOCKED as well.
 CREATE FUNCTION tenant_guard.purge_due_tenants()
 RETURNS TABLE (org_id uuid, outcome text, certificate_sha256 text)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
