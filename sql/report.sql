@@ -113,9 +113,8 @@ SELECT (xpath('count(//testcase)', x))[1]::text::int = (xpath('/testsuites/@test
 FROM junit;
 SELECT unnest(xpath('//testsuite/@name', x))::text AS suite FROM junit;
 CREATE TEMP TABLE junit_case AS
-SELECT (xpath('/testcase/@name', c))[1]::text AS name, (xpath('/testcase/@classname', c))[1]::text AS classname,
-       (xpath('count(/testcase/failure)', c))[1]::text::int AS failures
-FROM junit, unnest(xpath('//testcase', x)) c;
+SELECT c.* FROM junit, XMLTABLE('//testcase' PASSING x COLUMNS name text PATH '@name', classname text PATH '@classname',
+                                failures int PATH 'count(failure)') c;
 SELECT l.code || ' ' || l.object AS lint_finding_without_case FROM tenant_guard.lint() l
 EXCEPT ALL SELECT name FROM junit_case WHERE classname LIKE 'lint.%';
 SELECT name, failures FROM junit_case WHERE classname LIKE 'attack\_grid.%' AND name LIKE '%oracle%script%' ORDER BY 1;

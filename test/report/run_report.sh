@@ -264,7 +264,7 @@ render() {
 	mkdir -p "$home"
 	HOME=$home timeout 120 "$CHROMIUM" --headless=new --no-sandbox --disable-gpu --no-first-run \
 		--disable-background-networking --disable-extensions --user-data-dir="$home/profile" \
-		--enable-logging=stderr --v=0 --window-size=1280,2400 --hide-scrollbars \
+		--enable-logging=stderr --v=0 --window-size="${RENDER_SIZE:-1280,2400}" --hide-scrollbars \
 		${2:+--screenshot="$2"} --dump-dom "file://$1" 2>"$1.stderr"
 	# Chromium logs every console message of the page as "...:CONSOLE(...)"
 	grep -E ':CONSOLE[:(0-9)]*\]|Content Security Policy|Uncaught' "$1.stderr" >"$1.console" || true
@@ -324,16 +324,6 @@ print("ok: Chromium rendered the report (%dx%d PNG, %d bytes): no console messag
       % (w, h, len(png)))
 PY
 
-if [ "$UPDATE_EXAMPLE" = --update-example ]; then
-	# the example kept in the docs: the same page with the times of this run
-	# replaced by fixed ones
-	sed -E 's/[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z/2026-01-15T09:30:00Z/g' "$W/tenant_guard.html" \
-		>"$ROOT/docs/report-example.html"
-	render "$ROOT/docs/report-example.html" "$W/example.png" >/dev/null
-	cp "$W/example.png" "$ROOT/docs/report-example.png"
-	echo "ok: wrote docs/report-example.html and docs/report-example.png"
-fi
-
 # ---- 5. the CI gate of the docs
 gate() { ! grep -q '<failure' "$W/tenant_guard-junit.xml"; }
 if [ "$(cat "$W/lint_errors")" = 0 ] && [ "$(cat "$W/leaks")" = 0 ]; then
@@ -355,3 +345,22 @@ grep -q 'classname="lint.TG019" name="TG019 app.project_count()"><failure' "$W/t
 grep -q 'name="unique_oracle app.projects"><failure' "$W/tenant_guard-junit.xml" \
 	|| fail "the unique_oracle leak is not a failure in the JUnit report"
 echo "ok: the CI gate fails after planted mistakes (TG019, unique_oracle)"
+
+if [ "$UPDATE_EXAMPLE" = --update-example ]; then
+	# the example kept in the docs: the page after the planted mistakes, with
+	# the times of this run replaced by fixed ones
+	/usr/bin/python3 - "$W/tenant_guard.html" "$ROOT/docs/report-example.html" <<'PY'
+import datetime, re, sys
+page = open(sys.argv[1], encoding="utf-8").read()
+stamp = r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"
+fmt = "%Y-%m-%dT%H:%M:%SZ"
+generated = datetime.datetime.strptime(re.search("Generated</td><td[^>]*>(" + stamp + ")", page).group(1), fmt)
+shift = datetime.datetime(2026, 1, 15, 9, 30) - generated
+page = re.sub(stamp, lambda m: (datetime.datetime.strptime(m.group(0), fmt) + shift).strftime(fmt), page)
+open(sys.argv[2], "w", encoding="utf-8").write(page)
+PY
+	cp "$ROOT/docs/report-example.html" "$W/example.html"
+	RENDER_SIZE=1200,1900 render "$W/example.html" "$W/example.png" >/dev/null
+	cp "$W/example.png" "$ROOT/docs/report-example.png"
+	echo "ok: wrote docs/report-example.html and docs/report-example.png"
+fi

@@ -754,7 +754,9 @@ BEGIN
                     vecs AS (SELECT DISTINCT vector FROM cells)
                     SELECT XMLELEMENT(NAME "table", XMLATTRIBUTES('grid-' || tenant_guard._report_xml_text(role_name) AS id),
                         XMLELEMENT(NAME thead, XMLELEMENT(NAME tr, tenant_guard._report_cell('th', 'vector'),
-                            (SELECT xmlagg(tenant_guard._report_cell('th', tbl, 'v mono') ORDER BY tbl) FROM tbls))),
+                            (SELECT xmlagg(tenant_guard._report_cell('th', CASE WHEN length(tbl) > 40 THEN left(tbl, 39) || '…'
+                                                                      ELSE tbl END, 'v mono', tbl) ORDER BY tbl)
+                             FROM tbls))),
                         XMLELEMENT(NAME tbody, (SELECT xmlagg(XMLELEMENT(NAME tr,
                             tenant_guard._report_cell('td', v.vector, 'mono', d -> 'grid' -> 'vectors' ->> v.vector),
                             (SELECT xmlagg(CASE c.outcome
