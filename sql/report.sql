@@ -128,6 +128,16 @@ FROM md, regexp_split_to_table(t, E'\n') l WHERE strpos(l, 'unique\_oracle') > 0
 SELECT count(*) AS raw_angle_brackets FROM md, regexp_split_to_table(t, E'\n') l
 WHERE l ~ '[<>]' AND l <> '</details>' AND l !~ '^<details><summary>[^<>]*</summary>$';
 
+-- a comment has a size limit: the folded rows stop at 40 of each kind
+SELECT count(*) FILTER (WHERE l LIKE '| warning | TG005 |%') AS warning_rows,
+       string_agg(l, '') FILTER (WHERE l LIKE '%more: see%') AS cut
+FROM regexp_split_to_table(tenant_guard._report_markdown(jsonb_build_object(
+         'lint', (SELECT jsonb_agg(jsonb_build_object('severity', 'warning', 'code', 'TG005', 'object', 't' || i,
+                                                      'message', 'm', 'hint', 'h') ORDER BY i)
+                  FROM generate_series(1, 45) i),
+         'grid', jsonb_build_object('state', 'run', 'rows', '[]'::jsonb), 'verify', '[]'::jsonb,
+         'audit', '{"verify": {"ok": true, "records": 0, "seals": 0}}'::jsonb)), E'\n') l;
+
 -- HTML: a document (the doctype, then XML-serialized HTML), no script and no
 -- external reference anywhere, a Content-Security-Policy; the hostile table
 -- name is text in each section

@@ -454,7 +454,9 @@ $$;
 COMMENT ON FUNCTION tenant_guard._report_junit(jsonb) IS 'Internal: report() as JUnit XML.';
 
 -----------------------------------------------------------------------------
--- Markdown: a summary a pull-request comment can carry.
+-- Markdown: a summary a pull-request comment can carry: every error and
+-- leak; the warnings, info, residual and skipped rows folded, at most 40 of
+-- each kind (a comment has a size limit; SARIF and HTML have them all).
 -----------------------------------------------------------------------------
 CREATE FUNCTION tenant_guard._report_markdown(d jsonb)
 RETURNS text
@@ -527,7 +529,11 @@ WITH lint AS (
     SELECT 9, n, pg_catalog.format('| %s | %s | %s | %s | %s |', tenant_guard._report_md(f ->> 'severity'),
         tenant_guard._report_md(f ->> 'code'), tenant_guard._report_md(f ->> 'object'),
         tenant_guard._report_md(f ->> 'message'), tenant_guard._report_md(f ->> 'hint'))
-    FROM lint WHERE f ->> 'severity' <> 'error'
+    FROM (SELECT f, n, pg_catalog.row_number() OVER (ORDER BY n) AS k FROM lint WHERE f ->> 'severity' <> 'error') w
+    WHERE w.k <= 40
+    UNION ALL
+    SELECT 9, 1000000, pg_catalog.format('| | | | … and %s more: see the SARIF or HTML report | |', c - 40)
+    FROM (SELECT pg_catalog.count(*) AS c FROM lint WHERE f ->> 'severity' <> 'error') x WHERE c > 40
     UNION ALL
     SELECT 10, 0, E'\n</details>' WHERE EXISTS (SELECT 1 FROM lint WHERE f ->> 'severity' <> 'error')
     UNION ALL
@@ -539,7 +545,12 @@ WITH lint AS (
     SELECT 12, n, pg_catalog.format('| %s | %s | %s | %s | %s |', tenant_guard._report_md(f ->> 'outcome'),
         tenant_guard._report_md(f ->> 'vector'), tenant_guard._report_md(f ->> 'tbl'),
         tenant_guard._report_md(f ->> 'role'), tenant_guard._report_md(f ->> 'detail'))
-    FROM grid WHERE f ->> 'outcome' IN ('residual', 'skipped')
+    FROM (SELECT f, n, pg_catalog.row_number() OVER (ORDER BY n) AS k FROM grid
+          WHERE f ->> 'outcome' IN ('residual', 'skipped')) w
+    WHERE w.k <= 40
+    UNION ALL
+    SELECT 12, 1000000, pg_catalog.format('| | | | | … and %s more: see the SARIF or HTML report |', c - 40)
+    FROM (SELECT pg_catalog.count(*) AS c FROM grid WHERE f ->> 'outcome' IN ('residual', 'skipped')) x WHERE c > 40
     UNION ALL
     SELECT 13, 0, E'\n</details>' WHERE EXISTS (SELECT 1 FROM grid WHERE f ->> 'outcome' IN ('residual', 'skipped'))
 )
