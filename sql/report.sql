@@ -122,7 +122,9 @@ SELECT name, failures FROM junit_case WHERE classname LIKE 'attack\_grid.%' AND 
 -- Markdown: the heading and the summary; every special character escaped
 CREATE TEMP TABLE md AS SELECT t FROM rep_out WHERE f = 'markdown';
 SELECT split_part(t, E'\n', 1) AS heading FROM md;
-SELECT l AS line FROM md, regexp_split_to_table(t, E'\n') l WHERE l LIKE '| verify%' OR l LIKE '| check%';
+SELECT l AS line FROM md, regexp_split_to_table(t, E'\n') l WHERE l LIKE '| verify() %' OR l LIKE '| check%';
+SELECT count(*) AS audit_line_as_verified FROM md, regexp_split_to_table(t, E'\n') l, tenant_guard.verify_audit() v
+WHERE l = format('| verify_audit() | ok (%s records, %s seals) |', v.records, v.seals) AND v.ok;
 SELECT strpos(l, 'rep."&lt;script&gt;alert\(''x''\)&lt;/script&gt;"') > 0 AS escaped, strpos(l, '<script') > 0 AS raw_script
 FROM md, regexp_split_to_table(t, E'\n') l WHERE strpos(l, 'unique\_oracle') > 0 AND strpos(l, 'script') > 0;
 SELECT count(*) AS raw_angle_brackets FROM md, regexp_split_to_table(t, E'\n') l
