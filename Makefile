@@ -64,7 +64,12 @@ SHLIB_LINK  += -lcrypto -lsodium -lstdc++
 include $(PGXS)
 
 # After the include, so PGXS's 'all' stays the default goal.
-$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_0_2_0) Makefile
+# report()'s help text for each lint rule and attack-grid vector comes from
+# the docs (src/sql/report_help.awk), so a finding's fix is the documented one.
+REPORT_HELP_DOCS = docs/lint.md docs/attack-grid.md
+$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_0_2_0) src/sql/report_help.awk $(REPORT_HELP_DOCS) Makefile
 	{ printf '%s\n' '-- Generated from src/sql/0.2.0/*.sql by the Makefile; do not edit.' \
 	    '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
-	  for f in $(UPGRADE_0_2_0); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
+	  for f in $(UPGRADE_0_2_0); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; \
+	  printf '\n-- ---- %s ----\n' 'src/sql/report_help.awk $(REPORT_HELP_DOCS)'; \
+	  awk -f src/sql/report_help.awk $(REPORT_HELP_DOCS); } > $@ || { rm -f $@; exit 1; }

@@ -3,7 +3,8 @@
 
 TG_PACKAGES="libssl-dev libsodium-dev \
 nlohmann-json3-dev catch2 pkg-config cmake g++ make pgbouncer python3 python3-jwt python3-cryptography \
-python3-psycopg python3-psycopg-pool clang libclang-rt-14-dev dpkg-dev clang-format"
+python3-psycopg python3-psycopg-pool clang libclang-rt-14-dev dpkg-dev clang-format \
+chromium fonts-dejavu-core python3-jsonschema"
 # PostgreSQL 15 from Debian 12; other majors need only the postgres OS user
 # (postgresql-common) from Debian's PostgreSQL packages: scripts/pg.sh builds them.
 TG_PG15_PACKAGES="postgresql-15 postgresql-client-15 postgresql-server-dev-15"
