@@ -141,10 +141,6 @@ TG_FUNCTION(_refuse_extension_drop)
 // tenant_guard.begin_maintenance(org text, reason text, in_tenant_role text) returns void
 TG_FUNCTION(begin_maintenance)
 {
-	if (!IsTransactionBlock())
-		throw Error("25P01", "a maintenance context needs a transaction block",
-		            "It lasts until the end of the transaction; outside a block that is this statement.",
-		            "Call tenant_guard.begin_maintenance() after BEGIN, before the statements it is for.");
 	Maintenance m{};
 	for (int i = 0; i < 3; ++i) {
 		m.args[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);

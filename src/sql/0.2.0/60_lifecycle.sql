@@ -271,7 +271,7 @@ BEGIN
     -- bypass it reads nothing outside its own tenant's context, and inside it
     -- only what its in-tenant role may read. Either would make an export look
     -- complete that is not: refused, or reported in not_covered below.
-    SELECT r.rolsuper OR r.rolbypassrls INTO bypass FROM pg_catalog.pg_roles r WHERE r.rolname = current_user;
+    SELECT ro.rolsuper OR ro.rolbypassrls INTO bypass FROM pg_catalog.pg_roles ro WHERE ro.rolname = current_user;
     IF NOT bypass AND tenant_guard.current_user_org_text() IS DISTINCT FROM org::text THEN
         RAISE EXCEPTION 'export of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'Row-level security shows this role no row of another tenant: the export would be empty.',

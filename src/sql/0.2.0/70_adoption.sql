@@ -78,8 +78,11 @@ BEGIN
         SELECT string_agg(format('%s: %s', q.role, q.cmds), '; ' ORDER BY q.role) INTO granted
         FROM (SELECT r.role, string_agg(r.command, ', ' ORDER BY r.command) AS cmds
               FROM tenant_guard.access_rules r WHERE r.tbl = allow.tbl GROUP BY r.role) q;
-        RAISE NOTICE 'table % now admits only the in-tenant roles given access by allow() (%); every other in-tenant role, admin included, can no longer read or change its rows%',
-            tbl, granted, CASE WHEN uncovered IS NOT NULL THEN ', and no role can ' || uncovered END
+        RAISE NOTICE 'table % now admits only the in-tenant roles given access by allow() (%); every other in-tenant role% can no longer read or change its rows%',
+            tbl, granted,
+            CASE WHEN NOT EXISTS (SELECT 1 FROM tenant_guard.access_rules r WHERE r.tbl = allow.tbl AND r.role = 'admin')
+                 THEN ', admin included,' ELSE '' END,
+            CASE WHEN uncovered IS NOT NULL THEN ', and no role can ' || uncovered ELSE '' END
             USING DETAIL = 'The first allow() rule of a table replaces its base policy, which let every in-tenant role '
                            'of the tenant do everything.',
                   HINT = format('Give each role that needs the table its own rule, e.g. SELECT tenant_guard.allow(%L, '
@@ -97,10 +100,12 @@ COMMENT ON FUNCTION tenant_guard.allow(regclass, text, text[], name, text) IS
 
 -- Removes every protection tenant_guard added, so that DROP EXTENSION
 -- tenant_guard leaves the tables as they were before protect(): unguards every
--- schema, and unprotects every protected table (unprotect() removes exactly
--- what protect() added). Runs with the caller's rights: the caller must own
--- the tables (unprotect() checks each). Audit triggers, encrypted columns and
--- the registries' rows are the caller's to remove (docs/protecting-a-schema.md).
+-- schema, stops auditing every audited table (its triggers would keep the
+-- extension from being dropped), and unprotects every protected table
+-- (unprotect() removes exactly what protect() added). Runs with the caller's
+-- rights: the caller must own the tables (unprotect() checks each). The audit
+-- log and the tenant keys go with DROP EXTENSION: export them first, and
+-- decrypt encrypted columns before (docs/protecting-a-schema.md).
 CREATE FUNCTION tenant_guard.uninstall()
 RETURNS TABLE (action text, object text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -115,6 +120,11 @@ BEGIN
         action := 'unguarded'; object := s::text;
         RETURN NEXT;
     END LOOP;
+    FOR t IN SELECT a.tbl FROM tenant_guard.audited_tables a ORDER BY a.tbl::text LOOP
+        PERFORM tenant_guard.disable_audit(t);
+        action := 'audit disabled'; object := t::text;
+        RETURN NEXT;
+    END LOOP;
     FOR t IN SELECT p.tbl FROM tenant_guard.protected_tables p WHERE p.parent IS NULL ORDER BY p.tbl::text LOOP
         PERFORM tenant_guard.unprotect(t);
         action := 'unprotected'; object := t::text;
@@ -123,7 +133,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.uninstall() IS
-    'Unguards every schema and unprotects every protected table, so that DROP EXTENSION tenant_guard leaves no table locked.';
+    'Unguards every schema, stops auditing and unprotects every table, so that DROP EXTENSION tenant_guard leaves no table locked.';
 REVOKE ALL ON FUNCTION tenant_guard.uninstall() FROM PUBLIC;
 
 CREATE FUNCTION tenant_guard._refuse_extension_drop()
