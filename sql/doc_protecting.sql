@@ -1,7 +1,7 @@
 -- Generated from docs/protecting-a-schema.md by test/docs/extract.py; do not edit: change the page, then run
 -- python3 test/docs/extract.py --write. Each block runs as the role its marker names.
 SELECT current_user AS doc_superuser \gset
--- docs/protecting-a-schema.md:20
+-- docs/protecting-a-schema.md, block 1
 \c - :doc_superuser
 CREATE SCHEMA app;
 CREATE TABLE app.orgs (id uuid PRIMARY KEY, name text NOT NULL);   -- the tenants themselves: platform data
@@ -22,7 +22,7 @@ CREATE TABLE app.events_2026 PARTITION OF app.events FOR VALUES FROM ('2026-01-0
 CREATE TABLE app.countries (code text PRIMARY KEY, name text);   -- shared reference data, no tenant
 INSERT INTO app.orgs VALUES ('11111111-1111-4111-8111-111111111111', 'Acme'),
                             ('22222222-2222-4222-8222-222222222222', 'Globex');
--- docs/protecting-a-schema.md:45
+-- docs/protecting-a-schema.md, block 2
 \c - :doc_superuser
 SELECT tenant_guard.protect_schema('app');
 -- NOTICE:  created index app.events_org_id_idx on app.events
@@ -30,13 +30,13 @@ SELECT tenant_guard.protect_schema('app');
 --  protect_schema
 -- ----------------
 --               3
--- docs/protecting-a-schema.md:72
+-- docs/protecting-a-schema.md, block 3
 \c - :doc_superuser
 CREATE ROLE regress_protecting_app_user LOGIN;                     -- never a superuser, never the owner, no BYPASSRLS
 GRANT USAGE ON SCHEMA app TO regress_protecting_app_user;
 GRANT SELECT, INSERT, UPDATE, DELETE ON app.projects, app.tasks, app.events TO regress_protecting_app_user;
 GRANT SELECT ON app.countries TO regress_protecting_app_user;
--- docs/protecting-a-schema.md:84
+-- docs/protecting-a-schema.md, block 4
 \c - :doc_superuser
 SELECT tbl, tenant_column FROM tenant_guard.protected_tables ORDER BY 1::text;   -- what is protected, on which column
 SELECT * FROM tenant_guard.verify();            -- empty: everything is as generated
@@ -45,21 +45,21 @@ SELECT code, severity, object FROM tenant_guard.lint() WHERE code IN ('TG022', '
 -- -------+----------+-----------------
 --  TG024 | info     | app.projects.id
 --  TG024 | info     | app.tasks.id
--- docs/protecting-a-schema.md:101
+-- docs/protecting-a-schema.md, block 5
 \c - :doc_superuser
 ALTER TABLE app.projects NO FORCE ROW LEVEL SECURITY;
 -- ERROR:  cannot turn off FORCE row level security: table app.projects is protected by tenant_guard
--- docs/protecting-a-schema.md:113
+-- docs/protecting-a-schema.md, block 6
 \c - :doc_superuser
 SELECT tenant_guard.guard_schema('app');
--- docs/protecting-a-schema.md:120
+-- docs/protecting-a-schema.md, block 7
 \c - :doc_superuser
 BEGIN;
 CREATE TABLE app.invoices (org_id uuid NOT NULL, id bigint, total numeric, PRIMARY KEY (org_id, id));
 CREATE TABLE app.currencies (code text PRIMARY KEY, org_id uuid);
 COMMIT;
 -- ERROR:  tenant tables in a guarded schema are not protected: app.currencies, app.invoices
--- docs/protecting-a-schema.md:131
+-- docs/protecting-a-schema.md, block 8
 \c - :doc_superuser
 BEGIN;
 CREATE TABLE app.invoices (org_id uuid NOT NULL, id bigint, total numeric, PRIMARY KEY (org_id, id));
@@ -67,14 +67,14 @@ CREATE TABLE app.currencies (code text PRIMARY KEY, org_id uuid);
 SELECT tenant_guard.protect('app.invoices');
 SELECT tenant_guard.exempt('app.currencies', 'shared reference data');
 COMMIT;
--- docs/protecting-a-schema.md:153
+-- docs/protecting-a-schema.md, block 9
 \c - :doc_superuser
 SELECT tenant_guard.allow('app.tasks', 'admin', '{ALL}');
 -- NOTICE:  table app.tasks now admits only the in-tenant roles given access by allow() (admin: DELETE, INSERT, SELECT, UPDATE); every other in-tenant role can no longer read or change its rows
 SELECT tenant_guard.allow('app.tasks', 'member', '{SELECT,INSERT,UPDATE}');
 SELECT tenant_guard.allow('app.tasks', 'contractor', '{SELECT,UPDATE}', 'project_id', 'project');
 SELECT role, command, restricted_by FROM tenant_guard.describe_access('app.tasks') ORDER BY 1, 2;
--- docs/protecting-a-schema.md:165
+-- docs/protecting-a-schema.md, block 10
 \c - regress_protecting_app_user
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"org_id": "11111111-1111-4111-8111-111111111111", "org_role": "admin"}',
@@ -89,30 +89,30 @@ SELECT project_id, title FROM app.tasks;
 COMMIT;
 INSERT INTO app.projects (org_id, name) VALUES ('11111111-1111-4111-8111-111111111111', 'no context');
 -- ERROR:  new row violates row-level security policy for table "projects"
--- docs/protecting-a-schema.md:184
+-- docs/protecting-a-schema.md, block 11
 \c - :doc_superuser
 SELECT tenant_guard.allow('app.events', 'venue_manager', '{ALL}', 'venue_id', 'venue');
 -- ERROR:  table app.events has no column "venue_id"
--- docs/protecting-a-schema.md:197
+-- docs/protecting-a-schema.md, block 12
 \c - :doc_superuser
 CREATE POLICY public_projects ON app.projects FOR SELECT USING (true);
--- docs/protecting-a-schema.md:202
+-- docs/protecting-a-schema.md, block 13
 \c - regress_protecting_app_user
 BEGIN;
 SELECT set_config('request.jwt.claims', '{"org_id": "22222222-2222-4222-8222-222222222222", "org_role": "admin"}',
                   true) IS NOT NULL;
 SELECT count(*) AS acme_projects_seen_by_globex FROM app.projects;
 COMMIT;
--- docs/protecting-a-schema.md:211
+-- docs/protecting-a-schema.md, block 14
 \c - :doc_superuser
 DROP POLICY public_projects ON app.projects;
--- docs/protecting-a-schema.md:226
+-- docs/protecting-a-schema.md, block 15
 \c - :doc_superuser
 CREATE ROLE regress_protecting_migrator LOGIN;
 GRANT USAGE ON SCHEMA app TO regress_protecting_migrator;
 GRANT SELECT, UPDATE ON app.tasks TO regress_protecting_migrator;
 SELECT tenant_guard.grant_maintenance('regress_protecting_migrator', 'schema migrations (ticket OPS-12)');
--- docs/protecting-a-schema.md:234
+-- docs/protecting-a-schema.md, block 16
 \c - regress_protecting_migrator
 UPDATE app.tasks SET title = title || ' (migrated)';          -- bound by the wall: UPDATE 0
 DO $$
@@ -125,7 +125,7 @@ BEGIN
     END LOOP;
 END $$;
 -- NOTICE:  tenant 11111111-1111-4111-8111-111111111111: 2 tasks
--- docs/protecting-a-schema.md:263
+-- docs/protecting-a-schema.md, block 17
 \c - regress_protecting_app_user
 BEGIN;
 SELECT tenant_guard.begin_maintenance('22222222-2222-4222-8222-222222222222', 'just looking');
@@ -133,7 +133,7 @@ SELECT tenant_guard.begin_maintenance('22222222-2222-4222-8222-222222222222', 'j
 ROLLBACK;
 SELECT tenant_guard.maintenance_tenants('app.tasks');
 -- ERROR:  permission denied for a maintenance context
--- docs/protecting-a-schema.md:278
+-- docs/protecting-a-schema.md, block 18
 \c - :doc_superuser
 SELECT tenant_guard.unprotect('app.events');
 -- ERROR:  table app.events is in a guarded schema
@@ -143,13 +143,13 @@ SELECT tenant_guard.unprotect('app.events');
 SELECT tenant_guard.exempt('app.events', 'moved to the analytics database');
 SELECT tenant_guard.guard_schema('app');
 COMMIT;
--- docs/protecting-a-schema.md:300
+-- docs/protecting-a-schema.md, block 19
 \c - :doc_superuser
 DROP EXTENSION tenant_guard CASCADE;
 -- ERROR:  cannot drop extension tenant_guard while tables are protected: app.invoices, app.projects, app.tasks
 SELECT * FROM tenant_guard.uninstall();
 DROP EXTENSION tenant_guard;
--- docs/protecting-a-schema.md:308
+-- docs/protecting-a-schema.md, block 20
 \c - regress_protecting_app_user
 SELECT count(*) AS rows_visible_again FROM app.tasks;   -- no policy left, no row-level security
 -- clean-up

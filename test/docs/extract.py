@@ -116,12 +116,12 @@ def generate(page, name, headings):
         out += [f"-- setup the page does not show (test/docs/{pre.name})", pre.read_text().rstrip("\n")]
     shown = []
     tested = untested = 0
-    for line, kind, role, sql in found:
+    for n, (line, kind, role, sql) in enumerate(found, 1):
         if kind == "untested":
             untested += 1
             continue
         tested += 1
-        out.append(f"-- {page}:{line}")
+        out.append(f"-- {page}, block {n}")
         if role == "superuser":
             out.append("\\c - :doc_superuser")
         elif role:
