@@ -325,3 +325,53 @@ $$;
 COMMENT ON FUNCTION tenant_guard.maintenance_tenants(regclass) IS
     'For migrations: the tenant ids that have rows in a protected table; superusers and roles granted maintenance only.';
 GRANT EXECUTE ON FUNCTION tenant_guard.maintenance_tenants(regclass) TO PUBLIC;
+
+-----------------------------------------------------------------------------
+-- Lint rule (to join lint()'s rule list as TG063): support agents who can set
+-- their own tenant context. In the claims and setting context sources the
+-- context is whatever the session says; an agent whose login role reaches the
+-- application's tables (GRANT app_user TO dana, as support-access.md sets it
+-- up) reads any tenant with one set_config(), with no grant and no audit
+-- record. Only signed mode makes the support session the one way in.
+-----------------------------------------------------------------------------
+CREATE FUNCTION tenant_guard._lint_support_self_context()
+RETURNS TABLE (severity text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH agents AS (
+        SELECT r.oid, r.rolname,
+               -- the context source this role's sessions get in this database
+               coalesce(
+                   (SELECT substr(c.cfg, strpos(c.cfg, '=') + 1)
+                    FROM pg_db_role_setting s JOIN pg_database d ON d.datname = current_database(),
+                         unnest(s.setconfig) c(cfg)
+                    WHERE ((s.setrole = r.oid AND s.setdatabase IN (d.oid, 0)) OR (s.setrole = 0 AND s.setdatabase = d.oid))
+                      AND lower(split_part(c.cfg, '=', 1)) = 'tenant_guard.context_source'
+                    ORDER BY s.setrole = 0, s.setdatabase = 0
+                    LIMIT 1),
+                   current_setting('tenant_guard.context_source', true), 'claims') AS source
+        FROM pg_roles r
+        WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+          AND pg_catalog.to_regrole('tenant_guard_support') IS NOT NULL
+          AND r.rolname <> 'tenant_guard_support'
+          AND pg_has_role(r.oid, 'tenant_guard_support', 'MEMBER')),
+    reach AS (
+        SELECT a.rolname, a.source, count(*) AS tables, min(p.tbl::text) AS example
+        FROM agents a JOIN tenant_guard.protected_tables p ON p.parent IS NULL
+        WHERE lower(a.source) IN ('claims', 'setting')
+          AND EXISTS (SELECT 1 FROM pg_roles g
+                      WHERE pg_has_role(a.oid, g.oid, 'MEMBER')
+                        AND has_table_privilege(g.oid, p.tbl, 'SELECT, INSERT, UPDATE, DELETE'))
+        GROUP BY a.rolname, a.source)
+    SELECT 'error', 'TG063', reach.rolname::text,
+           format('support agent %I can use protected tables (%s of them, e.g. %s) and, with context_source = %s, set its own '
+                  'tenant context: it reads any tenant without a support grant and without an audit record',
+                  reach.rolname, reach.tables, reach.example, reach.source),
+           'Set context_source = signed for the database (support sessions are then the agent''s only way in), or '
+           'keep the application''s table privileges away from support agents.'
+    FROM reach ORDER BY 3
+$$;
+COMMENT ON FUNCTION tenant_guard._lint_support_self_context() IS
+    'Internal lint rule TG063: members of tenant_guard_support that can set their own tenant context (claims or setting mode).';
+REVOKE ALL ON FUNCTION tenant_guard._lint_support_self_context() FROM PUBLIC;
