@@ -34,6 +34,7 @@ extern "C" {
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/value.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -118,6 +119,15 @@ void begin_maintenance(void* arg)
 	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
 	tg::guc::set_signed_context(claims, true);
+	// Row-level security does not hold a superuser (or BYPASSRLS) to the
+	// tenant: its statements see every tenant's rows whatever the context.
+	if (superuser() || has_bypassrls_privilege(GetUserId()))
+		ereport(NOTICE, (errmsg("row-level security does not apply to role \"%s\": its statements reach every "
+		                        "tenant's rows in this maintenance context",
+		                        GetUserNameFromId(GetUserId(), false)),
+		                 errhint("Filter by tenant in each statement (WHERE org_id = "
+		                         "tenant_guard.current_user_org_id()), or run the migration as a role granted "
+		                         "maintenance that does not bypass row-level security.")));
 }
 
 }  // namespace

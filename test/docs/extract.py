@@ -39,6 +39,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 PAGES = [
     ("README.md", "readme", ["## Five-minute walkthrough"]),
     ("docs/protecting-a-schema.md", "protecting", ["# Protecting a schema"]),
+    ("docs/audit.md", "audit", ["## Getting started"]),
+    ("docs/lifecycle.md", "lifecycle", ["## Getting started"]),
+    ("docs/support-access.md", "support", ["## Getting started"]),
+    ("docs/encryption.md", "encryption", ["## Getting started"]),
+    ("docs/key-management.md", "keys", ["## Getting started"]),
 ]
 
 MARK = re.compile(r"^<!--\s*(test(?::\s*as\s+(\S+))?|untested:\s*(.+?))\s*-->\s*$")
@@ -101,7 +106,7 @@ def blocks(page, headings):
 
 def rename(text, roles, prefix):
     for r in roles:
-        text = re.sub(r"(?<![\w$.])" + re.escape(r) + r"(?![\w$])", "regress_" + prefix + "_" + r, text)
+        text = re.sub(r"(?<![\w$.])" + re.escape(r) + r"(?![\w$@])", "regress_" + prefix + "_" + r, text)
     return text
 
 
