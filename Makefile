@@ -38,7 +38,11 @@ OBJS += src/pg/adoption_fmgr.o
 # the same objects by construction.
 DATA = $(wildcard src/sql/$(EXTENSION)--*.sql)
 UPGRADE_0_2_0 = $(sort $(wildcard src/sql/0.2.0/*.sql))
-DATA_built = $(EXTENSION)--0.1.0--0.2.0.sql
+# The next version is built as a pre-release (default_version in the control
+# file, e.g. 0.2.0-dev): a database that installed an unreleased build then has
+# an update path to the release (a 0.2.0-dev--0.2.0 script), instead of
+# claiming the release's version with other objects.
+DATA_built = $(EXTENSION)--0.1.0--$(EXTVERSION).sql
 
 # pg_regress: every sql/*.sql file, in the order of the schedule file.
 REGRESS = $(shell sed -n 's/^test: *//p' schedule)
@@ -59,7 +63,7 @@ SHLIB_LINK  += -lcrypto -lsodium -lstdc++
 include $(PGXS)
 
 # After the include, so PGXS's 'all' stays the default goal.
-$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_0_2_0) Makefile
+$(EXTENSION)--0.1.0--$(EXTVERSION).sql: $(UPGRADE_0_2_0) Makefile $(EXTENSION).control
 	{ printf '%s\n' '-- Generated from src/sql/0.2.0/*.sql by the Makefile; do not edit.' \
 	    '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
 	  for f in $(UPGRADE_0_2_0); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; } > $@
