@@ -211,7 +211,7 @@ DECLARE
     pred text;
     n bigint;
 BEGIN
-    IF tenant_guard.current_user_org_text() IS DISTINCT FROM org::text THEN
+    IF tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
         RAISE EXCEPTION 'row count of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege';
     END IF;
     SELECT tenant_guard._lifecycle_pred(p.tenant_column, p.tenant_type) INTO pred
@@ -272,7 +272,7 @@ BEGIN
     -- only what its in-tenant role may read. Either would make an export look
     -- complete that is not: refused, or reported in not_covered below.
     SELECT ro.rolsuper OR ro.rolbypassrls INTO bypass FROM pg_catalog.pg_roles ro WHERE ro.rolname = current_user;
-    IF NOT bypass AND tenant_guard.current_user_org_text() IS DISTINCT FROM org::text THEN
+    IF NOT bypass AND tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
         RAISE EXCEPTION 'export of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'Row-level security shows this role no row of another tenant: the export would be empty.',
             HINT = 'Export in the tenant''s own context, or as a role that bypasses row-level security.';
