@@ -3,6 +3,7 @@
 # override below is needed.
 
 EXTENSION = tenant_guard
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\(.*\)'/\1/p" $(EXTENSION).control)
 
 MODULE_big = tenant_guard
 OBJS = \
@@ -34,6 +35,8 @@ OBJS = \
 # Column encryption
 OBJS += src/pg/crypto.o src/pg/crypto_fmgr.o src/pg/crypto_keys.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 OBJS += src/pg/support.o src/pg/support_fmgr.o
+# The way in and out: DROP EXTENSION refusal, maintenance context
+OBJS += src/pg/adoption_fmgr.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per
@@ -43,7 +46,11 @@ OBJS += src/pg/support.o src/pg/support_fmgr.o
 # the same objects by construction.
 DATA = $(wildcard src/sql/$(EXTENSION)--*.sql)
 UPGRADE_0_2_0 = $(sort $(wildcard src/sql/0.2.0/*.sql))
-DATA_built = $(EXTENSION)--0.1.0--0.2.0.sql
+# The next version is built as a pre-release (default_version in the control
+# file, e.g. 0.2.0-dev): a database that installed an unreleased build then has
+# an update path to the release (a 0.2.0-dev--0.2.0 script), instead of
+# claiming the release's version with other objects.
+DATA_built = $(EXTENSION)--0.1.0--$(EXTVERSION).sql
 
 # pg_regress: every sql/*.sql file, in the order of the schedule file.
 REGRESS = $(shell sed -n 's/^test: *//p' schedule)
@@ -67,7 +74,7 @@ include $(PGXS)
 # report()'s help text for each lint rule and attack-grid vector comes from
 # the docs (src/sql/report_help.awk), so a finding's fix is the documented one.
 REPORT_HELP_DOCS = docs/lint.md docs/attack-grid.md
-$(EXTENSION)--0.1.0--0.2.0.sql: $(UPGRADE_0_2_0) src/sql/report_help.awk $(REPORT_HELP_DOCS) Makefile
+$(EXTENSION)--0.1.0--$(EXTVERSION).sql: $(UPGRADE_0_2_0) src/sql/report_help.awk $(REPORT_HELP_DOCS) Makefile $(EXTENSION).control
 	{ printf '%s\n' '-- Generated from src/sql/0.2.0/*.sql by the Makefile; do not edit.' \
 	    '\echo Use "ALTER EXTENSION $(EXTENSION) UPDATE" to load this file. \quit'; \
 	  for f in $(UPGRADE_0_2_0); do printf '\n-- ---- %s ----\n' "$$f"; cat "$$f"; done; \

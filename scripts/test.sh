@@ -35,7 +35,9 @@ mkdir -p "$TG_TEST_DIR"
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$TG_TEST_DIR"
 
 tg_log "starting a throw-away PostgreSQL cluster"
-tg_start_cluster "$WORK/pg" "shared_preload_libraries = 'tenant_guard'"
+# %d in the log prefix: after a failure, the log lines of the failed test's
+# own database are shown, not the tail of whatever ran last.
+tg_start_cluster "$WORK/pg" "shared_preload_libraries = 'tenant_guard'" "log_line_prefix = '%m [%p] %q%u@%d '"
 
 tg_log "running ctest"
 set +e
@@ -47,7 +49,13 @@ failed=$(sed -E 's/.* ([0-9]+) tests? failed out of ([0-9]+).*/\1/' <<<"$summary
 total=$(sed -E 's/.* failed out of ([0-9]+).*/\1/' <<<"$summary")
 if [ -z "$summary" ]; then failed=1; total=1; rc=1; fi
 if [ "$rc" -ne 0 ] && [ -f "$WORK/pg/server.log" ]; then
-	echo "---- server log (tail) ----"; tail -40 "$WORK/pg/server.log"
+	# pg_regress file X runs in database regress_X; harnesses log to their own clusters
+	for t in $(sed -n 's/^[[:space:]]*[0-9]* - regress\.\([A-Za-z0-9_]*\) (.*/\1/p' "$WORK/ctest.log"); do
+		echo "---- server log of regress.$t (database regress_$t, last 30 lines) ----"
+		grep -F "@regress_$t " "$WORK/pg/server.log" | tail -30
+	done
+	echo "---- server log: crashes and fatal errors ----"
+	grep -E 'PANIC|TRAP:|terminated by signal|was terminated|FATAL' "$WORK/pg/server.log" | tail -20 || true
 fi
 echo "tests: $((total - failed)) passed, $failed failed"
 exit "$rc"

@@ -177,6 +177,59 @@ COMMENT ON FUNCTION tenant_guard._lifecycle_pred(name, text) IS
     'Internal: WHERE predicate of a tenant''s rows ($1 = the org uuid); NULL for bigint tenant columns.';
 GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_pred(name, text) TO PUBLIC;
 
+-- Unprotected tables that hold a row of every tenant: the tables a protected
+-- table's tenant column references (an organizations table keyed by the org
+-- id). Neither export nor purge reads them; both list them in not_covered.
+CREATE FUNCTION tenant_guard._lifecycle_uncovered()
+RETURNS TABLE (tbl regclass, reason text)
+LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT c.confrelid::regclass,
+           'not protected; referenced by the tenant column of ' || pg_catalog.string_agg(DISTINCT p.tbl::text, ', ')
+    FROM tenant_guard.protected_tables p
+    JOIN pg_catalog.pg_attribute a ON a.attrelid = p.tbl AND a.attname = p.tenant_column
+    JOIN pg_catalog.pg_constraint c ON c.conrelid = p.tbl AND c.contype = 'f' AND a.attnum = ANY (c.conkey)
+    WHERE NOT EXISTS (SELECT 1 FROM tenant_guard.protected_tables q WHERE q.tbl = c.confrelid)
+    GROUP BY c.confrelid ORDER BY c.confrelid::regclass::text
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_uncovered() IS
+    'Internal: unprotected tables referenced by a protected table''s tenant column (export and purge leave them).';
+-- export_tenant() runs with the caller's rights; foreign keys are public in pg_constraint.
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_uncovered() TO PUBLIC;
+
+-- How many rows of a protected root table (partitions and children with it)
+-- belong to a tenant, whatever row-level security shows the caller. Only in
+-- that tenant's own context: export_tenant() compares it with what the caller
+-- read, so an export by an in-tenant role that reads less is not complete.
+CREATE FUNCTION tenant_guard._lifecycle_tenant_rows(tbl regclass, org uuid)
+RETURNS bigint
+LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pred text;
+    n bigint;
+BEGIN
+    IF tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
+        RAISE EXCEPTION 'row count of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    SELECT tenant_guard._lifecycle_pred(p.tenant_column, p.tenant_type) INTO pred
+    FROM tenant_guard.protected_tables p WHERE p.tbl = _lifecycle_tenant_rows.tbl AND p.parent IS NULL;
+    IF pred IS NULL THEN
+        RAISE EXCEPTION 'table % is not a protected root table with a uuid or text tenant column', tbl
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', tbl, pred) INTO n USING org;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, uuid) IS
+    'Internal: the number of rows of the current tenant in a protected root table, whatever its in-tenant role reads.';
+-- export_tenant() runs with the caller's rights; only the caller's own
+-- tenant is counted (a tenant's row counts are its own).
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, uuid) TO PUBLIC;
+
 -----------------------------------------------------------------------------
 -- Export
 -----------------------------------------------------------------------------
@@ -207,9 +260,22 @@ DECLARE
     tag text;
     run_tag text;
     run_n bigint := 0;
+    bypass boolean;
+    seen bigint;
+    hidden bigint;
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- Row-level security decides what the caller reads: a role that does not
+    -- bypass it reads nothing outside its own tenant's context, and inside it
+    -- only what its in-tenant role may read. Either would make an export look
+    -- complete that is not: refused, or reported in not_covered below.
+    SELECT ro.rolsuper OR ro.rolbypassrls INTO bypass FROM pg_catalog.pg_roles ro WHERE ro.rolname = current_user;
+    IF NOT bypass AND tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
+        RAISE EXCEPTION 'export of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege',
+            DETAIL = 'Row-level security shows this role no row of another tenant: the export would be empty.',
+            HINT = 'Export in the tenant''s own context, or as a role that bypasses row-level security.';
     END IF;
     decrypt_columns := coalesce(decrypt_columns, '{}');
     IF pg_catalog.cardinality(decrypt_columns) > 0 THEN
@@ -258,6 +324,7 @@ BEGIN
                                             a.attname, a.attname, a.qual);
             decrypted := decrypted || a.qual;
         END LOOP;
+        seen := n;
         FOR doc, tag IN EXECUTE pg_catalog.format(
                 'SELECT pg_catalog.jsonb_build_object(''table'', t.tableoid::pg_catalog.regclass::text, ''row'', %s), '
                 '       t.tableoid::pg_catalog.regclass::text FROM %s t WHERE %s', sel, r.tbl, pred)
@@ -277,6 +344,20 @@ BEGIN
             run_n := run_n + 1;
             RETURN NEXT doc;
         END LOOP;
+        IF NOT bypass THEN
+            hidden := tenant_guard._lifecycle_tenant_rows(r.tbl, org) - (n - seen);
+            IF hidden > 0 THEN
+                skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
+                    pg_catalog.format('%s rows of the tenant not visible to the exporting role', hidden));
+                RAISE WARNING 'export of tenant % is incomplete: % rows of % are not visible to role %', org, hidden,
+                    r.tbl, current_user
+                    USING HINT = 'Export as an in-tenant role allowed to read every row (tenant_guard.allow()), or as a '
+                                 'role that bypasses row-level security.';
+            END IF;
+        END IF;
+    END LOOP;
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_uncovered() LOOP
+        skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason', r.reason);
     END LOOP;
     IF run_tag IS NOT NULL THEN
         counts := pg_catalog.jsonb_set(counts, ARRAY[run_tag],
@@ -290,6 +371,7 @@ BEGIN
         'documents', n,
         'tables', counts,
         'not_covered', skipped,
+        'complete', skipped = '[]'::jsonb,
         'decrypted_columns', pg_catalog.to_jsonb(decrypted),
         'sha256', pg_catalog.encode(h, 'hex'),
         'algorithm', 'H0 = sha256(empty); Hi = sha256(H(i-1) || utf8(document i as jsonb text)); sha256 = hex(Hn)'));
@@ -493,6 +575,16 @@ BEGIN
             HINT = 'Call tenant_guard.unprotect() on ' || reg.parent::text || '.';
     END IF;
     PERFORM tenant_guard._check_protectable(tbl, reg.tenant_column);
+    -- In a guarded schema an unprotected tenant table could not be committed
+    -- (the COMMIT check would name it): say so now, and what to do.
+    IF EXISTS (SELECT 1 FROM tenant_guard.guarded_schemas g JOIN pg_namespace n ON n.nspname = g.schema_name
+               JOIN pg_class c ON c.relnamespace = n.oid WHERE c.oid = unprotect.tbl)
+       AND NOT EXISTS (SELECT 1 FROM tenant_guard.exemptions e WHERE e.tbl = unprotect.tbl) THEN
+        RAISE EXCEPTION 'table % is in a guarded schema', tbl USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'A guarded schema commits no unprotected tenant table; nothing was changed.',
+            HINT = 'Call tenant_guard.unguard_schema() on its schema first (and guard_schema() again after, with '
+                   'tenant_guard.exempt() for the table if it stays); tenant_guard.uninstall() undoes everything.';
+    END IF;
     -- Unregister the whole family first, so the event trigger does not
     -- re-protect a child while its parent is being unprotected. Then remove,
     -- children first, only what protect() added.
@@ -763,6 +855,9 @@ BEGIN
         EXECUTE pg_catalog.format('SELECT count(*) FROM %s t WHERE %s', r.tbl, pred) INTO after USING org;
         tables := tables || pg_catalog.jsonb_build_object('table', r.tbl::text, 'rows_before', before,
                                                           'rows_deleted', deleted, 'rows_after', after);
+    END LOOP;
+    FOR r IN SELECT * FROM tenant_guard._lifecycle_uncovered() LOOP
+        skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason', r.reason);
     END LOOP;
     SELECT array_agg(k.version ORDER BY k.version) INTO versions FROM tenant_guard.tenant_keys k
     WHERE k.org_id = org AND k.state <> 'shredded';
