@@ -28,7 +28,7 @@ OBJS = \
 OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 OBJS += src/pg/support_fmgr.o
 # Key sets (JWKS) for signed mode
-OBJS += src/core/jwks.o
+OBJS += src/core/jwks.o src/pg/keyset.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per
