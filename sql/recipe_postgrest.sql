@@ -1,4 +1,4 @@
--- The PostgREST recipe of docs/context.md, statement by statement: what
+-- The PostgREST recipe of docs/signed-mode.md, statement by statement: what
 -- PostgREST sends for each request (in a transaction: its set_config() calls
 -- for role and request.headers, the db-pre-request function, the query), with
 -- signed mode and a JWKS. The pre-request function passes the request's

@@ -26,7 +26,7 @@ namespace {
 {
 	throw Error(sqlstate::k_config_file_error, "JWKS file is not a valid key set", std::move(detail),
 	            "The file must be a JSON Web Key Set: {\"keys\": [{\"kid\": ..., \"kty\": ..., ...}]} "
-	            "(docs/context.md).");
+	            "(docs/signed-mode.md).");
 }
 
 struct BnFree {

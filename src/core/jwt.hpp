@@ -14,7 +14,7 @@
  *
  * With a key set (core/jwks.hpp) the key is chosen by the token's "kid" and
  * the algorithm is the chosen key's own: a token whose "alg" is not its key's
- * is refused the same way. Service tokens (docs/context.md) are tokens signed
+ * is refused the same way. Service tokens (docs/signed-mode.md) are tokens signed
  * by a key whose id is listed in Options::service_kids: their user id must be
  * "service:<name>", and no other token may carry such a user id.
  */

@@ -97,7 +97,7 @@ void init()
 {
 	/*
 	 * The key set signed mode verifies tokens with, so a signing key can
-	 * rotate with overlap (docs/context.md). When set, it replaces
+	 * rotate with overlap (docs/signed-mode.md). When set, it replaces
 	 * jwt_algorithm, jwt_secret_file and jwt_public_key_file: every key
 	 * carries its own algorithm. Superuser-only and hidden, like the other
 	 * key files.

@@ -1,6 +1,6 @@
 /*
  * pg/keyset.hpp: the JWKS settings of signed mode (defined in keyset.cpp) and
- * the key set they name. Reference: docs/settings.md, docs/context.md.
+ * the key set they name. Reference: docs/settings.md, docs/signed-mode.md.
  */
 #pragma once
 

@@ -1,5 +1,5 @@
 #!/bin/bash
-# test/recipes/run_clients.sh: the client recipes of docs/context.md run as
+# test/recipes/run_clients.sh: the client recipes of docs/signed-mode.md run as
 # tests, through the pgbouncer configuration that page shows (transaction
 # mode, no reset query, fewer server connections than clients):
 #   psycopg 3 + psycopg_pool  (test/recipes/tenant_psycopg.py, driven by psycopg_clients.py)
@@ -93,7 +93,7 @@ SELECT tenant_guard.register_app_role('$APP');
 SELECT count(*) FROM tenant_guard.harden_app_role('$APP');
 SQL
 
-# The pgbouncer configuration of docs/context.md ("Poolers"), plus this test's
+# The pgbouncer configuration of docs/signed-mode.md ("Poolers"), plus this test's
 # own addresses and files. Two server connections for eight clients.
 PB_PORT=$(tg_free_port 57432) || fail "no free port"
 printf '"%s" ""\n' "$APP" >"$WORK/userlist.txt"

@@ -1,5 +1,5 @@
 // node-postgres (npm "pg") + pg.Pool recipe for tenant_guard's signed mode
-// (docs/context.md). This file is the recipe the documentation shows, and
+// (docs/signed-mode.md). This file is the recipe the documentation shows, and
 // test/recipes/run_recipes.sh runs it through pgbouncer in transaction mode.
 //
 //   const pool = new Pool({ connectionString });

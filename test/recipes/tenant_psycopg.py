@@ -1,4 +1,4 @@
-"""psycopg 3 + psycopg_pool recipe for tenant_guard's signed mode (docs/context.md).
+"""psycopg 3 + psycopg_pool recipe for tenant_guard's signed mode (docs/signed-mode.md).
 
 This file is the recipe the documentation shows, and test/recipes/run_recipes.sh
 runs it through pgbouncer in transaction mode. Copy it into an application:
