@@ -37,6 +37,8 @@ OBJS += src/pg/crypto.o src/pg/crypto_fmgr.o src/pg/crypto_keys.o src/core/aead.
 OBJS += src/pg/support.o src/pg/support_fmgr.o
 # The way in and out: DROP EXTENSION refusal, maintenance context
 OBJS += src/pg/adoption_fmgr.o
+# Key sets (JWKS) for signed mode
+OBJS += src/core/jwks.o src/pg/keyset.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

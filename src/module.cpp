@@ -17,6 +17,7 @@
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
 #include "pg/hooks.hpp"
+#include "pg/keyset.hpp"
 #include "pg/support.hpp"
 
 extern "C" {
@@ -40,6 +41,7 @@ void _PG_init(void)
 	tenant_guard::hooks::init();
 	tenant_guard::audit_guc::init();
 	tenant_guard::support::init();
+	tenant_guard::keyset::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

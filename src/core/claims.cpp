@@ -64,14 +64,16 @@ std::optional<std::int64_t> numeric_date(const nlohmann::json& doc, const char* 
 	auto it = doc.find(name);
 	if (it == doc.end())
 		return std::nullopt;
-	if (it->is_number_integer())
-		return it->get<std::int64_t>();
+	// nlohmann's is_number_integer() is true for unsigned values too, so the
+	// unsigned case comes first: read as int64, 2^63 and above would wrap.
 	if (it->is_number_unsigned()) {
 		auto u = it->get<std::uint64_t>();
 		return u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
 		           ? std::numeric_limits<std::int64_t>::max()
 		           : static_cast<std::int64_t>(u);
 	}
+	if (it->is_number_integer())
+		return it->get<std::int64_t>();
 	if (it->is_number_float()) {
 		double d = std::floor(it->get<double>());
 		if (!std::isfinite(d) || d > 9.0e18 || d < -9.0e18)
@@ -94,10 +96,10 @@ void read_scopes(const nlohmann::json& doc, std::string_view path, Context& ctx)
 			if (e.is_string()) {
 				if (e.get_ref<const std::string&>().find('\0') == std::string::npos)
 					values.push_back(e.get<std::string>());
-			} else if (e.is_number_integer())
-				values.push_back(std::to_string(e.get<std::int64_t>()));
-			else if (e.is_number_unsigned())
+			} else if (e.is_number_unsigned())  // before is_number_integer(), which is true for it too
 				values.push_back(std::to_string(e.get<std::uint64_t>()));
+			else if (e.is_number_integer())
+				values.push_back(std::to_string(e.get<std::int64_t>()));
 		}
 		ctx.scopes.emplace(it.key(), std::move(values));
 	}
@@ -106,6 +108,8 @@ void read_scopes(const nlohmann::json& doc, std::string_view path, Context& ctx)
 // The org id as a key: exact non-blank text, never padded.
 void set_org_key(Context& ctx, std::string_view text)
 {
+	if (text.size() > k_max_org_key)
+		return;
 	auto normalized = normalize_text(text);
 	if (!normalized || normalized->size() != text.size())
 		return;
@@ -241,10 +245,12 @@ Context from_json(const nlohmann::json& doc, const ClaimPaths& paths)
 	const nlohmann::json* org = lookup(doc, paths.org);
 	if (org != nullptr && org->is_string())
 		set_org_key(ctx, org->get_ref<const std::string&>());
-	else if (org != nullptr && org->is_number_integer())
-		set_org_key(ctx, std::to_string(org->get<std::int64_t>()));
+	// Unsigned first: is_number_integer() is true for unsigned values too, and
+	// 2^63 read as int64 would wrap to the most negative tenant id.
 	else if (org != nullptr && org->is_number_unsigned())
 		set_org_key(ctx, std::to_string(org->get<std::uint64_t>()));
+	else if (org != nullptr && org->is_number_integer())
+		set_org_key(ctx, std::to_string(org->get<std::int64_t>()));
 	ctx.user_id = string_claim(doc, paths.user);
 	ctx.role = string_claim(doc, paths.role);
 	ctx.impersonator = string_claim(doc, paths.impersonator);

@@ -13,8 +13,9 @@
  *    (any case) are absent, and so is a value holding a NUL byte;
  *  - for text and bigint tenant columns the same claim is read as a key: a
  *    JSON string taken exactly (no surrounding blanks, not empty, not "null")
- *    or a JSON integer as decimal text; as bigint only when that key is a
- *    canonical decimal integer that fits in 64 bits;
+ *    or a JSON integer as decimal text, at most k_max_org_key bytes (a
+ *    longer one is absent); as bigint only when that key is a canonical
+ *    decimal integer that fits in 64 bits;
  *  - role and scopes exist only inside a valid organization (a valid key):
  *    without one they are absent, so a policy can never grant by role or
  *    scope alone;
@@ -38,6 +39,9 @@
 namespace tenant_guard::claims {
 
 using Uuid = std::array<std::uint8_t, 16>;
+
+// Longest organization id accepted as a text key, in bytes.
+inline constexpr std::size_t k_max_org_key = 255;
 
 // Canonical uuid text to bytes; nullopt for anything else and for the nil uuid.
 std::optional<Uuid> parse_uuid(std::string_view text);

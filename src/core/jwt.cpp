@@ -15,6 +15,7 @@
 
 #include "core/encoding.hpp"
 #include "core/error.hpp"
+#include "core/jwks.hpp"
 #include "core/no_postgres.hpp"
 
 namespace tenant_guard::jwt {
@@ -116,6 +117,11 @@ Key Key::hmac_secret(const std::uint8_t* data, std::size_t len)
 		--len;
 	if (len > 0 && data[len - 1] == '\r')
 		--len;
+	return hmac_bytes(data, len);
+}
+
+Key Key::hmac_bytes(const std::uint8_t* data, std::size_t len)
+{
 	if (len < k_min_hmac_secret)
 		bad_key("JWT secret is too short",
 		        "HS256 needs a secret of at least " + std::to_string(k_min_hmac_secret) + " bytes.");
@@ -123,6 +129,44 @@ Key Key::hmac_secret(const std::uint8_t* data, std::size_t len)
 	k.alg_ = Alg::HS256;
 	k.secret_ = SecureBuffer(len);
 	std::memcpy(k.secret_.data(), data, len);
+	return k;
+}
+
+std::optional<std::string> Key::misfit(EVP_PKEY* pkey, Alg alg)
+{
+	int type = EVP_PKEY_get_base_id(pkey);
+	switch (alg) {
+	case Alg::RS256:
+		if (type == EVP_PKEY_RSA && EVP_PKEY_get_bits(pkey) >= 2048)
+			return std::nullopt;
+		return "RS256 needs an RSA key of at least 2048 bits.";
+	case Alg::ES256: {
+		char group[64] = {0};
+		size_t glen = 0;
+		if (type == EVP_PKEY_EC && EVP_PKEY_get_group_name(pkey, group, sizeof group, &glen) == 1 &&
+		    (std::strcmp(group, "prime256v1") == 0 || std::strcmp(group, "P-256") == 0))
+			return std::nullopt;
+		return "ES256 needs an EC key on curve P-256.";
+	}
+	case Alg::EdDSA:
+		if (type == EVP_PKEY_ED25519)
+			return std::nullopt;
+		return "EdDSA needs an Ed25519 key.";
+	case Alg::HS256:
+		break;
+	}
+	return "HS256 uses a secret, not a public key.";
+}
+
+Key Key::adopt(std::unique_ptr<EVP_PKEY, PkeyFree> pkey, Alg alg)
+{
+	if (!pkey)
+		throw std::bad_alloc();
+	if (auto why = misfit(pkey.get(), alg))
+		bad_key("JWT public key does not fit the configured algorithm", *why);
+	Key k;
+	k.alg_ = alg;
+	k.pkey_ = std::move(pkey);
 	return k;
 }
 
@@ -137,35 +181,7 @@ Key Key::public_key(const std::uint8_t* pem, std::size_t len, Alg alg)
 	if (!pkey)
 		bad_key("JWT public key file does not hold a PEM public key",
 		        "The file must contain a \"BEGIN PUBLIC KEY\" block.");
-	int type = EVP_PKEY_get_base_id(pkey.get());
-	bool ok = false;
-	std::string need;
-	switch (alg) {
-	case Alg::RS256:
-		ok = type == EVP_PKEY_RSA && EVP_PKEY_get_bits(pkey.get()) >= 2048;
-		need = "RS256 needs an RSA key of at least 2048 bits.";
-		break;
-	case Alg::ES256: {
-		char group[64] = {0};
-		size_t glen = 0;
-		ok = type == EVP_PKEY_EC && EVP_PKEY_get_group_name(pkey.get(), group, sizeof group, &glen) == 1 &&
-		     (std::strcmp(group, "prime256v1") == 0 || std::strcmp(group, "P-256") == 0);
-		need = "ES256 needs an EC key on curve P-256.";
-		break;
-	}
-	case Alg::EdDSA:
-		ok = type == EVP_PKEY_ED25519;
-		need = "EdDSA needs an Ed25519 key.";
-		break;
-	case Alg::HS256:
-		break;
-	}
-	if (!ok)
-		bad_key("JWT public key does not fit the configured algorithm", need);
-	Key k;
-	k.alg_ = alg;
-	k.pkey_ = std::move(pkey);
-	return k;
+	return adopt(std::move(pkey), alg);
 }
 
 // Friend of Key: checks a signature over the signing input.
@@ -203,41 +219,62 @@ struct Verifier {
 	}
 };
 
-Verified verify(std::string_view token, const Key& key, const Options& opt, const claims::ClaimPaths& paths)
+namespace {
+
+// The parts of a compact JWS and its parsed header.
+struct Parsed {
+	std::size_t d1 = 0, d2 = 0;
+	nlohmann::json header;
+	std::string alg;
+	std::optional<std::string> kid;
+};
+
+Parsed parse_token(std::string_view token)
 {
 	if (token.empty())
 		refuse("The token is empty.");
 	if (token.size() > k_max_token_size)
 		refuse("The token is longer than " + std::to_string(k_max_token_size) + " bytes.");
-	std::size_t d1 = token.find('.');
-	std::size_t d2 = d1 == std::string_view::npos ? d1 : token.find('.', d1 + 1);
-	if (d1 == std::string_view::npos || d2 == std::string_view::npos ||
-	    token.find('.', d2 + 1) != std::string_view::npos)
+	Parsed p;
+	p.d1 = token.find('.');
+	p.d2 = p.d1 == std::string_view::npos ? p.d1 : token.find('.', p.d1 + 1);
+	if (p.d1 == std::string_view::npos || p.d2 == std::string_view::npos ||
+	    token.find('.', p.d2 + 1) != std::string_view::npos)
 		refuse("The token is not a compact JWS of three dot-separated parts.");
 
-	nlohmann::json header = parse_part(token.substr(0, d1), "header");
-	auto alg = header.find("alg");
-	if (alg == header.end() || !alg->is_string())
+	p.header = parse_part(token.substr(0, p.d1), "header");
+	auto alg = p.header.find("alg");
+	if (alg == p.header.end() || !alg->is_string())
 		refuse("The token header has no algorithm.");
-	const std::string& alg_text = alg->get_ref<const std::string&>();
+	p.alg = alg->get<std::string>();
 	std::string lowered;
-	for (char c : alg_text)
+	for (char c : p.alg)
 		lowered.push_back(static_cast<char>(c | 0x20));
 	if (lowered == "none")
 		refuse("Unsigned tokens (algorithm \"none\") are never accepted.");
-	if (alg_text != alg_name(opt.alg) || key.alg() != opt.alg)
-		refuse(std::string("The token algorithm is not the configured algorithm ") + alg_name(opt.alg) + ".");
-	if (header.contains("crit"))
+	auto kid = p.header.find("kid");
+	if (kid != p.header.end()) {
+		if (!kid->is_string())
+			refuse("The token key id (\"kid\") is not a string.");
+		p.kid = kid->get<std::string>();
+	}
+	return p;
+}
+
+Verified finish(std::string_view token, const Parsed& p, const Key& key, const Options& opt,
+                const claims::ClaimPaths& paths, bool service)
+{
+	if (p.header.contains("crit"))
 		refuse("The token header has critical extensions, which are not supported.");
 
-	auto sig = encoding::base64url_decode(token.substr(d2 + 1));
+	auto sig = encoding::base64url_decode(token.substr(p.d2 + 1));
 	if (!sig || sig->empty())
 		refuse("The token signature is not valid base64url.");
-	if (!Verifier::check(key, token.substr(0, d2), *sig))
+	if (!Verifier::check(key, token.substr(0, p.d2), *sig))
 		refuse("The token signature does not match.");
 
 	// Only signed content is parsed past this point.
-	auto payload_raw = encoding::base64url_decode(token.substr(d1 + 1, d2 - d1 - 1));
+	auto payload_raw = encoding::base64url_decode(token.substr(p.d1 + 1, p.d2 - p.d1 - 1));
 	if (!payload_raw)
 		refuse("The token payload is not valid base64url.");
 	Verified v;
@@ -265,8 +302,71 @@ Verified verify(std::string_view token, const Key& key, const Options& opt, cons
 		if (iss == payload.end() || !iss->is_string() || iss->get_ref<const std::string&>() != opt.issuer)
 			refuse("The token issuer is not the configured issuer.");
 	}
-	if (!v.context.org)
+	// The org id: a uuid, or a text or bigint key; the nil uuid is no tenant.
+	if (!v.context.org_key || *v.context.org_key == "00000000-0000-0000-0000-000000000000")
 		refuse("The token has no valid organization claim.");
+
+	// Service tokens: only a service key makes one, and a service key makes
+	// nothing else. The user id is what the audit log records as the actor.
+	const bool claims_service =
+	    v.context.user_id && v.context.user_id->compare(0, k_service_prefix.size(), k_service_prefix) == 0;
+	if (service) {
+		if (!claims_service ||
+		    !valid_service_name(std::string_view(*v.context.user_id).substr(k_service_prefix.size())))
+			refuse("A service key signs only service tokens, whose user id is \"service:\" and a service name.");
+		if (v.context.impersonator)
+			refuse("A service token acts for no one: it cannot carry an impersonator.");
+		if (*v.context.exp - opt.now > opt.service_max_lifetime)
+			refuse("The service token lives longer than tenant_guard.jwt_service_max_lifetime allows.");
+	} else if (claims_service) {
+		refuse("The user id prefix \"service:\" is reserved for tokens signed by a service key.");
+	}
+	v.service = service;
+	return v;
+}
+
+}  // namespace
+
+bool valid_service_name(std::string_view name)
+{
+	if (name.empty() || name.size() > k_max_service_name)
+		return false;
+	for (char c : name)
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	return true;
+}
+
+Verified verify(std::string_view token, const Key& key, const Options& opt, const claims::ClaimPaths& paths)
+{
+	Parsed p = parse_token(token);
+	if (p.alg != alg_name(opt.alg) || key.alg() != opt.alg)
+		refuse(std::string("The token algorithm is not the configured algorithm ") + alg_name(opt.alg) + ".");
+	return finish(token, p, key, opt, paths, false);
+}
+
+Verified verify(std::string_view token, const jwks::KeySet& keys, const Options& opt, const claims::ClaimPaths& paths)
+{
+	Parsed p = parse_token(token);
+	const jwks::Entry* entry = nullptr;
+	if (p.kid) {
+		entry = keys.find(*p.kid);
+		if (entry == nullptr)
+			refuse("The token key id (\"kid\") is not in the key set.");
+	} else {
+		entry = keys.sole();
+		if (entry == nullptr)
+			refuse("The token has no key id (\"kid\") and the key set holds more than one key.");
+	}
+	const Key* key = &entry->key;
+	if (p.alg != alg_name(key->alg()))
+		refuse("The token algorithm is not the algorithm of its key.");
+	bool service = false;
+	for (const std::string& s : opt.service_kids)
+		service = service || s == entry->kid;
+	Verified v = finish(token, p, *key, opt, paths, service);
+	v.kid = entry->kid;
 	return v;
 }
 

@@ -12,7 +12,8 @@
  *   tenant_guard.current_impersonator() returns text
  *   tenant_guard.has_role(VARIADIC text[]) returns boolean
  *   tenant_guard.current_scopes(kind text) returns text[]
- *   tenant_guard.set_context(token text, session boolean) returns uuid
+ *   tenant_guard.set_context(token text, session boolean) returns uuid (NULL
+ *     for a text or bigint org id)
  *   tenant_guard.clear_context() returns void
  *
  * A token written into the statement text (debug_query_string: what the
@@ -43,12 +44,14 @@
 
 #include "core/claims.hpp"
 #include "core/error.hpp"
+#include "core/jwks.hpp"
 #include "core/jwt.hpp"
 #include "core/keyfile.hpp"
 #include "core/token_text.hpp"
 #include "pg/boundary.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
+#include "pg/keyset.hpp"
 #include "pg/support.hpp"
 
 extern "C" {
@@ -93,7 +96,8 @@ struct KeyCache {
 		if (file == nullptr || *file == '\0')
 			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state, "tenant token verification is not configured",
 			            std::string(setting) + " is not set.",
-			            "A superuser must set tenant_guard.jwt_algorithm and " + std::string(setting) + ".");
+			            "A superuser must set tenant_guard.jwt_algorithm and " + std::string(setting) +
+			                ", or tenant_guard.jwt_jwks_file.");
 		tg::keyfile::Identity id = tg::keyfile::stat_file(file, what);
 		if (valid && alg == want && path == file && id == identity)
 			return key;
@@ -377,14 +381,20 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 	if (literal)
 		redact_activity(debug_query_string, parts);
 
-	const tg::jwt::Key& key = state().key.get();
 	tg::jwt::Options opt;
 	opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
 	opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
 	opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
 	opt.now = to_unix_seconds(now);
 	opt.leeway = tg::guc::jwt_leeway;
-	tg::jwt::Verified v = tg::jwt::verify(token, key, opt, paths());
+	// A key set (tenant_guard.jwt_jwks_file) when configured, else the single key file.
+	const tg::jwks::KeySet* keys = tg::keyset::current();
+	if (keys != nullptr) {
+		opt.service_kids = tg::keyset::service_kids();
+		opt.service_max_lifetime = tg::keyset::service_max_lifetime;
+	}
+	tg::jwt::Verified v = keys != nullptr ? tg::jwt::verify(token, *keys, opt, paths())
+	                                      : tg::jwt::verify(token, state().key.get(), opt, paths());
 
 	// A valid token written into the statement: refused (or, knowingly, let
 	// through with a warning). Invalid ones got their own error above.
@@ -415,6 +425,10 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 			                  errhidestmt(true), errhidecontext(true)));
 		});
 
+	// The org id as a uuid; NULL when it is a text or bigint key
+	// (current_user_org_text() and current_user_org_bigint() return it).
+	if (!v.context.org)
+		PG_RETURN_NULL();
 	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
 	if (u == nullptr)
 		throw std::bad_alloc();

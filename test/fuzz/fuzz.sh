@@ -5,6 +5,7 @@
 #   jwt       the JWT parser and verifier (signed mode)
 #   claims    the claims parser (claims mode) and the plain settings
 #   keyfile   the JWT secret and public-key parsers, the key-file mode rule
+#   jwks      the JWKS parser (tenant_guard.jwt_jwks_file) and key-set verification
 #
 # Usage: bash test/fuzz/fuzz.sh [TARGET|all] [--seconds N | --runs N]
 #   default: all targets, 180 seconds each. The figures in docs/reliability.md
@@ -28,7 +29,7 @@ while [ $# -gt 0 ]; do
 	*) TARGETS=$1; shift ;;
 	esac
 done
-[ "$TARGETS" != all ] || TARGETS="envelope jwt claims keyfile"
+[ "$TARGETS" != all ] || TARGETS="envelope jwt claims keyfile jwks"
 CXX=${CXX_FUZZ:-clang++}
 if ! command -v "$CXX" >/dev/null || ! ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1; then
 	TG_PACKAGES="clang libclang-rt-14-dev" tg_install_deps
@@ -43,9 +44,10 @@ mkdir -p "$OUT"
 ASAN_DEFAULTS=quarantine_size_mb=16:malloc_context_size=0
 
 sources_envelope="src/core/aead.cpp src/core/envelope.cpp src/core/masterkey.cpp src/core/encoding.cpp"
-sources_jwt="src/core/jwt.cpp src/core/claims.cpp src/core/encoding.cpp"
+sources_jwt="src/core/jwt.cpp src/core/jwks.cpp src/core/claims.cpp src/core/encoding.cpp"
 sources_claims="src/core/claims.cpp"
-sources_keyfile="src/core/jwt.cpp src/core/claims.cpp src/core/encoding.cpp src/core/keyfile.cpp"
+sources_keyfile="src/core/jwt.cpp src/core/jwks.cpp src/core/claims.cpp src/core/encoding.cpp src/core/keyfile.cpp"
+sources_jwks="src/core/jwks.cpp src/core/jwt.cpp src/core/claims.cpp src/core/encoding.cpp"
 
 seed() {  # seed TARGET: a small corpus of real shapes
 	local dir=$OUT/corpus_$1
@@ -88,6 +90,29 @@ PY
 		{ printf '\002'; openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null | openssl pkey -pubout; } >"$dir/p256.pem"
 		{ printf '\003'; openssl genpkey -algorithm ed25519 2>/dev/null | openssl pkey -pubout; } >"$dir/ed25519.pem"
 		printf '\005\001\000\000\000\001\000\000\000\200\201\000\000' >"$dir/mode" ;;
+	jwks)  # real key sets (PyJWT's JWK export), some followed by NUL and a token signed by one of their keys
+		/usr/bin/python3 - "$dir" <<'PY'
+import json, os, sys, jwt
+from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+d = sys.argv[1]
+r = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+e = ec.generate_private_key(ec.SECP256R1())
+o = ed25519.Ed25519PrivateKey.generate()
+def jwk(f, k, kid, alg): return dict(json.loads(f(k.public_key())), kid=kid, alg=alg)
+keys = [jwk(RSAAlgorithm.to_jwk, r, "svc", "RS256"), jwk(ECAlgorithm.to_jwk, e, "new", "ES256"),
+        jwk(OKPAlgorithm.to_jwk, o, "ed", "EdDSA"),
+        {"kty": "oct", "kid": "hs", "alg": "HS256", "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldC0"},
+        {"kty": "RSA", "kid": "enc", "use": "enc", "n": "AQAB", "e": "AQAB"}]
+doc = json.dumps({"keys": keys}).encode()
+open(os.path.join(d, "set"), "wb").write(doc)
+c = {"org_id": "org_2abc", "sub": "service:job", "exp": 1800000600}
+for name, key, alg, kid in (("rs", r, "RS256", "svc"), ("es", e, "ES256", "new"), ("ed", o, "EdDSA", "ed")):
+    tok = jwt.encode(c, key, alg, headers={"kid": kid})
+    open(os.path.join(d, "tok_" + name), "wb").write(doc + b"\0" + tok.encode())
+open(os.path.join(d, "empty"), "wb").write(b'{"keys":[]}')
+PY
+		;;
 	esac
 }
 

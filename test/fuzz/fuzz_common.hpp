@@ -45,6 +45,8 @@ inline void check_context(const claims::Context& c)
 	}
 	if (c.org_bigint)
 		require(c.org_key && *c.org_key == std::to_string(*c.org_bigint));
+	if (c.org_key)
+		require(c.org_key->size() <= claims::k_max_org_key);
 }
 
 }  // namespace tenant_guard::fuzz

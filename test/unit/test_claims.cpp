@@ -215,6 +215,33 @@ TEST_CASE("org id as a key for text and bigint tenant columns", "[claims]")
 	CHECK(s.role == std::optional<std::string>("member"));
 }
 
+TEST_CASE("a JSON integer beyond bigint is a text key, never a wrapped bigint", "[claims]")
+{
+	// nlohmann keeps non-negative integers unsigned: 2^63 must not become -2^63.
+	Context big = from_claims_text(R"({"org_id":9223372036854775808,"scopes":{"s":[9223372036854775808]}})", k_paths);
+	CHECK(big.org_key == std::optional<std::string>("9223372036854775808"));
+	CHECK_FALSE(big.org_bigint);
+	REQUIRE(big.scope("s"));
+	CHECK(big.scope("s")->at(0) == "9223372036854775808");
+	Context max = from_claims_text(R"({"org_id":18446744073709551615})", k_paths);
+	CHECK(max.org_key == std::optional<std::string>("18446744073709551615"));
+	CHECK_FALSE(max.org_bigint);
+	Context min = from_claims_text(R"({"org_id":-9223372036854775808})", k_paths);
+	CHECK(min.org_bigint == std::optional<std::int64_t>(INT64_MIN));
+	Context exp = from_claims_text(R"({"org_id":"a","exp":9223372036854775808})", k_paths);
+	CHECK(exp.exp == std::optional<std::int64_t>(INT64_MAX));
+}
+
+TEST_CASE("text org ids hold at most 255 bytes", "[claims]")
+{
+	Context ok = from_claims_text("{\"org_id\":\"" + std::string(255, 'o') + "\"}", k_paths);
+	CHECK(ok.org_key);
+	Context longer = from_claims_text("{\"org_id\":\"" + std::string(256, 'o') + "\",\"org_role\":\"admin\"}", k_paths);
+	CHECK_FALSE(longer.org_key);
+	CHECK_FALSE(longer.role);
+	CHECK_FALSE(from_settings(std::string(256, '7').c_str(), nullptr, nullptr, nullptr).org_key);
+}
+
 TEST_CASE("the impersonating actor comes from act.sub by default, with the user id rules", "[claims]")
 {
 	const std::string org = "11111111-1111-4111-8111-111111111111";

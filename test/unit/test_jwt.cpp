@@ -227,12 +227,16 @@ TEST_CASE("HS256 refusals", "[jwt]")
 		CHECK(outcome(good, key, i) == "The token issuer is not the configured issuer.");
 		CHECK(outcome(hs256(k_hs_header, payload(",\"iss\":\"https://auth.example\"")), key, i) == "accepted");
 	}
-	SECTION("organization claim must be a real uuid")
+	SECTION("organization claim must be a usable id: uuid, text or bigint key")
 	{
 		for (const char* org :
-		     {R"("")", R"("null")", "null", "7", R"("not-a-uuid")", R"("00000000-0000-0000-0000-000000000000")"}) {
+		     {R"("")", R"("null")", "null", R"(" padded")", "1.5", "{}", R"("00000000-0000-0000-0000-000000000000")"}) {
 			std::string body = std::string(R"({"org_id":)") + org + R"(,"exp":)" + std::to_string(k_now + 60) + "}";
 			CHECK(outcome(hs256(k_hs_header, body), key, o) == "The token has no valid organization claim.");
+		}
+		for (const char* org : {"7", R"("org_2abc")"}) {
+			std::string body = std::string(R"({"org_id":)") + org + R"(,"exp":)" + std::to_string(k_now + 60) + "}";
+			CHECK(outcome(hs256(k_hs_header, body), key, o) == "accepted");
 		}
 	}
 	SECTION("critical header extensions")
