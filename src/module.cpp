@@ -12,6 +12,8 @@
  */
 #include <sodium.h>
 
+#include "core/jwks.hpp"  // before any PostgreSQL header (pg/keyset.hpp needs it)
+
 #include "pg/audit.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
