@@ -27,6 +27,8 @@ OBJS = \
 # Column encryption
 OBJS += src/pg/crypto_guc.o src/pg/crypto_fmgr.o src/core/aead.o src/core/envelope.o src/core/masterkey.o
 OBJS += src/pg/support_fmgr.o
+# Citus clusters (never linked to Citus)
+OBJS += src/pg/citus.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

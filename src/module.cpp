@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "pg/audit_guc.hpp"
+#include "pg/citus.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
@@ -40,6 +41,8 @@ void _PG_init(void)
 	tenant_guard::hooks::init();
 	tenant_guard::audit_guc::init();
 	tenant_guard::support::init();
+	tenant_guard::citus::define_settings();
+	tenant_guard::citus::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

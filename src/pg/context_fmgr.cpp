@@ -48,6 +48,7 @@
 #include "core/token_text.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
+#include "pg/citus.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
 #include "pg/support.hpp"
@@ -119,6 +120,11 @@ struct State {
 	Context settings_context;
 	std::uint64_t settings_generation = 0;
 	KeyCache key;
+	// A token forwarded by a Citus coordinator, as verified here (citus.cpp).
+	std::string forwarded_token;
+	std::uint64_t forwarded_generation = 0;
+	bool forwarded_valid = false;
+	Context forwarded_context;
 	const Context empty;
 };
 
@@ -149,6 +155,43 @@ std::int64_t to_unix_seconds(TimestampTz ts)
 	return ts / USECS_PER_SEC + static_cast<std::int64_t>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
+std::int64_t statement_now()
+{
+	return to_unix_seconds(Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
+}
+
+// The context of a forwarded token: verified once per distinct token (and
+// claim paths), then checked against exp and nbf at every statement. A token
+// that does not verify gives the empty context.
+const Context& forwarded(State& s, const char* token)
+{
+	if (!(s.forwarded_generation == tg::guc::claim_paths_generation && s.forwarded_token == token)) {
+		s.forwarded_valid = false;
+		s.forwarded_token = token;
+		s.forwarded_generation = tg::guc::claim_paths_generation;
+		try {
+			tg::jwt::Options opt;
+			opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
+			opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
+			opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
+			opt.now = statement_now();
+			opt.leeway = tg::guc::jwt_leeway;
+			tg::jwt::Verified v = tg::jwt::verify(token, s.key.get(), opt, paths());
+			s.forwarded_context = v.context;
+			s.forwarded_valid = true;
+		} catch (const Error&) {
+			s.forwarded_valid = false;
+		}
+	}
+	if (!s.forwarded_valid)
+		return s.empty;
+	const Context& c = s.forwarded_context;
+	const std::int64_t now = statement_now();
+	if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
+		return s.empty;
+	return c;
+}
+
 // The context for the current statement. Never throws for bad input: bad or
 // missing values give the empty context.
 const Context& resolve()
@@ -171,6 +214,11 @@ const Context& resolve()
 			return s.empty;
 		return c;
 	}
+	// A token forwarded by a Citus coordinator counts only as verified here,
+	// with this node's key settings, exactly as set_context() verifies it.
+	const char* fwd = tg::citus::forwarded_token;
+	if (fwd != nullptr && *fwd != '\0')
+		return forwarded(s, fwd);
 	switch (tg::guc::context_source) {
 	case tg::guc::k_source_claims: {
 		// GetConfigOption cannot raise with missing_ok and without the
@@ -409,6 +457,10 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 
 	// Every check passed: only now does the context change.
 	pg_call([&] { tg::guc::set_signed_context(v.payload.c_str(), !session); });
+	{
+		const std::string tok(token);
+		pg_call([&] { tg::citus::remember_token(tok.c_str(), !session); });
+	}
 	if (!session && !IsTransactionBlock())
 		pg_call([] {
 			ereport(WARNING, (errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),
