@@ -348,9 +348,16 @@ void on_subxact(SubXactEvent event, SubTransactionId, SubTransactionId, void*)
 		forwarded_lxid = InvalidLocalTransactionId;
 }
 
-bool citus_coordinator()
+// A backend that may open Citus connections for its client: Citus is loaded
+// and installed, and this is not a connection Citus itself opened from
+// another node (those are served, not initiators; their application_name is
+// Citus's). A client that names itself so only loses the forwarding.
+bool citus_initiator()
 {
 	if (GetConfigOption("citus.propagate_set_commands", true, false) == nullptr)
+		return false;
+	const char* app = GetConfigOption("application_name", true, false);
+	if (app != nullptr && strncmp(app, "citus_internal", strlen("citus_internal")) == 0)
 		return false;
 	return OidIsValid(get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE));
 }
@@ -365,11 +372,12 @@ char* forward_statements()
 {
 	StringInfoData buf;
 	initStringInfo(&buf);
+	// the token set_context() verified here, or one forwarded to this backend
 	if (forward_token != nullptr && *forward_token != '\0' && guc::signed_context != nullptr &&
 	    *guc::signed_context != '\0')
 		append_set(&buf, "tenant_guard.forwarded_token", forward_token);
 	else
-		append_set(&buf, "tenant_guard.forwarded_token", "");
+		append_set(&buf, "tenant_guard.forwarded_token", forwarded_token);
 	switch (guc::context_source) {
 	case guc::k_source_claims: {
 		const char* raw = GetConfigOption("request.jwt.claims", true, false);
@@ -406,7 +414,7 @@ void run_set(const char* stmt)
 
 void forward_context()
 {
-	if (!IsTransactionBlock() || !citus_coordinator())
+	if (!IsTransactionBlock() || !citus_initiator())
 		return;
 	char* want = forward_statements();
 	const LocalTransactionId lxid = pg::compat::my_lxid();
@@ -432,7 +440,9 @@ void forward_context()
 		run_set(one);
 		p = *end == ';' ? end + 1 : end;
 	}
-	AtEOXact_GUC(true, nest);
+	// Undo every setting of that nest level here (abort semantics: the SET
+	// LOCALs were for the workers; this backend keeps its own values).
+	AtEOXact_GUC(false, nest);
 	forwarded_text = MemoryContextStrdup(TopTransactionContext, want);
 	forwarded_lxid = lxid;
 }
