@@ -447,8 +447,11 @@ void forward_context()
 	forwarded_lxid = lxid;
 }
 
+std::uint64_t executor_starts = 0;
+
 void executor_start(QueryDesc* qd, int eflags)
 {
+	++executor_starts;
 	if (!(eflags & EXEC_FLAG_EXPLAIN_ONLY) && !IsParallelWorker())
 		forward_context();
 	if (prev_executor_start != nullptr)
@@ -474,6 +477,11 @@ bool check_forward_token(char** newval, void**, GucSource source)
 }  // namespace
 
 bool hooks_installed = false;
+
+std::uint64_t statement_generation()
+{
+	return hooks_installed ? executor_starts : 0;
+}
 
 bool walled(Relation rel)
 {

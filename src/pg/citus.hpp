@@ -4,6 +4,8 @@
  */
 #pragma once
 
+#include <cstdint>
+
 extern "C" {
 #include "postgres.h"
 #include "utils/relcache.h"
@@ -23,6 +25,9 @@ void define_settings();
 void init();
 // Keeps the token set_context() just verified, with the same scope.
 void remember_token(const char* token, bool local);
+// Changes at every executor start (0: the hook is not installed, so callers
+// must not cache per statement).
+std::uint64_t statement_generation();
 // Does this backend add the wall to rel?
 bool walled(Relation rel);
 

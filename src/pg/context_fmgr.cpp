@@ -48,6 +48,7 @@
 #include "core/token_text.hpp"
 #include "pg/audit_guc.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
 #include "pg/citus.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
@@ -299,10 +300,45 @@ namespace {
 // The accessors' resolution: first the support-session check, which a plain
 // expression can reach without the executor. Called before any C++ object
 // exists in the accessor (the check may ereport).
+//
+// Per statement, the resolved context is reused: policies call the accessors
+// once per row, and resolving (a settings look-up by name, a comparison of
+// the claims text) costs more than the comparison it feeds. The cache is
+// keyed by the executor start (tenant_guard::citus::statement_generation(),
+// bumped by the ExecutorStart hook of a preloaded tenant_guard; without it
+// nothing is cached) and by every input tenant_guard itself changes. A change
+// of request.jwt.claims by set_config() inside the same statement is seen
+// from the next statement on (the next executor start).
+struct ResolvedCache {
+	std::uint64_t statement = 0;
+	const char* signed_text = nullptr;
+	const char* forwarded = nullptr;
+	std::uint64_t settings_generation = 0;
+	std::uint64_t paths_generation = 0;
+	int source = -1;
+	const Context* context = nullptr;
+};
+ResolvedCache resolved_cache;
+
 const Context& resolve_checked()
 {
 	tg::support::check();
-	return resolve();
+	ResolvedCache& rc = resolved_cache;
+	const std::uint64_t statement = tg::citus::statement_generation();
+	if (statement != 0 && rc.context != nullptr && rc.statement == statement &&
+	    rc.signed_text == tg::guc::signed_context && rc.forwarded == tg::citus::forwarded_token &&
+	    rc.settings_generation == tg::guc::settings_generation &&
+	    rc.paths_generation == tg::guc::claim_paths_generation && rc.source == tg::guc::context_source)
+		return *rc.context;
+	const Context& c = resolve();
+	rc.statement = statement;
+	rc.signed_text = tg::guc::signed_context;
+	rc.forwarded = tg::citus::forwarded_token;
+	rc.settings_generation = tg::guc::settings_generation;
+	rc.paths_generation = tg::guc::claim_paths_generation;
+	rc.source = tg::guc::context_source;
+	rc.context = &c;
+	return c;
 }
 
 }  // namespace
@@ -313,10 +349,24 @@ TG_FUNCTION(current_user_org_id)
 	const Context& c = resolve_checked();
 	if (!c.org)
 		return no_org(fcinfo);
-	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
+	// One copy per transaction and organization, not one per call: a policy
+	// calls this once per row, and a palloc per row also costs the per-tuple
+	// memory reset. Callers never modify a returned value, and the copy lives
+	// in TopTransactionContext, so it outlives every use in the transaction.
+	static pg_uuid_t* shared = nullptr;
+	static LocalTransactionId shared_lxid = InvalidLocalTransactionId;
+	const LocalTransactionId lxid = tg::pg::compat::my_lxid();
+	if (shared != nullptr && shared_lxid == lxid && lxid != InvalidLocalTransactionId &&
+	    std::memcmp(shared->data, c.org->data(), UUID_LEN) == 0)
+		PG_RETURN_UUID_P(shared);
+	auto* u = static_cast<pg_uuid_t*>(pg_call([] {
+		return MemoryContextAllocExtended(TopTransactionContext, sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM);
+	}));
 	if (u == nullptr)
 		throw std::bad_alloc();
 	std::memcpy(u->data, c.org->data(), UUID_LEN);
+	shared = u;
+	shared_lxid = lxid;
 	PG_RETURN_UUID_P(u);
 }
 
