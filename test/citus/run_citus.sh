@@ -22,8 +22,10 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 . "$ROOT/scripts/lib.sh"
 tg_select_pg
 
+. "$ROOT/test/citus/cluster.sh"
+
 set +e
-status=$(bash "$ROOT/test/citus/citus_build.sh" 2>&1)
+status=$(citus_available 2>&1)
 rc=$?
 set -e
 if [ "$rc" -eq 3 ]; then
@@ -35,8 +37,7 @@ fi
 W=$(mktemp -d /tmp/tg_citus.XXXXXX)
 chmod 755 "$W"
 cleanup() {
-	local n
-	for n in w2 w1 coord; do tg_stop_cluster "$W/$n"; done
+	citus_cluster_stop "$W"
 	[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$W"
 }
 trap cleanup EXIT
@@ -46,28 +47,14 @@ mkdir -p "$W/fixtures"
 [ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$W/fixtures"
 . "$W/fixtures/tokens.env"
 
-CONF=("shared_preload_libraries = 'citus,tenant_guard'" "max_connections = 40" "shared_buffers = 32MB"
-	"tenant_guard.jwt_secret_file = '$HS_SECRET_FILE'" "tenant_guard.jwt_audience = 'tenant-app'"
-	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "citus.node_conninfo = 'sslmode=disable'"
-	"citus.max_cached_conns_per_worker = 1" "max_worker_processes = 12")
 declare -A PORT
-for n in coord w1 w2; do
-	tg_start_cluster "$W/$n" "${CONF[@]}" >/dev/null
-	PORT[$n]=$PGPORT
-done
-export PGPORT=${PORT[coord]} PGHOST=127.0.0.1
+citus_cluster_start "$W" "$W/fixtures"
 
 fails=0 xfails=0 oks=0
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
-for n in coord w1 w2; do
-	q -p "${PORT[$n]}" -c "CREATE EXTENSION citus" >/dev/null
-done
 q >/dev/null <<SQL
-SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[coord]});
-SELECT citus_add_node('127.0.0.1', ${PORT[w1]});
-SELECT citus_add_node('127.0.0.1', ${PORT[w2]});
 SET client_min_messages = warning;
 CREATE EXTENSION tenant_guard;
 CREATE ROLE ct_app LOGIN;

@@ -103,7 +103,8 @@ END
 $$;
 COMMENT ON FUNCTION tenant_guard._citus_put_wall(name, name, name, text) IS
     'Internal: registers the shard wall of one table on this node (called on every node by protect()).';
-REVOKE ALL ON FUNCTION tenant_guard._citus_put_wall(name, name, name, text) FROM PUBLIC;
+-- protect() runs with its caller's rights and calls it on every node
+GRANT EXECUTE ON FUNCTION tenant_guard._citus_put_wall(name, name, name, text) TO PUBLIC;
 
 -- Writes the walls of tbl and its protected partitions and children on this
 -- node and on every worker (run_command_on_workers); any node that fails is an error.
@@ -142,7 +143,8 @@ END
 $$;
 COMMENT ON FUNCTION tenant_guard._citus_sync_walls(regclass) IS
     'Internal: writes the shard walls of a protected table (NULL: of every one) on this node and every Citus worker.';
-REVOKE ALL ON FUNCTION tenant_guard._citus_sync_walls(regclass) FROM PUBLIC;
+-- protect() runs with its caller's rights; _citus_put_wall() checks ownership
+GRANT EXECUTE ON FUNCTION tenant_guard._citus_sync_walls(regclass) TO PUBLIC;
 
 -- For operators: the walls of every protected table onto every node (after
 -- citus_add_node(), or when citus_shard_findings() reports a missing wall).
