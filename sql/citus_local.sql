@@ -33,10 +33,16 @@ SELECT tenant_guard._citus_wall_active(NULL) IS NULL AS null_is_null;
 -- nobody else may touch the registry or call the internals
 CREATE ROLE regress_cl_app LOGIN;
 GRANT SELECT ON cl_docs TO regress_cl_app;
+CREATE SCHEMA regress_cl_own AUTHORIZATION regress_cl_app;
 SET ROLE regress_cl_app;
-SELECT * FROM tenant_guard.citus_walls;
-DELETE FROM tenant_guard.citus_walls;
-SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'org_id', 'uuid');
+SELECT table_name FROM tenant_guard.citus_walls;  -- readable, like pg_policies
+DELETE FROM tenant_guard.citus_walls;              -- not its table: nothing
+UPDATE tenant_guard.citus_walls SET tenant_column = 'id';
+SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'id', 'uuid');
+INSERT INTO tenant_guard.citus_walls VALUES ('pg_catalog', 'pg_class', 'oid', 'bigint');
+-- a table that does not exist, in a schema where the role may create one: allowed
+SELECT tenant_guard._citus_put_wall('regress_cl_own', 'later', 'org_id', 'uuid');
+SELECT tenant_guard._citus_put_wall('public', 'later', 'org_id', 'uuid');
 SELECT tenant_guard.citus_sync();
 SELECT count(*) FROM tenant_guard.citus_shard_findings();
 SELECT tenant_guard._citus_wall_active('cl_docs');
@@ -44,6 +50,7 @@ SELECT tenant_guard._citus_wall_active('cl_docs');
 SET tenant_guard.forward_token = 'x';
 SELECT set_config('tenant_guard.forward_token', 'x', true);
 RESET ROLE;
+SELECT schema_name, table_name, tenant_column FROM tenant_guard.citus_walls ORDER BY 1, 2;
 SET tenant_guard.forward_token = 'x';
 
 -- a forwarded token counts only when it verifies here
@@ -77,4 +84,6 @@ COMMIT;
 RESET ROLE;
 
 DROP TABLE cl_docs;
+DELETE FROM tenant_guard.citus_walls;
+DROP SCHEMA regress_cl_own;
 DROP ROLE regress_cl_app;

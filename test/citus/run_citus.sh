@@ -248,6 +248,11 @@ check "after a shard move: claims A" "f
 check "after a shard move: B's rows intact" "2" "$(q -c "SELECT count(*) FROM t_dp WHERE org_id = '$ORG_B' AND body LIKE 'b%'")"
 soft -c "DROP POLICY open_all ON t_dp" >/dev/null
 
+# unprotect() and protect() again, on a table distributed by its tenant column
+step "unprotect() and protect() again (t_pd)" "SELECT tenant_guard.unprotect('t_pd'); SELECT tenant_guard.protect('t_pd')"
+check "t_pd after unprotect() and protect(): claims A" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_pd "$ORG_A")" "COMMIT")"
+
 # verify() and the shard checks
 check "verify() on Citus tables" "" "$(q -c "SELECT tbl || ' ' || item || ': ' || actual FROM tenant_guard.verify()")"
 check "citus_shard_findings() clean" "" "$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"

@@ -50,8 +50,18 @@ CREATE TABLE tenant_guard.citus_walls (
 );
 COMMENT ON TABLE tenant_guard.citus_walls IS
     'Tables whose Citus shards carry the tenant wall on this node (kept by protect() and citus_sync()).';
-REVOKE ALL ON tenant_guard.citus_walls FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('tenant_guard.citus_walls', '');
+-- Readable by everyone (like pg_policies); a role writes only rows of tables
+-- it owns or, for a table that does not exist on this node yet (protect()
+-- before create_distributed_table()), of a schema where it may create one.
+-- A wall only restricts: the worst such a row does is hide rows of a table
+-- created later under that name.
+SELECT tenant_guard._registry_acl('tenant_guard.citus_walls',
+    'coalesce(pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c '
+    'JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace '
+    'WHERE n.nspname = schema_name AND c.relname = table_name), ''USAGE''), '
+    'pg_catalog.has_schema_privilege((SELECT n.oid FROM pg_catalog.pg_namespace n '
+    'WHERE n.nspname = schema_name), ''CREATE''), false)');
 -- every backend drops its cached walls when the registry changes
 CREATE FUNCTION tenant_guard._citus_walls_changed()
 RETURNS trigger
@@ -63,37 +73,17 @@ REVOKE ALL ON FUNCTION tenant_guard._citus_walls_changed() FROM PUBLIC;
 CREATE TRIGGER citus_walls_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON tenant_guard.citus_walls
     FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._citus_walls_changed();
 
--- Adds or updates one wall on this node. SECURITY DEFINER: the registry is
--- the extension owner's. A wall only restricts, but a caller may set it only
--- for a table it owns, or, for a table that does not exist here yet (protect()
--- before create_distributed_table()), in a schema where it may create one.
+-- Adds or updates one wall on this node, with the caller's rights (the
+-- registry's row-level security decides).
 CREATE FUNCTION tenant_guard._citus_put_wall(schema_name name, table_name name, tenant_column name,
                                              tenant_type text)
 RETURNS void
-LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    rel oid;
-    owner oid;
-    allowed boolean;
 BEGIN
     IF schema_name IS NULL OR table_name IS NULL OR tenant_column IS NULL OR tenant_type IS NULL THEN
         RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    SELECT c.oid, c.relowner INTO rel, owner FROM pg_catalog.pg_class c
-    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-    WHERE n.nspname = _citus_put_wall.schema_name AND c.relname = _citus_put_wall.table_name;
-    IF rel IS NOT NULL THEN
-        allowed := pg_catalog.pg_has_role(session_user, owner, 'USAGE');
-    ELSE
-        allowed := EXISTS (SELECT 1 FROM pg_catalog.pg_namespace n WHERE n.nspname = _citus_put_wall.schema_name
-                           AND pg_catalog.has_schema_privilege(session_user, n.oid, 'CREATE'));
-    END IF;
-    allowed := allowed OR (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = session_user);
-    IF NOT allowed THEN
-        RAISE EXCEPTION 'must be owner of table %.%', quote_ident(schema_name), quote_ident(table_name)
-            USING ERRCODE = 'insufficient_privilege';
     END IF;
     INSERT INTO tenant_guard.citus_walls AS w VALUES (schema_name, table_name, tenant_column, tenant_type)
     ON CONFLICT ON CONSTRAINT citus_walls_pkey

@@ -526,7 +526,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', r.tbl);
         END IF;
     END LOOP;
-    IF reg.prior_default IS NULL THEN
+    -- (protect() set no default on a Citus distribution column)
+    IF tenant_guard._citus_distribution_column(tbl) IS NOT DISTINCT FROM reg.tenant_column THEN
+        NULL;
+    ELSIF reg.prior_default IS NULL THEN
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column);
     ELSE
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, reg.tenant_column, reg.prior_default);
