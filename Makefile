@@ -39,6 +39,8 @@ OBJS += src/pg/support.o src/pg/support_fmgr.o
 OBJS += src/pg/adoption_fmgr.o
 # Key sets (JWKS) for signed mode
 OBJS += src/core/jwks.o src/pg/keyset.o
+# Citus clusters (never linked to Citus)
+OBJS += src/pg/citus.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

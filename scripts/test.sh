@@ -39,6 +39,21 @@ tg_log "starting a throw-away PostgreSQL cluster"
 # own database are shown, not the tail of whatever ran last.
 tg_start_cluster "$WORK/pg" "shared_preload_libraries = 'tenant_guard'" "log_line_prefix = '%m [%p] %q%u@%d '"
 
+# The Citus harness (test/citus) needs Citus: installed in this PostgreSQL, or
+# built once (into a cache outside the repository) from the source archive
+# TG_CITUS_SOURCE names. Without either it is skipped, and said so here.
+if [ -z "${1:-}" ] || grep -qE "$1" <<<"citus.citus"; then
+	set +e
+	citus_status=$(bash test/citus/citus_build.sh 2>&1)
+	citus_rc=$?
+	set -e
+	case $citus_rc in
+	0) tg_log "Citus harness: Citus is installed; test/citus runs" ;;
+	3) tg_log "Citus harness SKIPPED: ${citus_status#skip: } (set TG_CITUS_SOURCE to a citus-X.Y.Z.tar.xz or its directory)" ;;
+	*) tg_log "Citus harness: building Citus failed: $(tail -5 <<<"$citus_status")" ;;
+	esac
+fi
+
 tg_log "running ctest"
 set +e
 ctest --test-dir build/test --output-on-failure -j2 ${1:+-R "$1"} 2>&1 | tee "$WORK/ctest.log"

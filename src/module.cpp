@@ -15,6 +15,7 @@
 #include "core/jwks.hpp"  // before any PostgreSQL header (pg/keyset.hpp needs it)
 
 #include "pg/audit.hpp"
+#include "pg/citus.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
@@ -44,6 +45,8 @@ void _PG_init(void)
 	tenant_guard::audit_guc::init();
 	tenant_guard::support::init();
 	tenant_guard::keyset::init();
+	tenant_guard::citus::define_settings();
+	tenant_guard::citus::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

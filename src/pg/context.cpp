@@ -159,6 +159,8 @@ const char* context_source_name()
 
 void set_signed_context(const char* value, bool local)
 {
+	// a new context: no cached resolution of the old one survives
+	++settings_generation;
 	setting_signed_context = true;
 	PG_TRY();
 	{

@@ -49,6 +49,8 @@
 #include "core/keyfile.hpp"
 #include "core/token_text.hpp"
 #include "pg/boundary.hpp"
+#include "pg/compat.hpp"
+#include "pg/citus.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
 #include "pg/keyset.hpp"
@@ -121,6 +123,11 @@ struct State {
 	Context settings_context;
 	std::uint64_t settings_generation = 0;
 	KeyCache key;
+	// A token forwarded by a Citus coordinator, as verified here (citus.cpp).
+	std::string forwarded_token;
+	std::uint64_t forwarded_generation = 0;
+	bool forwarded_valid = false;
+	Context forwarded_context;
 	const Context empty;
 };
 
@@ -151,6 +158,43 @@ std::int64_t to_unix_seconds(TimestampTz ts)
 	return ts / USECS_PER_SEC + static_cast<std::int64_t>(POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY;
 }
 
+std::int64_t statement_now()
+{
+	return to_unix_seconds(Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
+}
+
+// The context of a forwarded token: verified once per distinct token (and
+// claim paths), then checked against exp and nbf at every statement. A token
+// that does not verify gives the empty context.
+const Context& forwarded(State& s, const char* token)
+{
+	if (!(s.forwarded_generation == tg::guc::claim_paths_generation && s.forwarded_token == token)) {
+		s.forwarded_valid = false;
+		s.forwarded_token = token;
+		s.forwarded_generation = tg::guc::claim_paths_generation;
+		try {
+			tg::jwt::Options opt;
+			opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
+			opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
+			opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
+			opt.now = statement_now();
+			opt.leeway = tg::guc::jwt_leeway;
+			tg::jwt::Verified v = tg::jwt::verify(token, s.key.get(), opt, paths());
+			s.forwarded_context = v.context;
+			s.forwarded_valid = true;
+		} catch (const Error&) {
+			s.forwarded_valid = false;
+		}
+	}
+	if (!s.forwarded_valid)
+		return s.empty;
+	const Context& c = s.forwarded_context;
+	const std::int64_t now = statement_now();
+	if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
+		return s.empty;
+	return c;
+}
+
 // The context for the current statement. Never throws for bad input: bad or
 // missing values give the empty context.
 const Context& resolve()
@@ -173,6 +217,11 @@ const Context& resolve()
 			return s.empty;
 		return c;
 	}
+	// A token forwarded by a Citus coordinator counts only as verified here,
+	// with this node's key settings, exactly as set_context() verifies it.
+	const char* fwd = tg::citus::forwarded_token;
+	if (fwd != nullptr && *fwd != '\0')
+		return forwarded(s, fwd);
 	switch (tg::guc::context_source) {
 	case tg::guc::k_source_claims: {
 		// GetConfigOption cannot raise with missing_ok and without the
@@ -253,25 +302,120 @@ namespace {
 // The accessors' resolution: first the support-session check, which a plain
 // expression can reach without the executor. Called before any C++ object
 // exists in the accessor (the check may ereport).
+//
+// Per statement, the resolved context is reused: policies call the accessors
+// once per row, and resolving (a settings look-up by name, a comparison of
+// the claims text) costs more than the comparison it feeds. The cache is
+// keyed by the executor start (tenant_guard::citus::statement_generation(),
+// bumped by the ExecutorStart hook of a preloaded tenant_guard; without it
+// nothing is cached) and by every input tenant_guard itself changes. A change
+// of request.jwt.claims by set_config() inside the same statement is seen
+// from the next statement on (the next executor start).
+struct ResolvedCache {
+	std::uint64_t statement = 0;
+	const char* signed_text = nullptr;
+	const char* forwarded = nullptr;
+	std::uint64_t settings_generation = 0;
+	std::uint64_t paths_generation = 0;
+	int source = -1;
+	const Context* context = nullptr;
+};
+ResolvedCache resolved_cache;
+
 const Context& resolve_checked()
 {
 	tg::support::check();
-	return resolve();
+	ResolvedCache& rc = resolved_cache;
+	const std::uint64_t statement = tg::citus::statement_generation();
+	if (statement != 0 && rc.context != nullptr && rc.statement == statement &&
+	    rc.signed_text == tg::guc::signed_context && rc.forwarded == tg::citus::forwarded_token &&
+	    rc.settings_generation == tg::guc::settings_generation &&
+	    rc.paths_generation == tg::guc::claim_paths_generation && rc.source == tg::guc::context_source)
+		return *rc.context;
+	const Context& c = resolve();
+	rc.statement = statement;
+	rc.signed_text = tg::guc::signed_context;
+	rc.forwarded = tg::citus::forwarded_token;
+	rc.settings_generation = tg::guc::settings_generation;
+	rc.paths_generation = tg::guc::claim_paths_generation;
+	rc.source = tg::guc::context_source;
+	rc.context = &c;
+	return c;
 }
 
 }  // namespace
 
 // tenant_guard.current_user_org_id() returns uuid
-TG_FUNCTION(tg_current_user_org_id)
+//
+// Policies call it once per row. One copy of the org id per transaction and
+// organization is returned, not a palloc per call (which also costs the
+// per-tuple memory reset): callers never modify a returned value, and the
+// copy lives in TopTransactionContext, so it outlives every use in the
+// transaction. Within one executor start, with the same inputs (the key of
+// resolve_checked()), the last answer is returned before entering the
+// boundary at all: plain C, no C++ object, nothing that can raise.
+namespace {
+
+struct OrgFastPath {
+	bool valid = false;
+	std::uint64_t statement = 0;
+	const char* signed_text = nullptr;
+	const char* forwarded = nullptr;
+	std::uint64_t settings_generation = 0;
+	std::uint64_t paths_generation = 0;
+	int source = -1;
+	LocalTransactionId lxid = InvalidLocalTransactionId;
+	pg_uuid_t* value = nullptr;
+};
+OrgFastPath org_fast;
+
+Datum current_user_org_id_impl(FunctionCallInfo fcinfo)
 {
+	org_fast.valid = false;
 	const Context& c = resolve_checked();
 	if (!c.org)
 		return no_org(fcinfo);
-	auto* u = static_cast<pg_uuid_t*>(palloc_extended(sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM));
-	if (u == nullptr)
-		throw std::bad_alloc();
-	std::memcpy(u->data, c.org->data(), UUID_LEN);
+	static pg_uuid_t* shared = nullptr;
+	static LocalTransactionId shared_lxid = InvalidLocalTransactionId;
+	const LocalTransactionId lxid = tg::pg::compat::my_lxid();
+	pg_uuid_t* u = shared;
+	if (!(u != nullptr && shared_lxid == lxid && lxid != InvalidLocalTransactionId &&
+	      std::memcmp(u->data, c.org->data(), UUID_LEN) == 0)) {
+		u = static_cast<pg_uuid_t*>(pg_call([] {
+			return MemoryContextAllocExtended(TopTransactionContext, sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM);
+		}));
+		if (u == nullptr)
+			throw std::bad_alloc();
+		std::memcpy(u->data, c.org->data(), UUID_LEN);
+		shared = u;
+		shared_lxid = lxid;
+	}
+	const ResolvedCache& rc = resolved_cache;
+	if (rc.statement != 0 && rc.context == &c && lxid != InvalidLocalTransactionId) {
+		org_fast.statement = rc.statement;
+		org_fast.signed_text = rc.signed_text;
+		org_fast.forwarded = rc.forwarded;
+		org_fast.settings_generation = rc.settings_generation;
+		org_fast.paths_generation = rc.paths_generation;
+		org_fast.source = rc.source;
+		org_fast.lxid = lxid;
+		org_fast.value = u;
+		org_fast.valid = true;
+	}
 	PG_RETURN_UUID_P(u);
+}
+
+}  // namespace
+
+TG_C_FUNCTION(tg_current_user_org_id)
+{
+	const OrgFastPath& f = org_fast;
+	if (f.valid && f.statement == tg::citus::statement_generation() && f.signed_text == tg::guc::signed_context &&
+	    f.forwarded == tg::citus::forwarded_token && f.settings_generation == tg::guc::settings_generation &&
+	    f.paths_generation == tg::guc::claim_paths_generation && f.source == tg::guc::context_source &&
+	    f.lxid == tg::pg::compat::my_lxid())
+		PG_RETURN_UUID_P(f.value);
+	return ::tenant_guard::pg::guard("current_user_org_id", current_user_org_id_impl, fcinfo);
 }
 
 // tenant_guard.current_user_org_text() returns text: the org id for text tenant columns
@@ -417,6 +561,10 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 
 	// Every check passed: only now does the context change.
 	pg_call([&] { tg::guc::set_signed_context(v.payload.c_str(), !session); });
+	{
+		const std::string tok(token);
+		pg_call([&] { tg::citus::remember_token(tok.c_str(), !session); });
+	}
 	if (!session && !IsTransactionBlock())
 		pg_call([] {
 			ereport(WARNING, (errcode(ERRCODE_NO_ACTIVE_SQL_TRANSACTION),

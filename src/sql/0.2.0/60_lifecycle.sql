@@ -414,8 +414,12 @@ RETURNS TABLE (name name, permissive boolean, command text, using_expr text, che
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH pred AS (
-        SELECT pg_catalog.format('%I = (SELECT %s)', tenant_column, tenant_guard._context_expr(tenant_type)) AS p)
+    -- On a Citus database, no sub-select (Citus refuses policies with one on
+    -- distributed and reference tables); tenant_guard._citus_present().
+    WITH citus AS (SELECT tenant_guard._citus_present() AS on),
+    pred AS (
+        SELECT pg_catalog.format(CASE WHEN citus.on THEN '%I = %s' ELSE '%I = (SELECT %s)' END,
+                                 tenant_column, tenant_guard._context_expr(tenant_type)) AS p FROM citus)
     SELECT 'tg_wall'::name, false, 'ALL', p, p FROM pred
     UNION ALL
     SELECT 'tg_base'::name, true, 'ALL', p, p FROM pred
@@ -424,10 +428,13 @@ AS $$
     SELECT pg_catalog.format('tg_allow_%s_%s', r.role, pg_catalog.lower(r.command))::name, true, r.command,
            CASE WHEN r.command <> 'INSERT' THEN x.cond END,
            CASE WHEN r.command IN ('INSERT', 'UPDATE') THEN x.cond END
-    FROM pred, tenant_guard.access_rules r,
-         LATERAL (SELECT pred.p || pg_catalog.format(' AND (SELECT tenant_guard.has_role(%L))', r.role)
+    FROM citus, pred, tenant_guard.access_rules r,
+         LATERAL (SELECT pred.p || pg_catalog.format(CASE WHEN citus.on THEN ' AND tenant_guard.has_role(%L)'
+                                                             ELSE ' AND (SELECT tenant_guard.has_role(%L))' END, r.role)
                   || CASE WHEN r.scope_column IS NULL THEN ''
-                          ELSE pg_catalog.format(' AND %s = ANY ((SELECT tenant_guard.current_scopes(%L))::text[])',
+                          ELSE pg_catalog.format(CASE WHEN citus.on
+                                                      THEN ' AND %s = ANY (tenant_guard.current_scopes(%L)::text[])'
+                                                      ELSE ' AND %s = ANY ((SELECT tenant_guard.current_scopes(%L))::text[])' END,
                                       CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a WHERE a.attrelid = rel
                                                  AND a.attname = r.scope_column) = 'pg_catalog.text'::pg_catalog.regtype
                                            THEN pg_catalog.quote_ident(r.scope_column)
@@ -437,9 +444,11 @@ AS $$
     UNION ALL
     -- the lifecycle write walls (archived and purged tenants are read-only)
     SELECT ('tg_lifecycle_' || pg_catalog.lower(c.command))::name, false, c.command,
-           CASE WHEN c.command <> 'INSERT' THEN '(SELECT tenant_guard._tenant_writable())' END,
-           CASE WHEN c.command <> 'DELETE' THEN '(SELECT tenant_guard._tenant_writable())' END
-    FROM (VALUES ('INSERT'), ('UPDATE'), ('DELETE')) c(command)
+           CASE WHEN c.command <> 'INSERT' THEN w.expr END,
+           CASE WHEN c.command <> 'DELETE' THEN w.expr END
+    FROM (VALUES ('INSERT'), ('UPDATE'), ('DELETE')) c(command),
+         (SELECT CASE WHEN citus.on THEN 'tenant_guard._tenant_writable()'
+                      ELSE '(SELECT tenant_guard._tenant_writable())' END AS expr FROM citus) w
 $$;
 COMMENT ON FUNCTION tenant_guard._generated_policies(regclass, name, text, regclass) IS
     'Internal: the policies protect() generates on a table: the tenant wall, the base or role policies, the lifecycle write walls.';
@@ -458,7 +467,9 @@ DECLARE
     col record;
     fn text;
     pred text;
-    writable text := '( SELECT tenant_guard._tenant_writable() AS _tenant_writable)';
+    citus boolean := tenant_guard._citus_present();
+    writable text := CASE WHEN citus THEN 'tenant_guard._tenant_writable()'
+                          ELSE '( SELECT tenant_guard._tenant_writable() AS _tenant_writable)' END;
     g record;
     stale name;
 BEGIN
@@ -488,14 +499,17 @@ BEGIN
                 RETURN NEXT;
             END IF;
             -- partitions and children are written through their parent's default
-            IF r.parent IS NULL AND col.dflt IS DISTINCT FROM fn THEN
+            -- (Citus refuses a default on a distribution column: none there)
+            IF r.parent IS NULL AND col.dflt IS DISTINCT FROM fn
+               AND tenant_guard._citus_distribution_column(r.tbl) IS DISTINCT FROM r.tenant_column THEN
                 item := format('default of tenant column %I', r.tenant_column); expected := fn;
                 actual := coalesce(col.dflt, 'none'); RETURN NEXT;
             END IF;
         END IF;
         -- the wall and base predicate exactly as PostgreSQL deparses the generated one
-        pred := format('(%s = ( SELECT %s AS %s))', quote_ident(r.tenant_column), fn,
-                       split_part(split_part(fn, '.', 2), '(', 1));
+        pred := CASE WHEN citus THEN format('(%s = %s)', quote_ident(r.tenant_column), fn)
+                     ELSE format('(%s = ( SELECT %s AS %s))', quote_ident(r.tenant_column), fn,
+                                 split_part(split_part(fn, '.', 2), '(', 1)) END;
         FOR g IN SELECT * FROM tenant_guard._generated_policies(r.tbl, r.tenant_column, r.tenant_type,
                                                                coalesce(r.parent, r.tbl)) LOOP
             item := format('policy %I', g.name);
@@ -604,7 +618,10 @@ BEGIN
             EXECUTE format('ALTER TABLE %s DISABLE ROW LEVEL SECURITY', r.tbl);
         END IF;
     END LOOP;
-    IF reg.prior_default IS NULL THEN
+    -- (protect() set no default on a Citus distribution column)
+    IF tenant_guard._citus_distribution_column(tbl) IS NOT DISTINCT FROM reg.tenant_column THEN
+        NULL;
+    ELSIF reg.prior_default IS NULL THEN
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, reg.tenant_column);
     ELSE
         EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %s', tbl, reg.tenant_column, reg.prior_default);

@@ -1,0 +1,105 @@
+#!/bin/bash
+# Costs of tenant_guard's Citus form (docs/citus.md, "Measured overhead"):
+#  1. per-row cost of the policy form without a sub-select
+#     (org_id = tenant_guard.current_user_org_id(), what Citus accepts) on a
+#     1M-row sequential scan, against an explicit filter org_id = <constant>
+#     and the sub-select form, on one server (min and median of 15 runs);
+#  2. router queries on a Citus cluster (coordinator + 2 workers): a protected
+#     table distributed by org_id against the same table unprotected, same
+#     transaction shape (BEGIN; set_config(request.jwt.claims); SELECT by
+#     org_id and id; COMMIT), pgbench TPS and latency.
+# Needs Citus (test/citus/citus_build.sh: installed, or TG_CITUS_SOURCE).
+# Usage: bash bench/citus_bench.sh [seconds per pgbench run, default 20]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+. bench/lib.sh
+. test/citus/cluster.sh
+SECS=${1:-20}
+tg_select_pg
+citus_available >/dev/null || { echo "Citus is not available: set TG_CITUS_SOURCE"; exit 1; }
+tg_bench_start tg_citus_bench
+ORG_A=11111111-1111-4111-8111-111111111111
+ORG_B=22222222-2222-4222-8222-222222222222
+
+# 1. per-row cost, one server
+"$PSQL" -X -q -v ON_ERROR_STOP=1 <<SQL
+CREATE EXTENSION tenant_guard;
+CREATE EXTENSION pg_prewarm;
+CREATE ROLE bench_app LOGIN;
+CREATE TABLE t_none (id int, org_id uuid NOT NULL, body text);
+INSERT INTO t_none SELECT g, CASE WHEN g % 2 = 0 THEN '$ORG_A'::uuid ELSE '$ORG_B'::uuid END, 'x'
+FROM generate_series(1, 1000000) g;
+CREATE TABLE t_plain AS SELECT * FROM t_none;
+CREATE TABLE t_sub AS SELECT * FROM t_none;
+ALTER TABLE t_plain ENABLE ROW LEVEL SECURITY;
+ALTER TABLE t_sub ENABLE ROW LEVEL SECURITY;
+CREATE POLICY p ON t_plain USING (org_id = tenant_guard.current_user_org_id());
+CREATE POLICY p ON t_sub USING (org_id = (SELECT tenant_guard.current_user_org_id()));
+GRANT SELECT ON t_none, t_plain, t_sub TO bench_app;
+VACUUM ANALYZE t_none; VACUUM ANALYZE t_plain; VACUUM ANALYZE t_sub;
+SELECT pg_prewarm('t_none'), pg_prewarm('t_plain'), pg_prewarm('t_sub');
+SQL
+{
+	echo "BEGIN;"
+	echo "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', true) IS NULL;"
+	echo '\timing on'
+	for _ in $(seq 1 15); do
+		echo "SELECT 'explicit filter', count(*) FROM t_none WHERE org_id = '$ORG_A';"
+		echo "SELECT 'policy, plain form', count(*) FROM t_plain;"
+		echo "SELECT 'policy, sub-select form', count(*) FROM t_sub;"
+	done
+	echo "COMMIT;"
+} >"$WORK/scan.sql"
+echo "== 1M-row sequential scan, count(*) of one tenant's 500k rows (ms)"
+"$PSQL" -X -q -At -U bench_app -f "$WORK/scan.sql" | /usr/bin/python3 -c '
+import sys, statistics
+res, last = {}, None
+for l in sys.stdin:
+    l = l.strip()
+    if "|" in l: last = l.split("|")[0]
+    elif l.startswith("Time:") and last: res.setdefault(last, []).append(float(l.split()[1])); last = None
+base = statistics.median(res["explicit filter"]); bmin = min(res["explicit filter"])
+for k, v in res.items():
+    print("%-26s min %7.1f  median %7.1f  (median %.2fx, min %.2fx)" % (k, min(v), statistics.median(v),
+          statistics.median(v) / base, min(v) / bmin))'
+tg_stop_cluster "$WORK/pg"
+
+# 2. router queries on Citus
+mkdir -p "$WORK/fixtures"
+/usr/bin/python3 test/fixtures/make_fixtures.py "$WORK/fixtures" >/dev/null
+[ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$WORK/fixtures"
+declare -A PORT
+trap 'citus_cluster_stop "$WORK"; [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$WORK"' EXIT
+citus_cluster_start "$WORK" "$WORK/fixtures"
+"$PSQL" -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION tenant_guard;
+CREATE ROLE bench_app LOGIN;
+CREATE TABLE t_rls (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+CREATE TABLE t_open (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+SELECT create_distributed_table('t_rls', 'org_id'), create_distributed_table('t_open', 'org_id');
+INSERT INTO t_rls SELECT g, CASE WHEN g % 2 = 0 THEN '$ORG_A'::uuid ELSE '$ORG_B'::uuid END, 'x' || g
+FROM generate_series(1, 100000) g;
+INSERT INTO t_open SELECT * FROM t_rls;
+SELECT tenant_guard.protect('t_rls');
+GRANT SELECT ON t_rls, t_open TO bench_app;
+SQL
+for t in t_open t_rls; do
+	cat >"$WORK/$t.pgb" <<PGB
+\set id random(1, 50000) * 2
+BEGIN;
+SELECT set_config('request.jwt.claims', '{"org_id": "$ORG_A"}', true);
+SELECT body FROM $t WHERE org_id = '$ORG_A' AND id = :id;
+COMMIT;
+PGB
+done
+echo "== router SELECT by (org_id, id) on Citus, pgbench -c 2 -T $SECS (BEGIN; set_config; SELECT; COMMIT)"
+for round in 1 2; do
+	for t in t_open t_rls; do
+		out=$("$PGBENCH" -n -U bench_app -c 2 -j 2 -T "$SECS" -f "$WORK/$t.pgb" 2>&1)
+		printf '%-7s round %d: %s, %s\n' "$t" "$round" "$(grep -o 'tps = [0-9.]*' <<<"$out" | head -1)" \
+			"$(grep -o 'latency average = [0-9.]* ms' <<<"$out")"
+	done
+done
+echo "settings: ${SETTINGS[*]}; Citus cluster: 3 nodes on loopback, 2 shared cores"

@@ -1,0 +1,89 @@
+-- The Citus objects on a database without Citus (the cluster harness
+-- test/citus runs them on a real Citus cluster): they do nothing or refuse
+-- clearly, the registry is the owner's, and a forwarded token counts only
+-- once verified here.
+\getenv tokens_file TG_TOKENS_SQL
+\i :tokens_file
+\set VERBOSITY default
+SET client_min_messages = warning;
+
+SELECT tenant_guard._citus_present() AS citus_present;
+SELECT tenant_guard._citus_distribution_column('pg_catalog.pg_class') IS NULL AS not_distributed;
+SELECT tenant_guard._citus_distribution_column(NULL) IS NULL AS null_is_null;
+SELECT count(*) AS findings FROM tenant_guard.citus_shard_findings();
+SELECT tenant_guard.citus_sync();
+
+-- without Citus the policies keep their sub-select form
+CREATE TABLE cl_docs (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+SELECT tenant_guard.protect('cl_docs');
+SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy
+WHERE polrelid = 'cl_docs'::regclass AND polname IN ('tg_wall', 'tg_base') ORDER BY 1;
+SELECT count(*) AS walls_registered FROM tenant_guard.citus_walls;
+
+-- the registry: the superuser (or a table's owner) registers walls
+SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'org_id', 'uuid');
+SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'org_id', 'uuid');  -- idempotent
+SELECT schema_name, table_name, tenant_column, tenant_type FROM tenant_guard.citus_walls;
+SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'org_id', 'json');
+SELECT tenant_guard._citus_put_wall(NULL, 'cl_docs', 'org_id', 'uuid');
+-- a table that is no shard gets no wall from the hook
+SELECT tenant_guard._citus_wall_active('cl_docs') AS wall_on_plain_table;
+SELECT tenant_guard._citus_wall_active(NULL) IS NULL AS null_is_null;
+
+-- nobody else may touch the registry or call the internals
+CREATE ROLE regress_cl_app LOGIN;
+GRANT SELECT ON cl_docs TO regress_cl_app;
+CREATE SCHEMA regress_cl_own AUTHORIZATION regress_cl_app;
+SET ROLE regress_cl_app;
+SELECT table_name FROM tenant_guard.citus_walls;  -- readable, like pg_policies
+DELETE FROM tenant_guard.citus_walls;              -- not its table: nothing
+UPDATE tenant_guard.citus_walls SET tenant_column = 'id';
+SELECT tenant_guard._citus_put_wall('public', 'cl_docs', 'id', 'uuid');
+INSERT INTO tenant_guard.citus_walls VALUES ('pg_catalog', 'pg_class', 'oid', 'bigint');
+-- a table that does not exist, in a schema where the role may create one: allowed
+SELECT tenant_guard._citus_put_wall('regress_cl_own', 'later', 'org_id', 'uuid');
+SELECT tenant_guard._citus_put_wall('public', 'later', 'org_id', 'uuid');
+SELECT tenant_guard.citus_sync();
+SELECT count(*) FROM tenant_guard.citus_shard_findings();
+SELECT tenant_guard._citus_wall_active('cl_docs');
+-- the token of set_context() can only be kept by tenant_guard itself
+SET tenant_guard.forward_token = 'x';
+SELECT set_config('tenant_guard.forward_token', 'x', true);
+RESET ROLE;
+SELECT schema_name, table_name, tenant_column FROM tenant_guard.citus_walls ORDER BY 1, 2;
+SET tenant_guard.forward_token = 'x';
+
+-- a forwarded token counts only when it verifies here
+SET tenant_guard.jwt_secret_file = :'hs_secret_file';
+SET tenant_guard.jwt_audience = :'audience';
+INSERT INTO cl_docs VALUES (1, :'org_a', 'a'), (2, :'org_b', 'b');
+SET ROLE regress_cl_app;
+BEGIN;
+SELECT set_config('tenant_guard.forwarded_token', pg_temp.tok('tok_hs_wrong_key'), true) IS NULL;
+SELECT tenant_guard.current_user_org_id() IS NULL AS wrong_key_no_context, count(*) AS rows FROM cl_docs;
+SELECT set_config('tenant_guard.forwarded_token', pg_temp.tok('tok_hs_expired'), true) IS NULL;
+SELECT tenant_guard.current_user_org_id() IS NULL AS expired_no_context, count(*) AS rows FROM cl_docs;
+SELECT set_config('tenant_guard.forwarded_token', 'not a token', true) IS NULL;
+SELECT tenant_guard.current_user_org_id() IS NULL AS garbage_no_context, count(*) AS rows FROM cl_docs;
+SELECT set_config('tenant_guard.forwarded_token', pg_temp.tok('tok_hs_b'), true) IS NULL;
+SELECT tenant_guard.current_user_org_id() = :'org_b' AS verified_b, count(*) AS rows,
+       count(*) FILTER (WHERE org_id <> :'org_b') AS other FROM cl_docs;
+COMMIT;
+SELECT tenant_guard.current_user_org_id() IS NULL AS gone_after_commit;
+
+-- the per-statement cache: a new statement sees a new context, and a
+-- set_context() inside a statement is seen at once
+BEGIN;
+SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_a')::text, true) IS NULL;
+SELECT tenant_guard.current_user_org_id() = :'org_a' AS org_a;
+SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_b')::text, true) IS NULL;
+SELECT tenant_guard.current_user_org_id() = :'org_b' AS org_b;
+SELECT tenant_guard.current_user_org_id() = :'org_b' AS before_clear, tenant_guard.clear_context() IS NULL,
+       tenant_guard.current_user_org_id() IS NULL AS cleared_in_same_statement;
+COMMIT;
+RESET ROLE;
+
+DROP TABLE cl_docs;
+DELETE FROM tenant_guard.citus_walls;
+DROP SCHEMA regress_cl_own;
+DROP ROLE regress_cl_app;

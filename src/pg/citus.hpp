@@ -1,0 +1,34 @@
+/*
+ * pg/citus.hpp: tenant_guard on a Citus cluster (citus.cpp, docs/citus.md):
+ * the shard wall and the forwarding of the tenant context to worker backends.
+ */
+#pragma once
+
+#include <cstdint>
+
+extern "C" {
+#include "postgres.h"
+#include "utils/relcache.h"
+}
+
+namespace tenant_guard::citus {
+
+// The token of the current set_context() (forwarded to workers), and a token
+// forwarded by a coordinator (verified here before it counts).
+extern char* forward_token;
+extern char* forwarded_token;
+extern bool hooks_installed;
+
+// Defines tenant_guard.forward_token and tenant_guard.forwarded_token (before guc::init()).
+void define_settings();
+// Installs the hooks (preload only).
+void init();
+// Keeps the token set_context() just verified, with the same scope.
+void remember_token(const char* token, bool local);
+// Changes at every executor start (0: the hook is not installed, so callers
+// must not cache per statement).
+std::uint64_t statement_generation();
+// Does this backend add the wall to rel?
+bool walled(Relation rel);
+
+}  // namespace tenant_guard::citus

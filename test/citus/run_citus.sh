@@ -1,0 +1,297 @@
+#!/bin/bash
+# tenant_guard on a Citus cluster (docs/citus.md): a coordinator and two
+# workers on loopback, shared_preload_libraries = 'citus,tenant_guard' on
+# each, the same key files on each. Every leak measured on Citus is a check:
+#   protect() before and after create_distributed_table (by the tenant column
+#   and by another column) and create_reference_table, protect_schema();
+#   the context on the workers in claims (set_config(..., true)), setting and
+#   signed mode, router and multi-shard reads and writes, INSERT ... SELECT,
+#   a transaction spanning both; no context at all;
+#   a later USING (true) policy, a shard move, protect() with DDL propagation
+#   off, B's rows through router and multi-shard queries;
+#   the shard checks (citus_shard_findings) and verify() on Citus tables.
+# What is not solved yet is listed in KNOWN GAPS below: each such check must
+# still fail (it is reported as XFAIL); one that passes fails the run, so the
+# list is kept honest.
+#
+# Citus comes from test/citus/citus_build.sh: installed, or built once from
+# the archive TG_CITUS_SOURCE names. Without either the harness says so and
+# exits 77 (ctest: skipped).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+. "$ROOT/scripts/lib.sh"
+tg_select_pg
+
+. "$ROOT/test/citus/cluster.sh"
+
+set +e
+status=$(citus_available 2>&1)
+rc=$?
+set -e
+if [ "$rc" -eq 3 ]; then
+	echo "SKIP: Citus harness: ${status#skip: }"
+	exit 77
+fi
+[ "$rc" -eq 0 ] || { echo "FAIL: Citus could not be built: $status"; exit 1; }
+
+W=$(mktemp -d /tmp/tg_citus.XXXXXX)
+chmod 755 "$W"
+cleanup() {
+	citus_cluster_stop "$W"
+	[ -n "${KEEP_TEST_DIR:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+
+mkdir -p "$W/fixtures"
+/usr/bin/python3 "$ROOT/test/fixtures/make_fixtures.py" "$W/fixtures" >/dev/null
+[ "$(id -u)" -ne 0 ] || chown -R postgres:postgres "$W/fixtures"
+. "$W/fixtures/tokens.env"
+
+declare -A PORT
+citus_cluster_start "$W" "$W/fixtures"
+
+fails=0 xfails=0 oks=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION tenant_guard;
+CREATE ROLE ct_app LOGIN;
+CREATE ROLE ct_app_setting LOGIN;
+ALTER ROLE ct_app_setting SET tenant_guard.context_source = 'setting';
+SQL
+for n in w1 w2; do
+	got=$(q -p "${PORT[$n]}" -c "SELECT extversion FROM pg_extension WHERE extname = 'tenant_guard'")
+	[ -n "$got" ] || { echo "FAIL: tenant_guard did not reach worker $n"; exit 1; }
+	# ALTER ROLE ... SET is not always propagated: make sure
+	q -p "${PORT[$n]}" -c "ALTER ROLE ct_app_setting SET tenant_guard.context_source = 'setting'" >/dev/null
+done
+
+# The tables: 3 rows of A, 2 of B each (inserted by the superuser).
+# t_pd: protect, then distribute by org_id; t_dp: distribute by org_id, then
+# protect; t_other: distributed by id, then protect; t_ref1 / t_ref2:
+# reference table after / before protect; s1.*: protect_schema() of a
+# distributed and a reference table; t_nop: protect() with DDL propagation off.
+setup_sql() {
+	cat <<SQL
+SET client_min_messages = warning;
+CREATE SCHEMA s1;
+CREATE TABLE t_pd (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+CREATE TABLE t_dp (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+CREATE TABLE t_other (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+CREATE TABLE t_ref1 (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+CREATE TABLE t_ref2 (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+CREATE TABLE t_nop (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+CREATE TABLE s1.d (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+CREATE TABLE s1.r (id int PRIMARY KEY, org_id uuid NOT NULL, body text);
+SQL
+	local t
+	for t in t_pd t_dp t_other t_ref1 t_ref2 t_nop s1.d s1.r; do
+		echo "INSERT INTO $t VALUES (1, '$ORG_A', 'a1'), (2, '$ORG_A', 'a2'), (3, '$ORG_A', 'a3'),"
+		echo "  (4, '$ORG_B', 'b4'), (5, '$ORG_B', 'b5');"
+		echo "GRANT SELECT, INSERT, UPDATE, DELETE ON $t TO ct_app, ct_app_setting;"
+	done
+	echo "GRANT USAGE ON SCHEMA s1 TO ct_app, ct_app_setting;"
+}
+TABLES="t_pd t_dp t_other t_ref1 t_ref2 s1.d s1.r t_nop"
+
+# Each step on its own, so one refusal does not hide the others.
+step() {  # step LABEL SQL: runs as the superuser; a failure is a FAIL
+	local out
+	out=$(q -c "SET client_min_messages = warning" -c "$2" 2>&1) || fail "$1: $out"
+	return 0
+}
+q -c "$(setup_sql)" >/dev/null
+step "protect() then create_distributed_table(t_pd, org_id)" \
+	"SELECT tenant_guard.protect('t_pd'); SELECT create_distributed_table('t_pd', 'org_id')"
+step "create_distributed_table(t_dp, org_id) then protect()" \
+	"SELECT create_distributed_table('t_dp', 'org_id'); SELECT tenant_guard.protect('t_dp')"
+step "create_distributed_table(t_other, id) then protect()" \
+	"SELECT create_distributed_table('t_other', 'id'); SELECT tenant_guard.protect('t_other')"
+step "protect() then create_reference_table(t_ref1)" \
+	"SELECT tenant_guard.protect('t_ref1'); SELECT create_reference_table('t_ref1')"
+step "create_reference_table(t_ref2) then protect()" \
+	"SELECT create_reference_table('t_ref2'); SELECT tenant_guard.protect('t_ref2')"
+step "protect_schema() of distributed and reference tables" \
+	"SELECT create_distributed_table('s1.d', 'org_id'); SELECT create_reference_table('s1.r');
+	 SELECT tenant_guard.protect_schema('s1')"
+step "protect() with citus.enable_ddl_propagation = off" \
+	"SELECT create_distributed_table('t_nop', 'org_id');
+	 SET citus.enable_ddl_propagation = off; SELECT tenant_guard.protect('t_nop')"
+
+# soft PSQL-ARGS: a statement of the scenario; a failure is a FAIL, and the run goes on
+soft() {
+	local out
+	out=$(q "$@" 2>&1) || fail "statement failed: $* :: $out"
+	return 0
+}
+
+# check LABEL EXPECTED ACTUAL
+check() {
+	if [ "$2" = "$3" ]; then oks=$((oks + 1)); else fail "$1: expected [$2], got [$3]"; fi
+}
+
+# as_app ROLE SQL...: one statement per psql command (Citus forwards a
+# multi-statement string whole), in a transaction when the SQL says BEGIN.
+as_app() {
+	local role=$1; shift
+	local args=() s
+	for s in "$@"; do args+=(-c "$s"); done
+	q -U "$role" "${args[@]}" 2>&1 | grep -v '^$' || true
+}
+claims() { echo "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$1\"}', true) IS NULL"; }
+seen() {  # rows seen / rows of another tenant, for tenant $2 on table $1
+	echo "SELECT count(*) || '/' || count(*) FILTER (WHERE org_id <> '$2') FROM $1"
+}
+
+for t in $TABLES; do
+	# no context at all: nothing (outside and inside a transaction)
+	check "$t: no context, autocommit" "0" "$(as_app ct_app "SELECT count(*) FROM $t")"
+	check "$t: no context, in a transaction" "f
+0" "$(as_app ct_app "BEGIN" "SELECT false" "SELECT count(*) FROM $t" "COMMIT")"
+	# claims (PostgREST's set_config(..., true)): multi-shard and router
+	check "$t: claims A, multi-shard" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen "$t" "$ORG_A")" "COMMIT")"
+	check "$t: claims A, router to B's rows" "f
+0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "SELECT count(*) FROM $t WHERE org_id = '$ORG_B'" "COMMIT")"
+	check "$t: claims A, router by id to B's row" "f
+0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "SELECT count(*) FROM $t WHERE id = 4" "COMMIT")"
+	check "$t: claims B then A in one transaction" "f
+2/0
+f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_B")" "$(seen "$t" "$ORG_B")" "$(claims "$ORG_A")" \
+		"$(seen "$t" "$ORG_A")" "COMMIT")"
+	# setting mode: a plain SET, then a transaction
+	check "$t: setting B" "2/0" "$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "BEGIN" \
+		"$(seen "$t" "$ORG_B")" "COMMIT")"
+	# writes: A cannot touch B's rows, by router or multi-shard statements
+	check "$t: claims A updates B's rows" "f
+0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+		"WITH u AS (UPDATE $t SET body = 'pwned' WHERE org_id = '$ORG_B' RETURNING 1) SELECT count(*) FROM u" "ROLLBACK")"
+	check "$t: claims A updates every row" "f
+UPDATE 3" "$(psql -X -At -U ct_app -c "BEGIN" -c "$(claims "$ORG_A")" -c "UPDATE $t SET body = body" -c "ROLLBACK" 2>&1 \
+		| grep -v '^\(BEGIN\|ROLLBACK\)$')"
+	check "$t: claims A inserts a row of B" "refused" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+		"INSERT INTO $t (id, org_id, body) VALUES (99, '$ORG_B', 'x')" "COMMIT" \
+		| grep -q 'violates row-level security' && echo refused || echo inserted)"
+	check "$t: no context deletes" "0" "$(psql -X -At -U ct_app -c "BEGIN" -c "DELETE FROM $t" -c "ROLLBACK" 2>&1 \
+		| sed -n 's/^DELETE //p')"
+done
+
+# signed mode: the token as a bind parameter; workers verify it themselves
+signed() {  # signed TABLE TOKEN
+	T=$1 TOK=$2 HOST=$PGHOST PORT=$PGPORT /usr/bin/python3 - <<'PY' 2>&1 | tail -1
+import os, psycopg
+with psycopg.connect(host=os.environ["HOST"], port=os.environ["PORT"], dbname="postgres", user="ct_app",
+                     autocommit=True) as c:
+    with c.transaction():
+        org = str(c.execute("SELECT tenant_guard.set_context(%s)", (os.environ["TOK"],)).fetchone()[0])
+        n, other = c.execute("SELECT count(*), count(*) FILTER (WHERE org_id <> %%s) FROM %s" % os.environ["T"],
+                             (org,)).fetchone()
+        print("%d/%d" % (n, other))
+PY
+}
+for t in t_dp t_other t_ref2; do
+	check "$t: signed B" "2/0" "$(signed "$t" "$TOK_HS_B")"
+done
+# a worker does not trust a forwarded token it cannot verify
+check "forged forwarded token" "f
+0" "$(as_app ct_app "BEGIN" "SELECT set_config('tenant_guard.forwarded_token', '$TOK_HS_WRONG_KEY', true) IS NULL" \
+	"SELECT count(*) FROM t_dp" "COMMIT")"
+
+# INSERT ... SELECT and a transaction spanning router and multi-shard statements
+check "INSERT ... SELECT as A" "f
+3
+0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+	"INSERT INTO t_dp (id, org_id, body) SELECT id + 100, org_id, body FROM t_other" \
+	"SELECT count(*) FROM t_dp WHERE id > 100" "ROLLBACK" "SELECT count(*) FROM t_dp WHERE id > 100")"
+check "router and multi-shard in one transaction" "f
+1
+3
+2" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "SELECT count(*) FROM t_dp WHERE org_id = '$ORG_A' AND id = 1" \
+	"SELECT count(*) FROM t_other" \
+	"WITH u AS (UPDATE t_other SET body = body WHERE id IN (1, 2, 4) RETURNING 1) SELECT count(*) FROM u" "COMMIT")"
+
+# COPY by the application role into a protected distributed table is refused
+check "COPY as the application role" "refused" \
+	"$(printf '77\t%s\tx\n' "$ORG_B" | psql -X -q -U ct_app -c "BEGIN" -c "$(claims "$ORG_A")" \
+		-c "COPY t_dp (id, org_id, body) FROM STDIN" -c "ROLLBACK" 2>&1 | grep -q 'row-level security' && echo refused || echo copied)"
+
+# a later USING (true) policy does not open anything
+soft -c "CREATE POLICY open_all ON t_dp USING (true)" >/dev/null
+check "USING (true) policy: no context" "0" "$(as_app ct_app "SELECT count(*) FROM t_dp")"
+check "USING (true) policy: claims A" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_dp "$ORG_A")" "COMMIT")"
+soft -c "DROP POLICY open_all ON t_dp" >/dev/null
+
+# a shard move re-creates the shard (and Citus its policies, as permissive)
+moved=$(q <<SQL
+SELECT s.shardid FROM pg_dist_shard s JOIN pg_dist_shard_placement p USING (shardid)
+WHERE s.logicalrelid = 't_dp'::regclass AND p.nodeport = ${PORT[w1]}
+  AND s.shardid = get_shard_id_for_distribution_column('t_dp', '$ORG_B');
+SQL
+) || true
+if [ -z "$moved" ]; then
+	moved=$(q -c "SELECT get_shard_id_for_distribution_column('t_dp', '$ORG_B')") || true
+	from=${PORT[w2]} to=${PORT[w1]}
+else
+	from=${PORT[w1]} to=${PORT[w2]}
+fi
+q -c "SELECT citus_move_shard_placement($moved, '127.0.0.1', $from, '127.0.0.1', $to, shard_transfer_mode => 'block_writes')" \
+	>/dev/null || fail "shard move failed"
+soft -c "CREATE POLICY open_all ON t_dp USING (true)" >/dev/null
+check "after a shard move: no context update" "0" "$(psql -X -At -U ct_app -c "UPDATE t_dp SET body = 'pwned'" 2>&1 | sed -n 's/^UPDATE //p')"
+check "after a shard move: no context delete" "0" "$(psql -X -At -U ct_app -c "DELETE FROM t_dp WHERE org_id = '$ORG_B'" 2>&1 | sed -n 's/^DELETE //p')"
+check "after a shard move: claims A" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_dp "$ORG_A")" "COMMIT")"
+check "after a shard move: B's rows intact" "2" "$(q -c "SELECT count(*) FROM t_dp WHERE org_id = '$ORG_B' AND body LIKE 'b%'")"
+soft -c "DROP POLICY open_all ON t_dp" >/dev/null
+
+# unprotect() and protect() again, on a table distributed by its tenant column
+step "unprotect() and protect() again (t_pd)" "SELECT tenant_guard.unprotect('t_pd'); SELECT tenant_guard.protect('t_pd')"
+check "t_pd after unprotect() and protect(): claims A" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_pd "$ORG_A")" "COMMIT")"
+
+# verify() and the shard checks
+check "verify() on Citus tables" "" "$(q -c "SELECT tbl || ' ' || item || ': ' || actual FROM tenant_guard.verify()")"
+check "citus_shard_findings() clean" "" "$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
+soft -c "SELECT run_command_on_placements('t_other', 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')" >/dev/null
+soft -c "SELECT run_command_on_placements('t_dp', 'CREATE POLICY sneaky ON %s USING (true)')" >/dev/null
+soft -c "SELECT run_command_on_workers('DELETE FROM tenant_guard.citus_walls WHERE table_name = ''t_ref1''')" >/dev/null
+check "citus_shard_findings() sees RLS off on t_other shards" "t" \
+	"$(q -c "SELECT count(*) > 0 FROM tenant_guard.citus_shard_findings() WHERE tbl = 't_other'::regclass AND item = 'row level security'")"
+check "citus_shard_findings() sees an extra shard policy" "t" \
+	"$(q -c "SELECT count(*) > 0 FROM tenant_guard.citus_shard_findings() WHERE tbl = 't_dp'::regclass AND item = 'policy sneaky'")"
+check "citus_shard_findings() sees a missing wall" "t" \
+	"$(q -c "SELECT count(*) > 0 FROM tenant_guard.citus_shard_findings() WHERE tbl = 't_ref1'::regclass AND item = 'shard wall'")"
+check "an extra shard policy opens nothing" "0" "$(as_app ct_app "SELECT count(*) FROM t_dp")"
+soft -c "SELECT run_command_on_placements('t_dp', 'DROP POLICY sneaky ON %s')" >/dev/null
+soft -c "SELECT tenant_guard.protect('t_other')" -c "SELECT tenant_guard.citus_sync()" >/dev/null
+check "citus_shard_findings() clean after protect() and citus_sync()" "" \
+	"$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
+
+# KNOWN GAPS: each must still fail; if one passes, move it above.
+gap() {  # gap LABEL EXPECTED ACTUAL
+	if [ "$2" = "$3" ]; then
+		fail "known gap now passes, move it to the checks: $1"
+	else
+		echo "XFAIL (known gap): $1"; xfails=$((xfails + 1))
+	fi
+}
+gap "context outside a transaction block reaches the workers (setting mode, plain SET)" "2/0" \
+	"$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "$(seen t_dp "$ORG_B")")"
+gap "attack_grid() on a distributed table" "ok" \
+	"$(q -c "SELECT count(*) FROM tenant_guard.attack_grid('t_dp')" >/dev/null 2>&1 && echo ok || echo error)"
+before=$(q -c "SELECT count(*) FROM tenant_guard.audit_log")
+gap "enable_audit() on a distributed table: writes reach the coordinator's audit log" "more" \
+	"$(q -c "SELECT tenant_guard.enable_audit('t_dp')" >/dev/null 2>&1 \
+		&& as_app ct_app "BEGIN" "$(claims "$ORG_A")" "UPDATE t_dp SET body = body WHERE id = 1" "COMMIT" >/dev/null;
+	   [ "$(q -c "SELECT count(*) FROM tenant_guard.audit_log")" -gt "$before" ] && echo more || echo none)"
+
+echo "citus harness: $oks ok, $xfails known gaps (XFAIL), $fails failed"
+if [ "$fails" -ne 0 ]; then
+	for n in coord w1 w2; do echo "---- $n server log (tail) ----"; tail -15 "$W/$n/server.log"; done
+	exit 1
+fi
+echo "ok: tenant_guard on Citus (coordinator + 2 workers)"
