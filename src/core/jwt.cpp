@@ -289,7 +289,8 @@ Verified finish(std::string_view token, const Parsed& p, const Key& key, const O
 		refuse("The token has no expiry (\"exp\") claim.");
 	if (!v.context.exp)
 		refuse("The token expiry (\"exp\") claim is not a number.");
-	if (opt.now >= *v.context.exp + opt.leeway)
+	// now - leeway, not exp + leeway: exp may be as large as an int64 holds.
+	if (opt.now - opt.leeway >= *v.context.exp)
 		refuse("The token has expired.");
 	if (payload.contains("nbf") && !v.context.nbf)
 		refuse("The token not-before (\"nbf\") claim is not a number.");
@@ -316,11 +317,13 @@ Verified finish(std::string_view token, const Parsed& p, const Key& key, const O
 			refuse("A service key signs only service tokens, whose user id is \"service:\" and a service name.");
 		if (v.context.impersonator)
 			refuse("A service token acts for no one: it cannot carry an impersonator.");
-		if (*v.context.exp - opt.now > opt.service_max_lifetime)
+		if (*v.context.exp > opt.now + opt.service_max_lifetime)
 			refuse("The service token lives longer than tenant_guard.jwt_service_max_lifetime allows.");
 	} else if (claims_service) {
 		refuse("The user id prefix \"service:\" is reserved for tokens signed by a service key.");
 	}
+	if (v.context.user_id && v.context.user_id->compare(0, k_maintenance_prefix.size(), k_maintenance_prefix) == 0)
+		refuse("The user id prefix \"maintenance:\" is reserved for maintenance contexts.");
 	v.service = service;
 	return v;
 }

@@ -48,6 +48,8 @@ inline constexpr std::size_t k_max_token_size = 64 * 1024;
 inline constexpr std::size_t k_min_hmac_secret = 32;
 // The user id prefix reserved for service tokens.
 inline constexpr std::string_view k_service_prefix = "service:";
+// The user id of a maintenance context (begin_maintenance()): no token may claim it.
+inline constexpr std::string_view k_maintenance_prefix = "maintenance:";
 // Longest service name (after the prefix).
 inline constexpr std::size_t k_max_service_name = 64;
 
@@ -102,8 +104,7 @@ Verified verify(std::string_view token, const Key& key, const Options& opt, cons
 // The same with a key set: the key is the one the token's "kid" names (a
 // token without "kid" only when the set holds a single key), and opt.alg is
 // not used: the token's "alg" must be that key's algorithm.
-Verified verify(std::string_view token, const jwks::KeySet& keys, const Options& opt,
-                const claims::ClaimPaths& paths);
+Verified verify(std::string_view token, const jwks::KeySet& keys, const Options& opt, const claims::ClaimPaths& paths);
 
 // True when `name` is a valid service name (1 to 64 of A-Z a-z 0-9 . _ -).
 bool valid_service_name(std::string_view name);

@@ -190,7 +190,7 @@ const Context& forwarded(State& s, const char* token)
 		return s.empty;
 	const Context& c = s.forwarded_context;
 	const std::int64_t now = statement_now();
-	if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
+	if ((c.exp && now - tg::guc::jwt_leeway >= *c.exp) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
 		return s.empty;
 	return c;
 }
@@ -213,7 +213,7 @@ const Context& resolve()
 		// is later, so a long procedure cannot outlive a token's exp.
 		const std::int64_t now =
 		    to_unix_seconds(Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
-		if ((c.exp && now >= *c.exp + tg::guc::jwt_leeway) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
+		if ((c.exp && now - tg::guc::jwt_leeway >= *c.exp) || (c.nbf && now + tg::guc::jwt_leeway < *c.nbf))
 			return s.empty;
 		return c;
 	}
@@ -381,9 +381,8 @@ Datum current_user_org_id_impl(FunctionCallInfo fcinfo)
 	pg_uuid_t* u = shared;
 	if (!(u != nullptr && shared_lxid == lxid && lxid != InvalidLocalTransactionId &&
 	      std::memcmp(u->data, c.org->data(), UUID_LEN) == 0)) {
-		u = static_cast<pg_uuid_t*>(pg_call([] {
-			return MemoryContextAllocExtended(TopTransactionContext, sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM);
-		}));
+		u = static_cast<pg_uuid_t*>(pg_call(
+		    [] { return MemoryContextAllocExtended(TopTransactionContext, sizeof(pg_uuid_t), MCXT_ALLOC_NO_OOM); }));
 		if (u == nullptr)
 			throw std::bad_alloc();
 		std::memcpy(u->data, c.org->data(), UUID_LEN);

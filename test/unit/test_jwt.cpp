@@ -291,3 +291,21 @@ TEST_CASE("an HS256 token is refused when RS256 is pinned and vice versa", "[jwt
 	CHECK(outcome(rs_token, hs_key(), opts(Alg::HS256)) ==
 	      "The token algorithm is not the configured algorithm HS256.");
 }
+
+TEST_CASE("the largest expiry with a leeway is not an overflow, and maintenance user ids are reserved", "[jwt]")
+{
+	jwt::Key key = hs_key();
+	jwt::Options o = opts();
+	o.leeway = 300;
+	const std::string far = R"({"org_id":")" + std::string(k_org) + R"(","sub":"alice","exp":9223372036854775807})";
+	CHECK(outcome(hs256(k_hs_header, far), key, o) == "accepted");
+	o.now = k_now + 60 + 299;
+	CHECK(outcome(hs256(k_hs_header, payload()), key, o) == "accepted");
+	o.now = k_now + 60 + 300;
+	CHECK(outcome(hs256(k_hs_header, payload()), key, o) == "The token has expired.");
+	o.now = k_now;
+	const std::string maint = R"({"org_id":")" + std::string(k_org) + R"(","sub":"maintenance:postgres","exp":)" +
+	                          std::to_string(k_now + 60) + "}";
+	CHECK(outcome(hs256(k_hs_header, maint), key, o) ==
+	      "The user id prefix \"maintenance:\" is reserved for maintenance contexts.");
+}
