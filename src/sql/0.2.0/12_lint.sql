@@ -192,6 +192,28 @@ AS $$
       AND (s.setrole = 0 OR s.setrole IN (SELECT a.role FROM tenant_guard.app_roles_in_effect() a))
 $$;
 
+-- An existence oracle on a unique index needs the key already when the key
+-- cannot be guessed: every column of idx but the tenant column tc is a uuid
+-- whose default draws a random (version 4) uuid. Time-based uuids
+-- (uuid_generate_v1(), v1mc), keys the application supplies (whatever their
+-- version: a v7 is time-ordered), integers, identities and text keys are
+-- guessable or enumerable. NULL for no index.
+CREATE FUNCTION tenant_guard._random_key(idx oid, tc name)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT bool_and(a.atttypid = 'uuid'::regtype
+                    AND pg_get_expr(d.adbin, d.adrelid) ~ '^(\w+\.)?(gen_random_uuid|uuid_generate_v4)\(\)$')
+           AND bool_or(a.attname <> tc)
+    FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey) k(attnum)
+    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+    WHERE i.indexrelid = idx AND i.indexprs IS NULL AND (a.attname IS NULL OR a.attname <> tc)
+$$;
+COMMENT ON FUNCTION tenant_guard._random_key(oid, name) IS
+    'Internal: whether a unique index''s key (without the tenant column) is a random uuid drawn by its default, which an existence oracle cannot guess.';
+
 -- Each _lint_*_findings() function returns the findings of some rules as
 -- (cap, code, object, message, hint). A finding's severity is its rule's in
 -- lint_rules(), lowered to cap when cap is set (a finding on a table found
@@ -433,9 +455,13 @@ AS $$
         SELECT t.*, a.attnum AS tenant_attnum, CASE WHEN t.source = 'heuristic' THEN 'warning' END AS cap
         FROM tenant_guard._lint_tenant_tables() t
         JOIN pg_attribute a ON a.attrelid = t.tbl AND a.attname = t.tenant_column)
-    SELECT NULL::text, 'TG022', i.indexrelid::regclass::text,
-           format('unique index %s on %s does not include tenant column %I: inserting a key another tenant uses fails, which tells that it exists',
-                  i.indexrelid::regclass, tt.tbl, tt.tenant_column),
+    SELECT CASE WHEN tenant_guard._random_key(i.indexrelid, tt.tenant_column) THEN 'info' END, 'TG022',
+           i.indexrelid::regclass::text,
+           CASE WHEN tenant_guard._random_key(i.indexrelid, tt.tenant_column)
+                THEN format('unique index %s on %s does not include tenant column %I, but its key is a random uuid drawn by its default: inserting a key another tenant uses fails, which tells only a caller who already has the key that it exists',
+                            i.indexrelid::regclass, tt.tbl, tt.tenant_column)
+                ELSE format('unique index %s on %s does not include tenant column %I: inserting a key another tenant uses fails, which tells that it exists',
+                            i.indexrelid::regclass, tt.tbl, tt.tenant_column) END,
            format('Make the key (%I, ...): e.g. a primary key on (%I, id).', tt.tenant_column, tt.tenant_column)
     FROM tt JOIN pg_index i ON i.indrelid = tt.tbl
     WHERE i.indisunique AND NOT (tt.tenant_attnum = ANY (i.indkey::int2[]))
@@ -1076,6 +1102,7 @@ COMMENT ON FUNCTION tenant_guard.harden_app_role(regrole) IS
 REVOKE ALL ON FUNCTION tenant_guard.harden_app_role(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._harden_statements(regrole) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._random_key(oid, name) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_table_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_view_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_definer_findings() FROM PUBLIC;

@@ -486,19 +486,19 @@ $$;
 -- with without_tenant, only one without the tenant column; otherwise one
 -- without the tenant column first. relname NULL when there is none.
 CREATE FUNCTION tenant_guard._grid_arbiter(t regclass, tc name, without_tenant boolean,
-                                           OUT relname name, OUT cols text, OUT has_tc boolean)
+                                           OUT relname name, OUT cols text, OUT has_tc boolean, OUT idx oid)
 RETURNS record
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord), bool_or(at.attname = tc)
+    SELECT ic.relname, string_agg(quote_ident(at.attname), ', ' ORDER BY k.ord), bool_or(at.attname = tc), i.indexrelid
     FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
     JOIN pg_attribute at ON at.attrelid = t AND at.attnum = k.attnum
     WHERE i.indrelid = t AND i.indisunique AND i.indpred IS NULL AND i.indexprs IS NULL
       AND NOT (without_tenant AND EXISTS (SELECT 1 FROM pg_attribute tca WHERE tca.attrelid = t AND tca.attname = tc
                                           AND tca.attnum = ANY (i.indkey)))
-    GROUP BY ic.relname ORDER BY bool_or(at.attname = tc), ic.relname LIMIT 1
+    GROUP BY ic.relname, i.indexrelid ORDER BY bool_or(at.attname = tc), ic.relname LIMIT 1
 $$;
 
 -- upsert_update_other_tenant: B's key inserted as tenant A with ON CONFLICT
@@ -544,8 +544,10 @@ AS $$
 DECLARE
     res record := tenant_guard._grid_try(g, tenant_guard._grid_insert(g.t, g.row_b || jsonb_build_object(g.tc, g.a),
                                                                       true, NULL), 'rows');
+    idx oid;
 BEGIN
     vector := v.id;
+    -- the violated index may belong to a partition: look in the whole tree
     IF res.err_state = '23505' AND NOT EXISTS (
             WITH RECURSIVE tree(rel) AS (
                 SELECT g.t::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
@@ -553,9 +555,20 @@ BEGIN
             JOIN pg_class ic ON ic.oid = i.indexrelid
             JOIN pg_attribute at ON at.attrelid = tree.rel AND at.attname = g.tc
             WHERE ic.relname = res.err_constraint AND at.attnum = ANY (i.indkey)) THEN
-        outcome := 'leak';
-        detail := format('unique index %s does not include the tenant column: inserting tenant B''s key as '
-                         'tenant A fails, which tells A the key exists', quote_ident(res.err_constraint));
+        WITH RECURSIVE tree(rel) AS (
+            SELECT g.t::oid UNION SELECT i.inhrelid FROM pg_inherits i JOIN tree ON i.inhparent = tree.rel)
+        SELECT i.indexrelid INTO idx FROM tree JOIN pg_index i ON i.indrelid = tree.rel
+        JOIN pg_class ic ON ic.oid = i.indexrelid WHERE ic.relname = res.err_constraint LIMIT 1;
+        IF coalesce(tenant_guard._random_key(idx, g.tc), false) THEN
+            outcome := 'residual';
+            detail := format('unique index %s does not include the tenant column, but its key is a random uuid drawn '
+                             'by its default: inserting tenant B''s key as tenant A fails only for a caller who '
+                             'already has the key, which cannot be guessed', quote_ident(res.err_constraint));
+        ELSE
+            outcome := 'leak';
+            detail := format('unique index %s does not include the tenant column: inserting tenant B''s key as '
+                             'tenant A fails, which tells A the key exists', quote_ident(res.err_constraint));
+        END IF;
     ELSIF res.err_state IS NULL OR res.err_state IN ('23505', '23503', '42501') THEN
         outcome := 'blocked';
         detail := 'no unique index revealed tenant B''s key'
@@ -588,7 +601,13 @@ BEGIN
     END IF;
     res := tenant_guard._grid_try(g, tenant_guard._grid_insert(g.t, g.row_b || jsonb_build_object(g.tc, g.a), true,
                                       format('ON CONFLICT (%s) DO NOTHING', arbiter.cols)), 'rows');
-    IF res.err_state IS NULL AND res.n = 0 THEN
+    IF res.err_state IS NULL AND res.n = 0 AND tenant_guard._random_key(arbiter.idx, g.tc) THEN
+        outcome := 'residual';
+        detail := format('INSERT ... ON CONFLICT (%s) DO NOTHING as tenant A inserted nothing: unique index %s does '
+                         'not include the tenant column, but its key is a random uuid drawn by its default, so only a '
+                         'caller who already has tenant B''s key learns that it exists', arbiter.cols,
+                         quote_ident(arbiter.relname));
+    ELSIF res.err_state IS NULL AND res.n = 0 THEN
         outcome := 'leak';
         detail := format('INSERT ... ON CONFLICT (%s) DO NOTHING as tenant A inserted nothing: tenant B''s key '
                          'exists (unique index %s does not include the tenant column)', arbiter.cols,
