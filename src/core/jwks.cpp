@@ -101,8 +101,7 @@ struct Jwk {
 	{
 		for (const char* n : names)
 			if (obj.contains(n))
-				bad_set(where + " holds private key material (\"" + n +
-				        "\"); the file takes public keys only.");
+				bad_set(where + " holds private key material (\"" + n + "\"); the file takes public keys only.");
 	}
 };
 
@@ -184,8 +183,8 @@ std::optional<jwt::Alg> key_alg(const Jwk& j, const std::string& kty)
 		const char* kty;
 		jwt::Alg alg;
 	};
-	static constexpr Pair pairs[] = {{"RSA", jwt::Alg::RS256}, {"EC", jwt::Alg::ES256},
-	                                 {"OKP", jwt::Alg::EdDSA}, {"oct", jwt::Alg::HS256}};
+	static constexpr Pair pairs[] = {
+	    {"RSA", jwt::Alg::RS256}, {"EC", jwt::Alg::ES256}, {"OKP", jwt::Alg::EdDSA}, {"oct", jwt::Alg::HS256}};
 	if (alg != nullptr) {
 		for (const Pair& p : pairs)
 			if (*alg == jwt::alg_name(p.alg)) {

@@ -77,7 +77,6 @@ extern "C" {
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
-
 }
 
 #include "pg/boundary.hpp"
@@ -122,7 +121,8 @@ HTAB* cache()
 {
 	if (!invalidation_registered) {
 		CacheRegisterRelcacheCallback(drop_cache, (Datum) 0);
-		CacheRegisterSyscacheCallback(PROCOID, [](Datum, int, uint32) { drop_cache(0, InvalidOid); }, (Datum) 0);
+		CacheRegisterSyscacheCallback(
+		    PROCOID, [](Datum, int, uint32) { drop_cache(0, InvalidOid); }, (Datum) 0);
 		invalidation_registered = true;
 	}
 	if (wall_cache == nullptr) {
@@ -190,8 +190,7 @@ Oid shard_parent(Relation rel)
 	if (!OidIsValid(found) || found == RelationGetRelid(rel))
 		return InvalidOid;
 	const char* pname = get_rel_name(found);
-	if (pname == nullptr || strcmp(pname, parent) != 0 ||
-	    get_rel_namespace(found) != RelationGetNamespace(rel))
+	if (pname == nullptr || strcmp(pname, parent) != 0 || get_rel_namespace(found) != RelationGetNamespace(rel))
 		return InvalidOid;
 	return found;
 }
@@ -235,8 +234,8 @@ bool registry_lookup(Oid parent, char* column, size_t column_len, char* type, si
 
 Oid context_function(const char* tenant_type)
 {
-	const char* fname = strcmp(tenant_type, "uuid") == 0   ? "current_user_org_id"
-	                    : strcmp(tenant_type, "text") == 0 ? "current_user_org_text"
+	const char* fname = strcmp(tenant_type, "uuid") == 0     ? "current_user_org_id"
+	                    : strcmp(tenant_type, "text") == 0   ? "current_user_org_text"
 	                    : strcmp(tenant_type, "bigint") == 0 ? "current_user_org_bigint"
 	                                                         : nullptr;
 	if (fname == nullptr)
@@ -316,9 +315,8 @@ RowSecurityPolicy* make_wall(const WallEntry* w)
 // The lifecycle write wall (archived and purged tenants are read-only).
 RowSecurityPolicy* make_writable(const WallEntry* w)
 {
-	return make_policy("tg_citus_lifecycle",
-	                   reinterpret_cast<Expr*>(makeFuncExpr(w->writable, BOOLOID, NIL, InvalidOid, InvalidOid,
-	                                                        COERCE_EXPLICIT_CALL)));
+	return make_policy("tg_citus_lifecycle", reinterpret_cast<Expr*>(makeFuncExpr(w->writable, BOOLOID, NIL, InvalidOid,
+	                                                                              InvalidOid, COERCE_EXPLICIT_CALL)));
 }
 
 List* restrictive_hook(CmdType cmdtype, Relation relation)
@@ -523,8 +521,8 @@ void define_settings()
 	 */
 	DefineCustomStringVariable("tenant_guard.forwarded_token", "A signed token forwarded by a Citus coordinator.",
 	                           "Verified on this node like set_context(); used only when no context was set here.",
-	                           &forwarded_token, "", PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr,
-	                           nullptr, nullptr);
+	                           &forwarded_token, "", PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE, nullptr, nullptr,
+	                           nullptr);
 }
 
 void init()

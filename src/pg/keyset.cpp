@@ -102,12 +102,11 @@ void init()
 	 * carries its own algorithm. Superuser-only and hidden, like the other
 	 * key files.
 	 */
-	DefineCustomStringVariable("tenant_guard.jwt_jwks_file",
-	                           "JSON Web Key Set file for set_context(); replaces the single key file when set.",
-	                           "Keys are chosen by the token's kid; each verifies its own algorithm (RS256, ES256, "
-	                           "EdDSA, HS256). The file is read again when it changes.",
-	                           &jwks_file, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, nullptr, nullptr,
-	                           nullptr);
+	DefineCustomStringVariable(
+	    "tenant_guard.jwt_jwks_file", "JSON Web Key Set file for set_context(); replaces the single key file when set.",
+	    "Keys are chosen by the token's kid; each verifies its own algorithm (RS256, ES256, "
+	    "EdDSA, HS256). The file is read again when it changes.",
+	    &jwks_file, "", PGC_SUSET, GUC_SUPERUSER_ONLY | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	/*
 	 * Which keys of the set sign service tokens (background jobs). Such a
 	 * key signs nothing else, and no other key can sign a service token:
@@ -121,10 +120,9 @@ void init()
 	 * A service token leaked from a job's logs is a tenant's context until
 	 * it expires: its exp may be at most this far ahead.
 	 */
-	DefineCustomIntVariable("tenant_guard.jwt_service_max_lifetime",
-	                        "Longest time a service token may have left before its exp.", nullptr,
-	                        &service_max_lifetime, 900, 1, 86400, PGC_SUSET, GUC_UNIT_S | GUC_NOT_IN_SAMPLE, nullptr,
-	                        nullptr, nullptr);
+	DefineCustomIntVariable(
+	    "tenant_guard.jwt_service_max_lifetime", "Longest time a service token may have left before its exp.", nullptr,
+	    &service_max_lifetime, 900, 1, 86400, PGC_SUSET, GUC_UNIT_S | GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 }
 
 }  // namespace tenant_guard::keyset

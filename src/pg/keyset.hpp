@@ -12,9 +12,9 @@
 
 namespace tenant_guard::keyset {
 
-extern char* jwks_file;             // tenant_guard.jwt_jwks_file
-extern char* service_key_ids;       // tenant_guard.jwt_service_key_ids
-extern int service_max_lifetime;    // tenant_guard.jwt_service_max_lifetime (seconds)
+extern char* jwks_file;           // tenant_guard.jwt_jwks_file
+extern char* service_key_ids;     // tenant_guard.jwt_service_key_ids
+extern int service_max_lifetime;  // tenant_guard.jwt_service_max_lifetime (seconds)
 
 // Defines the settings; called from _PG_init before guc::init().
 void init();

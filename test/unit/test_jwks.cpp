@@ -116,8 +116,8 @@ std::string header(const char* alg, const std::string& kid)
 std::string body(const std::string& org_json = std::string("\"") + k_org + "\"", const std::string& extra = "",
                  const std::string& sub = "alice")
 {
-	return "{\"org_id\":" + org_json + ",\"sub\":\"" + sub + "\",\"org_role\":\"admin\",\"exp\":" +
-	       std::to_string(k_now + 60) + extra + "}";
+	return "{\"org_id\":" + org_json + ",\"sub\":\"" + sub +
+	       "\",\"org_role\":\"admin\",\"exp\":" + std::to_string(k_now + 60) + extra + "}";
 }
 
 std::string hs256(const std::string& hdr, const std::string& payload, const std::string& secret = k_secret)
@@ -138,8 +138,8 @@ std::string sign(EVP_PKEY* k, Alg alg, const std::string& hdr, const std::string
 	std::size_t len = 0;
 	EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size());
 	std::vector<unsigned char> sig(len);
-	REQUIRE(EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(input.data()),
-	                       input.size()) == 1);
+	REQUIRE(EVP_DigestSign(ctx, sig.data(), &len, reinterpret_cast<const unsigned char*>(input.data()), input.size()) ==
+	        1);
 	sig.resize(len);
 	EVP_MD_CTX_free(ctx);
 	if (alg == Alg::ES256) {
@@ -202,8 +202,8 @@ TEST_CASE("a key set with two keys accepts both during a rotation", "[jwks]")
 {
 	Pkey old_key = generate(Alg::RS256);
 	Pkey new_key = generate(Alg::ES256);
-	jwks::KeySet both =
-	    jwks::KeySet::parse(set_of({jwk(old_key.get(), Alg::RS256, "2026-old"), jwk(new_key.get(), Alg::ES256, "2026-new")}));
+	jwks::KeySet both = jwks::KeySet::parse(
+	    set_of({jwk(old_key.get(), Alg::RS256, "2026-old"), jwk(new_key.get(), Alg::ES256, "2026-new")}));
 	REQUIRE(both.entries().size() == 2);
 	std::string by_old = sign(old_key.get(), Alg::RS256, header("RS256", "2026-old"), body());
 	std::string by_new = sign(new_key.get(), Alg::ES256, header("ES256", "2026-new"), body());
@@ -289,10 +289,10 @@ TEST_CASE("string and bigint organization ids in signed tokens", "[jwks]")
 	CHECK_FALSE(v.context.org_bigint);
 	// at most 255 bytes
 	CHECK(verify("\"" + std::string(255, 'o') + "\"").context.org_key->size() == 255);
-	for (const std::string& bad : {std::string("\"") + std::string(256, 'o') + "\"", std::string(R"("org_2\u0000x")"),
-	                               std::string(R"(" org_2")"), std::string(R"("")"), std::string(R"("null")"),
-	                               std::string("null"), std::string("1.5"), std::string(R"(["org_2"])"),
-	                               std::string(R"("00000000-0000-0000-0000-000000000000")")}) {
+	for (const std::string& bad :
+	     {std::string("\"") + std::string(256, 'o') + "\"", std::string(R"("org_2\u0000x")"),
+	      std::string(R"(" org_2")"), std::string(R"("")"), std::string(R"("null")"), std::string("null"),
+	      std::string("1.5"), std::string(R"(["org_2"])"), std::string(R"("00000000-0000-0000-0000-000000000000")")}) {
 		INFO(bad);
 		CHECK(outcome(hs256(header("HS256", "hs"), body(bad)), set) == "The token has no valid organization claim.");
 	}
@@ -306,7 +306,8 @@ TEST_CASE("service tokens", "[jwks]")
 	o.service_kids = {"jobs-1"};
 	o.service_max_lifetime = 900;
 	auto job = [&](const std::string& sub, const std::string& extra = "") {
-		return sign(job_key.get(), Alg::EdDSA, header("EdDSA", "jobs-1"), body(std::string("\"org_2abc\""), extra, sub));
+		return sign(job_key.get(), Alg::EdDSA, header("EdDSA", "jobs-1"),
+		            body(std::string("\"org_2abc\""), extra, sub));
 	};
 	// exp is now + 60 in body()
 	auto v = jwt::verify(job("service:nightly-billing"), set, o, claims::ClaimPaths{});
@@ -336,7 +337,8 @@ TEST_CASE("service tokens", "[jwks]")
 	jwt::Key single = jwt::Key::hmac_secret(reinterpret_cast<const std::uint8_t*>(k_secret.data()), k_secret.size());
 	jwt::Options so = opts();
 	try {
-		jwt::verify(hs256(header("HS256", ""), body("\"org_2abc\"", "", "service:x")), single, so, claims::ClaimPaths{});
+		jwt::verify(hs256(header("HS256", ""), body("\"org_2abc\"", "", "service:x")), single, so,
+		            claims::ClaimPaths{});
 		FAIL("accepted");
 	} catch (const Error& e) {
 		CHECK(e.detail() == reserved);
@@ -406,9 +408,9 @@ TEST_CASE("JWKS parser refusals", "[jwks]")
 	CHECK(parse_outcome(many + "]}") == "The set holds more than 64 keys.");
 
 	// keys for another use or algorithm are skipped, not refused
-	jwks::KeySet mixed = jwks::KeySet::parse(
-	    set_of({r, jwk(rsa.get(), Alg::RS256, "enc", false, ",\"use\":\"enc\""),
-	            std::string(R"({"kid":"ps","kty":"RSA","alg":"PS256","n":"AQAB","e":"AQAB"})")}));
+	jwks::KeySet mixed =
+	    jwks::KeySet::parse(set_of({r, jwk(rsa.get(), Alg::RS256, "enc", false, ",\"use\":\"enc\""),
+	                                std::string(R"({"kid":"ps","kty":"RSA","alg":"PS256","n":"AQAB","e":"AQAB"})")}));
 	CHECK(mixed.entries().size() == 1);
 	CHECK(mixed.skipped() == 2);
 	CHECK(parse_outcome(set_of({std::string(R"({"kid":"ps","kty":"RSA","alg":"RS512"})")})) ==
