@@ -486,6 +486,11 @@ bool walled(Relation rel)
 	return lookup(rel)->walled;
 }
 
+bool present()
+{
+	return hooks_installed && GetConfigOption("citus.propagate_set_commands", true, false) != nullptr;
+}
+
 void remember_token(const char* token, bool local)
 {
 	setting_forward_token = true;

@@ -23,8 +23,12 @@ extern bool hooks_installed;
 void define_settings();
 // Installs the hooks (preload only).
 void init();
-// Keeps the token set_context() just verified, with the same scope.
+// Keeps the token set_context() just verified, with the same scope. Every
+// other change of the signed context first sets it to '' (set_signed_context()),
+// so a maintenance or support context never forwards an earlier token.
 void remember_token(const char* token, bool local);
+// Is Citus loaded in this preloaded backend? Only then does a forwarded token count.
+bool present();
 // Changes at every executor start (0: the hook is not installed, so callers
 // must not cache per statement).
 std::uint64_t statement_generation();

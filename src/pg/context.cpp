@@ -25,6 +25,7 @@ extern "C" {
 #include "utils/guc.h"
 }
 
+#include "pg/citus.hpp"
 #include "pg/compat.hpp"
 #include "pg/guc_hooks.hpp"
 
@@ -161,6 +162,9 @@ void set_signed_context(const char* value, bool local)
 {
 	// a new context: no cached resolution of the old one survives
 	++settings_generation;
+	// and no token of an earlier set_context() is forwarded for it (set_context()
+	// remembers its own token right after this)
+	tenant_guard::citus::remember_token("", local);
 	setting_signed_context = true;
 	PG_TRY();
 	{

@@ -163,6 +163,27 @@ std::int64_t statement_now()
 	return to_unix_seconds(Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp()));
 }
 
+// Verifies a token with this node's key settings: the key set
+// (tenant_guard.jwt_jwks_file) when one is configured, else the single key
+// file. set_context() and a token forwarded by a Citus coordinator both come
+// through here, so a key removed from the set is refused by both.
+tg::jwt::Verified verify_token(State& s, std::string_view token, std::int64_t now)
+{
+	tg::jwt::Options opt;
+	opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
+	opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
+	opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
+	opt.now = now;
+	opt.leeway = tg::guc::jwt_leeway;
+	const tg::jwks::KeySet* keys = tg::keyset::current();
+	if (keys != nullptr) {
+		opt.service_kids = tg::keyset::service_kids();
+		opt.service_max_lifetime = tg::keyset::service_max_lifetime;
+		return tg::jwt::verify(token, *keys, opt, paths());
+	}
+	return tg::jwt::verify(token, s.key.get(), opt, paths());
+}
+
 // The context of a forwarded token: verified once per distinct token (and
 // claim paths), then checked against exp and nbf at every statement. A token
 // that does not verify gives the empty context.
@@ -173,13 +194,7 @@ const Context& forwarded(State& s, const char* token)
 		s.forwarded_token = token;
 		s.forwarded_generation = tg::guc::claim_paths_generation;
 		try {
-			tg::jwt::Options opt;
-			opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
-			opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
-			opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
-			opt.now = statement_now();
-			opt.leeway = tg::guc::jwt_leeway;
-			tg::jwt::Verified v = tg::jwt::verify(token, s.key.get(), opt, paths());
+			tg::jwt::Verified v = verify_token(s, token, statement_now());
 			s.forwarded_context = v.context;
 			s.forwarded_valid = true;
 		} catch (const Error&) {
@@ -219,8 +234,9 @@ const Context& resolve()
 	}
 	// A token forwarded by a Citus coordinator counts only as verified here,
 	// with this node's key settings, exactly as set_context() verifies it.
+	// Only where Citus is loaded: elsewhere the setting means nothing.
 	const char* fwd = tg::citus::forwarded_token;
-	if (fwd != nullptr && *fwd != '\0')
+	if (fwd != nullptr && *fwd != '\0' && tg::citus::present())
 		return forwarded(s, fwd);
 	switch (tg::guc::context_source) {
 	case tg::guc::k_source_claims: {
@@ -524,20 +540,7 @@ static Datum set_context_checked(FunctionCallInfo fcinfo)
 	if (literal)
 		redact_activity(debug_query_string, parts);
 
-	tg::jwt::Options opt;
-	opt.alg = static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm);
-	opt.audience = tg::guc::jwt_audience ? tg::guc::jwt_audience : "";
-	opt.issuer = tg::guc::jwt_issuer ? tg::guc::jwt_issuer : "";
-	opt.now = to_unix_seconds(now);
-	opt.leeway = tg::guc::jwt_leeway;
-	// A key set (tenant_guard.jwt_jwks_file) when configured, else the single key file.
-	const tg::jwks::KeySet* keys = tg::keyset::current();
-	if (keys != nullptr) {
-		opt.service_kids = tg::keyset::service_kids();
-		opt.service_max_lifetime = tg::keyset::service_max_lifetime;
-	}
-	tg::jwt::Verified v = keys != nullptr ? tg::jwt::verify(token, *keys, opt, paths())
-	                                      : tg::jwt::verify(token, state().key.get(), opt, paths());
+	tg::jwt::Verified v = verify_token(state(), token, to_unix_seconds(now));
 
 	// A valid token written into the statement: refused (or, knowingly, let
 	// through with a warning). Invalid ones got their own error above.
