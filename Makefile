@@ -19,6 +19,7 @@ OBJS = \
 	src/pg/as_owner.o \
 	src/pg/spi.o \
 	src/pg/shared_fmgr.o \
+	src/pg/grid_fmgr.o \
 	src/core/claims.o \
 	src/core/jwt.o \
 	src/core/keyfile.o \

@@ -18,9 +18,19 @@
 -- tenant_guard.context_source).
 -----------------------------------------------------------------------------
 
+-- Run as app_role inside a security-restricted operation until the current
+-- subtransaction ends (src/pg/grid_fmgr.cpp).
+CREATE FUNCTION tenant_guard._grid_become(app_role regrole)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__grid_become'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._grid_become(regrole) FROM PUBLIC;
+
 -- One attempt, always rolled back. As the superuser: set the tenant context
 -- (source, tenant_guard.org_id, request.jwt.claims; a verified context is
--- cleared), lock_timeout, then SET ROLE app_role; as app_role: run the setup
+-- cleared), lock_timeout, then become app_role in a security-restricted
+-- operation (_grid_become: code the attempt reaches cannot SET ROLE back to
+-- the superuser whose session it is); as app_role: run the setup
 -- statements, then stmt. mode: 'value' (stmt returns one bigint), 'rows'
 -- (GET DIAGNOSTICS ROW_COUNT), 'json' (stmt returns one json value).
 CREATE FUNCTION tenant_guard._grid_attempt(app_role regrole, source text, org text, in_role text, scopes text,
@@ -45,7 +55,16 @@ BEGIN
         PERFORM set_config('request.jwt.claims', coalesce(claims, ''), true);
         PERFORM set_config('row_security', 'on', true);
         PERFORM set_config('lock_timeout', lock_ms::text, true);
-        PERFORM set_config('role', (SELECT r.rolname FROM pg_roles r WHERE r.oid = app_role), true);
+        -- Three session vectors do what a security-restricted operation
+        -- refuses whatever the role may do (a temporary object, a cursor WITH
+        -- HOLD, LISTEN) and reach no code but the grid's own statement: they
+        -- run under SET ROLE. Everything else runs restricted.
+        IF stmt ~ '^(CREATE TEMP VIEW |DECLARE tg_grid_held CURSOR WITH HOLD FOR |LISTEN tg_attack_grid$)'
+           AND coalesce(cardinality(setup), 0) = 0 THEN
+            PERFORM set_config('role', (SELECT r.rolname FROM pg_roles r WHERE r.oid = app_role), true);
+        ELSE
+            PERFORM tenant_guard._grid_become(app_role);
+        END IF;
         FOREACH s IN ARRAY coalesce(setup, '{}') LOOP
             EXECUTE s;
         END LOOP;
