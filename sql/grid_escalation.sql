@@ -43,6 +43,9 @@ RESET ROLE;
 -- the grid reads the view (definer_view), so the function runs as the application role
 SELECT count(*) > 0 AS ran FROM tenant_guard.attack_grid('regress_ge_app', 'aaaaaaaa-0000-4000-8000-000000000001',
                                                          'bbbbbbbb-0000-4000-8000-000000000002');
+SELECT vector, outcome FROM tenant_guard.attack_grid('regress_ge_app', 'aaaaaaaa-0000-4000-8000-000000000001',
+                                                     'bbbbbbbb-0000-4000-8000-000000000002')
+WHERE tbl = 'ge.orders'::regclass AND vector IN ('definer_view', 'read_other_tenant') ORDER BY 1;
 SELECT is_called AS function_ran FROM ge.calls;
 SELECT is_called AS superuser_regained FROM ge.canary;
 -- the attempts changed nothing else either

@@ -865,6 +865,7 @@ AS $$
 DECLARE
     x record;
     res record;
+    gx tenant_guard._grid_target;
 BEGIN
     vector := v.id;
     SELECT r.oid::regrole AS r, r.rolname, r.rolsuper INTO x FROM pg_roles r
@@ -875,9 +876,11 @@ BEGIN
         outcome := 'blocked';
         detail := 'the role is neither superuser nor BYPASSRLS and cannot SET ROLE to such a role';
     ELSE
-        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
-            ARRAY[format('SELECT pg_catalog.set_config(''role'', %L, true)', x.rolname),
-                  'SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
+        -- the attempt runs as that role, as SET ROLE to it would make it
+        gx := g;
+        gx.app_role := x.r;
+        res := tenant_guard._grid_try(gx, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
+            ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
             detail := format('the role %s %s, which row-level security does not apply to',
