@@ -1,7 +1,8 @@
 -- The Citus objects on a database without Citus (the cluster harness
 -- test/citus runs them on a real Citus cluster): they do nothing or refuse
 -- clearly, the registry is the owner's, and a forwarded token counts only
--- once verified here.
+-- where Citus is loaded (the harness shows it verified there): here not even
+-- a valid one.
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
 \set VERBOSITY default
@@ -53,7 +54,7 @@ RESET ROLE;
 SELECT schema_name, table_name, tenant_column FROM tenant_guard.citus_walls ORDER BY 1, 2;
 SET tenant_guard.forward_token = 'x';
 
--- a forwarded token counts only when it verifies here
+-- without Citus a forwarded token counts for nothing, valid or not
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
 SET tenant_guard.jwt_audience = :'audience';
 INSERT INTO cl_docs VALUES (1, :'org_a', 'a'), (2, :'org_b', 'b');
@@ -66,8 +67,7 @@ SELECT tenant_guard.current_user_org_id() IS NULL AS expired_no_context, count(*
 SELECT set_config('tenant_guard.forwarded_token', 'not a token', true) IS NULL;
 SELECT tenant_guard.current_user_org_id() IS NULL AS garbage_no_context, count(*) AS rows FROM cl_docs;
 SELECT set_config('tenant_guard.forwarded_token', pg_temp.tok('tok_hs_b'), true) IS NULL;
-SELECT tenant_guard.current_user_org_id() = :'org_b' AS verified_b, count(*) AS rows,
-       count(*) FILTER (WHERE org_id <> :'org_b') AS other FROM cl_docs;
+SELECT tenant_guard.current_user_org_id() IS NULL AS valid_no_context, count(*) AS rows FROM cl_docs;
 COMMIT;
 SELECT tenant_guard.current_user_org_id() IS NULL AS gone_after_commit;
 
