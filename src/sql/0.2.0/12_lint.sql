@@ -63,7 +63,8 @@ AS $$
     -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail
     ('TG060', 'warning', 'tenant table', 'an exempted table has a tenant column'),
     ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role'),
-    ('TG062', 'warning', 'tenant table', 'a registry row names a relation that no longer exists or is temporary')
+    ('TG062', 'warning', 'tenant table', 'a registry row names a relation that no longer exists or is temporary'),
+    ('TG063', 'error',   'other rights', 'a support agent can set its own tenant context')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -827,6 +828,52 @@ AS $$
     ) tg062
 $$;
 
+-- TG063: support agents who can set their own tenant context. In the claims and setting context sources the
+-- context is whatever the session says; an agent whose login role reaches the
+-- application's tables (GRANT app_user TO dana, as support-access.md sets it
+-- up) reads any tenant with one set_config(), with no grant and no audit
+-- record. Only signed mode makes the support session the one way in.
+CREATE FUNCTION tenant_guard._lint_support_findings()
+RETURNS TABLE (cap text, code text, object text, message text, hint text)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH agents AS (
+        SELECT r.oid, r.rolname,
+               -- the context source this role's sessions get in this database
+               coalesce(
+                   (SELECT substr(c.cfg, strpos(c.cfg, '=') + 1)
+                    FROM pg_db_role_setting s JOIN pg_database d ON d.datname = current_database(),
+                         unnest(s.setconfig) c(cfg)
+                    WHERE ((s.setrole = r.oid AND s.setdatabase IN (d.oid, 0)) OR (s.setrole = 0 AND s.setdatabase = d.oid))
+                      AND lower(split_part(c.cfg, '=', 1)) = 'tenant_guard.context_source'
+                    ORDER BY s.setrole = 0, s.setdatabase = 0
+                    LIMIT 1),
+                   current_setting('tenant_guard.context_source', true), 'claims') AS source
+        FROM pg_roles r
+        WHERE r.rolcanlogin AND NOT r.rolsuper AND NOT r.rolbypassrls
+          AND pg_catalog.to_regrole('tenant_guard_support') IS NOT NULL
+          AND r.rolname <> 'tenant_guard_support'
+          AND pg_has_role(r.oid, 'tenant_guard_support', 'MEMBER')),
+    reach AS (
+        SELECT a.rolname, a.source, count(*) AS tables, min(p.tbl::text) AS example
+        FROM agents a JOIN tenant_guard.protected_tables p ON p.parent IS NULL
+        WHERE lower(a.source) IN ('claims', 'setting')
+          AND EXISTS (SELECT 1 FROM pg_roles g
+                      WHERE pg_has_role(a.oid, g.oid, 'MEMBER')
+                        AND has_table_privilege(g.oid, p.tbl, 'SELECT, INSERT, UPDATE, DELETE'))
+        GROUP BY a.rolname, a.source)
+    SELECT NULL::text, 'TG063', reach.rolname::text,
+           format('support agent %I can use protected tables (%s of them, e.g. %s) and, with context_source = %s, set its own '
+                  'tenant context: it reads any tenant without a support grant and without an audit record',
+                  reach.rolname, reach.tables, reach.example, reach.source),
+           'Set context_source = signed for the database (support sessions are then the agent''s only way in), or '
+           'keep the application''s table privileges away from support agents.'
+    FROM reach ORDER BY 3
+$$;
+COMMENT ON FUNCTION tenant_guard._lint_support_findings() IS
+    'Internal: lint rule TG063, members of tenant_guard_support that can set their own tenant context (claims or setting mode).';
+
 -- Every finding of every rule.
 CREATE FUNCTION tenant_guard._lint_findings()
 RETURNS TABLE (cap text, code text, object text, message text, hint text)
@@ -841,6 +888,7 @@ AS $$
     UNION ALL SELECT * FROM tenant_guard._lint_parent_findings()
     UNION ALL SELECT * FROM tenant_guard._lint_setting_findings()
     UNION ALL SELECT * FROM tenant_guard._lint_registry_findings()
+    UNION ALL SELECT * FROM tenant_guard._lint_support_findings()
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
 -- TG014 reports only the unregistered ones.
@@ -1111,6 +1159,7 @@ REVOKE ALL ON FUNCTION tenant_guard._lint_app_role_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_parent_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_setting_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_registry_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_support_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_role_setting(oid, text) FROM PUBLIC;
