@@ -74,7 +74,7 @@ SELECT tenant_guard.guard_schema('app');
 \c - :doc_superuser
 SELECT tenant_guard.register_app_role('regress_readme_app_user');         -- the role the application connects as
 SELECT count(*) > 0 AS hardened FROM tenant_guard.harden_app_role('regress_readme_app_user');   -- lists what it changed
-SELECT code, object FROM tenant_guard.lint() WHERE severity IN ('error', 'warning') ORDER BY 1;   -- 53 rules
+SELECT code, object FROM tenant_guard.lint() WHERE severity IN ('error', 'warning') ORDER BY 1;   -- 54 rules
 --  code  |            object
 -- -------+------------------------------
 --  TG036 | tenant_guard.context_source
