@@ -135,7 +135,9 @@ SELECT tenant_guard.set_context(pg_temp.tok('tok_svc_too_long'));
 SET tenant_guard.jwt_service_key_ids = '2026-new';
 SET tenant_guard.jwt_service_max_lifetime = 86400;
 SET tenant_guard.jwt_jwks_file = '/tmp/attacker.json';
-SHOW tenant_guard.jwt_jwks_file;
+\set VERBOSITY sqlstate
+SHOW tenant_guard.jwt_jwks_file;   -- 42501 (PostgreSQL's wording differs between majors)
+\set VERBOSITY default
 RESET ROLE;
 -- the audit log records the job as the actor, under its own name
 SELECT org, action, table_name, actor, impersonator, tenant_role FROM tenant_guard.audit_trail
