@@ -171,12 +171,12 @@ RESET SESSION AUTHORIZATION;
 
 -- the ttl: the context dies mid-transaction
 SET SESSION AUTHORIZATION regress_sup_platform;
-SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 47', session_ttl => '1 second') AS tok_ttl \gset
+SELECT tenant_guard.issue_support_grant(:'org_a', 'agent@platform', 'ticket 47', session_ttl => '5 seconds') AS tok_ttl \gset
 SET SESSION AUTHORIZATION regress_sup_agent;
 CALL tenant_guard.begin_support_session(:'tok_ttl');
 BEGIN;
 SELECT tenant_guard.current_user_org_id() = :'org_a' AS in_a;
-SELECT pg_sleep(1.2);
+SELECT pg_sleep(5.2);
 SELECT tenant_guard.current_user_org_id() IS NULL AS expired, count(*) AS rows_visible FROM sup.tickets;
 ROLLBACK;
 -- a rolled-back transaction does not bring it back; with require_context

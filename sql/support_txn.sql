@@ -48,7 +48,7 @@ GRANT EXECUTE ON FUNCTION pg_temp.grant_state(text) TO regress_supx_agent;
 
 -- 1. The ttl passes inside a DO block that commits: the context dies at the
 -- next transaction, for queries and for plain expressions alike
-SELECT pg_temp.issue('ttl in a DO block', '1 second') AS tok_ttl \gset
+SELECT pg_temp.issue('ttl in a DO block', '5 seconds') AS tok_ttl \gset
 SET SESSION AUTHORIZATION regress_supx_agent;
 CALL tenant_guard.begin_support_session(:'tok_ttl');
 DO $$
@@ -57,7 +57,7 @@ DECLARE
 BEGIN
     SELECT count(*) INTO n FROM supx.tickets;
     RAISE NOTICE 'before: % rows, context %', n, tenant_guard.current_user_org_id() IS NOT NULL;
-    PERFORM pg_sleep(1.2);
+    PERFORM pg_sleep(5.2);
     COMMIT;
     RAISE NOTICE 'after the ttl and a COMMIT: context %', tenant_guard.current_user_org_id() IS NOT NULL;
     SELECT count(*) INTO n FROM supx.tickets;
