@@ -66,7 +66,7 @@ SELECT tenant_guard._registry_acl('tenant_guard.citus_walls',
 CREATE FUNCTION tenant_guard._citus_walls_changed()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'tg__relcache_changed'
-LANGUAGE C;
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._citus_walls_changed() IS
     'Internal: every backend drops its cached shard walls.';
 REVOKE ALL ON FUNCTION tenant_guard._citus_walls_changed() FROM PUBLIC;
