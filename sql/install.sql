@@ -13,13 +13,13 @@ FROM pg_depend
 WHERE refclassid = 'pg_extension'::regclass
   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'tenant_guard')
   AND deptype = 'e'
-  -- a table's or view's row type and its array type follow the relation
-  -- (18 lists them as extension members too, 15 does not)
+  -- a table's or view's row type and its array type follow the relation, and
+  -- a composite type's array type follows the type (18 lists them as
+  -- extension members too, 15 does not)
   AND NOT (classid = 'pg_type'::regclass AND objid IN (
       SELECT t.oid FROM pg_type t JOIN pg_class c ON c.oid = t.typrelid WHERE c.relkind <> 'c'
       UNION ALL
-      SELECT a.oid FROM pg_type a JOIN pg_type t ON t.oid = a.typelem JOIN pg_class c ON c.oid = t.typrelid
-      WHERE c.relkind <> 'c' AND t.typarray = a.oid))
+      SELECT a.oid FROM pg_type a JOIN pg_type t ON t.oid = a.typelem WHERE t.typarray = a.oid))
 ORDER BY 1;
 
 -- declarations: volatility, strictness, parallel safety, security definer

@@ -38,10 +38,12 @@ WITH ext AS (
            coalesce(t.typacl, pg_catalog.acldefault('T', t.typowner))
     FROM pg_catalog.pg_type t
     WHERE t.oid IN (SELECT objid FROM members WHERE classid = 'pg_catalog.pg_type'::pg_catalog.regclass)
-      -- a table's or view's row type and its array type follow the relation
-      -- (18 lists them as extension members too, 15 does not)
+      -- a table's or view's row type and its array type follow the relation,
+      -- and a composite type's array type follows the type (18 lists them as
+      -- extension members too, 15 does not)
       AND NOT EXISTS (SELECT FROM pg_catalog.pg_type r JOIN pg_catalog.pg_class c ON c.oid = r.typrelid
                       WHERE c.relkind <> 'c' AND (r.oid = t.oid OR r.typarray = t.oid))
+      AND NOT EXISTS (SELECT FROM pg_catalog.pg_type e WHERE e.typarray = t.oid)
     UNION ALL
     SELECT 'schema', n.nspname::text, n.nspowner, '', '', coalesce(n.nspacl, pg_catalog.acldefault('n', n.nspowner))
     FROM pg_catalog.pg_namespace n WHERE n.nspname = 'tenant_guard'
