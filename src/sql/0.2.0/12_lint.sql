@@ -216,16 +216,18 @@ COMMENT ON FUNCTION tenant_guard._random_key(oid, name) IS
     'Internal: whether a unique index''s key (without the tenant column) is a random uuid drawn by its default, which an existence oracle cannot guess.';
 
 -- Each _lint_*_findings() function returns the findings of some rules as
--- (cap, code, object, message, hint). A finding's severity is its rule's in
--- lint_rules(), lowered to cap when cap is set (a finding on a table found
+-- (lowered_to, code, object, message, hint). A finding's severity is its
+-- rule's in lint_rules(), lowered to lowered_to when that is set (a finding on a table found
 -- only by the heuristic is at most a warning, for example); lint() applies it.
 
 -- TG001 .. TG014: the tenant tables, their policies, partitions and children.
 CREATE FUNCTION tenant_guard._lint_table_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     tts AS (
         SELECT tt.*, c.relrowsecurity AS rls, c.relforcerowsecurity AS force, c.relowner, c.relkind,
@@ -342,15 +344,18 @@ AS $$
     WHERE d.child NOT IN (SELECT tts.tbl FROM tts)
       AND (NOT c.relrowsecurity OR NOT c.relforcerowsecurity
            OR NOT EXISTS (SELECT 1 FROM pg_policy p WHERE p.polrelid = d.child AND NOT p.polpermissive AND p.polcmd = '*'
-                          AND tenant_guard._lint_pins_tenant(pg_get_expr(p.polqual, p.polrelid), d.tenant_column)))
+                          AND tenant_guard._lint_pins_tenant(pg_get_expr(p.polqual, p.polrelid), d.tenant_column)));
+END
 $$;
 
 -- TG015 .. TG017: views and materialized views over tenant tables.
 CREATE FUNCTION tenant_guard._lint_view_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
     deps AS (
@@ -393,16 +398,19 @@ AS $$
     FROM deps WHERE deps.relkind = 'm'
       AND (EXISTS (SELECT 1 FROM apps a WHERE has_table_privilege(a.role, deps.view, 'SELECT'))
            OR EXISTS (SELECT 1 FROM pg_class c, aclexplode(c.relacl) e WHERE c.oid = deps.view AND e.grantee = 0))
-    GROUP BY deps.view
+    GROUP BY deps.view;
+END
 $$;
 
 -- TG018 .. TG021, TG049: functions, rules and user mappings that run with other
 -- rights.
 CREATE FUNCTION tenant_guard._lint_definer_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (SELECT t.*, c.relname FROM tenant_guard._lint_tenant_tables() t JOIN pg_class c ON c.oid = t.tbl),
     apps AS (SELECT * FROM tenant_guard.app_roles_in_effect()),
     fns AS (
@@ -443,15 +451,18 @@ AS $$
            format('function %s is LEAKPROOF: the planner may run it on the rows of every tenant before the row-level security filters, so whatever it reveals about its arguments (an error, a notice, a write, its timing) reaches the caller',
                   p.oid::regprocedure),
            format('ALTER FUNCTION %s NOT LEAKPROOF; (unless it provably reveals nothing about its arguments)', p.oid::regprocedure)
-    FROM pg_proc p WHERE p.proleakproof AND p.oid >= 16384
+    FROM pg_proc p WHERE p.proleakproof AND p.oid >= 16384;
+END
 $$;
 
 -- TG022 .. TG024: uniqueness and references across tenants.
 CREATE FUNCTION tenant_guard._lint_key_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (
         SELECT t.*, a.attnum AS tenant_attnum, CASE WHEN t.source = 'heuristic' THEN 'warning' END AS cap
         FROM tenant_guard._lint_tenant_tables() t
@@ -485,15 +496,18 @@ AS $$
            'Use random keys (uuid) where the rate of other tenants'' inserts matters, or accept it knowingly.'
     FROM tt JOIN pg_attribute a ON a.attrelid = tt.tbl AND a.attnum > 0 AND NOT a.attisdropped
     LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
-    WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%'
+    WHERE a.attidentity <> '' OR pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%';
+END
 $$;
 
 -- TG025 .. TG035, TG041 .. TG043, TG045, TG046: application roles.
 CREATE FUNCTION tenant_guard._lint_app_role_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables()),
     apps AS (SELECT a.*, r.rolname, r.rolsuper, r.rolbypassrls, r.rolreplication
              FROM tenant_guard.app_roles_in_effect() a JOIN pg_roles r ON r.oid = a.role)
@@ -614,17 +628,20 @@ AS $$
                   apps.rolname),
            format('SELECT tenant_guard.harden_app_role(%L); (ALTER ROLE %I SET track_activities = off)', apps.rolname, apps.rolname)
     FROM apps
-    WHERE NOT apps.rolsuper AND coalesce(tenant_guard._lint_role_setting(apps.role, 'track_activities')::boolean, true)
+    WHERE NOT apps.rolsuper AND coalesce(tenant_guard._lint_role_setting(apps.role, 'track_activities')::boolean, true);
+END
 $$;
 
 -- TG044: a parent without row-level security above tenant tables. Reading
 -- a parent applies the parent's policies only, so its partitions' and
 -- children's rows of every tenant come through it.
 CREATE FUNCTION tenant_guard._lint_parent_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     WITH tt AS (SELECT * FROM tenant_guard._lint_tenant_tables())
     SELECT DISTINCT NULL::text, 'TG044', i.inhparent::regclass::text,
            format('%s has no row-level security but its %s %s %s a tenant table: reading %s shows every tenant''s rows of it',
@@ -636,16 +653,19 @@ AS $$
     JOIN tt ON tt.tbl = i.inhrelid
     JOIN pg_class p ON p.oid = i.inhparent
     WHERE NOT p.relrowsecurity
-      AND i.inhparent NOT IN (SELECT tt2.tbl FROM tt tt2 WHERE tt2.source <> 'heuristic')
+      AND i.inhparent NOT IN (SELECT tt2.tbl FROM tt tt2 WHERE tt2.source <> 'heuristic');
+END
 $$;
 
 -- TG036 .. TG040, TG047, TG048, TG050: the context settings, the server
 -- and the settings of application roles.
 CREATE FUNCTION tenant_guard._lint_setting_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT NULL::text, 'TG036', 'tenant_guard.context_source',
            format('context_source is %s: an application role, or a SQL injection through it, can set any tenant it likes', current_setting('tenant_guard.context_source', true)),
            'Use context_source = signed and tenant_guard.set_context(<token signed by your auth service>).'
@@ -761,7 +781,8 @@ AS $$
                                      || tenant_guard._lint_role_setting(r.oid, 'log_transaction_sample_rate') END), '') AS why
                 FROM tenant_guard.app_roles_in_effect() x JOIN pg_roles r ON r.oid = x.role
                 WHERE NOT r.rolsuper) v) l
-    WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero
+    WHERE (l.logged AND NOT l.max_length_zero) OR NOT l.on_error_zero;
+END
 $$;
 
 -- TG060 .. TG069: lifecycle, support sessions and the migration guardrail.
@@ -774,10 +795,12 @@ $$;
 --   without the event triggers, or a temporary table gone with its session)
 --   or a temporary table of a session; export and purge skip them.
 CREATE FUNCTION tenant_guard._lint_registry_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+    RETURN QUERY
     SELECT * FROM (
     WITH names AS (
         SELECT DISTINCT x.col FROM (
@@ -825,7 +848,8 @@ AS $$
           UNION SELECT 'tenant_guard.audited_tables', t.tbl FROM tenant_guard.audited_tables t) r
     LEFT JOIN pg_class c ON c.oid = r.tbl
     WHERE c.oid IS NULL OR c.relpersistence = 't'
-    ) tg062
+    ) tg062;
+END
 $$;
 
 -- TG063: support agents who can set their own tenant context. In the claims and setting context sources the
@@ -834,7 +858,7 @@ $$;
 -- up) reads any tenant with one set_config(), with no grant and no audit
 -- record. Only signed mode makes the support session the one way in.
 CREATE FUNCTION tenant_guard._lint_support_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -874,21 +898,25 @@ $$;
 COMMENT ON FUNCTION tenant_guard._lint_support_findings() IS
     'Internal: lint rule TG063, members of tenant_guard_support that can set their own tenant context (claims or setting mode).';
 
--- Every finding of every rule.
+-- Every finding of every rule. The area functions are PL/pgSQL so that their
+-- queries are planned once per session (a SQL function with a SET clause
+-- plans its query again on every call).
 CREATE FUNCTION tenant_guard._lint_findings()
-RETURNS TABLE (cap text, code text, object text, message text, hint text)
-LANGUAGE sql STABLE PARALLEL SAFE
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM tenant_guard._lint_table_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_view_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_definer_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_key_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_app_role_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_parent_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_setting_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_registry_findings()
-    UNION ALL SELECT * FROM tenant_guard._lint_support_findings()
+BEGIN
+    RETURN QUERY SELECT * FROM tenant_guard._lint_table_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_view_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_definer_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_key_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_app_role_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_parent_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_setting_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_registry_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_support_findings();
+END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
 -- TG014 reports only the unregistered ones.
@@ -903,9 +931,9 @@ AS $$
     SELECT s.severity, f.code, f.object, f.message, f.hint
     FROM tenant_guard._lint_findings() f
     LEFT JOIN tenant_guard.lint_rules() r ON r.code = f.code,
-    LATERAL (SELECT CASE WHEN array_position(ARRAY['error', 'warning', 'info'], f.cap)
+    LATERAL (SELECT CASE WHEN array_position(ARRAY['error', 'warning', 'info'], f.lowered_to)
                               > array_position(ARRAY['error', 'warning', 'info'], coalesce(r.severity, 'error'))
-                         THEN f.cap ELSE coalesce(r.severity, 'error') END AS severity) s
+                         THEN f.lowered_to ELSE coalesce(r.severity, 'error') END AS severity) s
     ORDER BY array_position(ARRAY['error', 'warning', 'info'], s.severity), f.code, f.object, f.message
 $$;
 COMMENT ON FUNCTION tenant_guard.lint() IS
