@@ -145,17 +145,27 @@ struct Group {
 	Level* levels;
 	int nlevels;
 	int maxlevels;
+	uint32 hash;  // of org
+	int hnext;    // next group of its hash bucket, -1 at the end
 };
 
 struct Pack;  // a statement's open record (see "Statement records")
 
 struct XactState {
-	Pack* packs = nullptr;  // newest first, each in its own context
+	Pack* packs = nullptr;        // newest first, each in its own context
+	Pack* oldest_pack = nullptr;  // the other end of that list
 	Pack* last_pack = nullptr;
+	// The open records by (table, action, tenant): a statement that changes
+	// the rows of a thousand tenants finds each row's record without a scan.
+	Pack** pack_buckets = nullptr;  // TopTransactionContext
+	int npack_buckets = 0;          // a power of 2
+	int npacks = 0;
 	Size open_mem = 0;  // memory of the open records
 	Group* groups = nullptr;
 	int ngroups = 0;
 	int maxgroups = 0;
+	int* group_buckets = nullptr;  // index of the first group of each hash bucket, -1: none
+	int ngroup_buckets = 0;        // a power of 2
 	Oid log_oid = InvalidOid;
 	Oid log_owner = InvalidOid;
 	Oid seq_oid = InvalidOid;
@@ -303,7 +313,10 @@ RelInfo* rel_info(Relation rel, Trigger* trig);
 // ---------------------------------------------------------------------------
 
 struct Pack {
-	Pack* next;
+	Pack* next;   // towards the older
+	Pack* prev;   // towards the newer
+	Pack* hnext;  // next of its hash bucket (xs.pack_buckets)
+	uint32 hash;  // of (root, action, org)
 	Oid root;
 	const char* action;  // static string
 	char* org;           // nullptr: no tenant

@@ -20,6 +20,7 @@ extern "C" {
 #include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "common/hashfn.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -93,13 +94,53 @@ void free_pack_memory(MemoryContext cxt)
 	}
 }
 
+uint32 pack_hash(Oid root, const char* action, const char* org)
+{
+	uint32 h = hash_combine(hash_bytes_uint32(root), hash_bytes(reinterpret_cast<const unsigned char*>(action),
+	                                                            static_cast<int>(strlen(action))));
+	return org ? hash_combine(h, hash_bytes(reinterpret_cast<const unsigned char*>(org), static_cast<int>(strlen(org))))
+	           : h;
+}
+
+Pack** bucket_of(uint32 hash)
+{
+	return &xs.pack_buckets[hash & static_cast<uint32>(xs.npack_buckets - 1)];
+}
+
+// Room for one more open record: at least as many buckets as records.
+void grow_buckets()
+{
+	if (xs.npacks < xs.npack_buckets)
+		return;
+	const int n = xs.npack_buckets ? xs.npack_buckets * 2 : 64;
+	Pack** b = static_cast<Pack**>(MemoryContextAllocZero(TopTransactionContext, sizeof(Pack*) * n));
+	if (xs.pack_buckets)
+		pfree(xs.pack_buckets);
+	xs.pack_buckets = b;
+	xs.npack_buckets = n;
+	for (Pack* p = xs.packs; p; p = p->next) {
+		Pack** head = bucket_of(p->hash);
+		p->hnext = *head;
+		*head = p;
+	}
+}
+
 void drop_pack(Pack* p)
 {
-	for (Pack** pp = &xs.packs; *pp; pp = &(*pp)->next)
+	for (Pack** pp = bucket_of(p->hash); *pp; pp = &(*pp)->hnext)
 		if (*pp == p) {
-			*pp = p->next;
+			*pp = p->hnext;
 			break;
 		}
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		xs.packs = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		xs.oldest_pack = p->prev;
+	--xs.npacks;
 	if (xs.last_pack == p)
 		xs.last_pack = nullptr;
 	xs.open_mem -= p->mem;
@@ -153,9 +194,11 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	};
 	if (xs.last_pack && match(xs.last_pack))
 		return xs.last_pack;
-	for (Pack* p = xs.packs; p; p = p->next)
-		if (match(p))
-			return xs.last_pack = p;
+	const uint32 hash = pack_hash(root, action, org);
+	if (xs.npacks > 0)
+		for (Pack* p = *bucket_of(hash); p; p = p->hnext)
+			if (p->hash == hash && match(p))
+				return xs.last_pack = p;
 	register_callbacks();
 	MemoryContext cxt;
 	if (keeper_cxt == nullptr) {
@@ -186,8 +229,19 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
 	MemoryContextSwitchTo(old);
 	p->base_mem = MemoryContextMemAllocated(cxt, false);
+	grow_buckets();
+	p->hash = hash;
+	Pack** head = bucket_of(hash);
+	p->hnext = *head;
+	*head = p;
+	p->prev = nullptr;
 	p->next = xs.packs;
+	if (xs.packs)
+		xs.packs->prev = p;
+	else
+		xs.oldest_pack = p;
 	xs.packs = p;
+	++xs.npacks;
 	return xs.last_pack = p;
 }
 
@@ -411,14 +465,13 @@ void flush_pack(Pack* p)
 void flush_packs(Oid root)
 {
 	const SubTransactionId sub = GetCurrentSubTransactionId();
-	for (;;) {
-		Pack* oldest = nullptr;
-		for (Pack* p = xs.packs; p; p = p->next)
-			if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
-				oldest = p;
-		if (oldest == nullptr)
-			return;
-		flush_pack(oldest);
+	// Writing a record opens no new one (and if it did, at the newer end).
+	Pack* p = xs.oldest_pack;
+	while (p != nullptr) {
+		Pack* newer = p->prev;
+		if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
+			flush_pack(p);
+		p = newer;
 	}
 }
 
@@ -441,12 +494,8 @@ void enforce_budget()
 // Every open record, oldest first (at COMMIT).
 void flush_all_packs()
 {
-	while (xs.packs != nullptr) {
-		Pack* oldest = xs.packs;
-		while (oldest->next != nullptr)
-			oldest = oldest->next;
-		flush_pack(oldest);
-	}
+	while (xs.oldest_pack != nullptr)
+		flush_pack(xs.oldest_pack);
 }
 
 bool have_packs()
