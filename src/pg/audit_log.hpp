@@ -63,6 +63,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -328,7 +329,13 @@ struct Pack {
 	Size base_mem;        // memory of cxt when opened
 	Size mem;             // memory of cxt after the last row (counted in xs.open_mem)
 	int busy;             // row trigger calls adding to it right now
-	JsonbParseState* st;  // the open array of row changes
+	// The row changes so far, each already in jsonb's binary form: their
+	// containers one after the other, each padded to 4 bytes as jsonb pads
+	// the elements of an array, and the length of each (padding included).
+	// flush_pack() puts the array's header in front: no row is converted twice.
+	StringInfoData data;
+	uint32* lens;
+	int32 maxlens;
 	int32 nrows;
 	Record proto;  // actor fields, table, statement time
 	// Column names of the last relation seen, copied here (jsonb keys point at them)

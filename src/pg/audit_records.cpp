@@ -226,7 +226,9 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	p->proto.action = action;
 	p->proto.org = p->org;
 	set_actor(p->proto);
-	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+	initStringInfo(&p->data);
+	p->maxlens = 64;
+	p->lens = static_cast<uint32*>(palloc(sizeof(uint32) * p->maxlens));
 	MemoryContextSwitchTo(old);
 	p->base_mem = MemoryContextMemAllocated(cxt, false);
 	grow_buckets();
@@ -344,31 +346,77 @@ void push_key(JsonbParseState** st, const char* name, int len)
 	pushJsonbValue(st, WJB_KEY, &k);
 }
 
-void push_row(Pack* p, RelInfo* info, const JsonbValue* vals)
+void push_row(JsonbParseState** st, Pack* p, RelInfo* info, const JsonbValue* vals)
 {
-	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	pushJsonbValue(st, WJB_BEGIN_OBJECT, nullptr);
 	for (int i = 0; i < info->natts; ++i) {
 		if (info->cols[i].kind == k_skip)
 			continue;
-		push_key(&p->st, p->names[i], p->namelens[i]);
-		pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
+		push_key(st, p->names[i], p->namelens[i]);
+		pushJsonbValue(st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
 	}
-	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	pushJsonbValue(st, WJB_END_OBJECT, nullptr);
+}
+
+// Scratch memory of the row being added, one context per nesting depth of
+// add_row (a user type's cast can add rows while its row is half-built),
+// reset for every row: only the row's binary form stays, in the pack.
+constexpr int k_scratch_depths = 4;
+MemoryContext scratch[k_scratch_depths] = {};
+
+MemoryContext scratch_context(int depth)
+{
+	if (depth > k_scratch_depths)
+		return AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit row", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext& c = scratch[depth - 1];
+	if (c == nullptr)
+		c = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit row", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(c);
+	return c;
+}
+
+void release_scratch(MemoryContext c, int depth)
+{
+	if (depth > k_scratch_depths)
+		MemoryContextDelete(c);
+	else
+		MemoryContextReset(c);
+}
+
+// Appends a row change's jsonb container to the pack, padded as jsonb pads
+// an array's elements (to 4 bytes, the padding counted in the element).
+void append_container(Pack* p, const Jsonb* jb)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	const int start = p->data.len;
+	const int pad = INTALIGN(start) - start;
+	static const char zeros[4] = {0, 0, 0, 0};
+	if (pad > 0)
+		appendBinaryStringInfo(&p->data, zeros, pad);
+	appendBinaryStringInfo(&p->data, reinterpret_cast<const char*>(&jb->root), static_cast<int>(VARSIZE(jb) - VARHDRSZ));
+	if (p->nrows == p->maxlens) {
+		p->maxlens *= 2;
+		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
+	}
+	p->lens[p->nrows] = static_cast<uint32>(p->data.len - start);
+	MemoryContextSwitchTo(old);
 }
 
 // Adds one row change to its open record: {"pk": ..., "old": ..., "new":
-// ..., "changed": [...]} (keys as they apply). The pack is busy meanwhile:
-// building the column values can run SQL (a user type's cast to json) that
-// writes audited rows, and their statement must not write or free this
-// record half-built; nested changes of the same record just join it.
+// ..., "changed": [...]} (keys as they apply), converted to jsonb's binary
+// form at once in scratch memory. The pack is busy meanwhile: building the
+// column values can run SQL (a user type's cast to json) that writes
+// audited rows, and their statement must not write or free this record
+// half-built; nested changes of the same record just join it.
 void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-                   int nchanged)
+                   int nchanged, MemoryContext scratch_cxt)
 {
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
 	// The column values first (may run SQL), then the pushes (run none).
 	JsonbValue* ov = oldt ? row_values(info, oldt, desc) : nullptr;
 	JsonbValue* nv = newt ? row_values(info, newt, desc) : nullptr;
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
+		MemoryContextSwitchTo(p->cxt);
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
 		p->namelens = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
 		for (int i = 0; i < desc->natts; ++i) {
@@ -379,49 +427,46 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapT
 		p->names_gen = info->gen;
 		if (p->proto.table_name == nullptr)
 			p->proto.table_name = pstrdup(info->table_name);
+		MemoryContextSwitchTo(scratch_cxt);
 	}
-	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+	JsonbParseState* st = nullptr;
+	pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
 	if (info->npk > 0) {
 		const JsonbValue* kv = nv ? nv : ov;
-		push_key(&p->st, "pk", 2);
-		pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
+		push_key(&st, "pk", 2);
+		pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
 		for (int i = 0; i < info->npk; ++i) {
 			const int a = info->pk[i] - 1;
 			// A key column excluded since enable_audit() (by a later ADD
 			// PRIMARY KEY) stays out, as everywhere else.
 			if (info->cols[a].kind == k_skip)
 				continue;
-			push_key(&p->st, p->names[a], p->namelens[a]);
-			pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
+			push_key(&st, p->names[a], p->namelens[a]);
+			pushJsonbValue(&st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
 		}
-		pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+		pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
 	}
 	if (ov) {
-		push_key(&p->st, "old", 3);
-		push_row(p, info, ov);
+		push_key(&st, "old", 3);
+		push_row(&st, p, info, ov);
 	}
 	if (nv) {
-		push_key(&p->st, "new", 3);
-		push_row(p, info, nv);
+		push_key(&st, "new", 3);
+		push_row(&st, p, info, nv);
 	}
 	if (changed) {
-		push_key(&p->st, "changed", 7);
-		pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+		push_key(&st, "changed", 7);
+		pushJsonbValue(&st, WJB_BEGIN_ARRAY, nullptr);
 		for (int i = 0; i < nchanged; ++i) {
 			JsonbValue c;
 			jstring(&c, p->names[changed[i]], p->namelens[changed[i]]);
-			pushJsonbValue(&p->st, WJB_ELEM, &c);
+			pushJsonbValue(&st, WJB_ELEM, &c);
 		}
-		pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr);
+		pushJsonbValue(&st, WJB_END_ARRAY, nullptr);
 	}
-	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	Jsonb* row = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, nullptr));
+	append_container(p, row);
 	++p->nrows;
-	// The pushes copied the values (not what they point to): the arrays can
-	// go, and the next row reuses their memory.
-	if (ov)
-		pfree(ov);
-	if (nv)
-		pfree(nv);
 	MemoryContextSwitchTo(old);
 }
 
@@ -431,15 +476,18 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 {
 	++p->busy;
 	++adding_depth;
+	const int depth = adding_depth;
+	MemoryContext scratch_cxt = scratch_context(depth);
 	PG_TRY();
 	{
-		add_row_inner(p, info, desc, oldt, newt, changed, nchanged);
+		add_row_inner(p, info, desc, oldt, newt, changed, nchanged, scratch_cxt);
 	}
 	PG_FINALLY();
 	{
 		// (runs before any subtransaction abort could drop p)
 		--p->busy;
 		--adding_depth;
+		release_scratch(scratch_cxt, depth);
 	}
 	PG_END_TRY();
 	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
@@ -447,12 +495,41 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 	p->mem = mem;
 }
 
+namespace {
+
+// The jsonb array of a pack's row changes, as JsonbValueToJsonb() would
+// build it from the same rows: the array's header and one JEntry per row
+// (every JB_OFFSET_STRIDE-th an end offset, the others lengths) in front of
+// the containers. The containers start 4-byte aligned (varlena header,
+// array header and JEntries are 4-byte words), so their padding is where
+// jsonb puts it.
+Jsonb* rows_array(const Pack* p)
+{
+	const int n = p->nrows;
+	const Size total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + p->data.len;
+	if (p->data.len > static_cast<int>(JENTRY_OFFLENMASK))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("audit record too large")));
+	Jsonb* jb = static_cast<Jsonb*>(palloc(total));
+	SET_VARSIZE(jb, total);
+	jb->root.header = static_cast<uint32>(n) | JB_FARRAY;
+	uint32 end = 0;
+	for (int i = 0; i < n; ++i) {
+		end += p->lens[i];
+		jb->root.children[i] =
+		    (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end) : (JENTRY_ISCONTAINER | p->lens[i]);
+	}
+	memcpy(reinterpret_cast<char*>(&jb->root.children[n]), p->data.data, p->data.len);
+	return jb;
+}
+
+}  // namespace
+
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	Record r = p->proto;
-	r.rows = JsonbValueToJsonb(pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr));
+	r.rows = rows_array(p);
 	r.row_count = p->nrows;
 	MemoryContextSwitchTo(old);
 	(void) write_record(r);
