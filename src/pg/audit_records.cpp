@@ -58,6 +58,7 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 }
 
 #include "pg/audit_log.hpp"
@@ -210,7 +211,9 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 		cxt = spare_cxt;
 		spare_cxt = nullptr;
 	} else {
-		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_DEFAULT_SIZES);
+		// small blocks: a statement over a thousand tenants opens a thousand
+		// records of a few kilobytes each
+		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_SMALL_SIZES);
 	}
 	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(cxt, sizeof(Pack)));
 	p->cxt = cxt;
@@ -256,7 +259,29 @@ void jstring(JsonbValue* v, const char* s, int len)
 	v->val.string.len = len;
 }
 
-// The jsonb value of one column of a row (memory in the pack's context).
+}  // namespace
+
+// The text form of a uuid, as uuid_out() writes it (palloc'd): called for
+// every audited row of a table with a uuid column or tenant column.
+char* uuid_text(Datum d)
+{
+	static const char hex[] = "0123456789abcdef";
+	const pg_uuid_t* u = DatumGetUUIDP(d);
+	char* s = static_cast<char*>(palloc(37));
+	char* o = s;
+	for (int i = 0; i < UUID_LEN; ++i) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[u->data[i] >> 4];
+		*o++ = hex[u->data[i] & 0x0f];
+	}
+	*o = '\0';
+	return s;
+}
+
+namespace {
+
+// The jsonb value of one column of a row (memory in the current context: the row's scratch).
 void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 {
 	if (c->kind == k_masked) {
@@ -281,7 +306,7 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_numeric: {
-		Numeric num = reinterpret_cast<Numeric>(PG_DETOAST_DATUM_COPY(d));
+		Numeric num = DatumGetNumeric(d);  // (a 4-byte header, as to_jsonb() stores it)
 		if (numeric_is_nan(num) || numeric_is_inf(num)) {
 			char* s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
 			jstring(v, s, static_cast<int>(strlen(s)));
@@ -292,8 +317,10 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_text: {
-		text* t = reinterpret_cast<text*>(PG_DETOAST_DATUM_COPY(d));
-		jstring(v, VARDATA(t), static_cast<int>(VARSIZE(t) - VARHDRSZ));
+		// (points into the tuple unless it had to be detoasted: the row is
+		// serialized before the tuple goes)
+		struct varlena* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+		jstring(v, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t)));
 		return;
 	}
 	case k_datetime: {
@@ -302,10 +329,15 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_jsonb: {
-		Jsonb* jb = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(d));
+		Jsonb* jb = DatumGetJsonbP(d);
 		v->type = jbvBinary;
 		v->val.binary.data = &jb->root;
 		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		return;
+	}
+	case k_uuid: {
+		char* s = uuid_text(d);
+		jstring(v, s, 36);
 		return;
 	}
 	case k_output: {
@@ -325,37 +357,30 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 }
 
 // The column values of a tuple (nullptr entries for skipped columns).
-JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc)
+// (`img` holds the tuple's columns when the caller deformed it already.)
+JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc, const RowImage* img)
 {
 	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
-	Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
-	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
-	heap_deform_tuple(tuple, desc, d, n);
+	const Datum* d = img ? img->values : nullptr;
+	const bool* n = img ? img->nulls : nullptr;
+	if (d == nullptr) {
+		Datum* dd = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
+		bool* nn = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
+		heap_deform_tuple(tuple, desc, dd, nn);
+		d = dd;
+		n = nn;
+	}
 	for (int i = 0; i < info->natts; ++i)
 		if (info->cols[i].kind != k_skip)
 			column_value(&info->cols[i], d[i], n[i], &vals[i]);
-	pfree(d);
-	pfree(n);
 	return vals;
 }
 
-void push_key(JsonbParseState** st, const char* name, int len)
+bool key_before(const Pack* p, int a, int b)
 {
-	JsonbValue k;
-	jstring(&k, name, len);
-	pushJsonbValue(st, WJB_KEY, &k);
-}
-
-void push_row(JsonbParseState** st, Pack* p, RelInfo* info, const JsonbValue* vals)
-{
-	pushJsonbValue(st, WJB_BEGIN_OBJECT, nullptr);
-	for (int i = 0; i < info->natts; ++i) {
-		if (info->cols[i].kind == k_skip)
-			continue;
-		push_key(st, p->names[i], p->namelens[i]);
-		pushJsonbValue(st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
-	}
-	pushJsonbValue(st, WJB_END_OBJECT, nullptr);
+	if (p->namelens[a] != p->namelens[b])
+		return p->namelens[a] < p->namelens[b];
+	return memcmp(p->names[a], p->names[b], p->namelens[a]) < 0;
 }
 
 // Scratch memory of the row being added, one context per nesting depth of
@@ -383,38 +408,21 @@ void release_scratch(MemoryContext c, int depth)
 		MemoryContextReset(c);
 }
 
-// Appends a row change's jsonb container to the pack, padded as jsonb pads
-// an array's elements (to 4 bytes, the padding counted in the element).
-void append_container(Pack* p, const Jsonb* jb)
-{
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
-	const int start = p->data.len;
-	const int pad = INTALIGN(start) - start;
-	static const char zeros[4] = {0, 0, 0, 0};
-	if (pad > 0)
-		appendBinaryStringInfo(&p->data, zeros, pad);
-	appendBinaryStringInfo(&p->data, reinterpret_cast<const char*>(&jb->root), static_cast<int>(VARSIZE(jb) - VARHDRSZ));
-	if (p->nrows == p->maxlens) {
-		p->maxlens *= 2;
-		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
-	}
-	p->lens[p->nrows] = static_cast<uint32>(p->data.len - start);
-	MemoryContextSwitchTo(old);
-}
 
 // Adds one row change to its open record: {"pk": ..., "old": ..., "new":
-// ..., "changed": [...]} (keys as they apply), converted to jsonb's binary
-// form at once in scratch memory. The pack is busy meanwhile: building the
+// ..., "changed": [...]} (keys as they apply), written in jsonb's binary
+// form at once (audit_rowjson.cpp); the column values are built in scratch
+// memory. The pack is busy meanwhile: building the
 // column values can run SQL (a user type's cast to json) that writes
 // audited rows, and their statement must not write or free this record
 // half-built; nested changes of the same record just join it.
-void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-                   int nchanged, MemoryContext scratch_cxt)
+void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
+                   const RowImage* nimg, const int* changed, int nchanged, MemoryContext scratch_cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
 	// The column values first (may run SQL), then the pushes (run none).
-	JsonbValue* ov = oldt ? row_values(info, oldt, desc) : nullptr;
-	JsonbValue* nv = newt ? row_values(info, newt, desc) : nullptr;
+	JsonbValue* ov = oldt ? row_values(info, oldt, desc, oimg) : nullptr;
+	JsonbValue* nv = newt ? row_values(info, newt, desc, nimg) : nullptr;
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
 		MemoryContextSwitchTo(p->cxt);
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
@@ -423,56 +431,41 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapT
 			p->names[i] = pstrdup(NameStr(TupleDescAttr(desc, i)->attname));
 			p->namelens[i] = static_cast<int>(strlen(p->names[i]));
 		}
+		p->order = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		p->norder = 0;
+		for (int i = 0; i < info->natts; ++i) {
+			if (info->cols[i].kind == k_skip)
+				continue;
+			int k = p->norder++;  // insertion sort: (length, bytes), as jsonb orders keys
+			while (k > 0 && key_before(p, i, p->order[k - 1])) {
+				p->order[k] = p->order[k - 1];
+				--k;
+			}
+			p->order[k] = i;
+		}
 		p->names_rel = info->relid;
 		p->names_gen = info->gen;
 		if (p->proto.table_name == nullptr)
 			p->proto.table_name = pstrdup(info->table_name);
 		MemoryContextSwitchTo(scratch_cxt);
 	}
-	JsonbParseState* st = nullptr;
-	pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
-	if (info->npk > 0) {
-		const JsonbValue* kv = nv ? nv : ov;
-		push_key(&st, "pk", 2);
-		pushJsonbValue(&st, WJB_BEGIN_OBJECT, nullptr);
-		for (int i = 0; i < info->npk; ++i) {
-			const int a = info->pk[i] - 1;
-			// A key column excluded since enable_audit() (by a later ADD
-			// PRIMARY KEY) stays out, as everywhere else.
-			if (info->cols[a].kind == k_skip)
-				continue;
-			push_key(&st, p->names[a], p->namelens[a]);
-			pushJsonbValue(&st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
-		}
-		pushJsonbValue(&st, WJB_END_OBJECT, nullptr);
+	// Serialized into the pack (no SQL runs from here on).
+	MemoryContextSwitchTo(p->cxt);
+	const int start = p->data.len;
+	append_row_change(&p->data, p, info, ov, nv, changed, nchanged);
+	if (p->nrows == p->maxlens) {
+		p->maxlens *= 2;
+		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
 	}
-	if (ov) {
-		push_key(&st, "old", 3);
-		push_row(&st, p, info, ov);
-	}
-	if (nv) {
-		push_key(&st, "new", 3);
-		push_row(&st, p, info, nv);
-	}
-	if (changed) {
-		push_key(&st, "changed", 7);
-		pushJsonbValue(&st, WJB_BEGIN_ARRAY, nullptr);
-		for (int i = 0; i < nchanged; ++i) {
-			JsonbValue c;
-			jstring(&c, p->names[changed[i]], p->namelens[changed[i]]);
-			pushJsonbValue(&st, WJB_ELEM, &c);
-		}
-		pushJsonbValue(&st, WJB_END_ARRAY, nullptr);
-	}
-	Jsonb* row = JsonbValueToJsonb(pushJsonbValue(&st, WJB_END_OBJECT, nullptr));
-	append_container(p, row);
+	p->lens[p->nrows] = static_cast<uint32>(p->data.len - start);
 	++p->nrows;
 	MemoryContextSwitchTo(old);
 }
 
 }  // namespace
 
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed, int nchanged)
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
+             const RowImage* nimg, const int* changed, int nchanged)
 {
 	++p->busy;
 	++adding_depth;
@@ -480,7 +473,7 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 	MemoryContext scratch_cxt = scratch_context(depth);
 	PG_TRY();
 	{
-		add_row_inner(p, info, desc, oldt, newt, changed, nchanged, scratch_cxt);
+		add_row_inner(p, info, desc, oldt, newt, oimg, nimg, changed, nchanged, scratch_cxt);
 	}
 	PG_FINALLY();
 	{
