@@ -200,8 +200,8 @@ TG_FUNCTION(tg__audit_trigger)
 			if (a->attisdropped || info->excluded[i])
 				continue;
 			const bool n1 = oimg.nulls[i], n2 = nimg.nulls[i];
-			bool same = (n1 && n2) ||
-			            (!n1 && !n2 && datum_image_eq(oimg.values[i], nimg.values[i], a->attbyval, a->attlen));
+			bool same =
+			    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg.values[i], nimg.values[i], a->attbyval, a->attlen));
 			if (!same)
 				changed[nchanged++] = i;
 		}

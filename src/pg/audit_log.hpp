@@ -325,13 +325,13 @@ struct Pack {
 	const char* action;  // static string
 	char* org;           // nullptr: no tenant
 	SubTransactionId subid;
-	TimestampTz stmt;     // start of the statement that opened it
-	Oid user;             // current_user then
-	Oid session_user;     // session_user then
-	MemoryContext cxt;    // the Pack itself and everything below
-	Size base_mem;        // memory of cxt when opened
-	Size mem;             // memory of cxt after the last row (counted in xs.open_mem)
-	int busy;             // row trigger calls adding to it right now
+	TimestampTz stmt;   // start of the statement that opened it
+	Oid user;           // current_user then
+	Oid session_user;   // session_user then
+	MemoryContext cxt;  // the Pack itself and everything below
+	Size base_mem;      // memory of cxt when opened
+	Size mem;           // memory of cxt after the last row (counted in xs.open_mem)
+	int busy;           // row trigger calls adding to it right now
 	// The row changes so far, each already in jsonb's binary form: their
 	// containers one after the other, each padded to 4 bytes as jsonb pads
 	// the elements of an array, and the length of each (padding included).

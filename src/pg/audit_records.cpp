@@ -408,7 +408,6 @@ void release_scratch(MemoryContext c, int depth)
 		MemoryContextReset(c);
 }
 
-
 // Adds one row change to its open record: {"pk": ..., "old": ..., "new":
 // ..., "changed": [...]} (keys as they apply), written in jsonb's binary
 // form at once (audit_rowjson.cpp); the column values are built in scratch
@@ -508,8 +507,8 @@ Jsonb* rows_array(const Pack* p)
 	uint32 end = 0;
 	for (int i = 0; i < n; ++i) {
 		end += p->lens[i];
-		jb->root.children[i] =
-		    (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end) : (JENTRY_ISCONTAINER | p->lens[i]);
+		jb->root.children[i] = (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end)
+		                                                   : (JENTRY_ISCONTAINER | p->lens[i]);
 	}
 	memcpy(reinterpret_cast<char*>(&jb->root.children[n]), p->data.data, p->data.len);
 	return jb;
