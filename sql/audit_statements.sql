@@ -53,13 +53,22 @@ SET tenant_guard.audit_rows_per_record = 1;
 RESET ROLE;
 SET tenant_guard.audit_rows_per_record = 0;
 
--- a large record is written at once and its transaction sealed by a seal row
+-- a large record is compressed; one that compresses to a few kilobytes is
+-- still held back and carries its transaction's seal
 SELECT pg_temp.last_id() AS mark \gset
 INSERT INTO st.t SELECT g, :'org_a', repeat('x', 200) FROM generate_series(100, 199) g;
 SELECT kind, row_count, seal_seq IS NOT NULL AS sealed, detail->'records' AS sealed_records
 FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 SELECT pg_column_size(rows) < octet_length(rows::text) AS compressed
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+-- one still large once compressed is written at once and its transaction
+-- sealed by a seal row
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', (SELECT string_agg(md5(g || '/' || i), '') FROM generate_series(1, 8) i)
+FROM generate_series(200, 299) g;
+SELECT kind, row_count, seal_seq IS NOT NULL AS sealed, detail->'records' AS sealed_records
+FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
+DELETE FROM st.t WHERE id BETWEEN 200 AND 299;
 
 -- ... and by size: about 8 MB of row images per record, whatever the row limit
 SET tenant_guard.audit_rows_per_record = 1000000;

@@ -15,6 +15,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "common/hashfn.h"
 #include "access/heaptoast.h"
 #include "access/htup_details.h"
 #include "access/toast_compression.h"
@@ -99,13 +100,45 @@ void reset_xact_state()
 	nsealed_notes = 0;
 }
 
+namespace {
+
+uint32 org_hash(const char* org)
+{
+	return org ? hash_bytes(reinterpret_cast<const unsigned char*>(org), static_cast<int>(strlen(org))) : 0;
+}
+
+// Rebuilds the hash buckets of the groups with at least twice as many buckets as groups.
+void rehash_groups(int nbuckets)
+{
+	int* b = static_cast<int*>(MemoryContextAlloc(TopTransactionContext, sizeof(int) * nbuckets));
+	for (int i = 0; i < nbuckets; ++i)
+		b[i] = -1;
+	if (xs.group_buckets)
+		pfree(xs.group_buckets);
+	xs.group_buckets = b;
+	xs.ngroup_buckets = nbuckets;
+	for (int i = 0; i < xs.ngroups; ++i) {
+		int* head = &b[xs.groups[i].hash & static_cast<uint32>(nbuckets - 1)];
+		xs.groups[i].hnext = *head;
+		*head = i;
+	}
+}
+
+}  // namespace
+
+// The chain of a tenant in this transaction (a hash lookup: a statement can
+// write records of a thousand tenants).
 Group* find_group(const char* org, bool create)
 {
-	for (int i = 0; i < xs.ngroups; ++i) {
-		Group* g = &xs.groups[i];
-		if ((g->org == nullptr && org == nullptr) || (g->org && org && strcmp(g->org, org) == 0))
-			return g;
-	}
+	const uint32 hash = org_hash(org);
+	if (xs.ngroup_buckets > 0)
+		for (int i = xs.group_buckets[hash & static_cast<uint32>(xs.ngroup_buckets - 1)]; i >= 0;
+		     i = xs.groups[i].hnext) {
+			Group* g = &xs.groups[i];
+			if (g->hash == hash &&
+			    ((g->org == nullptr && org == nullptr) || (g->org && org && strcmp(g->org, org) == 0)))
+				return g;
+		}
 	if (!create)
 		return nullptr;
 	if (xs.ngroups == xs.maxgroups) {
@@ -114,10 +147,17 @@ Group* find_group(const char* org, bool create)
 		                                          : MemoryContextAlloc(TopTransactionContext, sizeof(Group) * n));
 		xs.maxgroups = n;
 	}
-	Group* g = &xs.groups[xs.ngroups++];
+	if (2 * (xs.ngroups + 1) > xs.ngroup_buckets)
+		rehash_groups(xs.ngroup_buckets ? xs.ngroup_buckets * 2 : 16);
+	const int gi = xs.ngroups++;
+	Group* g = &xs.groups[gi];
 	g->org = org ? MemoryContextStrdup(TopTransactionContext, org) : nullptr;
 	g->levels = nullptr;
 	g->nlevels = g->maxlevels = 0;
+	g->hash = hash;
+	int* head = &xs.group_buckets[hash & static_cast<uint32>(xs.ngroup_buckets - 1)];
+	g->hnext = *head;
+	*head = gi;
 	return g;
 }
 

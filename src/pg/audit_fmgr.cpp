@@ -184,16 +184,24 @@ TG_FUNCTION(tg__audit_trigger)
 
 	int* changed = nullptr;
 	int nchanged = 0;
+	RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
 	if (oldt && newt) {
-		changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
-		for (int i = 0; i < desc->natts; ++i) {
+		// Both rows deformed once: for the changed columns and the images.
+		const int natts = desc->natts;
+		oimg.values = static_cast<Datum*>(palloc(sizeof(Datum) * (natts + 1)));
+		oimg.nulls = static_cast<bool*>(palloc(sizeof(bool) * (natts + 1)));
+		nimg.values = static_cast<Datum*>(palloc(sizeof(Datum) * (natts + 1)));
+		nimg.nulls = static_cast<bool*>(palloc(sizeof(bool) * (natts + 1)));
+		heap_deform_tuple(oldt, desc, oimg.values, oimg.nulls);
+		heap_deform_tuple(newt, desc, nimg.values, nimg.nulls);
+		changed = static_cast<int*>(palloc(sizeof(int) * (natts + 1)));
+		for (int i = 0; i < natts; ++i) {
 			Form_pg_attribute a = TupleDescAttr(desc, i);
 			if (a->attisdropped || info->excluded[i])
 				continue;
-			bool n1, n2;
-			Datum d1 = heap_getattr(oldt, i + 1, desc, &n1);
-			Datum d2 = heap_getattr(newt, i + 1, desc, &n2);
-			bool same = (n1 && n2) || (!n1 && !n2 && datum_image_eq(d1, d2, a->attbyval, a->attlen));
+			const bool n1 = oimg.nulls[i], n2 = nimg.nulls[i];
+			bool same =
+			    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg.values[i], nimg.values[i], a->attbyval, a->attlen));
 			if (!same)
 				changed[nchanged++] = i;
 		}
@@ -206,12 +214,12 @@ TG_FUNCTION(tg__audit_trigger)
 	if (info->tenant_attnum > 0) {
 		bool isnull;
 		Datum t = heap_getattr(key_tuple, info->tenant_attnum, desc, &isnull);
-		org = isnull ? nullptr : OidOutputFunctionCall(info->tenant_out, t);
+		org = isnull ? nullptr : info->tenant_uuid ? uuid_text(t) : OidOutputFunctionCall(info->tenant_out, t);
 	} else {
 		org = context_org();
 	}
 	Pack* p = find_pack(info->root, action, org);
-	add_row(p, info, desc, oldt, newt, changed, nchanged);
+	add_row(p, info, desc, oldt, newt, oimg.values ? &oimg : nullptr, nimg.values ? &nimg : nullptr, changed, nchanged);
 	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
 		flush_pack(p);
 	enforce_budget();

@@ -10,6 +10,7 @@
  *   audit_writer.cpp   the record writer: the transaction's partition, a record's values, held-back records
  *   audit_relinfo.cpp  what the triggers know of an audited table (columns, key, tenant column)
  *   audit_records.cpp  statement records: a statement's row changes gathered into open records
+ *   audit_rowjson.cpp  a row change written straight in jsonb's binary form
  *   audit_fmgr.cpp     the SQL entry points (the triggers, audit_event, helpers)
  *
  * Statement records. The row trigger adds each row change (primary key,
@@ -63,6 +64,7 @@ extern "C" {
 #include "executor/spi.h"
 #include "executor/tuptable.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -145,17 +147,27 @@ struct Group {
 	Level* levels;
 	int nlevels;
 	int maxlevels;
+	uint32 hash;  // of org
+	int hnext;    // next group of its hash bucket, -1 at the end
 };
 
 struct Pack;  // a statement's open record (see "Statement records")
 
 struct XactState {
-	Pack* packs = nullptr;  // newest first, each in its own context
+	Pack* packs = nullptr;        // newest first, each in its own context
+	Pack* oldest_pack = nullptr;  // the other end of that list
 	Pack* last_pack = nullptr;
+	// The open records by (table, action, tenant): a statement that changes
+	// the rows of a thousand tenants finds each row's record without a scan.
+	Pack** pack_buckets = nullptr;  // TopTransactionContext
+	int npack_buckets = 0;          // a power of 2
+	int npacks = 0;
 	Size open_mem = 0;  // memory of the open records
 	Group* groups = nullptr;
 	int ngroups = 0;
 	int maxgroups = 0;
+	int* group_buckets = nullptr;  // index of the first group of each hash bucket, -1: none
+	int ngroup_buckets = 0;        // a power of 2
 	Oid log_oid = InvalidOid;
 	Oid log_owner = InvalidOid;
 	Oid seq_oid = InvalidOid;
@@ -251,6 +263,7 @@ enum ColKind : unsigned char {
 	k_text,      // text, varchar, bpchar: a JSON string of the value
 	k_datetime,  // date, timestamp, timestamptz: ISO 8601 strings
 	k_jsonb,     // embedded as is
+	k_uuid,      // uuid: a JSON string of its text form
 	k_output,    // other built-in scalars: a JSON string of the output function
 	k_generic,   // anything else: to_jsonb() of the value
 };
@@ -269,6 +282,7 @@ struct RelInfo {
 	char* table_name;          // the audited (root) table, quoted
 	AttrNumber tenant_attnum;  // 0: not protected
 	Oid tenant_out;            // output function of the tenant column
+	bool tenant_uuid;          // the tenant column is a uuid (formatted directly)
 	int natts;
 	bool* excluded;  // by attnum - 1
 	ColPlan* cols;   // by attnum - 1
@@ -303,19 +317,28 @@ RelInfo* rel_info(Relation rel, Trigger* trig);
 // ---------------------------------------------------------------------------
 
 struct Pack {
-	Pack* next;
+	Pack* next;   // towards the older
+	Pack* prev;   // towards the newer
+	Pack* hnext;  // next of its hash bucket (xs.pack_buckets)
+	uint32 hash;  // of (root, action, org)
 	Oid root;
 	const char* action;  // static string
 	char* org;           // nullptr: no tenant
 	SubTransactionId subid;
-	TimestampTz stmt;     // start of the statement that opened it
-	Oid user;             // current_user then
-	Oid session_user;     // session_user then
-	MemoryContext cxt;    // the Pack itself and everything below
-	Size base_mem;        // memory of cxt when opened
-	Size mem;             // memory of cxt after the last row (counted in xs.open_mem)
-	int busy;             // row trigger calls adding to it right now
-	JsonbParseState* st;  // the open array of row changes
+	TimestampTz stmt;   // start of the statement that opened it
+	Oid user;           // current_user then
+	Oid session_user;   // session_user then
+	MemoryContext cxt;  // the Pack itself and everything below
+	Size base_mem;      // memory of cxt when opened
+	Size mem;           // memory of cxt after the last row (counted in xs.open_mem)
+	int busy;           // row trigger calls adding to it right now
+	// The row changes so far, each already in jsonb's binary form: their
+	// containers one after the other, each padded to 4 bytes as jsonb pads
+	// the elements of an array, and the length of each (padding included).
+	// flush_pack() puts the array's header in front: no row is converted twice.
+	StringInfoData data;
+	uint32* lens;
+	int32 maxlens;
 	int32 nrows;
 	Record proto;  // actor fields, table, statement time
 	// Column names of the last relation seen, copied here (jsonb keys point at them)
@@ -323,18 +346,37 @@ struct Pack {
 	uint64 names_gen;
 	char** names;
 	int* namelens;
+	// The audited columns in jsonb's key order (shorter names first, then
+	// bytewise): pushed in that order, a row's keys need no sorting.
+	int* order;
+	int norder;
 };
 
 // Row trigger calls in progress (a to_jsonb cast of a user type can run SQL
 // that writes audited rows): nothing they may still use is freed meanwhile.
 extern int adding_depth;
 
+// audit_rowjson.cpp
+// Appends one row change, in jsonb's binary form, to an open record's data
+// (4-byte aligned from the data's start, the padding in front included).
+void append_row_change(StringInfo b, const Pack* p, const RelInfo* info, const JsonbValue* ov, const JsonbValue* nv,
+                       const int* changed, int nchanged);
+
 // audit_records.cpp
+// The text form of a uuid, as uuid_out() writes it (palloc'd).
+char* uuid_text(Datum d);
 // At the end of the transaction: the open records' memory.
 void forget_packs();
 Pack* find_pack(Oid root, const char* action, const char* org);
-// Adds one row change to its open record.
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed, int nchanged);
+// A tuple's columns, deformed (by the row trigger, for an UPDATE's changed columns).
+struct RowImage {
+	Datum* values;
+	bool* nulls;
+};
+// Adds one row change to its open record (oimg, nimg: the tuples' columns
+// if already deformed, else nullptr).
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
+             const RowImage* nimg, const int* changed, int nchanged);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).

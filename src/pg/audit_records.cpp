@@ -20,6 +20,7 @@ extern "C" {
 #include "access/toast_internals.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "common/hashfn.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
@@ -57,6 +58,7 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 }
 
 #include "pg/audit_log.hpp"
@@ -93,13 +95,53 @@ void free_pack_memory(MemoryContext cxt)
 	}
 }
 
+uint32 pack_hash(Oid root, const char* action, const char* org)
+{
+	uint32 h = hash_combine(hash_bytes_uint32(root), hash_bytes(reinterpret_cast<const unsigned char*>(action),
+	                                                            static_cast<int>(strlen(action))));
+	return org ? hash_combine(h, hash_bytes(reinterpret_cast<const unsigned char*>(org), static_cast<int>(strlen(org))))
+	           : h;
+}
+
+Pack** bucket_of(uint32 hash)
+{
+	return &xs.pack_buckets[hash & static_cast<uint32>(xs.npack_buckets - 1)];
+}
+
+// Room for one more open record: at least as many buckets as records.
+void grow_buckets()
+{
+	if (xs.npacks < xs.npack_buckets)
+		return;
+	const int n = xs.npack_buckets ? xs.npack_buckets * 2 : 64;
+	Pack** b = static_cast<Pack**>(MemoryContextAllocZero(TopTransactionContext, sizeof(Pack*) * n));
+	if (xs.pack_buckets)
+		pfree(xs.pack_buckets);
+	xs.pack_buckets = b;
+	xs.npack_buckets = n;
+	for (Pack* p = xs.packs; p; p = p->next) {
+		Pack** head = bucket_of(p->hash);
+		p->hnext = *head;
+		*head = p;
+	}
+}
+
 void drop_pack(Pack* p)
 {
-	for (Pack** pp = &xs.packs; *pp; pp = &(*pp)->next)
+	for (Pack** pp = bucket_of(p->hash); *pp; pp = &(*pp)->hnext)
 		if (*pp == p) {
-			*pp = p->next;
+			*pp = p->hnext;
 			break;
 		}
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		xs.packs = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		xs.oldest_pack = p->prev;
+	--xs.npacks;
 	if (xs.last_pack == p)
 		xs.last_pack = nullptr;
 	xs.open_mem -= p->mem;
@@ -153,9 +195,11 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	};
 	if (xs.last_pack && match(xs.last_pack))
 		return xs.last_pack;
-	for (Pack* p = xs.packs; p; p = p->next)
-		if (match(p))
-			return xs.last_pack = p;
+	const uint32 hash = pack_hash(root, action, org);
+	if (xs.npacks > 0)
+		for (Pack* p = *bucket_of(hash); p; p = p->hnext)
+			if (p->hash == hash && match(p))
+				return xs.last_pack = p;
 	register_callbacks();
 	MemoryContext cxt;
 	if (keeper_cxt == nullptr) {
@@ -167,7 +211,9 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 		cxt = spare_cxt;
 		spare_cxt = nullptr;
 	} else {
-		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_DEFAULT_SIZES);
+		// small blocks: a statement over a thousand tenants opens a thousand
+		// records of a few kilobytes each
+		cxt = AllocSetContextCreate(TopTransactionContext, "tenant_guard audit record", ALLOCSET_SMALL_SIZES);
 	}
 	Pack* p = static_cast<Pack*>(MemoryContextAllocZero(cxt, sizeof(Pack)));
 	p->cxt = cxt;
@@ -183,11 +229,24 @@ Pack* find_pack(Oid root, const char* action, const char* org)
 	p->proto.action = action;
 	p->proto.org = p->org;
 	set_actor(p->proto);
-	pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
+	initStringInfo(&p->data);
+	p->maxlens = 64;
+	p->lens = static_cast<uint32*>(palloc(sizeof(uint32) * p->maxlens));
 	MemoryContextSwitchTo(old);
 	p->base_mem = MemoryContextMemAllocated(cxt, false);
+	grow_buckets();
+	p->hash = hash;
+	Pack** head = bucket_of(hash);
+	p->hnext = *head;
+	*head = p;
+	p->prev = nullptr;
 	p->next = xs.packs;
+	if (xs.packs)
+		xs.packs->prev = p;
+	else
+		xs.oldest_pack = p;
 	xs.packs = p;
+	++xs.npacks;
 	return xs.last_pack = p;
 }
 
@@ -200,7 +259,29 @@ void jstring(JsonbValue* v, const char* s, int len)
 	v->val.string.len = len;
 }
 
-// The jsonb value of one column of a row (memory in the pack's context).
+}  // namespace
+
+// The text form of a uuid, as uuid_out() writes it (palloc'd): called for
+// every audited row of a table with a uuid column or tenant column.
+char* uuid_text(Datum d)
+{
+	static const char hex[] = "0123456789abcdef";
+	const pg_uuid_t* u = DatumGetUUIDP(d);
+	char* s = static_cast<char*>(palloc(37));
+	char* o = s;
+	for (int i = 0; i < UUID_LEN; ++i) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*o++ = '-';
+		*o++ = hex[u->data[i] >> 4];
+		*o++ = hex[u->data[i] & 0x0f];
+	}
+	*o = '\0';
+	return s;
+}
+
+namespace {
+
+// The jsonb value of one column of a row (memory in the current context: the row's scratch).
 void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 {
 	if (c->kind == k_masked) {
@@ -225,7 +306,7 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_numeric: {
-		Numeric num = reinterpret_cast<Numeric>(PG_DETOAST_DATUM_COPY(d));
+		Numeric num = DatumGetNumeric(d);  // (a 4-byte header, as to_jsonb() stores it)
 		if (numeric_is_nan(num) || numeric_is_inf(num)) {
 			char* s = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(num)));
 			jstring(v, s, static_cast<int>(strlen(s)));
@@ -236,8 +317,10 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_text: {
-		text* t = reinterpret_cast<text*>(PG_DETOAST_DATUM_COPY(d));
-		jstring(v, VARDATA(t), static_cast<int>(VARSIZE(t) - VARHDRSZ));
+		// (points into the tuple unless it had to be detoasted: the row is
+		// serialized before the tuple goes)
+		struct varlena* t = pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d)));
+		jstring(v, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t)));
 		return;
 	}
 	case k_datetime: {
@@ -246,10 +329,15 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 		return;
 	}
 	case k_jsonb: {
-		Jsonb* jb = reinterpret_cast<Jsonb*>(PG_DETOAST_DATUM_COPY(d));
+		Jsonb* jb = DatumGetJsonbP(d);
 		v->type = jbvBinary;
 		v->val.binary.data = &jb->root;
 		v->val.binary.len = static_cast<int>(VARSIZE(jb) - VARHDRSZ);
+		return;
+	}
+	case k_uuid: {
+		char* s = uuid_text(d);
+		jstring(v, s, 36);
 		return;
 	}
 	case k_output: {
@@ -269,123 +357,129 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 }
 
 // The column values of a tuple (nullptr entries for skipped columns).
-JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc)
+// (`img` holds the tuple's columns when the caller deformed it already.)
+JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc, const RowImage* img)
 {
 	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
-	Datum* d = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
-	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
-	heap_deform_tuple(tuple, desc, d, n);
+	const Datum* d = img ? img->values : nullptr;
+	const bool* n = img ? img->nulls : nullptr;
+	if (d == nullptr) {
+		Datum* dd = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
+		bool* nn = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
+		heap_deform_tuple(tuple, desc, dd, nn);
+		d = dd;
+		n = nn;
+	}
 	for (int i = 0; i < info->natts; ++i)
 		if (info->cols[i].kind != k_skip)
 			column_value(&info->cols[i], d[i], n[i], &vals[i]);
-	pfree(d);
-	pfree(n);
 	return vals;
 }
 
-void push_key(JsonbParseState** st, const char* name, int len)
+bool key_before(const Pack* p, int a, int b)
 {
-	JsonbValue k;
-	jstring(&k, name, len);
-	pushJsonbValue(st, WJB_KEY, &k);
+	if (p->namelens[a] != p->namelens[b])
+		return p->namelens[a] < p->namelens[b];
+	return memcmp(p->names[a], p->names[b], p->namelens[a]) < 0;
 }
 
-void push_row(Pack* p, RelInfo* info, const JsonbValue* vals)
+// Scratch memory of the row being added, one context per nesting depth of
+// add_row (a user type's cast can add rows while its row is half-built),
+// reset for every row: only the row's binary form stays, in the pack.
+constexpr int k_scratch_depths = 4;
+MemoryContext scratch[k_scratch_depths] = {};
+
+MemoryContext scratch_context(int depth)
 {
-	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
-	for (int i = 0; i < info->natts; ++i) {
-		if (info->cols[i].kind == k_skip)
-			continue;
-		push_key(&p->st, p->names[i], p->namelens[i]);
-		pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&vals[i]));
-	}
-	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	if (depth > k_scratch_depths)
+		return AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit row", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext& c = scratch[depth - 1];
+	if (c == nullptr)
+		c = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit row", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(c);
+	return c;
+}
+
+void release_scratch(MemoryContext c, int depth)
+{
+	if (depth > k_scratch_depths)
+		MemoryContextDelete(c);
+	else
+		MemoryContextReset(c);
 }
 
 // Adds one row change to its open record: {"pk": ..., "old": ..., "new":
-// ..., "changed": [...]} (keys as they apply). The pack is busy meanwhile:
-// building the column values can run SQL (a user type's cast to json) that
-// writes audited rows, and their statement must not write or free this
-// record half-built; nested changes of the same record just join it.
-void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed,
-                   int nchanged)
+// ..., "changed": [...]} (keys as they apply), written in jsonb's binary
+// form at once (audit_rowjson.cpp); the column values are built in scratch
+// memory. The pack is busy meanwhile: building the
+// column values can run SQL (a user type's cast to json) that writes
+// audited rows, and their statement must not write or free this record
+// half-built; nested changes of the same record just join it.
+void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
+                   const RowImage* nimg, const int* changed, int nchanged, MemoryContext scratch_cxt)
 {
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
 	// The column values first (may run SQL), then the pushes (run none).
-	JsonbValue* ov = oldt ? row_values(info, oldt, desc) : nullptr;
-	JsonbValue* nv = newt ? row_values(info, newt, desc) : nullptr;
+	JsonbValue* ov = oldt ? row_values(info, oldt, desc, oimg) : nullptr;
+	JsonbValue* nv = newt ? row_values(info, newt, desc, nimg) : nullptr;
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
+		MemoryContextSwitchTo(p->cxt);
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
 		p->namelens = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
 		for (int i = 0; i < desc->natts; ++i) {
 			p->names[i] = pstrdup(NameStr(TupleDescAttr(desc, i)->attname));
 			p->namelens[i] = static_cast<int>(strlen(p->names[i]));
 		}
+		p->order = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		p->norder = 0;
+		for (int i = 0; i < info->natts; ++i) {
+			if (info->cols[i].kind == k_skip)
+				continue;
+			int k = p->norder++;  // insertion sort: (length, bytes), as jsonb orders keys
+			while (k > 0 && key_before(p, i, p->order[k - 1])) {
+				p->order[k] = p->order[k - 1];
+				--k;
+			}
+			p->order[k] = i;
+		}
 		p->names_rel = info->relid;
 		p->names_gen = info->gen;
 		if (p->proto.table_name == nullptr)
 			p->proto.table_name = pstrdup(info->table_name);
+		MemoryContextSwitchTo(scratch_cxt);
 	}
-	pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
-	if (info->npk > 0) {
-		const JsonbValue* kv = nv ? nv : ov;
-		push_key(&p->st, "pk", 2);
-		pushJsonbValue(&p->st, WJB_BEGIN_OBJECT, nullptr);
-		for (int i = 0; i < info->npk; ++i) {
-			const int a = info->pk[i] - 1;
-			// A key column excluded since enable_audit() (by a later ADD
-			// PRIMARY KEY) stays out, as everywhere else.
-			if (info->cols[a].kind == k_skip)
-				continue;
-			push_key(&p->st, p->names[a], p->namelens[a]);
-			pushJsonbValue(&p->st, WJB_VALUE, const_cast<JsonbValue*>(&kv[a]));
-		}
-		pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	// Serialized into the pack (no SQL runs from here on).
+	MemoryContextSwitchTo(p->cxt);
+	const int start = p->data.len;
+	append_row_change(&p->data, p, info, ov, nv, changed, nchanged);
+	if (p->nrows == p->maxlens) {
+		p->maxlens *= 2;
+		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
 	}
-	if (ov) {
-		push_key(&p->st, "old", 3);
-		push_row(p, info, ov);
-	}
-	if (nv) {
-		push_key(&p->st, "new", 3);
-		push_row(p, info, nv);
-	}
-	if (changed) {
-		push_key(&p->st, "changed", 7);
-		pushJsonbValue(&p->st, WJB_BEGIN_ARRAY, nullptr);
-		for (int i = 0; i < nchanged; ++i) {
-			JsonbValue c;
-			jstring(&c, p->names[changed[i]], p->namelens[changed[i]]);
-			pushJsonbValue(&p->st, WJB_ELEM, &c);
-		}
-		pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr);
-	}
-	pushJsonbValue(&p->st, WJB_END_OBJECT, nullptr);
+	p->lens[p->nrows] = static_cast<uint32>(p->data.len - start);
 	++p->nrows;
-	// The pushes copied the values (not what they point to): the arrays can
-	// go, and the next row reuses their memory.
-	if (ov)
-		pfree(ov);
-	if (nv)
-		pfree(nv);
 	MemoryContextSwitchTo(old);
 }
 
 }  // namespace
 
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const int* changed, int nchanged)
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
+             const RowImage* nimg, const int* changed, int nchanged)
 {
 	++p->busy;
 	++adding_depth;
+	const int depth = adding_depth;
+	MemoryContext scratch_cxt = scratch_context(depth);
 	PG_TRY();
 	{
-		add_row_inner(p, info, desc, oldt, newt, changed, nchanged);
+		add_row_inner(p, info, desc, oldt, newt, oimg, nimg, changed, nchanged, scratch_cxt);
 	}
 	PG_FINALLY();
 	{
 		// (runs before any subtransaction abort could drop p)
 		--p->busy;
 		--adding_depth;
+		release_scratch(scratch_cxt, depth);
 	}
 	PG_END_TRY();
 	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
@@ -393,12 +487,41 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 	p->mem = mem;
 }
 
+namespace {
+
+// The jsonb array of a pack's row changes, as JsonbValueToJsonb() would
+// build it from the same rows: the array's header and one JEntry per row
+// (every JB_OFFSET_STRIDE-th an end offset, the others lengths) in front of
+// the containers. The containers start 4-byte aligned (varlena header,
+// array header and JEntries are 4-byte words), so their padding is where
+// jsonb puts it.
+Jsonb* rows_array(const Pack* p)
+{
+	const int n = p->nrows;
+	const Size total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + p->data.len;
+	if (p->data.len > static_cast<int>(JENTRY_OFFLENMASK))
+		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("audit record too large")));
+	Jsonb* jb = static_cast<Jsonb*>(palloc(total));
+	SET_VARSIZE(jb, total);
+	jb->root.header = static_cast<uint32>(n) | JB_FARRAY;
+	uint32 end = 0;
+	for (int i = 0; i < n; ++i) {
+		end += p->lens[i];
+		jb->root.children[i] = (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end)
+		                                                   : (JENTRY_ISCONTAINER | p->lens[i]);
+	}
+	memcpy(reinterpret_cast<char*>(&jb->root.children[n]), p->data.data, p->data.len);
+	return jb;
+}
+
+}  // namespace
+
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	Record r = p->proto;
-	r.rows = JsonbValueToJsonb(pushJsonbValue(&p->st, WJB_END_ARRAY, nullptr));
+	r.rows = rows_array(p);
 	r.row_count = p->nrows;
 	MemoryContextSwitchTo(old);
 	(void) write_record(r);
@@ -411,14 +534,13 @@ void flush_pack(Pack* p)
 void flush_packs(Oid root)
 {
 	const SubTransactionId sub = GetCurrentSubTransactionId();
-	for (;;) {
-		Pack* oldest = nullptr;
-		for (Pack* p = xs.packs; p; p = p->next)
-			if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
-				oldest = p;
-		if (oldest == nullptr)
-			return;
-		flush_pack(oldest);
+	// Writing a record opens no new one (and if it did, at the newer end).
+	Pack* p = xs.oldest_pack;
+	while (p != nullptr) {
+		Pack* newer = p->prev;
+		if (p->subid == sub && p->busy == 0 && (root == InvalidOid || p->root == root))
+			flush_pack(p);
+		p = newer;
 	}
 }
 
@@ -441,12 +563,8 @@ void enforce_budget()
 // Every open record, oldest first (at COMMIT).
 void flush_all_packs()
 {
-	while (xs.packs != nullptr) {
-		Pack* oldest = xs.packs;
-		while (oldest->next != nullptr)
-			oldest = oldest->next;
-		flush_pack(oldest);
-	}
+	while (xs.oldest_pack != nullptr)
+		flush_pack(xs.oldest_pack);
 }
 
 bool have_packs()

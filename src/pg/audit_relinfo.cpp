@@ -178,6 +178,9 @@ void plan_column(ColPlan* c, Form_pg_attribute a)
 	case JSONBOID:
 		c->kind = k_jsonb;
 		return;
+	case UUIDOID:
+		c->kind = k_uuid;
+		return;
 	default:
 		break;
 	}
@@ -297,9 +300,13 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	if (!rel->rd_rel->relrowsecurity || !rel->rd_rel->relforcerowsecurity)
 		e->tenant_attnum = 0;
 	e->tenant_out = InvalidOid;
+	e->tenant_uuid = false;
 	if (e->tenant_attnum > 0) {
 		bool varlena;
-		getTypeOutputInfo(TupleDescAttr(desc, e->tenant_attnum - 1)->atttypid, &e->tenant_out, &varlena);
+		const Oid t = TupleDescAttr(desc, e->tenant_attnum - 1)->atttypid;
+		getTypeOutputInfo(t, &e->tenant_out, &varlena);
+		// (a domain over uuid has uuid's output function too)
+		e->tenant_uuid = getBaseType(t) == UUIDOID;
 	}
 	e->gen = ++rel_gen;
 	e->valid = true;

@@ -67,7 +67,8 @@ namespace tenant_guard::audit_log {
 
 namespace {
 
-// Records up to this size are held back to carry their chain's seal.
+// Records whose `rows` take up to this much (compressed) are held back to
+// carry their chain's seal.
 constexpr Size k_hold_back_max = 8192;
 
 SPIPlanPtr partition_plan = nullptr;
@@ -275,6 +276,20 @@ void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bo
 	n[c_hash] = true;
 }
 
+// A large `rows` value compressed (with the partition's method), so the
+// tuple is not formed with it uncompressed first (the toaster then at most
+// moves it out of line), and a held-back record keeps it small.
+Datum compress_rows(Datum rows)
+{
+	if (VARSIZE_ANY(DatumGetPointer(rows)) <= TOAST_TUPLE_THRESHOLD || VARATT_IS_EXTENDED(DatumGetPointer(rows)))
+		return rows;
+	char m = TupleDescAttr(RelationGetDescr(xs.part), xs.colmap[c_rows] - 1)->attcompression;
+	if (!CompressionMethodIsValid(m))
+		m = static_cast<char>(default_toast_compression);
+	Datum c = toast_compress_datum(rows, m);
+	return DatumGetPointer(c) != nullptr ? c : rows;
+}
+
 // Inserts a complete row into this transaction's partition (heap and indexes).
 void insert_values(const Datum* v, const bool* n)
 {
@@ -286,19 +301,8 @@ void insert_values(const Datum* v, const bool* n)
 		tv[xs.colmap[i] - 1] = v[i];
 		tn[xs.colmap[i] - 1] = n[i];
 	}
-	// A large `rows` value is compressed here, before the tuple is formed,
-	// so it is not copied uncompressed into the tuple first (the toaster
-	// then only moves it out of line).
-	const int ra = xs.colmap[c_rows] - 1;
-	if (!tn[ra] && VARSIZE_ANY(DatumGetPointer(tv[ra])) > TOAST_TUPLE_THRESHOLD &&
-	    !VARATT_IS_EXTENDED(DatumGetPointer(tv[ra]))) {
-		char m = TupleDescAttr(RelationGetDescr(xs.part), ra)->attcompression;
-		if (!CompressionMethodIsValid(m))
-			m = static_cast<char>(default_toast_compression);
-		Datum c = toast_compress_datum(tv[ra], m);
-		if (DatumGetPointer(c) != nullptr)
-			tv[ra] = c;
-	}
+	if (!n[c_rows])
+		tv[xs.colmap[c_rows] - 1] = compress_rows(v[c_rows]);
 	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
 	ExecStoreHeapTuple(tup, xs.slot, true);
 	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
@@ -393,15 +397,21 @@ int64 write_record(Record& r)
 	bool n[k_ncols];
 	const int64 id = nextval_internal(xs.seq_oid, false);
 	fill_values(r, id, l->count + 1, prev, v, n);
-	if (r.rows != nullptr && VARSIZE(r.rows) > k_hold_back_max) {
+	// The hash is of the uncompressed value (hash_record decompresses a
+	// held-back one); what is held back is compressed.
+	const Datum packed = r.rows != nullptr ? compress_rows(v[c_rows]) : (Datum) 0;
+	if (r.rows != nullptr && VARSIZE_ANY(DatumGetPointer(packed)) > k_hold_back_max) {
 		// A large record is written now rather than copied to be held
 		// back; COMMIT then writes a small seal row for its chain.
 		bytea* h = hash_record(v, n);
 		v[c_hash] = PointerGetDatum(h);
 		n[c_hash] = false;
+		v[c_rows] = packed;
 		insert_values(v, n);
 		memcpy(l->last, VARDATA(h), 32);
 	} else {
+		if (r.rows != nullptr)
+			v[c_rows] = packed;
 		hold_back(l, v, n);
 	}
 	l->count += 1;

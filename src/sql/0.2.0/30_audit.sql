@@ -558,17 +558,18 @@ BEGIN
     rec AS (
         -- records of the tenant (row and event records; the last record of a
         -- chain usually carries the seal itself)
+        -- (the chain's totals come from the same sort: no second grouping)
         SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.recomputed,
                lag(h.seq) OVER w AS prev_seq, lag(h.hash) OVER w AS prev_rec_hash,
-               lead(h.id) OVER w AS next_id
+               lead(h.id) OVER w AS next_id,
+               count(*) OVER c AS n, max(h.id) OVER c AS last_id, max(h.xact_at) OVER c AS at
         FROM hashed h
         WHERE h.kind <> 'seal' AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
-        WINDOW w AS (PARTITION BY h.xid, h.org ORDER BY h.seq, h.id)),
+        WINDOW w AS (PARTITION BY h.xid, h.org ORDER BY h.seq, h.id), c AS (PARTITION BY h.xid, h.org)),
     grp AS (
-        SELECT r.xid, r.org, count(*) AS n, max(r.id) AS last_id, max(r.xact_at) AS at,
-               (array_agg(r.hash ORDER BY r.seq DESC, r.id DESC))[1] AS last_hash,
-               (array_agg(r.seal_seq ORDER BY r.seq DESC, r.id DESC))[1] AS last_seal_seq
-        FROM rec r GROUP BY r.xid, r.org),
+        -- one row per chain: its last record in (seq, id) order
+        SELECT r.xid, r.org, r.n, r.last_id, r.at, r.hash AS last_hash, r.seal_seq AS last_seal_seq
+        FROM rec r WHERE r.next_id IS NULL),
     purged AS (
         SELECT (x->>'seq')::bigint AS seq, decode(x->>'hash', 'hex') AS hash
         FROM tenant_guard.audit_log p, jsonb_array_elements(p.detail->'links') x
@@ -581,7 +582,7 @@ BEGIN
                lag(h.seal_seq) OVER (ORDER BY h.seal_seq, h.id) AS prev_seq,
                lag(h.hash) OVER (ORDER BY h.seal_seq, h.id) AS prev_seal_hash
         FROM hashed h WHERE h.seal_seq IS NOT NULL),
-    seal AS (
+    seal AS NOT MATERIALIZED (
         SELECT s.* FROM allseals s
         WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
     sealrows AS MATERIALIZED (
