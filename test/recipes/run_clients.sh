@@ -22,6 +22,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 unset PGOPTIONS
 # shellcheck disable=SC1091
 . "$TG_TEST_DIR/tokens.env"
+# The tokens expire (the service token within minutes, as its cap requires):
+# mint them now with the run's keys, not at the start of a long suite.
+eval "$(/usr/bin/python3 "$HERE/../fixtures/make_fixtures.py" --mint "$TG_TEST_DIR")"
 : "${TOK_TEXT_A:?}" "${TOK_TEXT_B:?}" "${TOK_SVC_A:?}" "${JWKS_FILE:?}" "${AUDIENCE:?}"
 ORG_TEXT_A=org_2abcA
 ORG_TEXT_B=org_2xyzB
