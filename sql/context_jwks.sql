@@ -113,6 +113,8 @@ RESET ROLE;
 -- service tokens: a background job for one tenant, no user. Only the keys
 -- listed in jwt_service_key_ids sign them, and those keys sign nothing else.
 SET tenant_guard.jwt_service_key_ids = ' jobs-1 , spare-2';
+-- (a day, not the default 15 minutes: the fixture tokens are minted when the suite starts)
+SET tenant_guard.jwt_service_max_lifetime = '1d';
 CREATE TABLE jw.invoices (org_id text NOT NULL, amount int NOT NULL);
 SELECT tenant_guard.protect('jw.invoices');
 SELECT tenant_guard.enable_audit('jw.invoices');
