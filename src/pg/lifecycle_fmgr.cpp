@@ -33,7 +33,6 @@
  * run in parallel mode) GetLatestSnapshot() is refused; a catalog snapshot of
  * the registry, taken afresh for a table without a syscache, serves instead.
  */
-#include <cstring>
 #include <string>
 
 #include "core/claims.hpp"
