@@ -14,7 +14,7 @@ INSERT INTO ex.docs VALUES (:'org_a', 1, false), (:'org_a', 2, true), (:'org_a',
 SELECT tenant_guard.protect('ex.docs');
 GRANT USAGE ON SCHEMA ex TO regress_ex_app;
 GRANT SELECT ON ex.docs TO regress_ex_app;
-GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(uuid, text[]) TO regress_ex_app;
+GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(text, text[]) TO regress_ex_app;
 -- a viewer reads the non-secret documents only
 SELECT tenant_guard.allow('ex.docs', 'admin', '{ALL}');
 SELECT tenant_guard.allow('ex.docs', 'viewer', '{SELECT}');

@@ -10,7 +10,7 @@ SELECT tenant_guard.protect('app.notes');
 CREATE ROLE regress_lifecycle_app_user LOGIN;
 GRANT USAGE ON SCHEMA app TO regress_lifecycle_app_user;
 GRANT SELECT, INSERT, UPDATE, DELETE ON app.notes TO regress_lifecycle_app_user;
-GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(uuid, text[]) TO regress_lifecycle_app_user;
+GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(text, text[]) TO regress_lifecycle_app_user;
 SELECT tenant_guard.register_tenant('11111111-1111-4111-8111-111111111111', 'Acme');
 SELECT tenant_guard.register_tenant('22222222-2222-4222-8222-222222222222', 'Globex');
 -- docs/lifecycle.md, block 2

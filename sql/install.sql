@@ -116,7 +116,8 @@ SELECT * FROM pg_temp.undeclared((
           WHERE u.source = '0.1.0' AND e.extname = 'tenant_guard' AND u.target = e.extversion) f
     WHERE c.name = 'SHAREDIR'));
 SELECT count(*) > 100 AS scripts_read FROM regexp_matches((
-    SELECT pg_read_file(format('%s/extension/tenant_guard--0.1.0--0.2.0.sql', setting)) FROM pg_config
+    SELECT pg_read_file(format('%s/extension/tenant_guard--0.1.0--%s.sql', setting,
+                               (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'tenant_guard'))) FROM pg_config
     WHERE name = 'SHAREDIR'), '\nCREATE (OR REPLACE )?FUNCTION tenant_guard\.', 'g');
 
 -- privileges of an ordinary role

@@ -49,7 +49,7 @@ SELECT d -> 'manifest' -> 'tables' AS counts, d -> 'manifest' -> 'documents' AS 
 SELECT x ->> 'reason' AS not_covered_reason FROM ex, jsonb_array_elements(d -> 'manifest' -> 'not_covered') x
 WHERE d ? 'manifest' ORDER BY 1;
 -- the application role exports its own tenant the same way
-GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(uuid, text[]) TO regress_lcd_app;
+GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(text, text[]) TO regress_lcd_app;
 SET ROLE regress_lcd_app;
 SET tenant_guard.org_id = :'org_a';
 SELECT count(*) FILTER (WHERE d ? 'row') AS rows_exported,
@@ -79,6 +79,6 @@ SELECT code, severity, area, summary FROM tenant_guard.lint_rules() WHERE code =
 SELECT dblink_disconnect('app');
 DROP EXTENSION dblink;
 DELETE FROM tenant_guard.protected_tables p WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = p.tbl AND c.relpersistence <> 't');
-REVOKE ALL ON FUNCTION tenant_guard.export_tenant(uuid, text[]) FROM regress_lcd_app;
+REVOKE ALL ON FUNCTION tenant_guard.export_tenant(text, text[]) FROM regress_lcd_app;
 DROP SCHEMA lcd CASCADE;
 DROP ROLE regress_lcd_app;

@@ -113,7 +113,7 @@ SELECT tenant_guard.register_tenant(:'org_a', 'mine');
 SELECT tenant_guard.archive_tenant(:'org_a');
 SELECT count(*) FROM tenant_guard.tenants;
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(uuid, text[]) TO regress_lce_app;
+GRANT EXECUTE ON FUNCTION tenant_guard.export_tenant(text, text[]) TO regress_lce_app;
 SELECT md5(string_agg(d::text, ',' ORDER BY d::text)) AS superuser_docs FROM ex WHERE d ? 'row' \gset
 SET ROLE regress_lce_app;
 SET tenant_guard.org_id = :'org_a';
@@ -204,7 +204,7 @@ SELECT dblink_disconnect('other');
 DROP EXTENSION dblink;
 
 -- a platform role the superuser grants the functions to
-GRANT EXECUTE ON FUNCTION tenant_guard.register_tenant(uuid, text), tenant_guard.archive_tenant(uuid, interval)
+GRANT EXECUTE ON FUNCTION tenant_guard.register_tenant(text, text), tenant_guard.archive_tenant(text, interval)
     TO regress_lce_platform;
 SET ROLE regress_lce_platform;
 SELECT tenant_guard.register_tenant('00000000-0000-4000-8000-00000000000c', 'Charlie');
@@ -213,8 +213,8 @@ SELECT tenant_guard.purge_tenant('00000000-0000-4000-8000-00000000000c', '000000
 RESET ROLE;
 
 DROP SCHEMA lc CASCADE;
-REVOKE ALL ON FUNCTION tenant_guard.export_tenant(uuid, text[]) FROM regress_lce_app;
-REVOKE ALL ON FUNCTION tenant_guard.register_tenant(uuid, text), tenant_guard.archive_tenant(uuid, interval)
+REVOKE ALL ON FUNCTION tenant_guard.export_tenant(text, text[]) FROM regress_lce_app;
+REVOKE ALL ON FUNCTION tenant_guard.register_tenant(text, text), tenant_guard.archive_tenant(text, interval)
     FROM regress_lce_platform;
 DROP ROLE regress_lce_app;
 DROP ROLE regress_lce_platform;

@@ -185,6 +185,25 @@ RESET tenant_guard.block_app_hold_cursors;
 RESET tenant_guard.block_app_listen;
 SELECT * FROM pg_temp.f('TG040', 'TG050');
 
+-- configuration findings (context and server) are reported once per setting,
+-- and per role or database that sets it, never once per protected table
+CREATE TABLE public.ls_a (org_id uuid NOT NULL, id int NOT NULL, PRIMARY KEY (org_id, id));
+CREATE TABLE public.ls_b (org_id uuid NOT NULL, id int NOT NULL, PRIMARY KEY (org_id, id));
+SELECT count(tenant_guard.protect(t)) AS protected FROM unnest('{public.ls_a,public.ls_b}'::regclass[]) t;
+SET tenant_guard.context_source = 'claims';
+SET tenant_guard.require_context = off;
+ALTER ROLE regress_ls_app SET tenant_guard.context_source = 'setting';
+SELECT l.code, regexp_replace(l.object, '^database .*', 'database <db>') AS object, count(*) AS findings
+FROM tenant_guard.lint() l WHERE l.code IN ('TG036', 'TG037') GROUP BY 1, 2 ORDER BY 1, 2;
+SELECT count(*) AS repeated_configuration_findings FROM (
+    SELECT l.code, l.object FROM tenant_guard.lint() l JOIN tenant_guard.lint_rules() r ON r.code = l.code
+    WHERE r.area IN ('context', 'server') GROUP BY 1, 2 HAVING count(*) > 1) x;
+ALTER ROLE regress_ls_app RESET tenant_guard.context_source;
+SET tenant_guard.context_source = 'signed';
+SET tenant_guard.require_context = on;
+SELECT count(tenant_guard.unprotect(t)) AS unprotected FROM unnest('{public.ls_a,public.ls_b}'::regclass[]) t;
+DROP TABLE public.ls_a, public.ls_b;
+
 -- clean up
 DROP TABLE public.ls_secrets;
 DROP FUNCTION public.ls_matches(text);

@@ -177,6 +177,15 @@ FROM html;
 -- the grid can be left out; the report then says so
 SELECT tenant_guard.report('sarif', run_grid => false)::jsonb #>> '{runs,0,invocations,0,properties,attackGrid}'
        AS attack_grid;
+-- a configuration finding (claims mode: the application role can forge its
+-- context) is one result on the setting, not one per table
+SET tenant_guard.context_source = 'claims';
+SELECT x ->> 'ruleId' AS rule, x -> 'locations' -> 0 -> 'logicalLocations' -> 0 ->> 'kind' AS kind,
+       x -> 'locations' -> 0 -> 'logicalLocations' -> 0 ->> 'fullyQualifiedName' AS object,
+       x -> 'locations' -> 0 -> 'physicalLocation' -> 'artifactLocation' ->> 'uri' ~ '/tenant_guard\.context_source$' AS uri
+FROM jsonb_array_elements(tenant_guard.report('sarif', org_a => :'org_a', org_b => :'org_b')::jsonb #> '{runs,0,results}') x
+WHERE x ->> 'ruleId' LIKE 'attack\_grid/forged%' ORDER BY 1;
+SET tenant_guard.context_source = 'signed';
 -- formats are case-insensitive
 SELECT tenant_guard.report(' SARIF ', run_grid => false)::jsonb ->> 'version' AS version;
 -- the report changed nothing

@@ -33,7 +33,6 @@
  * run in parallel mode) GetLatestSnapshot() is refused; a catalog snapshot of
  * the registry, taken afresh for a table without a syscache, serves instead.
  */
-#include <cstring>
 #include <string>
 
 #include "core/claims.hpp"
@@ -56,7 +55,7 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
-#include "utils/uuid.h"
+#include "utils/builtins.h"
 }
 
 namespace tg = tenant_guard;
@@ -64,11 +63,13 @@ using tg::pg::pg_call;
 
 namespace {
 
-// Tenants that are archived or purged, in TopMemoryContext.
+// Tenants that are archived or purged (their registry keys: the canonical
+// text form of the tenant id), in blocked_context.
 struct Blocked {
-	pg_uuid_t org;
+	const char* org;
 	bool purged;
 };
+MemoryContext blocked_context = nullptr;
 Blocked* blocked = nullptr;
 int nblocked = 0;
 bool valid = false;
@@ -116,17 +117,24 @@ void load_blocked()
 		    int rc = SPI_execute_snapshot(plan, nullptr, nullptr, snap, InvalidSnapshot, true, false, 0);
 		    if (rc != SPI_OK_SELECT)
 			    elog(ERROR, "tenant_guard: tenant registry query failed: %s", SPI_result_code_string(rc));
+		    // A fresh context per load, under the current (SPI) one until the
+		    // list is complete (an error frees it), then kept; the old list
+		    // goes with the old context.
+		    MemoryContext cxt =
+		        AllocSetContextCreate(CurrentMemoryContext, "tenant_guard blocked tenants", ALLOCSET_SMALL_SIZES);
 		    Blocked* list = static_cast<Blocked*>(
-		        MemoryContextAlloc(TopMemoryContext, sizeof(Blocked) * (SPI_processed > 0 ? SPI_processed : 1)));
+		        MemoryContextAlloc(cxt, sizeof(Blocked) * (SPI_processed > 0 ? SPI_processed : 1)));
 		    for (uint64 i = 0; i < SPI_processed; ++i) {
 			    bool isnull;
 			    Datum org = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 			    Datum purged = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull);
-			    std::memcpy(&list[i].org, DatumGetUUIDP(org), sizeof(pg_uuid_t));
+			    list[i].org = MemoryContextStrdup(cxt, TextDatumGetCString(org));
 			    list[i].purged = DatumGetBool(purged);
 		    }
-		    if (blocked != nullptr)
-			    pfree(blocked);
+		    MemoryContextSetParent(cxt, TopMemoryContext);
+		    if (blocked_context != nullptr)
+			    MemoryContextDelete(blocked_context);
+		    blocked_context = cxt;
 		    blocked = list;
 		    nblocked = static_cast<int>(SPI_processed);
 	    },
@@ -140,9 +148,12 @@ void load_blocked()
 TG_FUNCTION(tg__tenant_writable)
 {
 	const tg::claims::Context& ctx = tg::context::current();
-	if (!ctx.org)
+	if (!ctx.org_key)
 		PG_RETURN_BOOL(true);
-	const tg::claims::Uuid org = *ctx.org;
+	// The registry keys a tenant by the canonical text form of its id: the
+	// claim as it is, or (a uuid claim in upper case) its lower-case form.
+	const std::string key = *ctx.org_key;
+	const std::string uuid_key = ctx.org ? tg::claims::format_uuid(*ctx.org) : std::string();
 	// A registry change committed by another backend since this backend last
 	// looked drops the list (cheap when nothing is pending).
 	pg_call([] {
@@ -151,12 +162,12 @@ TG_FUNCTION(tg__tenant_writable)
 			load_blocked();
 	});
 	for (int i = 0; i < nblocked; ++i) {
-		if (std::memcmp(blocked[i].org.data, org.data(), org.size()) != 0)
+		if (key != blocked[i].org && (uuid_key.empty() || uuid_key != blocked[i].org))
 			continue;
 		const bool purged = blocked[i].purged;
+		const std::string name = blocked[i].org;
 		throw tg::Error(tg::sqlstate::k_insufficient_privilege,
-		                "tenant " + tg::claims::format_uuid(org) + (purged ? " is purged" : " is archived") +
-		                    ": its data is read-only",
+		                "tenant " + name + (purged ? " is purged" : " is archived") + ": its data is read-only",
 		                "Writes of an archived or purged tenant are refused for every role in its context; reads "
 		                "and export still work.",
 		                purged ? "A purged tenant cannot be written to again; use a new org id."

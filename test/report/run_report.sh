@@ -147,6 +147,22 @@ PY
 read -r errs warns < <(validate "$W/tenant_guard.sarif" "$W/validation.sarif")
 [ "$errs" = 0 ] || fail "SARIF Multitool: $errs error(s) in the report"
 echo "ok: SARIF Multitool $MULTITOOL_VERSION validates the report: 0 errors ($warns warnings: no 'region' in a database location, no informationUri)"
+# a configuration finding (context_source = claims: the application role can
+# forge its context) is one result located on the setting, and validates too
+PGOPTIONS='-c tenant_guard.context_source=claims' \
+	q -c "SELECT tenant_guard.report('sarif', org_a => '$ORG_A', org_b => '$ORG_B')" >"$W/config.sarif"
+read -r errs _ < <(validate "$W/config.sarif" "$W/validation_config.sarif")
+[ "$errs" = 0 ] || fail "SARIF Multitool: $errs error(s) in the report with a configuration finding"
+got=$(/usr/bin/python3 - "$W/config.sarif" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))["runs"][0]["results"]
+forged = [r for r in res if r["ruleId"] == "attack_grid/forged_claims"]
+print(len(forged), " ".join(sorted({l["kind"] + ":" + l["fullyQualifiedName"]
+                                    for r in forged for l in r["locations"][0]["logicalLocations"]})))
+PY
+)
+[ "$got" = "1 setting:tenant_guard.context_source" ] || fail "configuration finding in SARIF: $got"
+echo "ok: context_source = claims gives one forged_claims result, on the setting (validates: 0 errors)"
 # the control: the same validation rejects a report that breaks the schema
 /usr/bin/python3 - "$W/tenant_guard.sarif" "$W/broken.sarif" <<'PY'
 import json, sys

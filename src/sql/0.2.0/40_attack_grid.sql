@@ -1513,6 +1513,46 @@ BEGIN
 END
 $$;
 
+-- Configuration findings: the forged-context vectors (run _grid_run_forged)
+-- depend on the context source, not on the table. Their leaks with the same
+-- detail on several tables are one finding of the setting: one row with tbl
+-- NULL whose detail starts with "configuration: tenant_guard.context_source
+-- = <source> (<where it is set>)" and names the tables it was seen on. A
+-- table where the vector was blocked, skipped or leaked differently keeps its
+-- own row.
+CREATE FUNCTION tenant_guard._grid_configuration(results jsonb, src text)
+RETURNS jsonb
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH e AS (
+        SELECT r, (r ->> 'vector') IN (SELECT v.id FROM tenant_guard.grid_vectors v WHERE v.run = '_grid_run_forged')
+                  AND r ->> 'outcome' = 'leak' AND r ->> 'tbl' IS NOT NULL AS cfg
+        FROM jsonb_array_elements(results) r),
+    origin AS (
+        SELECT CASE s.source WHEN 'default' THEN 'the default'
+                             WHEN 'configuration file' THEN 'set in the server configuration'
+                             WHEN 'database' THEN 'set for the database'
+                             WHEN 'user' THEN 'set for the role'
+                             WHEN 'database user' THEN 'set for the role in the database'
+                             WHEN 'session' THEN 'set in this session'
+                             ELSE 'set by ' || s.source END AS how
+        FROM pg_settings s WHERE s.name = 'tenant_guard.context_source'),
+    grouped AS (
+        SELECT e.r ->> 'vector' AS vector, e.r ->> 'detail' AS detail, count(*) AS n,
+               array_agg((e.r ->> 'tbl')::oid::regclass::text ORDER BY (e.r ->> 'tbl')::oid::regclass::text) AS tables
+        FROM e WHERE e.cfg GROUP BY 1, 2)
+    SELECT coalesce(jsonb_agg(x.r), '[]') FROM (
+        SELECT e.r FROM e WHERE NOT e.cfg
+        UNION ALL
+        SELECT jsonb_build_object('tbl', NULL, 'vector', g.vector, 'outcome', 'leak',
+                   'detail', format('configuration: tenant_guard.context_source = %s (%s): %s; seen on %s protected '
+                                    'table(s): %s%s', src, coalesce((SELECT o.how FROM origin o), 'unknown'), g.detail,
+                                    g.n, array_to_string(g.tables[1:5], ', '), CASE WHEN g.n > 5 THEN ', ...' ELSE '' END))
+        FROM grouped g) x(r)
+$$;
+REVOKE ALL ON FUNCTION tenant_guard._grid_configuration(jsonb, text) FROM PUBLIC;
+
 CREATE FUNCTION tenant_guard.attack_grid(app_role regrole, org_a uuid, org_b uuid, seed boolean DEFAULT false)
 RETURNS TABLE (tbl regclass, vector text, outcome text, detail text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -1589,6 +1629,7 @@ BEGIN
         NULL;
     END;
 
+    results := tenant_guard._grid_configuration(results, src);
     RETURN QUERY
         SELECT (e ->> 'tbl')::oid::regclass, e ->> 'vector', e ->> 'outcome', e ->> 'detail'
         FROM jsonb_array_elements(results) e
@@ -1610,8 +1651,8 @@ DECLARE
 BEGIN
     -- one line per table: its leaking vectors
     SELECT coalesce(sum(l.n), 0), array_agg(l.line ORDER BY l.tbl) INTO n, leaks
-    FROM (SELECT g.tbl::text AS tbl, count(*) AS n,
-                 g.tbl::text || ': ' || string_agg(DISTINCT g.vector, ', ' ORDER BY g.vector) AS line
+    FROM (SELECT coalesce(g.tbl::text, 'configuration') AS tbl, count(*) AS n,
+                 coalesce(g.tbl::text, 'configuration') || ': ' || string_agg(DISTINCT g.vector, ', ' ORDER BY g.vector) AS line
           FROM tenant_guard.attack_grid(app_role, org_a, org_b, seed) g WHERE g.outcome = 'leak' GROUP BY g.tbl) l;
     IF n > 0 THEN
         RAISE EXCEPTION 'tenant isolation is broken: % attack(s) by role % leaked', n, app_role

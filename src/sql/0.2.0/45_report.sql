@@ -84,8 +84,12 @@ BEGIN
         grid_state := 'run';
         FOR r IN SELECT ar.role FROM tenant_guard.app_roles ar ORDER BY ar.role::text LOOP
             grid := grid || coalesce((
-                SELECT jsonb_agg(jsonb_build_object('role', r.role::text, 'tbl', g.tbl::text, 'vector', g.vector,
-                                                    'outcome', g.outcome, 'detail', g.detail)
+                -- a configuration finding (tbl NULL) is reported on its setting
+                SELECT jsonb_agg(jsonb_build_object('role', r.role::text,
+                                                    'tbl', coalesce(g.tbl::text, substring(g.detail FROM '^configuration: ([a-z_.]+) ='),
+                                                                    'configuration'),
+                                                    'kind', CASE WHEN g.tbl IS NULL THEN 'setting' ELSE 'table' END,
+                                                    'vector', g.vector, 'outcome', g.outcome, 'detail', g.detail)
                                  ORDER BY g.tbl::text, g.vector, g.detail)
                 FROM tenant_guard.attack_grid(r.role, org_a, org_b, true) g), '[]');
         END LOOP;
@@ -322,7 +326,7 @@ results AS (
         'message', pg_catalog.jsonb_build_object('text', pg_catalog.format('%s: attack %s as role %s: %s',
             g.f ->> 'tbl', g.f ->> 'vector', g.f ->> 'role', g.f ->> 'outcome') || coalesce(': ' || (g.f ->> 'detail'), '')),
         'locations', pg_catalog.jsonb_build_array(
-            tenant_guard._report_sarif_location(d ->> 'database', 'table', g.f ->> 'tbl')),
+            tenant_guard._report_sarif_location(d ->> 'database', coalesce(g.f ->> 'kind', 'table'), g.f ->> 'tbl')),
         'partialFingerprints', pg_catalog.jsonb_build_object('tenantGuardFinding/v1',
             pg_catalog.md5(ru.id || '|' || (g.f ->> 'role') || '|' || (g.f ->> 'tbl') || '|' || coalesce(g.f ->> 'detail', ''))),
         'properties', pg_catalog.jsonb_build_object('outcome', g.f ->> 'outcome', 'role', g.f ->> 'role'))

@@ -11,8 +11,11 @@
 -- grant them to (docs/lifecycle.md, "Who may call what").
 -----------------------------------------------------------------------------
 
+-- A tenant is keyed by the canonical text form of its id (docs/lifecycle.md,
+-- "Tenant ids"): a uuid in lower case (uuid::text), a bigint in decimal
+-- without leading zeros, any other string as it is. _tenant_key() makes it.
 CREATE TABLE tenant_guard.tenants (
-    org_id        uuid PRIMARY KEY,
+    org_id        text PRIMARY KEY CHECK (org_id <> '' AND pg_catalog.octet_length(org_id) <= 255),
     display_name  text,
     status        text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'archived', 'purged')),
     created_at    timestamptz NOT NULL DEFAULT pg_catalog.now(),
@@ -41,7 +44,7 @@ CREATE TRIGGER tenants_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON t
 
 -- Purge certificates: kept for good (no UPDATE, no DELETE).
 CREATE TABLE tenant_guard.purge_certificates (
-    org_id       uuid PRIMARY KEY,
+    org_id       text PRIMARY KEY,
     purged_at    timestamptz NOT NULL,
     certificate  jsonb NOT NULL,
     sha256       text NOT NULL CHECK (sha256 ~ '^[0-9a-f]{64}$')
@@ -74,7 +77,101 @@ CREATE TRIGGER purge_certificates_refuse_truncate BEFORE TRUNCATE ON tenant_guar
 -- Registry
 -----------------------------------------------------------------------------
 
-CREATE FUNCTION tenant_guard.register_tenant(org uuid, display_name text)
+-- The canonical text form of a tenant id, as the registry keys it: the same
+-- rules as the organization claim of a context (docs/signed-mode.md): not
+-- blank, not padded, at most 255 bytes, not the nil uuid; a uuid in any case
+-- becomes its lower-case form. NULL stays NULL (the callers refuse it). With
+-- must_match, a value that no protected table's tenant column can hold is
+-- refused: a uuid fits uuid and text columns, a canonical integer (no leading
+-- zero, within bigint) bigint and text columns, anything else text columns.
+-- While no table is protected, only a uuid is accepted (as before text and
+-- bigint tenants existed).
+CREATE FUNCTION tenant_guard._tenant_key(org text, must_match boolean)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    is_uuid boolean;
+    is_bigint boolean;
+    types text[];
+BEGIN
+    IF org IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF org = '' OR pg_catalog.btrim(org) = '' OR org <> pg_catalog.btrim(org, E' \t\r\n')
+       OR pg_catalog.octet_length(org) > 255 THEN
+        RAISE EXCEPTION 'tenant id must be non-blank text of at most 255 bytes without surrounding blanks'
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    is_uuid := org ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
+    IF is_uuid AND org::uuid = '00000000-0000-0000-0000-000000000000' THEN
+        RAISE EXCEPTION 'the nil uuid is not a tenant id' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF is_uuid THEN
+        org := org::uuid::text;
+    END IF;
+    is_bigint := CASE WHEN org ~ '^(0|-?[1-9][0-9]{0,18})$'
+                      THEN org::numeric BETWEEN -9223372036854775808 AND 9223372036854775807 ELSE false END;
+    IF must_match THEN
+        SELECT pg_catalog.array_agg(DISTINCT r.tenant_type) INTO types FROM tenant_guard._lifecycle_roots() r;
+        IF NOT (coalesce('text' = ANY (types), false)
+                OR (is_uuid AND (types IS NULL OR 'uuid' = ANY (types)))
+                OR (is_bigint AND coalesce('bigint' = ANY (types), false))) THEN
+            RAISE EXCEPTION 'tenant id % matches no protected table', org USING ERRCODE = 'invalid_parameter_value',
+                DETAIL = pg_catalog.format('The protected tables have tenant columns of type %s; this id is %s.',
+                    coalesce(pg_catalog.array_to_string(types, ', '), '(none)'),
+                    CASE WHEN is_uuid THEN 'a uuid' WHEN is_bigint THEN 'an integer' ELSE 'neither a uuid nor an integer' END),
+                HINT = 'Use the id the tenant has in its tables (a uuid, an integer, or a string for text tenant columns).';
+        END IF;
+    END IF;
+    RETURN org;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._tenant_key(text, boolean) IS
+    'Internal: the canonical text form of a tenant id (lower-case uuid, canonical integer, or the string); refuses one no protected table can hold.';
+-- export_tenant() runs with the caller's rights and needs it; it reveals only
+-- the tenant column types, which pg_policy shows too.
+GRANT EXECUTE ON FUNCTION tenant_guard._tenant_key(text, boolean) TO PUBLIC;
+
+-- The WHERE predicate of a tenant's rows in a table whose tenant column has
+-- type tenant_type ($1 = the tenant's key), or NULL when the key cannot be a
+-- value of that type (such a table holds no row of the tenant).
+CREATE FUNCTION tenant_guard._lifecycle_pred(tenant_column name, tenant_type text, org text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE
+        WHEN tenant_type = 'uuid' AND org ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+            THEN pg_catalog.format('t.%I = $1::uuid', tenant_column)
+        WHEN tenant_type = 'text' THEN pg_catalog.format('t.%I = $1', tenant_column)
+        WHEN tenant_type = 'bigint' AND CASE WHEN org ~ '^(0|-?[1-9][0-9]{0,18})$'
+                                             THEN org::numeric BETWEEN -9223372036854775808 AND 9223372036854775807
+                                             ELSE false END
+            THEN pg_catalog.format('t.%I = $1::bigint', tenant_column)
+    END
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_pred(name, text, text) IS
+    'Internal: WHERE predicate of a tenant''s rows ($1 = its canonical key); NULL when the key cannot be a value of the column''s type.';
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_pred(name, text, text) TO PUBLIC;
+
+-- Is the current context the tenant of this key? (The claim as text, or the
+-- claim's uuid in canonical form.)
+CREATE FUNCTION tenant_guard._lifecycle_in_context(org text)
+RETURNS boolean
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(tenant_guard.current_user_org_text() = org
+                    OR tenant_guard.current_user_org_id()::text = org, false)
+$$;
+COMMENT ON FUNCTION tenant_guard._lifecycle_in_context(text) IS
+    'Internal: true when the current tenant context is the tenant of this canonical key.';
+-- export_tenant() runs with the caller's rights; it compares the caller's own context.
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_in_context(text) TO PUBLIC;
+
+CREATE FUNCTION tenant_guard.register_tenant(org text, display_name text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -86,6 +183,7 @@ BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    org := tenant_guard._tenant_key(org, true);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     known := FOUND;
     IF known AND st <> 'active' THEN
@@ -97,12 +195,20 @@ BEGIN
     ELSE
         INSERT INTO tenant_guard.tenants (org_id, display_name) VALUES (org, register_tenant.display_name);
     END IF;
-    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_registered',
+    PERFORM tenant_guard._audit_write_event(org, 'platform.tenant_registered',
         pg_catalog.jsonb_build_object('display_name', register_tenant.display_name, 'renamed', known));
 END
 $$;
+COMMENT ON FUNCTION tenant_guard.register_tenant(text, text) IS
+    'Registers a tenant (uuid, integer or string id) as active, or renames an active one; platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.register_tenant(text, text) FROM PUBLIC;
+CREATE FUNCTION tenant_guard.register_tenant(org uuid, display_name text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM tenant_guard.register_tenant(org::text, display_name); END $$;
 COMMENT ON FUNCTION tenant_guard.register_tenant(uuid, text) IS
-    'Registers a tenant as active (or renames an active one); platform function.';
+    'register_tenant() of a uuid tenant (its canonical text form); needs EXECUTE on register_tenant(text, text) too.';
 REVOKE ALL ON FUNCTION tenant_guard.register_tenant(uuid, text) FROM PUBLIC;
 
 -- Registry rows the lifecycle functions cannot use, and why: the relation no
@@ -161,21 +267,6 @@ COMMENT ON FUNCTION tenant_guard._lifecycle_all_tables() IS
     'Internal: every protected table, partitions and children included, in name order.';
 GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_all_tables() TO PUBLIC;
 
--- The predicate selecting a tenant's rows: explicit, so that a caller who
--- bypasses row-level security (a superuser) still reads only that tenant.
-CREATE FUNCTION tenant_guard._lifecycle_pred(tenant_column name, tenant_type text)
-RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT CASE tenant_type
-        WHEN 'uuid' THEN pg_catalog.format('t.%I = $1', tenant_column)
-        WHEN 'text' THEN pg_catalog.format('t.%I = $1::text', tenant_column)
-    END
-$$;
-COMMENT ON FUNCTION tenant_guard._lifecycle_pred(name, text) IS
-    'Internal: WHERE predicate of a tenant''s rows ($1 = the org uuid); NULL for bigint tenant columns.';
-GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_pred(name, text) TO PUBLIC;
 
 -- Unprotected tables that hold a row of every tenant: the tables a protected
 -- table's tenant column references (an organizations table keyed by the org
@@ -202,7 +293,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_uncovered() TO PUBLIC;
 -- belong to a tenant, whatever row-level security shows the caller. Only in
 -- that tenant's own context: export_tenant() compares it with what the caller
 -- read, so an export by an in-tenant role that reads less is not complete.
-CREATE FUNCTION tenant_guard._lifecycle_tenant_rows(tbl regclass, org uuid)
+CREATE FUNCTION tenant_guard._lifecycle_tenant_rows(tbl regclass, org text)
 RETURNS bigint
 LANGUAGE plpgsql STABLE SECURITY DEFINER PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -211,24 +302,24 @@ DECLARE
     pred text;
     n bigint;
 BEGIN
-    IF tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
+    IF org IS NULL OR NOT tenant_guard._lifecycle_in_context(org) THEN
         RAISE EXCEPTION 'row count of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege';
     END IF;
-    SELECT tenant_guard._lifecycle_pred(p.tenant_column, p.tenant_type) INTO pred
+    SELECT tenant_guard._lifecycle_pred(p.tenant_column, p.tenant_type, org) INTO pred
     FROM tenant_guard.protected_tables p WHERE p.tbl = _lifecycle_tenant_rows.tbl AND p.parent IS NULL;
     IF pred IS NULL THEN
-        RAISE EXCEPTION 'table % is not a protected root table with a uuid or text tenant column', tbl
+        RAISE EXCEPTION 'table % is not a protected root table whose tenant column can hold tenant %', tbl, org
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     EXECUTE pg_catalog.format('SELECT pg_catalog.count(*) FROM %s t WHERE %s', tbl, pred) INTO n USING org;
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, uuid) IS
+COMMENT ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, text) IS
     'Internal: the number of rows of the current tenant in a protected root table, whatever its in-tenant role reads.';
 -- export_tenant() runs with the caller's rights; only the caller's own
 -- tenant is counted (a tenant's row counts are its own).
-GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, uuid) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, text) TO PUBLIC;
 
 -----------------------------------------------------------------------------
 -- Export
@@ -239,7 +330,7 @@ GRANT EXECUTE ON FUNCTION tenant_guard._lifecycle_tenant_rows(regclass, uuid) TO
 -- privileges and row-level security; every query also filters by the tenant
 -- column. FOR ... IN EXECUTE reads through a cursor and RETURN NEXT spills to
 -- a tuplestore on disk beyond work_mem: memory stays bounded.
-CREATE FUNCTION tenant_guard.export_tenant(org uuid, decrypt_columns text[] DEFAULT '{}')
+CREATE FUNCTION tenant_guard.export_tenant(org text, decrypt_columns text[] DEFAULT '{}')
 RETURNS SETOF jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
@@ -255,7 +346,6 @@ DECLARE
     sel text;
     pred text;
     a record;
-    ctx uuid;
     col text;
     tag text;
     run_tag text;
@@ -267,20 +357,20 @@ BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    org := tenant_guard._tenant_key(org, true);
     -- Row-level security decides what the caller reads: a role that does not
     -- bypass it reads nothing outside its own tenant's context, and inside it
     -- only what its in-tenant role may read. Either would make an export look
     -- complete that is not: refused, or reported in not_covered below.
     SELECT ro.rolsuper OR ro.rolbypassrls INTO bypass FROM pg_catalog.pg_roles ro WHERE ro.rolname = current_user;
-    IF NOT bypass AND tenant_guard.current_user_org_id() IS DISTINCT FROM org THEN
+    IF NOT bypass AND NOT tenant_guard._lifecycle_in_context(org) THEN
         RAISE EXCEPTION 'export of tenant % needs that tenant''s context', org USING ERRCODE = 'insufficient_privilege',
             DETAIL = 'Row-level security shows this role no row of another tenant: the export would be empty.',
             HINT = 'Export in the tenant''s own context, or as a role that bypasses row-level security.';
     END IF;
     decrypt_columns := coalesce(decrypt_columns, '{}');
     IF pg_catalog.cardinality(decrypt_columns) > 0 THEN
-        ctx := tenant_guard.current_user_org_id();
-        IF ctx IS DISTINCT FROM org THEN
+        IF NOT tenant_guard._lifecycle_in_context(org) THEN
             RAISE EXCEPTION 'decrypted export only in the tenant''s own context'
                 USING ERRCODE = 'insufficient_privilege',
                       DETAIL = 'The current tenant context is not the exported tenant.',
@@ -308,10 +398,10 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT * FROM tenant_guard._lifecycle_roots() LOOP
-        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type);
+        -- a tenant column that cannot hold this id (a uuid column and a
+        -- string id, ...) holds no row of the tenant: counted 0
+        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type, org);
         IF pred IS NULL THEN
-            skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
-                'bigint tenant column: not addressable by an org uuid');
             CONTINUE;
         END IF;
         sel := 'pg_catalog.to_jsonb(t)';
@@ -377,8 +467,16 @@ BEGIN
         'algorithm', 'H0 = sha256(empty); Hi = sha256(H(i-1) || utf8(document i as jsonb text)); sha256 = hex(Hn)'));
 END
 $$;
+COMMENT ON FUNCTION tenant_guard.export_tenant(text, text[]) IS
+    'Every row of the tenant (uuid, integer or string id) in every protected table as JSON documents, then a manifest with counts and a chained SHA-256.';
+REVOKE ALL ON FUNCTION tenant_guard.export_tenant(text, text[]) FROM PUBLIC;
+CREATE FUNCTION tenant_guard.export_tenant(org uuid, decrypt_columns text[] DEFAULT '{}')
+RETURNS SETOF jsonb
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT d FROM tenant_guard.export_tenant(org::text, decrypt_columns) d $$;
 COMMENT ON FUNCTION tenant_guard.export_tenant(uuid, text[]) IS
-    'Every row of the tenant in every protected table as JSON documents, then a manifest with counts and a chained SHA-256.';
+    'export_tenant() of a uuid tenant (its canonical text form); needs EXECUTE on export_tenant(text, text[]) too.';
 REVOKE ALL ON FUNCTION tenant_guard.export_tenant(uuid, text[]) FROM PUBLIC;
 
 -----------------------------------------------------------------------------
@@ -691,7 +789,7 @@ FROM tenant_guard.protected_tables p
 CROSS JOIN LATERAL tenant_guard._generated_policies(p.tbl, p.tenant_column, p.tenant_type, coalesce(p.parent, p.tbl)) g
 WHERE g.name LIKE 'tg\_lifecycle\_%' AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = p.tbl);
 
-CREATE FUNCTION tenant_guard.archive_tenant(org uuid, purge_after interval DEFAULT '90 days')
+CREATE FUNCTION tenant_guard.archive_tenant(org text, purge_after interval DEFAULT '90 days')
 RETURNS timestamptz
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -706,6 +804,7 @@ BEGIN
     IF purge_after < interval '0' THEN
         RAISE EXCEPTION 'purge_after must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    org := tenant_guard._tenant_key(org, false);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'tenant % is not registered', org USING ERRCODE = 'undefined_object',
@@ -716,16 +815,24 @@ BEGIN
     due := pg_catalog.now() + archive_tenant.purge_after;
     UPDATE tenant_guard.tenants t SET status = 'archived', archived_at = pg_catalog.now(), purge_after = due
     WHERE t.org_id = org;
-    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_archived',
+    PERFORM tenant_guard._audit_write_event(org, 'platform.tenant_archived',
         pg_catalog.jsonb_build_object('purge_after', due));
     RETURN due;
 END
 $$;
-COMMENT ON FUNCTION tenant_guard.archive_tenant(uuid, interval) IS
+COMMENT ON FUNCTION tenant_guard.archive_tenant(text, interval) IS
     'Makes an active tenant read-only and schedules its purge; returns the purge date. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.archive_tenant(text, interval) FROM PUBLIC;
+CREATE FUNCTION tenant_guard.archive_tenant(org uuid, purge_after interval DEFAULT '90 days')
+RETURNS timestamptz
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant_guard.archive_tenant(org::text, purge_after) $$;
+COMMENT ON FUNCTION tenant_guard.archive_tenant(uuid, interval) IS
+    'archive_tenant() of a uuid tenant (its canonical text form); needs EXECUTE on archive_tenant(text, interval) too.';
 REVOKE ALL ON FUNCTION tenant_guard.archive_tenant(uuid, interval) FROM PUBLIC;
 
-CREATE FUNCTION tenant_guard.reactivate_tenant(org uuid)
+CREATE FUNCTION tenant_guard.reactivate_tenant(org text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -733,17 +840,29 @@ AS $$
 DECLARE
     st text;
 BEGIN
+    IF org IS NULL THEN
+        RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    org := tenant_guard._tenant_key(org, false);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND OR st <> 'archived' THEN
         RAISE EXCEPTION 'tenant % is not archived', org USING ERRCODE = 'object_not_in_prerequisite_state',
             DETAIL = pg_catalog.format('Its status is %s.', coalesce(st, 'unregistered'));
     END IF;
     UPDATE tenant_guard.tenants t SET status = 'active', archived_at = NULL, purge_after = NULL WHERE t.org_id = org;
-    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_reactivated', '{}');
+    PERFORM tenant_guard._audit_write_event(org, 'platform.tenant_reactivated', '{}');
 END
 $$;
-COMMENT ON FUNCTION tenant_guard.reactivate_tenant(uuid) IS
+COMMENT ON FUNCTION tenant_guard.reactivate_tenant(text) IS
     'Makes an archived tenant active (writable) again and cancels its scheduled purge. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.reactivate_tenant(text) FROM PUBLIC;
+CREATE FUNCTION tenant_guard.reactivate_tenant(org uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ BEGIN PERFORM tenant_guard.reactivate_tenant(org::text); END $$;
+COMMENT ON FUNCTION tenant_guard.reactivate_tenant(uuid) IS
+    'reactivate_tenant() of a uuid tenant (its canonical text form); needs EXECUTE on reactivate_tenant(text) too.';
 REVOKE ALL ON FUNCTION tenant_guard.reactivate_tenant(uuid) FROM PUBLIC;
 
 -----------------------------------------------------------------------------
@@ -798,7 +917,7 @@ COMMENT ON FUNCTION tenant_guard._lifecycle_delete_order() IS
     'Internal: protected root tables, referencing tables before referenced ones; raises on a foreign-key cycle. Unusable registry rows are left out.';
 REVOKE ALL ON FUNCTION tenant_guard._lifecycle_delete_order() FROM PUBLIC;
 
-CREATE FUNCTION tenant_guard.purge_tenant(org uuid, confirm text)
+CREATE FUNCTION tenant_guard.purge_tenant(org text, confirm text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -822,10 +941,11 @@ BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF confirm IS DISTINCT FROM org::text THEN
+    IF confirm IS DISTINCT FROM org AND confirm IS DISTINCT FROM tenant_guard._tenant_key(org, false) THEN
         RAISE EXCEPTION 'purge of tenant % not confirmed', org USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'confirm must be the tenant''s org id as text; nothing was changed.';
     END IF;
+    org := tenant_guard._tenant_key(org, false);
     SELECT t.status, t.purged_at INTO st, at FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'tenant % is not registered', org USING ERRCODE = 'undefined_object',
@@ -860,10 +980,9 @@ BEGIN
                          'those rows from tenant_guard.protected_tables.';
     END IF;
     FOR r IN SELECT * FROM tenant_guard._lifecycle_delete_order() LOOP
-        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type);
+        -- a tenant column that cannot hold this id holds no row of the tenant
+        pred := tenant_guard._lifecycle_pred(r.tenant_column, r.tenant_type, org);
         IF pred IS NULL THEN
-            skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason',
-                'bigint tenant column: not addressable by an org uuid');
             CONTINUE;
         END IF;
         EXECUTE pg_catalog.format('SELECT count(*) FROM %s t WHERE %s', r.tbl, pred) INTO before USING org;
@@ -876,9 +995,12 @@ BEGIN
     FOR r IN SELECT * FROM tenant_guard._lifecycle_uncovered() LOOP
         skipped := skipped || pg_catalog.jsonb_build_object('table', r.tbl::text, 'reason', r.reason);
     END LOOP;
-    SELECT array_agg(k.version ORDER BY k.version) INTO versions FROM tenant_guard.tenant_keys k
-    WHERE k.org_id = org AND k.state <> 'shredded';
-    PERFORM tenant_guard.shred_keys(org);
+    -- column encryption keys exist for uuid tenants only (docs/encryption.md)
+    IF org ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        SELECT array_agg(k.version ORDER BY k.version) INTO versions FROM tenant_guard.tenant_keys k
+        WHERE k.org_id = org::uuid AND k.state <> 'shredded';
+        PERFORM tenant_guard.shred_keys(org::uuid);
+    END IF;
     UPDATE tenant_guard.tenants t SET status = 'purged', purged_at = at, display_name = NULL WHERE t.org_id = org;
     body := pg_catalog.jsonb_build_object(
         'format', 'tenant_guard.purge_certificate/1',
@@ -895,14 +1017,22 @@ BEGIN
     digest := pg_catalog.encode(pg_catalog.sha256(pg_catalog.convert_to(body::text, 'UTF8')), 'hex');
     body := body || pg_catalog.jsonb_build_object('sha256', digest);
     INSERT INTO tenant_guard.purge_certificates (org_id, purged_at, certificate, sha256) VALUES (org, at, body, digest);
-    PERFORM tenant_guard._audit_write_event(org::text, 'platform.tenant_purged',
+    PERFORM tenant_guard._audit_write_event(org, 'platform.tenant_purged',
         pg_catalog.jsonb_build_object('certificate_sha256', digest, 'tables', pg_catalog.jsonb_array_length(tables),
                                       'key_versions_shredded', pg_catalog.to_jsonb(coalesce(versions, '{}'))));
     RETURN body;
 END
 $$;
-COMMENT ON FUNCTION tenant_guard.purge_tenant(uuid, text) IS
+COMMENT ON FUNCTION tenant_guard.purge_tenant(text, text) IS
     'Deletes every row of the tenant (foreign-key-safe order), shreds its keys, returns and keeps a purge certificate. Platform function.';
+REVOKE ALL ON FUNCTION tenant_guard.purge_tenant(text, text) FROM PUBLIC;
+CREATE FUNCTION tenant_guard.purge_tenant(org uuid, confirm text)
+RETURNS jsonb
+LANGUAGE sql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT tenant_guard.purge_tenant(org::text, confirm) $$;
+COMMENT ON FUNCTION tenant_guard.purge_tenant(uuid, text) IS
+    'purge_tenant() of a uuid tenant (its canonical text form); needs EXECUTE on purge_tenant(text, text) too.';
 REVOKE ALL ON FUNCTION tenant_guard.purge_tenant(uuid, text) FROM PUBLIC;
 
 -- For a scheduler: purges archived tenants past purge_after, each in its own
@@ -910,7 +1040,7 @@ REVOKE ALL ON FUNCTION tenant_guard.purge_tenant(uuid, text) FROM PUBLIC;
 -- concurrent run returns at once (advisory lock); rows are taken with SKIP
 -- LOCKED as well.
 CREATE FUNCTION tenant_guard.purge_due_tenants()
-RETURNS TABLE (org_id uuid, outcome text, certificate_sha256 text)
+RETURNS TABLE (org_id text, outcome text, certificate_sha256 text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -926,7 +1056,7 @@ BEGIN
              WHERE x.status = 'archived' AND x.purge_after <= pg_catalog.now()
              ORDER BY x.purge_after, x.org_id FOR UPDATE SKIP LOCKED LOOP
         BEGIN
-            cert := tenant_guard.purge_tenant(t.org_id, t.org_id::text);
+            cert := tenant_guard.purge_tenant(t.org_id, t.org_id);
             org_id := t.org_id; outcome := 'purged'; certificate_sha256 := cert ->> 'sha256';
         EXCEPTION WHEN OTHERS THEN
             org_id := t.org_id; outcome := 'failed: ' || SQLERRM; certificate_sha256 := NULL;

@@ -326,3 +326,137 @@ COMMENT ON FUNCTION tenant_guard.maintenance_tenants(regclass) IS
     'For migrations: the tenant ids that have rows in a protected table; superusers and roles granted maintenance only.';
 GRANT EXECUTE ON FUNCTION tenant_guard.maintenance_tenants(regclass) TO PUBLIC;
 
+
+-----------------------------------------------------------------------------
+-- Composite keys: protect() says which keys and foreign keys of the table it
+-- protected leave the tenant column out (lint's TG022 and TG023: another
+-- tenant's key can be detected, or referenced) and gives the statements of
+-- the composite (tenant column, id) forms. It never changes a constraint
+-- itself; composite_key_statements() returns the same statements.
+-----------------------------------------------------------------------------
+
+-- The statements, in the order that works in one transaction: (1) drop the
+-- foreign keys between protected tables, to or from tbl, without the tenant
+-- column; (2) rebuild, with the tenant column first, every unique key of tbl
+-- without it (but one whose key is a random uuid drawn by its default: lint
+-- says info, the key cannot be guessed) and every key those foreign keys
+-- reference; (3) add the foreign keys again from (tenant column, columns) to
+-- (tenant column, key).
+CREATE FUNCTION tenant_guard.composite_key_statements(tbl regclass)
+RETURNS TABLE (step integer, code text, object text, statement text)
+LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tc name;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'tbl must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT p.tenant_column INTO tc FROM tenant_guard.protected_tables p WHERE p.tbl = composite_key_statements.tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not protected by tenant_guard', tbl USING ERRCODE = 'object_not_in_prerequisite_state',
+            HINT = 'Call tenant_guard.protect() first.';
+    END IF;
+    RETURN QUERY
+    WITH prot AS (
+        SELECT p.tbl, p.tenant_column, a.attnum
+        FROM tenant_guard.protected_tables p
+        JOIN pg_attribute a ON a.attrelid = p.tbl AND a.attname = p.tenant_column),
+    fks AS (
+        SELECT con.oid, con.conname, con.conrelid, con.confrelid, con.conindid, con.conkey, con.confkey,
+               s.tenant_column AS stc, d.tenant_column AS dtc
+        FROM pg_constraint con
+        JOIN prot s ON s.tbl = con.conrelid
+        JOIN prot d ON d.tbl = con.confrelid
+        WHERE con.contype = 'f' AND con.conparentid = 0
+          AND (con.conrelid = composite_key_statements.tbl OR con.confrelid = composite_key_statements.tbl)
+          AND NOT EXISTS (SELECT 1 FROM generate_subscripts(con.conkey, 1) k
+                          WHERE con.conkey[k] = s.attnum AND con.confkey[k] = d.attnum)),
+    keys AS (
+        SELECT i.indexrelid, i.indrelid, pr.tenant_column AS ktc, 'TG022'::text AS code
+        FROM pg_index i JOIN prot pr ON pr.tbl = i.indrelid
+        WHERE i.indrelid = composite_key_statements.tbl AND i.indisunique
+          AND NOT (pr.attnum = ANY (i.indkey::int2[]))
+          AND NOT coalesce(tenant_guard._random_key(i.indexrelid, pr.tenant_column), false)
+        UNION
+        SELECT f.conindid, f.confrelid, f.dtc, 'TG023' FROM fks f),
+    key_stmt AS (
+        SELECT DISTINCT ON (k.indexrelid) k.indexrelid, k.code,
+               coalesce(c.conname::text, k.indexrelid::regclass::text) AS object,
+               CASE WHEN c.oid IS NOT NULL
+                    THEN format('ALTER TABLE %s DROP CONSTRAINT %I, ADD CONSTRAINT %I %s (%s);', k.indrelid::regclass,
+                                c.conname, c.conname, CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END,
+                                (SELECT string_agg(quote_ident(x), ', ' ORDER BY o)
+                                 FROM (SELECT k.ktc::text, 0 UNION ALL
+                                       SELECT a.attname::text, n FROM unnest(c.conkey) WITH ORDINALITY u(att, n)
+                                       JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = u.att) s(x, o)))
+                    ELSE format('DROP INDEX %s; %s;', k.indexrelid::regclass,
+                                regexp_replace(pg_get_indexdef(k.indexrelid), ' USING (\w+) \(',
+                                               ' USING \1 (' || replace(quote_ident(k.ktc), '\', '\\') || ', '))
+               END AS stmt
+        FROM keys k
+        LEFT JOIN pg_constraint c ON c.conindid = k.indexrelid AND c.conrelid = k.indrelid AND c.contype IN ('p', 'u')
+        ORDER BY k.indexrelid, k.code)
+    SELECT 1, 'TG023', format('%I ON %s', f.conname, f.conrelid::regclass),
+           format('ALTER TABLE %s DROP CONSTRAINT %I;', f.conrelid::regclass, f.conname)
+    FROM fks f
+    UNION ALL
+    SELECT 2, ks.code, ks.object, ks.stmt FROM key_stmt ks
+    UNION ALL
+    SELECT 3, 'TG023', format('%I ON %s', f.conname, f.conrelid::regclass),
+           format('ALTER TABLE %s ADD CONSTRAINT %I FOREIGN KEY (%s) REFERENCES %s (%s)%s;', f.conrelid::regclass,
+                  f.conname,
+                  (SELECT string_agg(quote_ident(x), ', ' ORDER BY o)
+                   FROM (SELECT f.stc::text, 0 UNION ALL
+                         SELECT a.attname::text, n FROM unnest(f.conkey) WITH ORDINALITY u(att, n)
+                         JOIN pg_attribute a ON a.attrelid = f.conrelid AND a.attnum = u.att) s(x, o)),
+                  f.confrelid::regclass,
+                  (SELECT string_agg(quote_ident(x), ', ' ORDER BY o)
+                   FROM (SELECT f.dtc::text, 0 UNION ALL
+                         SELECT a.attname::text, n FROM unnest(f.confkey) WITH ORDINALITY u(att, n)
+                         JOIN pg_attribute a ON a.attrelid = f.confrelid AND a.attnum = u.att) s(x, o)),
+                  regexp_replace(pg_get_constraintdef(f.oid), '^.*REFERENCES [^(]*\([^)]*\)', ''))
+    FROM fks f
+    ORDER BY 1, 4;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard.composite_key_statements(regclass) IS
+    'The ALTER TABLE statements that give a protected table''s keys and foreign keys between protected tables the tenant column (lint TG022, TG023); changes nothing.';
+-- protect() runs it for the caller (the table's owner). SECURITY DEFINER
+-- to see every registered table and call lint's _random_key(); it reads only
+-- the catalogs and the registry, and returns what pg_constraint and pg_index
+-- show every role anyway.
+GRANT EXECUTE ON FUNCTION tenant_guard.composite_key_statements(regclass) TO PUBLIC;
+
+-- After protect() registers a root table: the NOTICE with those statements.
+CREATE FUNCTION tenant_guard._composite_key_notice()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stmts text;
+    codes text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = NEW.tbl) THEN
+        RETURN NULL;
+    END IF;
+    SELECT string_agg(s.statement, E'\n' ORDER BY s.step, s.statement),
+           string_agg(DISTINCT s.code, ', ' ORDER BY s.code)
+    INTO stmts, codes FROM tenant_guard.composite_key_statements(NEW.tbl) s;
+    IF stmts IS NOT NULL THEN
+        RAISE NOTICE 'table % has keys or foreign keys without tenant column % (lint %): another tenant''s key can be detected or referenced',
+            NEW.tbl, quote_ident(NEW.tenant_column), codes
+            USING DETAIL = 'The composite forms, to run in one transaction:' || E'\n' || stmts,
+                  HINT = 'tenant_guard does not change constraints itself; tenant_guard.composite_key_statements() '
+                         'returns these statements.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._composite_key_notice() IS
+    'Internal: after protect() registers a root table, a NOTICE with the composite forms of its keys and foreign keys.';
+REVOKE ALL ON FUNCTION tenant_guard._composite_key_notice() FROM PUBLIC;
+CREATE TRIGGER tg_composite_key_notice AFTER INSERT ON tenant_guard.protected_tables
+    FOR EACH ROW WHEN (NEW.parent IS NULL) EXECUTE FUNCTION tenant_guard._composite_key_notice();
