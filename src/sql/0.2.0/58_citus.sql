@@ -39,6 +39,26 @@ $$;
 COMMENT ON FUNCTION tenant_guard._citus_distribution_column(regclass) IS
     'Internal: the distribution column of a Citus distributed table, NULL for any other table.';
 
+-- Is tbl a Citus distributed or reference table?
+CREATE FUNCTION tenant_guard._citus_table(tbl regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)' INTO found USING tbl;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_table(regclass) IS
+    'Internal: whether a table is a Citus distributed or reference table (false without Citus).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_table(regclass) FROM PUBLIC;
+
 -- The tables whose shards get the wall on this node, by name (a shard is
 -- found through its parent's name on every node: pg_dist_shard).
 CREATE TABLE tenant_guard.citus_walls (
