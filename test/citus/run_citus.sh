@@ -162,6 +162,15 @@ for t in $TABLES; do
 f
 3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_B")" "$(seen "$t" "$ORG_B")" "$(claims "$ORG_A")" \
 		"$(seen "$t" "$ORG_A")" "COMMIT")"
+	# autocommit statements (no transaction block): the context reaches the workers too
+	check "$t: claims A, autocommit statements" "f
+3/0
+0" "$(as_app ct_app "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL" \
+		"$(seen "$t" "$ORG_A")" "SELECT count(*) FROM $t WHERE org_id = '$ORG_B'")"
+	check "$t: setting B, autocommit" "2/0" "$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "$(seen "$t" "$ORG_B")")"
+	check "$t: claims A, autocommit update of B's rows" "0" "$(psql -X -At -U ct_app \
+		-c "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL" \
+		-c "UPDATE $t SET body = 'pwned' WHERE org_id = '$ORG_B'" 2>&1 | sed -n 's/^UPDATE //p')"
 	# setting mode: a plain SET, then a transaction
 	check "$t: setting B" "2/0" "$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "BEGIN" \
 		"$(seen "$t" "$ORG_B")" "COMMIT")"
@@ -253,8 +262,39 @@ step "unprotect() and protect() again (t_pd)" "SELECT tenant_guard.unprotect('t_
 check "t_pd after unprotect() and protect(): claims A" "f
 3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_pd "$ORG_A")" "COMMIT")"
 
+# The attack grid on distributed and reference tables. ct_app_setting's
+# context source is setting on every node, as the grid's attempts use; on
+# the workers ct_app's is claims, so the grid's context cannot reach them and
+# its control read of tenant A says so.
+out=$(q -c "CREATE TABLE grid_setting AS SELECT * FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '$ORG_B')" 2>&1) \
+	|| fail "attack_grid() as ct_app_setting failed: $(grep -v 'pg_temp\|created only locally' <<<"$out" | head -5)"
+for t in t_pd t_dp t_other t_ref1 t_ref2 s1.d s1.r; do
+	check "attack_grid $t: read_other_tenant" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'read_other_tenant'")"
+	check "attack_grid $t: read_unfiltered" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'read_unfiltered'")"
+	check "attack_grid $t: update_other_tenant" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'update_other_tenant'")"
+	check "attack_grid $t: shard_direct per node" "blocked true true" \
+		"$(q -c "SELECT outcome || ' ' || (detail LIKE '%:${PORT[w1]}: %') || ' ' || (detail LIKE '%:${PORT[w2]}: %')
+		         FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'shard_direct'")"
+	check "attack_grid $t: no leak" "0" \
+		"$(q -c "SELECT count(*) FROM grid_setting WHERE tbl = '$t'::regclass AND outcome = 'leak'
+		         AND vector NOT IN ('query_text', 'forged_claims', 'temp_object')")"
+done
+check "attack_grid: a role whose context does not reach the workers is told so" "skipped true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%') FROM tenant_guard.attack_grid('ct_app', '$ORG_A', '$ORG_B')
+	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+check "attack_grid: shard_direct only on Citus tables" "0" \
+	"$(q -c "CREATE TABLE t_local (id int, org_id uuid NOT NULL); SELECT tenant_guard.protect('t_local');
+	         GRANT SELECT ON t_local TO ct_app_setting;
+	         SELECT count(*) FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '$ORG_B')
+	         WHERE tbl = 't_local'::regclass AND vector = 'shard_direct'" 2>&1 | tail -1)"
+soft -c "SELECT tenant_guard.unprotect('t_local')" -c "DROP TABLE t_local"
+
 # verify() and the shard checks
 check "verify() on Citus tables" "" "$(q -c "SELECT tbl || ' ' || item || ': ' || actual FROM tenant_guard.verify()")"
+check "lint(): no shard finding" "" "$(q -c "SELECT code || ' ' || object FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072')")"
 check "citus_shard_findings() clean" "" "$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
 soft -c "SELECT run_command_on_placements('t_other', 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')" >/dev/null
 soft -c "SELECT run_command_on_placements('t_dp', 'CREATE POLICY sneaky ON %s USING (true)')" >/dev/null
@@ -266,10 +306,40 @@ check "citus_shard_findings() sees an extra shard policy" "t" \
 check "citus_shard_findings() sees a missing wall" "t" \
 	"$(q -c "SELECT count(*) > 0 FROM tenant_guard.citus_shard_findings() WHERE tbl = 't_ref1'::regclass AND item = 'shard wall'")"
 check "an extra shard policy opens nothing" "0" "$(as_app ct_app "SELECT count(*) FROM t_dp")"
+# lint() and verify() report the same, per node
+for n in w1 w2; do
+	check "lint() TG070: RLS off on t_other shards on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM tenant_guard.lint() WHERE code = 'TG070' AND severity = 'error'
+		         AND object = 'public.t_other on 127.0.0.1:${PORT[$n]}' AND message LIKE 'row level security of %'")"
+	check "lint() TG071: extra policy on t_dp shards on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM tenant_guard.lint() WHERE code = 'TG071'
+		         AND object = 'public.t_dp on 127.0.0.1:${PORT[$n]}' AND message LIKE 'policy sneaky on %'")"
+	check "lint() TG070: missing wall of t_ref1 on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM tenant_guard.lint() WHERE code = 'TG070'
+		         AND object = 'public.t_ref1 on 127.0.0.1:${PORT[$n]}' AND message LIKE 'shard wall of %'")"
+	check "lint() TG071: t_ref1's restrictive policies turned permissive on $n (its wall is gone)" "t" \
+		"$(q -c "SELECT count(*) > 0 FROM tenant_guard.lint() WHERE code = 'TG071'
+		         AND object = 'public.t_ref1 on 127.0.0.1:${PORT[$n]}' AND message LIKE '%(restrictive turned permissive)%'")"
+done
+check "verify() lists the shards that differ" "true true true" \
+	"$(q -c "SELECT bool_or(tbl = 't_other'::regclass AND item LIKE 'shard % on %: row level security') || ' ' ||
+	                bool_or(tbl = 't_dp'::regclass AND item LIKE 'shard % on %: policy sneaky') || ' ' ||
+	                bool_or(tbl = 't_ref1'::regclass AND item LIKE 'shard % on %: shard wall')
+	         FROM tenant_guard.verify()")"
+check "verify() as a role that may not run the shard checks says so" "t" \
+	"$(q -c "CREATE ROLE ct_auditor; GRANT USAGE ON SCHEMA tenant_guard TO ct_auditor; SET ROLE ct_auditor;
+	         SELECT bool_and(item = 'shards' AND actual LIKE 'not checked%') FROM tenant_guard.verify() WHERE item NOT LIKE 'policy %'" | tail -1)"
+check "attack_grid: shard_direct finds the shards without RLS, per node" "leak true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE 'reading the shards directly as the role returned rows on 127.0.0.1:%')
+	         FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '$ORG_B')
+	         WHERE tbl = 't_other'::regclass AND vector = 'shard_direct'" 2>/dev/null)"
 soft -c "SELECT run_command_on_placements('t_dp', 'DROP POLICY sneaky ON %s')" >/dev/null
 soft -c "SELECT tenant_guard.protect('t_other')" -c "SELECT tenant_guard.citus_sync()" >/dev/null
 check "citus_shard_findings() clean after protect() and citus_sync()" "" \
 	"$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
+check "lint() and verify() clean after protect() and citus_sync()" "0" \
+	"$(q -c "SELECT (SELECT count(*) FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072'))
+	              + (SELECT count(*) FROM tenant_guard.verify())")"
 
 # KNOWN GAPS: each must still fail; if one passes, move it above.
 gap() {  # gap LABEL EXPECTED ACTUAL
@@ -279,10 +349,6 @@ gap() {  # gap LABEL EXPECTED ACTUAL
 		echo "XFAIL (known gap): $1"; xfails=$((xfails + 1))
 	fi
 }
-gap "context outside a transaction block reaches the workers (setting mode, plain SET)" "2/0" \
-	"$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "$(seen t_dp "$ORG_B")")"
-gap "attack_grid() on a distributed table" "ok" \
-	"$(q -c "SELECT count(*) FROM tenant_guard.attack_grid('t_dp')" >/dev/null 2>&1 && echo ok || echo error)"
 before=$(q -c "SELECT count(*) FROM tenant_guard.audit_log")
 gap "enable_audit() on a distributed table: writes reach the coordinator's audit log" "more" \
 	"$(q -c "SELECT tenant_guard.enable_audit('t_dp')" >/dev/null 2>&1 \

@@ -451,14 +451,19 @@ $$;
 
 -- Every vector against one table. a, b: the two tenants as text; src: the
 -- configured context source (for the context vectors).
+-- prepared: _grid_prepare()'s result when the caller computed it earlier
+-- (on Citus, before any attempt: a transaction that changed shards as one
+-- role cannot read them as another, so the superuser's reads come first).
 CREATE FUNCTION tenant_guard._grid_table(app_role regrole, t regclass, tc name, a text, b text, src text,
-                                         lock_ms integer)
+                                         lock_ms integer, prepared jsonb DEFAULT NULL)
 RETURNS TABLE (vector text, outcome text, detail text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    g tenant_guard._grid_target := tenant_guard._grid_prepare(app_role, t, tc, a, b, src, lock_ms);
+    g tenant_guard._grid_target := CASE WHEN prepared IS NULL
+                                        THEN tenant_guard._grid_prepare(app_role, t, tc, a, b, src, lock_ms)
+                                        ELSE pg_catalog.jsonb_populate_record(NULL::tenant_guard._grid_target, prepared) END;
     v tenant_guard.grid_vectors;
     citus boolean := tenant_guard._citus_present()
                      AND tenant_guard._citus_table(t);
@@ -1615,6 +1620,7 @@ DECLARE
     org text;
     tmpl jsonb;
     seed_notes jsonb := '{}';
+    targets jsonb := '{}';
 BEGIN
     IF app_role IS NULL OR org_a IS NULL OR org_b IS NULL OR seed IS NULL THEN
         RAISE EXCEPTION 'app_role, org_a, org_b and seed must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -1657,6 +1663,15 @@ BEGIN
             END LOOP;
         END IF;
 
+        -- on Citus, what the vectors need to know of every table, read
+        -- before any attempt changes a shard as the application role
+        IF tenant_guard._citus_present() THEN
+            FOR p IN SELECT pt.tbl, pt.tenant_column FROM tenant_guard.protected_tables pt
+                     WHERE pt.tenant_type <> 'bigint' ORDER BY pt.tbl::text LOOP
+                targets := targets || jsonb_build_object(p.tbl::oid::text, to_jsonb(tenant_guard._grid_prepare(
+                    app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms)));
+            END LOOP;
+        END IF;
         FOR p IN SELECT pt.tbl, pt.tenant_column, pt.tenant_type FROM tenant_guard.protected_tables pt
                  ORDER BY pt.tbl::text LOOP
             IF p.tenant_type = 'bigint' THEN
@@ -1670,7 +1685,8 @@ BEGIN
                                                     'detail', CASE WHEN g.outcome = 'skipped' AND seed_notes ? p.tbl::oid::text
                                                                    THEN g.detail || ' (' || (seed_notes ->> p.tbl::oid::text) || ')'
                                                                    ELSE g.detail END))
-                FROM tenant_guard._grid_table(app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms) g),
+                FROM tenant_guard._grid_table(app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms,
+                                              targets -> p.tbl::oid::text) g),
                 '[]');
         END LOOP;
         RAISE EXCEPTION 'attack grid sentinel' USING ERRCODE = 'TGZ99';
@@ -1725,7 +1741,7 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_fresh(regclass, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_context(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_seed(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_dependent_views(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_vars(regclass, name, text, text, regrole, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_expand(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_prepare(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
