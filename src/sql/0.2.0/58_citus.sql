@@ -294,9 +294,10 @@ COMMENT ON FUNCTION tenant_guard.protect(regclass, name) IS
     'Isolates a table by tenant: RLS + FORCE, a restrictive tenant wall, a base policy, NOT NULL tenant column '
     'defaulting to the current tenant, an index, and the same for its partitions and children. Idempotent.';
 
--- What lint(), verify() and attack_grid() cannot see from the coordinator's
--- catalog: every placement of every shard of every protected Citus table, on
--- every node (run_command_on_placements). One row per finding:
+-- What the coordinator's catalog does not show: every placement of every
+-- shard of every protected Citus table, on every node
+-- (run_command_on_placements); lint() (TG070-TG072) and verify() read it.
+-- One row per finding:
 --   row level security / force row level security off on a shard,
 --   shard wall not active (the node has no registry row, or no preload),
 --   a policy missing on a shard, or a shard policy the coordinator does not have,
