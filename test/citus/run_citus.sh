@@ -285,6 +285,10 @@ done
 check "attack_grid: a role whose context does not reach the workers is told so" "skipped true" \
 	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%') FROM tenant_guard.attack_grid('ct_app', '$ORG_A', '$ORG_B')
 	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+check "attack_grid: seed => true does not seed Citus tables, and says so" "skipped true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%a Citus table is not seeded%')
+	         FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '33333333-3333-4333-8333-333333333333', seed => true)
+	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
 check "attack_grid: shard_direct only on Citus tables" "0" \
 	"$(q -c "CREATE TABLE t_local (id int, org_id uuid NOT NULL); SELECT tenant_guard.protect('t_local');
 	         GRANT SELECT ON t_local TO ct_app_setting;
