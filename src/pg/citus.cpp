@@ -36,7 +36,16 @@
  *     claims: request.jwt.claims; setting: tenant_guard.org_id, user_id,
  *     role, scopes; signed: tenant_guard.forwarded_token, the token
  *     set_context() verified, which each worker verifies again with its own
- *     key file (a forwarded org id or payload is never trusted).
+ *     key file (a forwarded org id or payload is never trusted). Outside a
+ *     transaction block (autocommit statements, and the functions they call)
+ *     Citus opens no remote transaction for reads and forwards no SET LOCAL:
+ *     when the context carries a value, the statement is made a Citus
+ *     coordinated transaction (every worker connection then starts with
+ *     BEGIN and the transaction's SET LOCALs) and the SET LOCALs are handed to
+ *     Citus, through Citus's own functions looked up by name in the loaded
+ *     library (load_external_function: UseCoordinatedTransaction,
+ *     InCoordinatedTransaction, IsMultiStatementTransaction,
+ *     PostprocessVariableSetStmt). Without them nothing is forwarded there.
  *
  * C-style glue: no C++ objects, so PostgreSQL is called directly.
  */
