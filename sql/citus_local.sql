@@ -83,6 +83,47 @@ SELECT tenant_guard.current_user_org_id() = :'org_b' AS before_clear, tenant_gua
 COMMIT;
 RESET ROLE;
 
+-- lint(), verify() and the attack grid without Citus: the shard rules are
+-- silent, verify() is the catalog's, shard_direct is not run
+SELECT count(*) AS citus_rules FROM tenant_guard.lint_rules() WHERE area = 'citus';
+SELECT count(*) AS shard_findings FROM tenant_guard._lint_citus_findings();
+SELECT count(*) AS citus_lint FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072');
+SELECT (SELECT count(*) FROM tenant_guard.verify()) = (SELECT count(*) FROM tenant_guard._verify_catalog())
+       AS verify_is_the_catalogs;
+BEGIN;
+SET LOCAL tenant_guard.allow_unsafe_ddl = on;
+ALTER TABLE cl_docs NO FORCE ROW LEVEL SECURITY;
+SELECT tbl, item, actual FROM tenant_guard.verify();
+ROLLBACK;
+SELECT tenant_guard._citus_table('cl_docs') AS citus_table, tenant_guard._citus_table(NULL) AS null_table;
+SELECT count(*) AS shard_direct_rows FROM tenant_guard.attack_grid('regress_cl_app', :'org_a', :'org_b')
+WHERE vector = 'shard_direct';
+SELECT tenant_guard._citus_coordinator() AS coordinator;
+
+-- tenant keys: copies are written only by the owner; without Citus nothing
+-- is sent anywhere
+SELECT tenant_guard._citus_put_keys(NULL, '[]', false);
+SELECT tenant_guard._citus_put_keys('[]', '[]', false) AS nothing_put;
+SET tenant_guard.master_key_file = :'master_key_file';
+BEGIN;
+SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_a')::text, true) IS NULL;
+SELECT octet_length(tenant_guard.encrypt_text('x', 'cl')) > 0 AS encrypted;
+COMMIT;
+SELECT count(*) AS keys FROM tenant_guard.tenant_keys WHERE org_id = :'org_a';
+-- a copy replaces the row of the same primary key, and an exact copy drops the rest
+SELECT tenant_guard._citus_put_keys(
+    (SELECT jsonb_agg(to_jsonb(k) || jsonb_build_object('state', 'retired', 'retired_at', now()))
+     FROM tenant_guard.tenant_keys k WHERE org_id = :'org_a'), '[]', false) AS replaced;
+SELECT state FROM tenant_guard.tenant_keys WHERE org_id = :'org_a';
+SELECT tenant_guard._citus_put_keys('[]', '[]', true) AS exact_empty;
+SELECT count(*) AS keys_left FROM tenant_guard.tenant_keys;
+SET ROLE regress_cl_app;
+SELECT tenant_guard._citus_put_keys('[]', '[]', true);
+SELECT tenant_guard._citus_send_keys('[]', '[]', true);
+SELECT tenant_guard._lint_citus_findings();
+SELECT tenant_guard._citus_table('cl_docs');
+RESET ROLE;
+
 DROP TABLE cl_docs;
 DELETE FROM tenant_guard.citus_walls;
 DROP SCHEMA regress_cl_own;

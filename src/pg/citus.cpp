@@ -36,7 +36,16 @@
  *     claims: request.jwt.claims; setting: tenant_guard.org_id, user_id,
  *     role, scopes; signed: tenant_guard.forwarded_token, the token
  *     set_context() verified, which each worker verifies again with its own
- *     key file (a forwarded org id or payload is never trusted).
+ *     key file (a forwarded org id or payload is never trusted). Outside a
+ *     transaction block (autocommit statements, and the functions they call)
+ *     Citus opens no remote transaction for reads and forwards no SET LOCAL:
+ *     when the context carries a value, the statement is made a Citus
+ *     coordinated transaction (every worker connection then starts with
+ *     BEGIN and the transaction's SET LOCALs) and the SET LOCALs are handed to
+ *     Citus, through Citus's own functions looked up by name in the loaded
+ *     library (load_external_function: UseCoordinatedTransaction,
+ *     InCoordinatedTransaction, IsMultiStatementTransaction,
+ *     PostprocessVariableSetStmt). Without them nothing is forwarded there.
  *
  * C-style glue: no C++ objects, so PostgreSQL is called directly.
  */
@@ -360,33 +369,36 @@ bool citus_initiator()
 	return OidIsValid(get_relname_relid("pg_dist_node", PG_CATALOG_NAMESPACE));
 }
 
-void append_set(StringInfo buf, const char* name, const char* value)
+void append_set(StringInfo buf, const char* name, const char* value, bool* any)
 {
+	if (value != nullptr && *value != '\0')
+		*any = true;
 	appendStringInfo(buf, "SET LOCAL %s = %s;", name, quote_literal_cstr(value != nullptr ? value : ""));
 }
 
 // The SET LOCAL statements that give a worker backend this backend's context inputs.
-char* forward_statements()
+char* forward_statements(bool* any)
 {
+	*any = false;
 	StringInfoData buf;
 	initStringInfo(&buf);
 	// the token set_context() verified here, or one forwarded to this backend
 	if (forward_token != nullptr && *forward_token != '\0' && guc::signed_context != nullptr &&
 	    *guc::signed_context != '\0')
-		append_set(&buf, "tenant_guard.forwarded_token", forward_token);
+		append_set(&buf, "tenant_guard.forwarded_token", forward_token, any);
 	else
-		append_set(&buf, "tenant_guard.forwarded_token", forwarded_token);
+		append_set(&buf, "tenant_guard.forwarded_token", forwarded_token, any);
 	switch (guc::context_source) {
 	case guc::k_source_claims: {
 		const char* raw = GetConfigOption("request.jwt.claims", true, false);
-		append_set(&buf, "request.jwt.claims", raw);
+		append_set(&buf, "request.jwt.claims", raw, any);
 		break;
 	}
 	case guc::k_source_setting:
-		append_set(&buf, "tenant_guard.org_id", guc::setting_org_id);
-		append_set(&buf, "tenant_guard.user_id", guc::setting_user_id);
-		append_set(&buf, "tenant_guard.role", guc::setting_role);
-		append_set(&buf, "tenant_guard.scopes", guc::setting_scopes);
+		append_set(&buf, "tenant_guard.org_id", guc::setting_org_id, any);
+		append_set(&buf, "tenant_guard.user_id", guc::setting_user_id, any);
+		append_set(&buf, "tenant_guard.role", guc::setting_role, any);
+		append_set(&buf, "tenant_guard.scopes", guc::setting_scopes, any);
 		break;
 	default:
 		break;
@@ -394,7 +406,36 @@ char* forward_statements()
 	return buf.data;
 }
 
-void run_set(const char* stmt)
+// Citus's own functions for a statement outside a transaction block, looked
+// up by name in the loaded citus library (never linked): nullptr when absent.
+struct CitusCalls {
+	bool looked_up = false;
+	bool (*in_coordinated)() = nullptr;
+	void (*use_coordinated)() = nullptr;
+	bool (*multi_statement)() = nullptr;
+	void (*propagate_set)(VariableSetStmt*, const char*) = nullptr;
+};
+CitusCalls citus_calls;
+
+const CitusCalls& calls()
+{
+	if (!citus_calls.looked_up) {
+		citus_calls.looked_up = true;
+		auto find = [](const char* name) {
+			return reinterpret_cast<void*>(load_external_function("$libdir/citus", name, false, nullptr));
+		};
+		citus_calls.in_coordinated = reinterpret_cast<bool (*)()>(find("InCoordinatedTransaction"));
+		citus_calls.use_coordinated = reinterpret_cast<void (*)()>(find("UseCoordinatedTransaction"));
+		citus_calls.multi_statement = reinterpret_cast<bool (*)()>(find("IsMultiStatementTransaction"));
+		citus_calls.propagate_set =
+		    reinterpret_cast<void (*)(VariableSetStmt*, const char*)>(find("PostprocessVariableSetStmt"));
+	}
+	return citus_calls;
+}
+
+// Runs one SET LOCAL here, where Citus's utility hook forwards it
+// (citus_forwards), or hands it to Citus directly (nothing changes here).
+void run_set(const char* stmt, bool citus_forwards)
 {
 	List* raw = raw_parser(stmt, RAW_PARSE_DEFAULT);
 	ListCell* lc;
@@ -406,18 +447,46 @@ void run_set(const char* stmt)
 		ps->utilityStmt = rs->stmt;
 		ps->stmt_location = rs->stmt_location;
 		ps->stmt_len = rs->stmt_len;
+		if (!citus_forwards) {
+			calls().propagate_set(castNode(VariableSetStmt, rs->stmt), stmt);
+			continue;
+		}
 		ProcessUtility(ps, stmt, false, PROCESS_UTILITY_QUERY, nullptr, nullptr, None_Receiver, nullptr);
 	}
 }
 
+// Outside a transaction block (an autocommit statement, or a function it
+// calls) Citus opens no remote transaction for reads and forwards no SET
+// LOCAL. Make the statement a coordinated transaction, so every worker
+// connection it uses starts with BEGIN and the transaction's SET LOCAL
+// statements, and hand those to Citus: through its utility hook where it
+// forwards them itself (in a function), directly otherwise.
+bool prepare_autocommit(bool* citus_forwards)
+{
+	const CitusCalls& c = calls();
+	if (c.in_coordinated == nullptr || c.use_coordinated == nullptr || c.multi_statement == nullptr ||
+	    c.propagate_set == nullptr)
+		return false;
+	if (!c.in_coordinated())
+		c.use_coordinated();
+	*citus_forwards = c.multi_statement();
+	return true;
+}
+
 void forward_context()
 {
-	if (!IsTransactionBlock() || !citus_initiator())
+	if (!citus_initiator())
 		return;
-	char* want = forward_statements();
+	bool any = false;
+	char* want = forward_statements(&any);
 	const LocalTransactionId lxid = pg::compat::my_lxid();
 	if (forwarded_lxid == lxid && forwarded_text != nullptr && strcmp(forwarded_text, want) == 0)
 		return;
+	bool citus_forwards = true;
+	if (!IsTransactionBlock()) {
+		if (!any || !prepare_autocommit(&citus_forwards))
+			return;
+	}
 	// Each statement on its own: Citus forwards the text of the statement it sees.
 	const int nest = NewGUCNestLevel();
 	(void) set_config_option("citus.propagate_set_commands", "local", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true,
@@ -435,7 +504,7 @@ void forward_context()
 				break;
 		}
 		char* one = pnstrdup(p, end - p + (*end == ';' ? 1 : 0));
-		run_set(one);
+		run_set(one, citus_forwards);
 		p = *end == ';' ? end + 1 : end;
 	}
 	// Undo every setting of that nest level here (abort semantics: the SET

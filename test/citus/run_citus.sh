@@ -162,6 +162,15 @@ for t in $TABLES; do
 f
 3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_B")" "$(seen "$t" "$ORG_B")" "$(claims "$ORG_A")" \
 		"$(seen "$t" "$ORG_A")" "COMMIT")"
+	# autocommit statements (no transaction block): the context reaches the workers too
+	check "$t: claims A, autocommit statements" "f
+3/0
+0" "$(as_app ct_app "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL" \
+		"$(seen "$t" "$ORG_A")" "SELECT count(*) FROM $t WHERE org_id = '$ORG_B'")"
+	check "$t: setting B, autocommit" "2/0" "$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "$(seen "$t" "$ORG_B")")"
+	check "$t: claims A, autocommit update of B's rows" "0" "$(psql -X -At -U ct_app \
+		-c "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL" \
+		-c "UPDATE $t SET body = 'pwned' WHERE org_id = '$ORG_B'" 2>&1 | sed -n 's/^UPDATE //p')"
 	# setting mode: a plain SET, then a transaction
 	check "$t: setting B" "2/0" "$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "BEGIN" \
 		"$(seen "$t" "$ORG_B")" "COMMIT")"
@@ -253,8 +262,43 @@ step "unprotect() and protect() again (t_pd)" "SELECT tenant_guard.unprotect('t_
 check "t_pd after unprotect() and protect(): claims A" "f
 3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_pd "$ORG_A")" "COMMIT")"
 
+# The attack grid on distributed and reference tables. ct_app_setting's
+# context source is setting on every node, as the grid's attempts use; on
+# the workers ct_app's is claims, so the grid's context cannot reach them and
+# its control read of tenant A says so.
+q >/dev/null -c "SET client_min_messages = warning" -c "CREATE TABLE t_local (id int, org_id uuid NOT NULL)" \
+	-c "SELECT tenant_guard.protect('t_local')" -c "GRANT SELECT ON t_local TO ct_app_setting"
+out=$(q -c "CREATE TABLE grid_setting AS SELECT * FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '$ORG_B')" 2>&1) \
+	|| fail "attack_grid() as ct_app_setting failed: $(grep -v 'pg_temp\|created only locally' <<<"$out" | head -5)"
+for t in t_pd t_dp t_other t_ref1 t_ref2 s1.d s1.r; do
+	check "attack_grid $t: read_other_tenant" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'read_other_tenant'")"
+	check "attack_grid $t: read_unfiltered" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'read_unfiltered'")"
+	check "attack_grid $t: update_other_tenant" "blocked" \
+		"$(q -c "SELECT outcome FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'update_other_tenant'")"
+	check "attack_grid $t: shard_direct per node" "blocked true true" \
+		"$(q -c "SELECT outcome || ' ' || (detail LIKE '%:${PORT[w1]}: %') || ' ' || (detail LIKE '%:${PORT[w2]}: %')
+		         FROM grid_setting WHERE tbl = '$t'::regclass AND vector = 'shard_direct'")"
+	check "attack_grid $t: no leak" "0" \
+		"$(q -c "SELECT count(*) FROM grid_setting WHERE tbl = '$t'::regclass AND outcome = 'leak'
+		         AND vector NOT IN ('query_text', 'forged_claims', 'temp_object')")"
+done
+check "attack_grid: a role whose context does not reach the workers is told so" "skipped true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%') FROM tenant_guard.attack_grid('ct_app', '$ORG_A', '$ORG_B')
+	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+check "attack_grid: seed => true does not seed Citus tables, and says so" "skipped true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%a Citus table is not seeded%')
+	         FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '33333333-3333-4333-8333-333333333333', seed => true)
+	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+check "attack_grid: shard_direct only on Citus tables" "0 true" \
+	"$(q -c "SELECT count(*) FILTER (WHERE vector = 'shard_direct') || ' ' || (count(*) > 0) FROM grid_setting
+	         WHERE tbl = 't_local'::regclass")"
+soft -c "SELECT tenant_guard.unprotect('t_local')" -c "DROP TABLE t_local"
+
 # verify() and the shard checks
 check "verify() on Citus tables" "" "$(q -c "SELECT tbl || ' ' || item || ': ' || actual FROM tenant_guard.verify()")"
+check "lint(): no shard finding" "" "$(q -c "SELECT code || ' ' || object FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072')")"
 check "citus_shard_findings() clean" "" "$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
 soft -c "SELECT run_command_on_placements('t_other', 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')" >/dev/null
 soft -c "SELECT run_command_on_placements('t_dp', 'CREATE POLICY sneaky ON %s USING (true)')" >/dev/null
@@ -266,10 +310,100 @@ check "citus_shard_findings() sees an extra shard policy" "t" \
 check "citus_shard_findings() sees a missing wall" "t" \
 	"$(q -c "SELECT count(*) > 0 FROM tenant_guard.citus_shard_findings() WHERE tbl = 't_ref1'::regclass AND item = 'shard wall'")"
 check "an extra shard policy opens nothing" "0" "$(as_app ct_app "SELECT count(*) FROM t_dp")"
+# lint() and verify() report the same, per node (each reads every placement: once)
+q -c "CREATE TABLE lint_broken AS SELECT * FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072')" >/dev/null
+for n in w1 w2; do
+	check "lint() TG070: RLS off on t_other shards on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM lint_broken WHERE code = 'TG070' AND severity = 'error'
+		         AND object = 'public.t_other on 127.0.0.1:${PORT[$n]}' AND message LIKE 'row level security of %'")"
+	check "lint() TG071: extra policy on t_dp shards on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM lint_broken WHERE code = 'TG071'
+		         AND object = 'public.t_dp on 127.0.0.1:${PORT[$n]}' AND message LIKE 'policy sneaky on %'")"
+	check "lint() TG070: missing wall of t_ref1 on $n" "t" \
+		"$(q -c "SELECT count(*) = 1 FROM lint_broken WHERE code = 'TG070'
+		         AND object = 'public.t_ref1 on 127.0.0.1:${PORT[$n]}' AND message LIKE 'shard wall of %'")"
+	check "lint() TG071: t_ref1's restrictive policies turned permissive on $n (its wall is gone)" "t" \
+		"$(q -c "SELECT count(*) > 0 FROM lint_broken WHERE code = 'TG071'
+		         AND object = 'public.t_ref1 on 127.0.0.1:${PORT[$n]}' AND message LIKE '%(restrictive turned permissive)%'")"
+done
+check "verify() lists the shards that differ" "true true true" \
+	"$(q -c "SELECT bool_or(tbl = 't_other'::regclass AND item LIKE 'shard % on %: row level security') || ' ' ||
+	                bool_or(tbl = 't_dp'::regclass AND item LIKE 'shard % on %: policy sneaky') || ' ' ||
+	                bool_or(tbl = 't_ref1'::regclass AND item LIKE 'shard % on %: shard wall')
+	         FROM tenant_guard.verify()")"
+check "verify() as a role that may not run the shard checks says so" "t" \
+	"$(q -c "CREATE ROLE ct_auditor; GRANT USAGE ON SCHEMA tenant_guard TO ct_auditor; SET ROLE ct_auditor;
+	         SELECT bool_and(item = 'shards' AND actual LIKE 'not checked%') FROM tenant_guard.verify() WHERE item NOT LIKE 'policy %'" | tail -1)"
+check "attack_grid: shard_direct finds the shards without RLS, per node" "leak true" \
+	"$(q -c "SELECT outcome || ' ' || (detail LIKE 'reading the shards directly as the role returned rows on 127.0.0.1:%')
+	         FROM tenant_guard.attack_grid('ct_app_setting', '$ORG_A', '$ORG_B')
+	         WHERE tbl = 't_other'::regclass AND vector = 'shard_direct'" 2>/dev/null)"
 soft -c "SELECT run_command_on_placements('t_dp', 'DROP POLICY sneaky ON %s')" >/dev/null
 soft -c "SELECT tenant_guard.protect('t_other')" -c "SELECT tenant_guard.citus_sync()" >/dev/null
 check "citus_shard_findings() clean after protect() and citus_sync()" "" \
 	"$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
+check "lint() and verify() clean after protect() and citus_sync()" "0" \
+	"$(q -c "SELECT (SELECT count(*) FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072'))
+	              + (SELECT count(*) FROM tenant_guard.verify())")"
+
+# Column encryption on a distributed table: the tenant key made on the
+# coordinator by encrypt() is copied to every worker, where decrypt() runs
+# (router and multi-shard, in a transaction and autocommit); a shredded key
+# is shredded on the workers too. No node holds the master key in a table.
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE t_enc (id int, org_id uuid NOT NULL, secret bytea, PRIMARY KEY (org_id, id));
+SELECT create_distributed_table('t_enc', 'org_id');
+SELECT tenant_guard.protect('t_enc');
+GRANT SELECT, INSERT, UPDATE, DELETE ON t_enc TO ct_app;
+SQL
+for o in A B; do
+	org=$ORG_A; [ $o = A ] || org=$ORG_B
+	soft -U ct_app -c "BEGIN" -c "$(claims "$org")" \
+		-c "INSERT INTO t_enc VALUES (1, '$org', tenant_guard.encrypt_text('$o-one', 't_enc.secret')),
+		    (2, '$org', tenant_guard.encrypt_text('$o-two', 't_enc.secret'))" -c "COMMIT"
+done
+for n in w1 w2; do
+	check "tenant keys copied to $n" "2 active" \
+		"$(q -p "${PORT[$n]}" -c "SELECT count(*) || ' ' || string_agg(DISTINCT state, ',') FROM tenant_guard.tenant_keys")"
+done
+check "decrypt() as A, router query" "f
+A-one" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+	"SELECT tenant_guard.decrypt_text(secret, 't_enc.secret') FROM t_enc WHERE org_id = '$ORG_A' AND id = 1" "COMMIT")"
+check "decrypt() as B, multi-shard query" "f
+B-one,B-two" "$(as_app ct_app "BEGIN" "$(claims "$ORG_B")" \
+	"SELECT string_agg(tenant_guard.decrypt_text(secret, 't_enc.secret'), ',' ORDER BY id) FROM t_enc" "COMMIT")"
+check "decrypt() as A, autocommit multi-shard" "f
+A-one,A-two" "$(as_app ct_app "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL" \
+	"SELECT string_agg(tenant_guard.decrypt_text(secret, 't_enc.secret'), ',' ORDER BY id) FROM t_enc")"
+check "decrypt() with another aad is refused on the workers" "refused" \
+	"$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+		"SELECT tenant_guard.decrypt_text(secret, 'other.aad') FROM t_enc" "COMMIT" \
+		| grep -q ERROR && echo refused || echo decrypted)"
+b_secret=$(q -c "SELECT encode(secret, 'hex') FROM t_enc WHERE org_id = '$ORG_B' AND id = 1")
+check "decrypt() of B's value as A is refused" "refused" \
+	"$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+		"SELECT tenant_guard.decrypt_text(decode('$b_secret', 'hex'), 't_enc.secret')" "COMMIT" \
+		| grep -q ERROR && echo refused || echo decrypted)"
+for n in coord w1 w2; do
+	check "no master key in a table on $n" "0" "$(q -p "${PORT[$n]}" -c "SELECT count(*) FROM pg_attribute a
+		JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace s ON s.oid = c.relnamespace
+		WHERE s.nspname = 'tenant_guard' AND c.relkind = 'r' AND a.attname ILIKE '%master%'")"
+done
+soft -c "SELECT tenant_guard.shred_keys('$ORG_B')"
+for n in w1 w2; do
+	check "shredded key of B on $n" "shredded" \
+		"$(q -p "${PORT[$n]}" -c "SELECT state FROM tenant_guard.tenant_keys WHERE org_id = '$ORG_B'")"
+done
+check "decrypt() as B after shred_keys(): refused on the workers" "refused" \
+	"$(as_app ct_app "BEGIN" "$(claims "$ORG_B")" \
+		"SELECT tenant_guard.decrypt_text(secret, 't_enc.secret') FROM t_enc" "COMMIT" | grep -q 'shredded' && echo refused || echo decrypted)"
+# citus_sync() repairs a worker that lost its copies
+soft -c "SELECT run_command_on_workers('DELETE FROM tenant_guard.tenant_keys')"
+soft -c "SELECT tenant_guard.citus_sync()"
+check "citus_sync() copies the keys again" "f
+A-one" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
+	"SELECT tenant_guard.decrypt_text(secret, 't_enc.secret') FROM t_enc WHERE org_id = '$ORG_A' AND id = 1" "COMMIT")"
 
 # KNOWN GAPS: each must still fail; if one passes, move it above.
 gap() {  # gap LABEL EXPECTED ACTUAL
@@ -279,10 +413,6 @@ gap() {  # gap LABEL EXPECTED ACTUAL
 		echo "XFAIL (known gap): $1"; xfails=$((xfails + 1))
 	fi
 }
-gap "context outside a transaction block reaches the workers (setting mode, plain SET)" "2/0" \
-	"$(as_app ct_app_setting "SET tenant_guard.org_id = '$ORG_B'" "$(seen t_dp "$ORG_B")")"
-gap "attack_grid() on a distributed table" "ok" \
-	"$(q -c "SELECT count(*) FROM tenant_guard.attack_grid('t_dp')" >/dev/null 2>&1 && echo ok || echo error)"
 before=$(q -c "SELECT count(*) FROM tenant_guard.audit_log")
 gap "enable_audit() on a distributed table: writes reach the coordinator's audit log" "more" \
 	"$(q -c "SELECT tenant_guard.enable_audit('t_dp')" >/dev/null 2>&1 \

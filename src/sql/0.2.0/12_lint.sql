@@ -64,7 +64,11 @@ AS $$
     ('TG060', 'warning', 'tenant table', 'an exempted table has a tenant column'),
     ('TG061', 'error',   'other rights', 'an internal support-session function is executable by a role'),
     ('TG062', 'warning', 'tenant table', 'a registry row names a relation that no longer exists or is temporary'),
-    ('TG063', 'error',   'other rights', 'a support agent can set its own tenant context')
+    ('TG063', 'error',   'other rights', 'a support agent can set its own tenant context'),
+    -- TG070 .. TG079: the shards of protected Citus tables
+    ('TG070', 'error',   'citus',        'a shard of a protected table lacks row-level security, FORCE or the shard wall'),
+    ('TG071', 'error',   'citus',        'the policies of a shard differ from the coordinator''s'),
+    ('TG072', 'warning', 'citus',        'the shards of a protected table could not be checked')
 $$;
 COMMENT ON FUNCTION tenant_guard.lint_rules() IS
     'Every rule of tenant_guard.lint(): code, highest severity, area and a one-line summary (docs/lint.md).';
@@ -898,6 +902,54 @@ $$;
 COMMENT ON FUNCTION tenant_guard._lint_support_findings() IS
     'Internal: lint rule TG063, members of tenant_guard_support that can set their own tenant context (claims or setting mode).';
 
+-- TG070 .. TG072: the shards of protected Citus distributed and reference
+-- tables, on every node (citus_shard_findings(), 58_citus.sql), one finding
+-- per table, node and kind. Without Citus in this database: nothing, after
+-- one catalog look-up.
+CREATE FUNCTION tenant_guard._lint_citus_findings()
+RETURNS TABLE (lowered_to text, code text, object text, message text, hint text)
+LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT tenant_guard._citus_present() THEN
+        RETURN;
+    END IF;
+    IF NOT has_function_privilege('tenant_guard.citus_shard_findings()', 'EXECUTE') THEN
+        RETURN QUERY
+        SELECT NULL::text, 'TG072', 'tenant_guard.citus_shard_findings()',
+               format('the shards of protected Citus tables were not checked: %I may not execute '
+                      'tenant_guard.citus_shard_findings()', current_user),
+               'Run tenant_guard.lint() as the extension''s owner or a superuser.';
+        RETURN;
+    END IF;
+    RETURN QUERY
+    WITH f AS (SELECT * FROM tenant_guard.citus_shard_findings()),
+    k AS (
+        SELECT f.*, CASE WHEN f.item = 'placement' THEN 'TG072'
+                         WHEN f.item LIKE 'policy %' THEN 'TG071' ELSE 'TG070' END AS rule
+        FROM f)
+    SELECT NULL::text, k.rule, format('%s on %s', k.tbl, k.node),
+           CASE k.rule
+               WHEN 'TG070' THEN format('%s of %s shard(s) of %s on node %s: expected %s, found %s', k.item,
+                                        count(*), k.tbl, k.node, k.expected, k.actual)
+               WHEN 'TG071' THEN format('%s on %s shard(s) of %s on node %s differs from the coordinator''s: expected %s, '
+                                        'found %s', k.item, count(*), k.tbl, k.node, k.expected, k.actual)
+               ELSE format('%s shard placement(s) of %s on node %s could not be checked: %s', count(*), k.tbl, k.node,
+                           min(k.actual)) END,
+           CASE WHEN k.rule = 'TG072' THEN 'Make the node reachable from the coordinator, then run lint() again.'
+                WHEN k.item = 'shard wall' OR k.item LIKE '%(restrictive turned permissive)' THEN format('SELECT tenant_guard.citus_sync(); (and preload tenant_guard on %s)',
+                                                       k.node)
+                ELSE format('SELECT tenant_guard.protect(%L); repairs the shards (drop policies that exist only on '
+                            'shards with run_command_on_placements()).', k.tbl::text) END
+    FROM k
+    GROUP BY k.rule, k.tbl, k.node, k.item, k.expected, k.actual
+    ORDER BY 2, 3;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._lint_citus_findings() IS
+    'Internal: lint rules TG070-TG072, the shards of protected Citus tables on every node (citus_shard_findings()).';
+
 -- Every finding of every rule. The area functions are PL/pgSQL so that their
 -- queries are planned once per session (a SQL function with a SET clause
 -- plans its query again on every call).
@@ -916,6 +968,7 @@ BEGIN
     RETURN QUERY SELECT * FROM tenant_guard._lint_setting_findings();
     RETURN QUERY SELECT * FROM tenant_guard._lint_registry_findings();
     RETURN QUERY SELECT * FROM tenant_guard._lint_support_findings();
+    RETURN QUERY SELECT * FROM tenant_guard._lint_citus_findings();
 END
 $$;
 -- Registered partitions and children are tenant tables themselves (TG001..);
@@ -1188,6 +1241,7 @@ REVOKE ALL ON FUNCTION tenant_guard._lint_parent_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_setting_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_registry_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_support_findings() FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._lint_citus_findings() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_tenant_tables() FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_bypasses_rls(oid, regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._lint_role_setting(oid, text) FROM PUBLIC;

@@ -256,7 +256,8 @@ CREATE TABLE tenant_guard.grid_vectors (
                                                 'other rights', 'session', 'residual')),
     tries        text NOT NULL,
     matters      text NOT NULL,
-    needs        text CHECK (needs IN ('a', 'b', 'other', 'any')),
+    -- citus: run only against Citus distributed and reference tables
+    needs        text CHECK (needs IN ('a', 'b', 'other', 'any', 'citus')),
     run          text NOT NULL DEFAULT '_grid_run_statement' CHECK (run ~ '^_grid_run_[a-z_]+$'),
     stmt         text,
     mode         text CHECK (mode IN ('value', 'rows', 'json')),
@@ -369,8 +370,8 @@ BEGIN
     g.app_role := app_role; g.t := t; g.tc := tc; g.a := a; g.b := b; g.src := src; g.lock_ms := lock_ms;
     SELECT c.in_role, c.scopes INTO g.ctx_role, g.ctx_scopes FROM tenant_guard._grid_context(t) c;
     SELECT cl.relowner::regrole, cl.relforcerowsecurity INTO g.owner, g.force FROM pg_class cl WHERE cl.oid = t;
-    EXECUTE format('SELECT EXISTS (SELECT FROM %1$s WHERE %2$I = %3$L), EXISTS (SELECT FROM %1$s WHERE %2$I = %4$L), '
-                   'EXISTS (SELECT FROM %1$s WHERE %2$I IS DISTINCT FROM %3$L), EXISTS (SELECT FROM %1$s)',
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %1$s WHERE %2$I = %3$L), EXISTS (SELECT 1 FROM %1$s WHERE %2$I = %4$L), '
+                   'EXISTS (SELECT 1 FROM %1$s WHERE %2$I IS DISTINCT FROM %3$L), EXISTS (SELECT 1 FROM %1$s)',
                    t, tc, a, b)
         INTO g.has_a, g.has_b, g.has_other, g.has_any;
     g.row_b := tenant_guard._grid_row(t, tc, b);
@@ -450,18 +451,45 @@ $$;
 
 -- Every vector against one table. a, b: the two tenants as text; src: the
 -- configured context source (for the context vectors).
+-- prepared: _grid_prepare()'s result when the caller computed it earlier
+-- (on Citus, before any attempt: a transaction that changed shards as one
+-- role cannot read them as another, so the superuser's reads come first).
 CREATE FUNCTION tenant_guard._grid_table(app_role regrole, t regclass, tc name, a text, b text, src text,
-                                         lock_ms integer)
+                                         lock_ms integer, prepared jsonb DEFAULT NULL)
 RETURNS TABLE (vector text, outcome text, detail text)
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    g tenant_guard._grid_target := tenant_guard._grid_prepare(app_role, t, tc, a, b, src, lock_ms);
+    g tenant_guard._grid_target := CASE WHEN prepared IS NULL
+                                        THEN tenant_guard._grid_prepare(app_role, t, tc, a, b, src, lock_ms)
+                                        ELSE pg_catalog.jsonb_populate_record(NULL::tenant_guard._grid_target, prepared) END;
     v tenant_guard.grid_vectors;
+    citus boolean := tenant_guard._citus_present()
+                     AND tenant_guard._citus_table(t);
+    control record;
+    unreached text;
 BEGIN
+    -- On a Citus table the attempts run on the workers' shards: as tenant A
+    -- the role must see A's rows there, or no outcome tells anything (the
+    -- context did not reach the workers, e.g. their context_source for the
+    -- role is not 'setting', which the grid's attempts use).
+    IF citus AND g.has_a THEN
+        control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
+        IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
+            unreached := format('could not decide: as tenant A the role saw none of tenant A''s rows on the Citus '
+                                'workers (%s); the grid''s context (context_source = setting) did not reach them',
+                                coalesce(control.err_message, 'no error'));
+        END IF;
+    END IF;
     FOR v IN SELECT * FROM tenant_guard.grid_vectors x ORDER BY x.id LOOP
-        IF (v.needs = 'a' AND NOT g.has_a) OR (v.needs = 'b' AND NOT g.has_b)
+        IF v.needs = 'citus' AND NOT citus THEN
+            CONTINUE;
+        ELSIF unreached IS NOT NULL AND v.class IN ('read', 'write', 'plant', 'oracle', 'context')
+              AND v.needs IS DISTINCT FROM 'citus' THEN
+            vector := v.id; outcome := 'skipped'; detail := unreached;
+            RETURN NEXT;
+        ELSIF (v.needs = 'a' AND NOT g.has_a) OR (v.needs = 'b' AND NOT g.has_b)
            OR (v.needs = 'other' AND NOT g.has_other) OR (v.needs = 'any' AND NOT g.has_any) THEN
             vector := v.id; outcome := 'skipped';
             detail := CASE v.needs WHEN 'a' THEN 'tenant A has no rows in this table; pass seed => true'
@@ -730,7 +758,7 @@ BEGIN
     FOR i IN 1 .. greatest(cardinality(orgs), cardinality(claims)) LOOP
         res := tenant_guard._grid_attempt(g.app_role, g.src, orgs[least(i, cardinality(orgs))], NULL, NULL,
             claims[least(i, cardinality(claims))], NULL,
-            format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', g.t), 'value', g.lock_ms);
+            format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 100) s', g.t), 'value', g.lock_ms);
         j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
             'a read without a valid tenant context returned %n row(s)',
             'without a valid tenant context nothing was visible or changed'));
@@ -757,7 +785,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    count_b text := tenant_guard._grid_expand('SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100) s',
+    count_b text := tenant_guard._grid_expand('SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {c} = {b} LIMIT 100) s',
                                               g.vars);
     claims_b jsonb := jsonb_build_object('exp', extract(epoch FROM now())::bigint + 3600);
     claim_path text[];
@@ -835,7 +863,7 @@ BEGIN
         outcome := 'blocked';
         detail := format('the role does not have the privileges of the owner %s', g.owner);
     ELSE
-        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) s', g.t), 'value',
                                       ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
@@ -879,7 +907,7 @@ BEGIN
         -- the attempt runs as that role, as SET ROLE to it would make it
         gx := g;
         gx.app_role := x.r;
-        res := tenant_guard._grid_try(gx, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t), 'value',
+        res := tenant_guard._grid_try(gx, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) s', g.t), 'value',
             ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
@@ -931,7 +959,7 @@ LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    rls_applies boolean := (tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 1) s', g.t),
+    rls_applies boolean := (tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 1) s', g.t),
         'value', ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)'])).err_state IS NOT NULL;
     res record := tenant_guard._grid_try(g,
         format('EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF, FORMAT JSON) SELECT * FROM %s', g.t), 'json',
@@ -1016,13 +1044,13 @@ BEGIN
           AND has_table_privilege(g.app_role, dv.view, 'SELECT')
     LOOP
         found_any := true;
-        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view), 'value',
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 100) s', x.view), 'value',
                                       NULL, ghost);
         j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
             x.view::text || ' showed %n row(s) to a tenant that owns no rows',
             x.view::text || ' showed no row to a tenant that owns none');
         IF x.has_tc AND g.has_b THEN
-            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s WHERE %I = %L LIMIT 100) s',
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s WHERE %I = %L LIMIT 100) s',
                                                     x.view, g.tc, g.b), 'value');
             j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
                 x.view::text || ' showed %n row(s) of tenant B to tenant A',
@@ -1077,13 +1105,13 @@ BEGIN
             RETURN NEXT;
             CONTINUE;
         END IF;
-        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.f), 'value',
+        res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 100) s', x.f), 'value',
                                       NULL, ghost);
         j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
             x.f::text || ' returned %n row(s) to a tenant that owns no rows',
             x.f::text || ' returned no row to a tenant that owns none');
         IF g.has_b THEN
-            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s x WHERE x.%I = %L LIMIT 100) s',
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s x WHERE x.%I = %L LIMIT 100) s',
                                                     x.f, g.tc, g.b), 'value');
             IF res.err_state IS DISTINCT FROM '42703' THEN
                 j := tenant_guard._grid_worse(j, tenant_guard._grid_judge('read', res.n, res.err_state,
@@ -1126,7 +1154,7 @@ BEGIN
         IF NOT x.readable THEN
             outcome := 'blocked'; detail := format('%s: the role cannot read it', x.view);
         ELSE
-            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM %s LIMIT 100) s', x.view),
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM %s LIMIT 100) s', x.view),
                                           'value', NULL, 'ffffffff-ffff-4fff-bfff-ffffffffffff');
             IF res.err_state = '55000' THEN
                 outcome := 'blocked'; detail := format('%s: %s', x.view, res.err_message);
@@ -1171,11 +1199,11 @@ BEGIN
     LOOP
         found_any := true;
         IF v.id = 'partition_direct' THEN
-            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM ONLY %s WHERE %I = %L LIMIT 100) s',
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM ONLY %s WHERE %I = %L LIMIT 100) s',
                                                     x.child, g.tc, g.b), 'value');
             j := tenant_guard._grid_judge('read', res.n, res.err_state, res.err_message,
                 x.child::text || ': tenant A read %n row(s) of tenant B directly', NULL);
-            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT FROM ONLY %s LIMIT 1) s', x.child),
+            res := tenant_guard._grid_try(g, format('SELECT count(*) FROM (SELECT 1 FROM ONLY %s LIMIT 1) s', x.child),
                                           'value', ARRAY['SELECT pg_catalog.set_config(''row_security'', ''off'', true)']);
             IF res.err_state IS NULL THEN
                 j := tenant_guard._grid_worse(j, ARRAY['leak', x.child::text
@@ -1273,21 +1301,87 @@ BEGIN
 END
 $$;
 
+-- shard_direct (Citus tables only): as the application role, every shard
+-- placement on every node read directly (run_command_on_placements(), the
+-- way a role that can connect to a worker reads the shards), for rows of
+-- tenant B and rows of any tenant. No context reaches those connections, so
+-- only the shard's own wall stands between the role and the rows: any row is
+-- a leak, reported with its node. Per node: placements read, rows seen.
+CREATE FUNCTION tenant_guard._grid_run_shard_direct(g tenant_guard._grid_target, v tenant_guard.grid_vectors)
+RETURNS TABLE (vector text, outcome text, detail text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res record;
+    per_node jsonb;
+    leaks text;
+    nodes text;
+    failed text;
+BEGIN
+    vector := v.id;
+    res := tenant_guard._grid_try(g, format(
+        'SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(''node'', r.nodename || '':'' || r.nodeport, '
+        '''shard'', r.shardid, ''ok'', r.success, ''result'', r.result)) '
+        'FROM pg_catalog.run_command_on_placements(%L::regclass, %L) r',
+        g.t::text, format('SELECT count(*) FILTER (WHERE %I = %L) || ''/'' || count(*) FROM %%s', g.tc, g.b)),
+        'json');
+    IF res.err_state IS NOT NULL THEN
+        IF res.err_state = '42501' THEN
+            outcome := 'blocked'; detail := 'refused: ' || res.err_message;
+        ELSE
+            outcome := 'skipped';
+            detail := format('could not decide: %s (SQLSTATE %s)', res.err_message, res.err_state);
+        END IF;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    per_node := res.result;
+    SELECT string_agg(format('%s: %s placement(s), %s row(s) of tenant B, %s row(s) in all', x.node, x.n, x.b, x.total),
+                      '; ' ORDER BY x.node),
+           string_agg(CASE WHEN x.total > 0 THEN format('%s (%s row(s) of tenant B, %s in all)', x.node, x.b, x.total) END,
+                      '; ' ORDER BY x.node),
+           string_agg(CASE WHEN x.failed > 0 THEN format('%s: %s', x.node, x.why) END, '; ' ORDER BY x.node)
+    INTO nodes, leaks, failed
+    FROM (SELECT e ->> 'node' AS node, count(*) AS n,
+                 sum(split_part(e ->> 'result', '/', 1)::bigint) FILTER (WHERE (e ->> 'ok')::boolean) AS b,
+                 coalesce(sum(split_part(e ->> 'result', '/', 2)::bigint) FILTER (WHERE (e ->> 'ok')::boolean), 0) AS total,
+                 count(*) FILTER (WHERE NOT (e ->> 'ok')::boolean) AS failed,
+                 min(e ->> 'result') FILTER (WHERE NOT (e ->> 'ok')::boolean) AS why
+          FROM jsonb_array_elements(coalesce(per_node, '[]')) e GROUP BY 1) x;
+    IF leaks IS NOT NULL THEN
+        outcome := 'leak';
+        detail := 'reading the shards directly as the role returned rows on ' || leaks;
+    ELSIF failed IS NOT NULL AND failed LIKE '%permission denied%' THEN
+        outcome := 'blocked'; detail := 'refused on ' || failed;
+    ELSIF failed IS NOT NULL THEN
+        outcome := 'skipped'; detail := 'could not decide: ' || failed;
+    ELSE
+        outcome := 'blocked';
+        detail := 'the shard wall hid every row on every node: ' || coalesce(nodes, 'no placement');
+    END IF;
+    RETURN NEXT;
+END
+$$;
+
 -- The vectors. docs/attack-grid.md explains each one and its fix.
 INSERT INTO tenant_guard.grid_vectors (id, class, tries, matters, needs, run, stmt, mode, judge, setup, refusals, guard,
                                        leak_text, blocked_text, params) VALUES
 -- reads
 ('read_other_tenant', 'read', 'SELECT ... WHERE tenant = B', 'the policies must hide every row of another tenant',
- 'b', '_grid_run_statement', $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100) s$v$, 'value', 'read',
+ 'b', '_grid_run_statement', $v$SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {c} = {b} LIMIT 100) s$v$, 'value', 'read',
  NULL, DEFAULT, NULL, 'tenant A read %n row(s) of tenant B', 'no row of tenant B was visible', NULL),
 ('read_unfiltered', 'read', 'SELECT ... WHERE tenant IS DISTINCT FROM A',
  'a query that forgets its tenant filter must still see only its tenant', 'other', '_grid_run_statement',
- $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} IS DISTINCT FROM {a} LIMIT 100) s$v$, 'value', 'read', NULL, DEFAULT,
+ $v$SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {c} IS DISTINCT FROM {a} LIMIT 100) s$v$, 'value', 'read', NULL, DEFAULT,
  NULL, 'an unfiltered read as tenant A returned %n row(s) of other tenants',
  'an unfiltered read returned only rows of tenant A', NULL),
+('shard_direct', 'read', 'every shard placement of a Citus table read directly on its node, as the role',
+ 'on Citus only the shard''s own wall protects the rows of a shard read on its node', 'citus', '_grid_run_shard_direct',
+ NULL, NULL, NULL, NULL, DEFAULT, NULL, NULL, NULL, NULL),
 ('read_for_update', 'read', 'SELECT ... WHERE tenant = B FOR UPDATE',
  'locking another tenant''s rows reads them and blocks its writes', 'b', '_grid_run_statement',
- $v$SELECT count(*) FROM (SELECT FROM {t} WHERE {c} = {b} LIMIT 100 FOR UPDATE) s$v$, 'value', 'read', NULL, DEFAULT,
+ $v$SELECT count(*) FROM (SELECT 1 FROM {t} WHERE {c} = {b} LIMIT 100 FOR UPDATE) s$v$, 'value', 'read', NULL, DEFAULT,
  NULL, 'SELECT ... FOR UPDATE locked %n row(s) of tenant B', 'SELECT ... FOR UPDATE reached no row of tenant B', NULL),
 -- writes to B's rows
 ('update_other_tenant', 'write', 'UPDATE ... WHERE tenant = B', 'another tenant''s rows must not be changed', 'b',
@@ -1396,7 +1490,7 @@ INSERT INTO tenant_guard.grid_vectors (id, class, tries, matters, needs, run, st
 -- privileges and ownership
 ('row_security_off', 'privilege', 'SET row_security = off, then read',
  'PostgreSQL refuses the read where row-level security applies, so a read that runs proves it does not', NULL,
- '_grid_run_statement', $v$SELECT count(*) FROM (SELECT FROM {t} LIMIT 1) s$v$, 'value', 'runs',
+ '_grid_run_statement', $v$SELECT count(*) FROM (SELECT 1 FROM {t} LIMIT 1) s$v$, 'value', 'runs',
  ARRAY[$v$SELECT pg_catalog.set_config('row_security', 'off', true)$v$], DEFAULT, NULL,
  'with row_security = off the query ran: row-level security does not apply to the role on this table', NULL, NULL),
 ('set_role_owner', 'privilege', 'become the table''s owner', 'the owner can unprotect() or alter the table', NULL,
@@ -1488,7 +1582,7 @@ DECLARE
     ctx record;
     stmt text;
 BEGIN
-    EXECUTE format('SELECT EXISTS (SELECT FROM %s WHERE %I = %L)', rel, col, org) INTO found_row;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE %I = %L)', rel, col, org) INTO found_row;
     IF found_row THEN
         RETURN NULL;
     END IF;
@@ -1566,6 +1660,7 @@ DECLARE
     org text;
     tmpl jsonb;
     seed_notes jsonb := '{}';
+    targets jsonb := '{}';
 BEGIN
     IF app_role IS NULL OR org_a IS NULL OR org_b IS NULL OR seed IS NULL THEN
         RAISE EXCEPTION 'app_role, org_a, org_b and seed must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -1596,6 +1691,14 @@ BEGIN
             FOR p IN SELECT pt.tbl, pt.tenant_column FROM tenant_guard.protected_tables pt
                      WHERE pt.tenant_type IN ('uuid', 'text')
                      ORDER BY pt.parent IS NOT NULL, pt.tbl::text LOOP
+                -- the application role reaches a Citus table's shards through
+                -- its own connections, which do not see uncommitted rows
+                IF tenant_guard._citus_table(p.tbl) THEN
+                    seed_notes := seed_notes || jsonb_build_object(p.tbl::oid::text,
+                        'a Citus table is not seeded: the application role''s connections to the workers would not '
+                        'see the grid''s uncommitted rows; give both tenants rows');
+                    CONTINUE;
+                END IF;
                 FOREACH org IN ARRAY ARRAY[org_a::text, org_b::text] LOOP
                     tmpl := tenant_guard._grid_seed(p.tbl, p.tenant_column, org);
                     IF tmpl IS NOT NULL THEN
@@ -1608,6 +1711,15 @@ BEGIN
             END LOOP;
         END IF;
 
+        -- on Citus, what the vectors need to know of every table, read
+        -- before any attempt changes a shard as the application role
+        IF tenant_guard._citus_present() THEN
+            FOR p IN SELECT pt.tbl, pt.tenant_column FROM tenant_guard.protected_tables pt
+                     WHERE pt.tenant_type <> 'bigint' ORDER BY pt.tbl::text LOOP
+                targets := targets || jsonb_build_object(p.tbl::oid::text, to_jsonb(tenant_guard._grid_prepare(
+                    app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms)));
+            END LOOP;
+        END IF;
         FOR p IN SELECT pt.tbl, pt.tenant_column, pt.tenant_type FROM tenant_guard.protected_tables pt
                  ORDER BY pt.tbl::text LOOP
             IF p.tenant_type = 'bigint' THEN
@@ -1621,7 +1733,8 @@ BEGIN
                                                     'detail', CASE WHEN g.outcome = 'skipped' AND seed_notes ? p.tbl::oid::text
                                                                    THEN g.detail || ' (' || (seed_notes ->> p.tbl::oid::text) || ')'
                                                                    ELSE g.detail END))
-                FROM tenant_guard._grid_table(app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms) g),
+                FROM tenant_guard._grid_table(app_role, p.tbl, p.tenant_column, org_a::text, org_b::text, src, lock_ms,
+                                              targets -> p.tbl::oid::text) g),
                 '[]');
         END LOOP;
         RAISE EXCEPTION 'attack grid sentinel' USING ERRCODE = 'TGZ99';
@@ -1677,7 +1790,7 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_fresh(regclass, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_context(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_seed(regclass, name, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_dependent_views(regclass) FROM PUBLIC;
-REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_table(regrole, regclass, name, text, text, text, integer, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_vars(regclass, name, text, text, regrole, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_expand(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_prepare(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
@@ -1704,5 +1817,6 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_run_materialized_view(tenant_guard._gr
 REVOKE ALL ON FUNCTION tenant_guard._grid_run_children(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_run_query_text(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_run_shared_sequence(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_run_shard_direct(tenant_guard._grid_target, tenant_guard.grid_vectors) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.attack_grid(regrole, uuid, uuid, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard.assert_isolated(regrole, uuid, uuid, boolean) FROM PUBLIC;

@@ -39,6 +39,26 @@ $$;
 COMMENT ON FUNCTION tenant_guard._citus_distribution_column(regclass) IS
     'Internal: the distribution column of a Citus distributed table, NULL for any other table.';
 
+-- Is tbl a Citus distributed or reference table?
+CREATE FUNCTION tenant_guard._citus_table(tbl regclass)
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found boolean;
+BEGIN
+    IF tbl IS NULL OR pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)' INTO found USING tbl;
+    RETURN found;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_table(regclass) IS
+    'Internal: whether a table is a Citus distributed or reference table (false without Citus).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_table(regclass) FROM PUBLIC;
+
 -- The tables whose shards get the wall on this node, by name (a shard is
 -- found through its parent's name on every node: pg_dist_shard).
 CREATE TABLE tenant_guard.citus_walls (
@@ -147,11 +167,15 @@ BEGIN
     IF NOT tenant_guard._citus_present() THEN
         RAISE EXCEPTION 'citus is not installed in this database' USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
+    -- every tenant key row, exactly as on the coordinator
+    PERFORM tenant_guard._citus_send_keys(
+        (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k)), '[]') FROM tenant_guard.tenant_keys k), '[]', true);
     RETURN tenant_guard._citus_sync_walls(NULL);
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.citus_sync() IS
-    'Writes the shard wall of every protected table onto every Citus node; returns how many tables.';
+    'Writes the shard wall of every protected table and a copy of every tenant key onto every Citus node; returns '
+    'how many tables.';
 REVOKE ALL ON FUNCTION tenant_guard.citus_sync() FROM PUBLIC;
 
 -- Does this backend add the wall to rel (a shard of a walled table)? NULL
@@ -270,9 +294,10 @@ COMMENT ON FUNCTION tenant_guard.protect(regclass, name) IS
     'Isolates a table by tenant: RLS + FORCE, a restrictive tenant wall, a base policy, NOT NULL tenant column '
     'defaulting to the current tenant, an index, and the same for its partitions and children. Idempotent.';
 
--- What lint(), verify() and attack_grid() cannot see from the coordinator's
--- catalog: every placement of every shard of every protected Citus table, on
--- every node (run_command_on_placements). One row per finding:
+-- What the coordinator's catalog does not show: every placement of every
+-- shard of every protected Citus table, on every node
+-- (run_command_on_placements); lint() (TG070-TG072) and verify() read it.
+-- One row per finding:
 --   row level security / force row level security off on a shard,
 --   shard wall not active (the node has no registry row, or no preload),
 --   a policy missing on a shard, or a shard policy the coordinator does not have,
@@ -356,3 +381,128 @@ COMMENT ON FUNCTION tenant_guard.citus_shard_findings() IS
     'Checks every shard placement of every protected Citus table on every node: RLS, FORCE, the shard wall, '
     'and the policies against the coordinator''s.';
 REVOKE ALL ON FUNCTION tenant_guard.citus_shard_findings() FROM PUBLIC;
+
+-- Tenant keys on the workers. decrypt() runs where the rows are, on the
+-- workers; there it unwraps the tenant's key with the node's own master key
+-- file (docs/key-management.md: the same file on every node). The wrapped
+-- keys (tenant_guard.tenant_keys, useless without the master key) are copied
+-- to every worker: row by row by a trigger on the coordinator, in full by
+-- citus_sync(). The master key is never in a table. Rows are copied by the
+-- table's own columns and primary key, whatever they are.
+
+-- Is this node a Citus coordinator with workers?
+CREATE FUNCTION tenant_guard._citus_coordinator()
+RETURNS boolean
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    yes boolean;
+BEGIN
+    IF NOT tenant_guard._citus_present() OR pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT (SELECT groupid = 0 FROM pg_catalog.pg_dist_local_group) '
+            'AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid <> 0 AND isactive AND noderole = ''primary'')'
+        INTO yes;
+    RETURN coalesce(yes, false);
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_coordinator() IS
+    'Internal: whether this node is a Citus coordinator with active workers.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_coordinator() FROM PUBLIC;
+
+-- On this node: the rows of put (a json array of tenant_keys rows) inserted
+-- or updated by primary key, the rows whose primary key is in drop deleted,
+-- and, with exact, every other row deleted too (a full copy).
+CREATE FUNCTION tenant_guard._citus_put_keys(put jsonb, drop jsonb, exact boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text;
+    keycols text;
+    sets text;
+    n integer;
+BEGIN
+    IF put IS NULL OR drop IS NULL OR exact IS NULL THEN
+        RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%1$I = EXCLUDED.%1$I', a.attname), ', ' ORDER BY a.attnum)
+               FILTER (WHERE NOT a.attnum = ANY (i.indkey))
+    INTO cols, sets
+    FROM pg_attribute a, pg_index i
+    WHERE a.attrelid = 'tenant_guard.tenant_keys'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+      AND i.indrelid = a.attrelid AND i.indisprimary;
+    SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY k.ord) INTO keycols
+    FROM pg_index i, unnest(i.indkey) WITH ORDINALITY k(attnum, ord), pg_attribute a
+    WHERE i.indrelid = 'tenant_guard.tenant_keys'::regclass AND i.indisprimary
+      AND a.attrelid = i.indrelid AND a.attnum = k.attnum;
+    IF exact THEN
+        EXECUTE format('DELETE FROM tenant_guard.tenant_keys WHERE (%1$s) NOT IN (SELECT %1$s FROM '
+                       'pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenant_keys, $1))', keycols)
+            USING put;
+    END IF;
+    EXECUTE format('DELETE FROM tenant_guard.tenant_keys WHERE (%1$s) IN (SELECT %1$s FROM '
+                   'pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenant_keys, $1))', keycols)
+        USING drop;
+    EXECUTE format('INSERT INTO tenant_guard.tenant_keys AS k (%s) SELECT %s FROM '
+                   'pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenant_keys, $1) '
+                   'ON CONFLICT (%s) DO UPDATE SET %s', cols, cols, keycols, sets)
+        USING put;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_put_keys(jsonb, jsonb, boolean) IS
+    'Internal: writes copies of tenant_guard.tenant_keys rows on this node (called on every Citus worker).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_put_keys(jsonb, jsonb, boolean) FROM PUBLIC;
+
+-- Sends put/drop/exact to every worker; any node that fails is an error (a
+-- key shredded on the coordinator must be shredded everywhere, or not at all).
+CREATE FUNCTION tenant_guard._citus_send_keys(put jsonb, drop jsonb, exact boolean)
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '') '
+            'FROM pg_catalog.run_command_on_workers($1) WHERE NOT success'
+        INTO bad USING format('SELECT tenant_guard._citus_put_keys(%L::jsonb, %L::jsonb, %L)', put, drop, exact);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'could not copy tenant keys to every Citus worker'
+            USING ERRCODE = 'connection_failure', DETAIL = bad,
+            HINT = 'Make sure tenant_guard is installed on every node, then call tenant_guard.citus_sync().';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_send_keys(jsonb, jsonb, boolean) IS
+    'Internal: copies tenant_guard.tenant_keys rows to every Citus worker.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_send_keys(jsonb, jsonb, boolean) FROM PUBLIC;
+
+-- Each change of a key row on a coordinator reaches the workers before the
+-- statement ends: a new key, a retired one, a shredded one.
+CREATE FUNCTION tenant_guard._citus_key_copy()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant_guard._citus_coordinator() THEN
+        PERFORM tenant_guard._citus_send_keys(
+            CASE WHEN TG_OP = 'DELETE' THEN '[]'::jsonb ELSE pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(NEW)) END,
+            CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(OLD)) ELSE '[]'::jsonb END,
+            false);
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_key_copy() IS
+    'Internal: copies a changed tenant_guard.tenant_keys row to every Citus worker.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_key_copy() FROM PUBLIC;
+CREATE TRIGGER citus_key_copy AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenant_keys
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_key_copy();
