@@ -298,6 +298,8 @@ soft -c "SELECT tenant_guard.unprotect('t_local')" -c "DROP TABLE t_local"
 
 # verify() and the shard checks
 check "verify() on Citus tables" "" "$(q -c "SELECT tbl || ' ' || item || ': ' || actual FROM tenant_guard.verify()")"
+check "lint(): no TG011 on Citus tables (their policies cannot take a sub-select)" "" \
+	"$(q -c "SELECT object FROM tenant_guard.lint() WHERE code = 'TG011'")"
 check "lint(): no shard finding" "" "$(q -c "SELECT code || ' ' || object FROM tenant_guard.lint() WHERE code IN ('TG070', 'TG071', 'TG072')")"
 check "citus_shard_findings() clean" "" "$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()")"
 soft -c "SELECT run_command_on_placements('t_other', 'ALTER TABLE %s DISABLE ROW LEVEL SECURITY')" >/dev/null

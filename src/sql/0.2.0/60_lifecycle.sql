@@ -554,7 +554,9 @@ COMMENT ON FUNCTION tenant_guard._generated_policies(regclass, name, text, regcl
 -- verify() with the lifecycle write walls: each must exist exactly as
 -- generated (restrictive, for its command, TO PUBLIC, the writable check), so
 -- a protected table without one is reported (and lint() reports it as TG013).
-CREATE OR REPLACE FUNCTION tenant_guard.verify()
+-- This is the check of this node's catalog; verify() (61_citus_verify.sql)
+-- returns its rows and, on a Citus coordinator, those of every shard.
+CREATE FUNCTION tenant_guard._verify_catalog()
 RETURNS TABLE (tbl regclass, item text, expected text, actual text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
@@ -661,8 +663,8 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION tenant_guard.verify() IS
-    'Every difference between what protect() generated and the actual state of protected tables; empty when none.';
+COMMENT ON FUNCTION tenant_guard._verify_catalog() IS
+    'Internal: verify() on this node''s catalog (verify() adds the shards of protected Citus tables).';
 
 -- unprotect() removes the lifecycle write walls too (0.1.0 knew only the
 -- tenant wall, the base and the role policies).

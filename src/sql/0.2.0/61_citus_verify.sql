@@ -1,19 +1,16 @@
 -----------------------------------------------------------------------------
 -- verify() sees the shards of protected Citus tables (docs/citus.md).
 --
--- verify() as the earlier fragments define it checks this node's catalog; it
--- becomes tenant_guard._verify_catalog(), and verify() returns its rows
--- followed, on a Citus coordinator, by one row per finding of
--- citus_shard_findings() (58_citus.sql) on every shard placement of every
--- node. Without Citus in the database verify() returns exactly the catalog's
+-- tenant_guard._verify_catalog() (60_lifecycle.sql) checks this node's
+-- catalog; verify() returns its rows followed, on a Citus coordinator, by one
+-- row per finding of citus_shard_findings() (58_citus.sql) on every shard
+-- placement of every node. Without Citus in the database verify() returns exactly the catalog's
 -- rows, after one catalog look-up.
 -----------------------------------------------------------------------------
 
-ALTER FUNCTION tenant_guard.verify() RENAME TO _verify_catalog;
-COMMENT ON FUNCTION tenant_guard._verify_catalog() IS
-    'Internal: verify() on this node''s catalog (verify() adds the shards of protected Citus tables).';
-
-CREATE FUNCTION tenant_guard.verify()
+-- CREATE OR REPLACE: 0.1.0's verify() keeps its identity and the grants a
+-- DBA gave or revoked.
+CREATE OR REPLACE FUNCTION tenant_guard.verify()
 RETURNS TABLE (tbl regclass, item text, expected text, actual text)
 LANGUAGE plpgsql STABLE PARALLEL RESTRICTED
 SET search_path = pg_catalog, pg_temp
