@@ -259,7 +259,7 @@ SET tenant_guard.audit_reader_role = '';
 SET ROLE regress_audit_app;
 SELECT * FROM tenant_guard.verify_audit();
 RESET ROLE;
-GRANT EXECUTE ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) TO regress_audit_auditor;
+GRANT EXECUTE ON FUNCTION tenant_guard.verify_audit(text, timestamptz) TO regress_audit_auditor;
 SET ROLE regress_audit_auditor;
 SELECT count(DISTINCT org) AS orgs_seen, bool_or(org IS NULL) AS platform_events_seen FROM tenant_guard.audit_log;
 SELECT ok, records > 0 AS checked FROM tenant_guard.verify_audit();
@@ -302,7 +302,7 @@ TRUNCATE au.settings;
 SELECT ok, problem FROM tenant_guard.verify_audit();
 
 DROP SCHEMA au CASCADE;
-REVOKE EXECUTE ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) FROM regress_audit_auditor;
+REVOKE EXECUTE ON FUNCTION tenant_guard.verify_audit(text, timestamptz) FROM regress_audit_auditor;
 DROP ROLE regress_audit_owner;
 DROP ROLE regress_audit_app;
 DROP ROLE regress_audit_auditor;

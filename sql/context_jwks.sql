@@ -144,6 +144,15 @@ RESET ROLE;
 -- the audit log records the job as the actor, under its own name
 SELECT org, action, table_name, actor, impersonator, tenant_role FROM tenant_guard.audit_trail
 WHERE table_name = 'jw.invoices' ORDER BY id;
+-- a string tenant's chain verifies and exports by its id; another tenant's id
+-- finds none of its records; a padded id is refused
+SELECT ok, records > 0 AS has_records FROM tenant_guard.verify_audit('org_2abcA');
+SELECT ok, records FROM tenant_guard.verify_audit('org_2xyzB');
+SELECT count(*) FILTER (WHERE line LIKE '%jw.invoices%') AS invoice_lines
+FROM tenant_guard.audit_csv('org_2abcA', '-infinity', 'infinity') AS line;
+SELECT count(*) FROM tenant_guard.audit_csv('org_2xyzB', '-infinity', 'infinity') AS line;
+SELECT ok FROM tenant_guard.verify_audit(' org_2abcA');
+SELECT count(*) FROM tenant_guard.audit_csv('org_2abcA ', '-infinity', 'infinity');
 -- without the listing, the job's key is an ordinary key and its token is refused
 RESET tenant_guard.jwt_service_key_ids;
 SELECT tenant_guard.set_context(pg_temp.tok('tok_svc_a'));

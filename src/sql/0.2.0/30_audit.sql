@@ -525,13 +525,15 @@ CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.a
 -- were checked, and for a break the record id, its time and what is wrong.
 -- SECURITY DEFINER: it reads every seal (they hold hashes and counts, no
 -- tenant data); granted to nobody by default (docs/audit.md: auditor role).
-CREATE FUNCTION tenant_guard.verify_audit(org uuid DEFAULT NULL, since timestamptz DEFAULT NULL)
+CREATE FUNCTION tenant_guard.verify_audit(org text DEFAULT NULL, since timestamptz DEFAULT NULL)
 RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    o text := org::text;
+    -- the tenant's key as the log holds it (a uuid in lower case, a canonical
+    -- integer, or the string): tenant ids of uuid, bigint and text columns
+    o text := tenant_guard._tenant_key(org, false);
     zero bytea := decode(repeat('00', 32), 'hex');
     nrec bigint;
     nseal bigint;
@@ -638,8 +640,8 @@ BEGIN
     END IF;
 END
 $$;
-REVOKE ALL ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) FROM PUBLIC;
-COMMENT ON FUNCTION tenant_guard.verify_audit(uuid, timestamptz) IS
+REVOKE ALL ON FUNCTION tenant_guard.verify_audit(text, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard.verify_audit(text, timestamptz) IS
     'Checks the audit hash chains (of one org, from a time on) and reports the first broken link.';
 
 -- Drops whole monthly partitions older than tenant_guard.audit_retention and
@@ -729,11 +731,13 @@ COMMENT ON FUNCTION tenant_guard._csv_line(text[]) IS
 -- statement times, as CSV lines, header first. SECURITY INVOKER: the caller
 -- sees what row-level security lets it see (its own tenant as reader role,
 -- everything as platform auditor).
-CREATE FUNCTION tenant_guard.audit_csv(org uuid, from_ts timestamptz, to_ts timestamptz)
+CREATE FUNCTION tenant_guard.audit_csv(org text, from_ts timestamptz, to_ts timestamptz)
 RETURNS SETOF text
 LANGUAGE plpgsql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    o text := tenant_guard._tenant_key(org, false);
 BEGIN
     RETURN NEXT tenant_guard._csv_line(ARRAY['id', 'item', 'statement_at', 'org', 'kind', 'action', 'table_name',
         'actor', 'impersonator', 'tenant_role', 'db_role', 'session_role', 'application_name', 'row_pk', 'old_row',
@@ -745,12 +749,12 @@ BEGIN
                    l.application_name, l.row_pk::text, l.old_row::text, l.new_row::text,
                    array_to_string(l.changed_columns, ' '), l.detail::text, l.xid::text, encode(l.record_hash, 'hex')])
         FROM tenant_guard.audit_trail l
-        WHERE (audit_csv.org IS NULL OR l.org = audit_csv.org::text)
+        WHERE (o IS NULL OR l.org = o)
           AND l.statement_at >= from_ts AND l.statement_at < to_ts AND l.xact_at < to_ts
         ORDER BY l.id, l.item;
 END
 $$;
-COMMENT ON FUNCTION tenant_guard.audit_csv(uuid, timestamptz, timestamptz) IS
+COMMENT ON FUNCTION tenant_guard.audit_csv(text, timestamptz, timestamptz) IS
     'The audit trail of one org in [from_ts, to_ts) as RFC 4180 CSV lines (one per row change or event), header first.';
 
 -- Events of the features built alongside audit: application-role
