@@ -231,6 +231,7 @@ struct Orphan {
 	int64 seq;
 	uint8 prev[32];
 	uint8 hash[32];
+	bool crashed;  // numbered by a transaction that a crash ended (read_seal_holes)
 };
 
 struct Head {
@@ -344,6 +345,7 @@ void remember_orphans()
 		o->seq = sealed_notes[i].seq;
 		memcpy(o->prev, sealed_notes[i].prev, 32);
 		memcpy(o->hash, sealed_notes[i].hash, 32);
+		o->crashed = false;
 	}
 	LWLockRelease(shared->lock);
 }
@@ -382,6 +384,68 @@ void read_last_seal(int64* seq, uint8* hash)
 		return;
 	*seq = DatumGetInt64(sd);
 	memcpy(hash, VARDATA_ANY(ph), 32);
+}
+
+// Seal numbers that a crash left without their transaction: a backend that
+// took numbers from the head in shared memory and died before its commit was
+// written, while other backends went on sealing (linking to its hashes) until
+// the postmaster reset them. After the restart the head is read again from
+// the table, and these holes, all near its end, become VOID seals: the first
+// links to the seal before the hole, the last carries the hash the seal after
+// the hole links to, and the ones between (a transaction takes one number per
+// tenant chain) link through fixed filler hashes. VOID hashes are taken as
+// they are by verify_audit() (the sealed content is gone).
+int read_seal_holes(int64 last, Orphan* out, int max)
+{
+	if (last <= 1)
+		return 0;
+	Oid types[1] = {INT8OID};
+	SPIPlanPtr plan = SPI_prepare(
+	    "WITH s AS (SELECT seal_seq, seal_prev, lag(seal_seq) OVER w AS pseq, lag(hash) OVER w AS phash "
+	    "           FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL AND seal_seq > $1 "
+	    "           WINDOW w AS (ORDER BY seal_seq, id)) "
+	    "SELECT g, CASE WHEN g = s.pseq + 1 THEN s.phash "
+	    "               ELSE pg_catalog.sha256(pg_catalog.convert_to('tenant_guard void ' || (g - 1), 'UTF8')) END, "
+	    "          CASE WHEN g = s.seal_seq - 1 THEN s.seal_prev "
+	    "               ELSE pg_catalog.sha256(pg_catalog.convert_to('tenant_guard void ' || g, 'UTF8')) END "
+	    "FROM s, pg_catalog.generate_series(s.pseq + 1, s.seal_seq - 1) g "
+	    "WHERE s.pseq IS NOT NULL AND s.seal_seq > s.pseq + 1 "
+	    // a seal retention purged (its partition dropped) is no hole: the
+	    // purge recorded the link
+	    "  AND NOT EXISTS (SELECT 1 FROM tenant_guard.audit_log p, pg_catalog.jsonb_array_elements(p.detail->'links') "
+	    "x "
+	    "                  WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge' "
+	    "                    AND (x->>'seq')::bigint = g) "
+	    "ORDER BY g",
+	    1, types);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: could not prepare the audit seal hole check");
+	// The numbers in flight at a crash: at most one per tenant chain of each
+	// backend; 4096 below the last seal is far more than that.
+	Datum args[1] = {Int64GetDatum(last > 4096 ? last - 4096 : 0)};
+	if (SPI_execute_snapshot(plan, args, nullptr, GetLatestSnapshot(), InvalidSnapshot, true, false, max) !=
+	    SPI_OK_SELECT)
+		elog(ERROR, "tenant_guard: could not read the audit seal chain");
+	int n = 0;
+	for (uint64 i = 0; i < SPI_processed && n < max; ++i) {
+		bool n1, n2, n3;
+		Datum sd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
+		Datum pd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		Datum hd = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &n3);
+		if (n1 || n2 || n3)
+			continue;
+		bytea* pb = DatumGetByteaPP(pd);
+		bytea* hb = DatumGetByteaPP(hd);
+		if (VARSIZE_ANY_EXHDR(pb) != 32 || VARSIZE_ANY_EXHDR(hb) != 32)
+			continue;
+		Orphan* o = &out[n++];
+		o->seq = DatumGetInt64(sd);
+		memcpy(o->prev, VARDATA_ANY(pb), 32);
+		memcpy(o->hash, VARDATA_ANY(hb), 32);
+		o->crashed = true;
+	}
+	SPI_freeplan(plan);
+	return n;
 }
 
 Jsonb* seal_detail(const Level* l)
@@ -457,9 +521,13 @@ void seal_transaction()
 		int64 tseq = 0;
 		uint8 thash[32];
 		memset(thash, 0, sizeof thash);
+		Orphan* holes = nullptr;
+		int nholes = 0;
 		if (!loaded) {
 			reclaim_dropped_heads();
 			read_last_seal(&tseq, thash);
+			holes = static_cast<Orphan*>(palloc(sizeof(Orphan) * k_max_orphans));
+			nholes = read_seal_holes(tseq, holes, k_max_orphans);
 		}
 		sealed_notes = static_cast<SealedNote*>(
 		    MemoryContextAlloc(TopTransactionContext, sizeof(SealedNote) * (live + k_max_orphans)));
@@ -469,9 +537,13 @@ void seal_transaction()
 		Head* h = head_slot();
 		if (h != nullptr) {
 			if (!h->valid) {
+				// Loaded from the table: no transaction holds a number of
+				// this head yet, so every hole is one a crash left.
 				h->seq = tseq;
 				memcpy(h->hash, thash, 32);
 				h->valid = true;
+				for (int j = 0; j < nholes && h->norphans < k_max_orphans; ++j)
+					h->orphans[h->norphans++] = holes[j];
 			}
 			nvoids = h->norphans;
 			memcpy(voids, h->orphans, sizeof(Orphan) * nvoids);
@@ -532,7 +604,10 @@ void seal_transaction()
 		r.org = nullptr;
 		r.table_name = nullptr;
 		r.detail = DatumGetJsonbP(DirectFunctionCall1(
-		    jsonb_in, CStringGetDatum("{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
+		    jsonb_in,
+		    CStringGetDatum(voids[j].crashed
+		                        ? "{\"reason\": \"the transaction sealed with this number ended in a crash\"}"
+		                        : "{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
 		Datum v[k_ncols];
 		bool n[k_ncols];
 		fill_values(r, nextval_internal(xs.seq_oid, false), 0, zero_hash(), v, n);
