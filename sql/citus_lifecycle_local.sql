@@ -3,7 +3,8 @@
 -- Citus cluster): the registry copy does nothing here and the lifecycle works
 -- as on one server; the internals refuse NULLs and every role but the
 -- superuser; _citus_put_tenants() writes exact copies; _grid_claims() puts
--- the context at the configured claim paths.
+-- the context at the configured claim paths; the walls' event trigger lets
+-- partitions and renames happen as before.
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
 \set VERBOSITY default
@@ -62,9 +63,24 @@ SET tenant_guard.org_claim = 'app.tenant.id';
 SELECT (tenant_guard._grid_claims('org-1', NULL, NULL)::jsonb) - 'exp' AS nested_claims;
 RESET tenant_guard.org_claim;
 
--- none of it is the application role's
+-- the event trigger that registers the shard walls of new partitions and
+-- renamed tables: nothing to register without Citus
+CREATE TABLE cll_part (id int, org_id uuid NOT NULL) PARTITION BY LIST (id);
+SELECT tenant_guard.protect('cll_part');
+CREATE TABLE cll_part_1 PARTITION OF cll_part FOR VALUES IN (1);
+ALTER TABLE cll_part RENAME TO cll_part_renamed;
+SELECT count(*) AS walls FROM tenant_guard.citus_walls;
+SELECT tbl::text, parent::text FROM tenant_guard.protected_tables WHERE tbl::text LIKE 'cll_part%' ORDER BY 1;
+SELECT tenant_guard.unprotect('cll_part_renamed');
+DROP TABLE cll_part_renamed;
+
+-- none of it is the application role's; its own DDL is not hindered
 CREATE ROLE regress_cll_app LOGIN;
+CREATE SCHEMA regress_cll_own AUTHORIZATION regress_cll_app;
 SET ROLE regress_cll_app;
+CREATE TABLE regress_cll_own.t (id int);
+ALTER TABLE regress_cll_own.t RENAME TO t2;
+DROP TABLE regress_cll_own.t2;
 SELECT tenant_guard._citus_send_command('SELECT 1');
 SELECT tenant_guard._citus_put_tenants('[]', '[]', true);
 SELECT tenant_guard._citus_sync_tenants();
@@ -74,4 +90,5 @@ RESET ROLE;
 
 SELECT tenant_guard.unprotect('cll_docs');
 DROP TABLE cll_docs;
+DROP SCHEMA regress_cll_own;
 DROP ROLE regress_cll_app;

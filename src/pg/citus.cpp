@@ -46,6 +46,13 @@
  *     library (load_external_function: UseCoordinatedTransaction,
  *     InCoordinatedTransaction, IsMultiStatementTransaction,
  *     PostprocessVariableSetStmt). Without them nothing is forwarded there.
+ *     COPY ... FROM runs no executor: a utility hook forwards the context
+ *     before Citus's own utility hook opens the COPY's connections.
+ *
+ *  3. The tenant registry on the workers (lifecycle): _citus_send_command()
+ *     sends a command to every worker with metadata inside the current
+ *     transaction (Citus's SendCommandToWorkersWithMetadata, looked up by
+ *     name), for the registry copy of src/sql/0.2.0/60_lifecycle.sql.
  *
  * C-style glue: no C++ objects, so PostgreSQL is called directly.
  */

@@ -236,3 +236,42 @@ done
 check "attack_grid: a role whose context does not reach the workers is told so" "skipped true" \
 	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%') FROM tenant_guard.attack_grid('ct_app_signed', '$ORG_A', '$ORG_B')
 	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+
+# The shard wall follows a new partition of a protected distributed table and
+# a renamed protected table, without citus_sync(): a later USING (true) policy
+# (which Citus copies to the shards, as it copies the generated ones: all
+# permissive) opens nothing there.
+q >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE TABLE t_part (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id)) PARTITION BY LIST (id);
+CREATE TABLE t_part_1 PARTITION OF t_part FOR VALUES IN (1, 2, 3);
+SELECT create_distributed_table('t_part', 'org_id');
+SELECT tenant_guard.protect('t_part');
+CREATE TABLE t_part_2 PARTITION OF t_part FOR VALUES IN (4, 5, 6);
+INSERT INTO t_part VALUES (1, '$ORG_A', 'a1'), (4, '$ORG_A', 'a4'), (5, '$ORG_B', 'b5');
+GRANT SELECT ON t_part, t_part_2 TO ct_app;
+CREATE TABLE t_ren (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+SELECT create_distributed_table('t_ren', 'org_id');
+SELECT tenant_guard.protect('t_ren');
+INSERT INTO t_ren VALUES (1, '$ORG_A', 'a1'), (2, '$ORG_A', 'a2'), (3, '$ORG_A', 'a3'), (4, '$ORG_B', 'b4'), (5, '$ORG_B', 'b5');
+GRANT SELECT ON t_ren TO ct_app;
+ALTER TABLE t_ren RENAME TO t_renamed;
+CREATE POLICY open_all ON t_part_2 USING (true);
+CREATE POLICY open_all ON t_renamed USING (true);
+SQL
+for n in w1 w2; do
+	check "shard wall of a new partition (t_part_2) and a renamed table (t_renamed) registered on $n" "t_part_2 t_renamed" \
+		"$(q -p "${PORT[$n]}" -c "SELECT string_agg(table_name, ' ' ORDER BY table_name) FROM tenant_guard.citus_walls
+		                          WHERE table_name IN ('t_part_2', 't_renamed')")"
+done
+check "citus_shard_findings(): the new partition's and the renamed table's shards walled" "" \
+	"$(q -c "SELECT tbl || ' ' || node || ' ' || item || ': ' || actual FROM tenant_guard.citus_shard_findings()
+	         WHERE tbl IN ('t_part_2'::regclass, 't_renamed'::regclass) AND item NOT LIKE 'policy open_all'")"
+check "a new partition read directly, with a USING (true) policy: claims A" "f
+1/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_part_2 "$ORG_A")" "COMMIT")"
+check "a new partition read through its parent: claims A" "f
+2/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_part "$ORG_A")" "COMMIT")"
+check "a renamed table with a USING (true) policy: claims A" "f
+3/0" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "$(seen t_renamed "$ORG_A")" "COMMIT")"
+check "a renamed table with a USING (true) policy: no context" "0" "$(as_app ct_app "SELECT count(*) FROM t_renamed")"
+soft -c "DROP POLICY open_all ON t_part_2" -c "DROP POLICY open_all ON t_renamed"
