@@ -353,10 +353,7 @@ DECLARE
     run_n bigint := 0;
     bypass boolean;
     seen bigint;
-    hidden bigint;
-    citus boolean;
-    shard_tag text;
-    shard_table text;
+    hidden bigint; citus boolean; shard_tag text; shard_table text;  -- (Citus: the last row's shard, its table)
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
