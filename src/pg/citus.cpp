@@ -46,6 +46,13 @@
  *     library (load_external_function: UseCoordinatedTransaction,
  *     InCoordinatedTransaction, IsMultiStatementTransaction,
  *     PostprocessVariableSetStmt). Without them nothing is forwarded there.
+ *     COPY ... FROM runs no executor: a utility hook forwards the context
+ *     before Citus's own utility hook opens the COPY's connections.
+ *
+ *  3. The tenant registry on the workers (lifecycle): _citus_send_command()
+ *     sends a command to every worker with metadata inside the current
+ *     transaction (Citus's SendCommandToWorkersWithMetadata, looked up by
+ *     name), for the registry copy of src/sql/0.2.0/60_lifecycle.sql.
  *
  * C-style glue: no C++ objects, so PostgreSQL is called directly.
  */
@@ -514,6 +521,27 @@ void forward_context()
 	forwarded_lxid = lxid;
 }
 
+// ---- COPY ... FROM ----------------------------------------------------------
+// COPY runs no executor, so the executor hook never forwards its context: a
+// COPY right after set_config(), or outside a transaction block, would reach
+// the workers without it. The context is forwarded here first, before
+// Citus's utility hook opens the connections of the COPY (outside a
+// transaction block the COPY is made a coordinated transaction, so each
+// connection starts with BEGIN and the SET LOCALs).
+ProcessUtility_hook_type prev_utility = nullptr;
+
+void utility_hook(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
+                  ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc)
+{
+	Node* stmt = pstmt->utilityStmt;
+	if (stmt != nullptr && IsA(stmt, CopyStmt) && castNode(CopyStmt, stmt)->is_from && !IsParallelWorker())
+		forward_context();
+	if (prev_utility != nullptr)
+		prev_utility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+}
+
 std::uint64_t executor_starts = 0;
 
 void executor_start(QueryDesc* qd, int eflags)
@@ -607,6 +635,8 @@ void init()
 	row_security_policy_hook_restrictive = restrictive_hook;
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = executor_start;
+	prev_utility = ProcessUtility_hook;
+	ProcessUtility_hook = utility_hook;
 	RegisterSubXactCallback(on_subxact, nullptr);
 	hooks_installed = true;
 }
@@ -626,4 +656,27 @@ TG_C_FUNCTION(tg__citus_wall_active)
 	const bool walled = tenant_guard::citus::walled(rel);
 	relation_close(rel, AccessShareLock);
 	PG_RETURN_BOOL(walled);
+}
+
+// ---- lifecycle: the tenant registry on the workers ------------------------
+// tenant_guard._citus_send_command(command text) returns void: sends one
+// command to every Citus worker with metadata as the current user, inside
+// this transaction (Citus's SendCommandToWorkersWithMetadata: the workers
+// commit it with two-phase commit when this transaction commits, and roll it
+// back with it). Looked up by name in the loaded citus library, never
+// linked; without it the call is an error (nothing is copied half-way).
+TG_C_FUNCTION(tg__citus_send_command)
+{
+	using Send = void (*)(const char*);
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("command must not be NULL")));
+	if (GetConfigOption("citus.propagate_set_commands", true, false) == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE), errmsg("citus is not loaded")));
+	Send send = reinterpret_cast<Send>(
+	    load_external_function("$libdir/citus", "SendCommandToWorkersWithMetadata", false, nullptr));
+	if (send == nullptr)
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("this citus version cannot send a command to the workers in a transaction")));
+	send(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
 }

@@ -293,7 +293,10 @@ CREATE TYPE tenant_guard._grid_target AS (
     has_any    boolean,
     row_b      jsonb,      -- a row of B (NULL when none)
     plant      jsonb,      -- a row to plant in B: a copy of an existing row with B's id
-    vars       jsonb       -- the placeholders of stmt and setup
+    vars       jsonb,      -- the placeholders of stmt and setup
+    -- on a Citus table whose application role takes its context from claims
+    -- on the workers: the attempts set claims (context_source = claims)
+    citus_claims boolean
 );
 REVOKE ALL ON TYPE tenant_guard._grid_target FROM PUBLIC;
 
@@ -382,6 +385,36 @@ BEGIN
 END
 $$;
 
+-- The claims of a tenant context (org, in-tenant role, scopes as a json
+-- array), at the configured claim paths, valid for an hour: on a Citus table
+-- whose application role takes its context from claims on the workers, the
+-- grid's attempts set these (the coordinator forwards request.jwt.claims).
+CREATE FUNCTION tenant_guard._grid_claims(org text, in_role text, scopes text)
+RETURNS text
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    claims jsonb := jsonb_build_object('exp', extract(epoch FROM now())::bigint + 3600);
+    claim_path text[];
+    y record;
+BEGIN
+    FOR y IN SELECT * FROM (VALUES ('tenant_guard.org_claim', to_jsonb(org)),
+                                   ('tenant_guard.role_claim', to_jsonb(nullif(in_role, ''))),
+                                   ('tenant_guard.scopes_claim', nullif(scopes, '')::jsonb)) x(setting, value)
+             WHERE x.value IS NOT NULL LOOP
+        claim_path := string_to_array(current_setting(y.setting), '.');
+        FOR i IN 1 .. cardinality(claim_path) - 1 LOOP
+            IF jsonb_typeof(claims #> claim_path[1:i]) IS DISTINCT FROM 'object' THEN
+                claims := jsonb_set(claims, claim_path[1:i], '{}');
+            END IF;
+        END LOOP;
+        claims := jsonb_set(claims, claim_path, y.value);
+    END LOOP;
+    RETURN claims::text;
+END
+$$;
+
 -- One attempt as the application role in tenant A's context (or org's), as
 -- _grid_attempt.
 CREATE FUNCTION tenant_guard._grid_try(g tenant_guard._grid_target, stmt text, mode text, setup text[] DEFAULT NULL,
@@ -392,8 +425,12 @@ RETURNS record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM tenant_guard._grid_attempt(g.app_role, 'setting', coalesce(org, g.a), g.ctx_role, g.ctx_scopes,
-                                             NULL, setup, stmt, mode, g.lock_ms)
+    SELECT * FROM tenant_guard._grid_attempt(g.app_role, CASE WHEN g.citus_claims THEN 'claims' ELSE 'setting' END,
+                                             coalesce(org, g.a), g.ctx_role, g.ctx_scopes,
+                                             CASE WHEN g.citus_claims
+                                                  THEN tenant_guard._grid_claims(coalesce(org, g.a), g.ctx_role, g.ctx_scopes)
+                                             END,
+                                             setup, stmt, mode, g.lock_ms)
 $$;
 
 -- ' (tenant_guard is not in shared_preload_libraries, ...)' when the runtime
@@ -474,12 +511,19 @@ BEGIN
     -- the role must see A's rows there, or no outcome tells anything (the
     -- context did not reach the workers, e.g. their context_source for the
     -- role is not 'setting', which the grid's attempts use).
+    -- A role that takes its context from claims on the workers is attacked
+    -- with claims (the coordinator forwards request.jwt.claims to them).
     IF citus AND g.has_a THEN
         control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
         IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
+            g.citus_claims := true;
+            control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
+        END IF;
+        IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
+            g.citus_claims := false;
             unreached := format('could not decide: as tenant A the role saw none of tenant A''s rows on the Citus '
-                                'workers (%s); the grid''s context (context_source = setting) did not reach them',
-                                coalesce(control.err_message, 'no error'));
+                                'workers (%s); the grid''s context (context_source = setting, or claims) did not reach '
+                                'them', coalesce(control.err_message, 'no error'));
         END IF;
     END IF;
     FOR v IN SELECT * FROM tenant_guard.grid_vectors x ORDER BY x.id LOOP
@@ -712,8 +756,13 @@ BEGIN
         IF FOUND THEN
             r_tmpl := r_tmpl || jsonb_build_object(r_tc, g.a);
         END IF;
-        res := tenant_guard._grid_attempt(g.app_role, 'setting', g.a, (tenant_guard._grid_context(x.r)).in_role,
-                                          (tenant_guard._grid_context(x.r)).scopes, NULL, NULL,
+        res := tenant_guard._grid_attempt(g.app_role, CASE WHEN g.citus_claims THEN 'claims' ELSE 'setting' END, g.a,
+                                          (tenant_guard._grid_context(x.r)).in_role,
+                                          (tenant_guard._grid_context(x.r)).scopes,
+                                          CASE WHEN g.citus_claims
+                                               THEN tenant_guard._grid_claims(g.a, (tenant_guard._grid_context(x.r)).in_role,
+                                                                              (tenant_guard._grid_context(x.r)).scopes)
+                                          END, NULL,
                                           tenant_guard._grid_insert(x.r, r_tmpl, false, NULL), 'rows', g.lock_ms);
         IF res.err_state IS NULL THEN
             outcome := 'leak';
@@ -1795,6 +1844,7 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_vars(regclass, name, text, text, regro
 REVOKE ALL ON FUNCTION tenant_guard._grid_expand(text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_prepare(regrole, regclass, name, text, text, text, integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_try(tenant_guard._grid_target, text, text, text[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION tenant_guard._grid_claims(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_guard_note(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_verdict(tenant_guard.grid_vectors, bigint, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION tenant_guard._grid_arbiter(regclass, name, boolean) FROM PUBLIC;

@@ -170,12 +170,14 @@ BEGIN
     -- every tenant key row, exactly as on the coordinator
     PERFORM tenant_guard._citus_send_keys(
         (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k)), '[]') FROM tenant_guard.tenant_keys k), '[]', true);
+    -- lifecycle: every worker's tenant registry, exactly as on the coordinator (60_lifecycle.sql)
+    PERFORM tenant_guard._citus_sync_tenants();
     RETURN tenant_guard._citus_sync_walls(NULL);
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.citus_sync() IS
-    'Writes the shard wall of every protected table and a copy of every tenant key onto every Citus node; returns '
-    'how many tables.';
+    'Writes the shard wall of every protected table, a copy of every tenant key and of the tenant registry onto '
+    'every Citus node; returns how many tables.';
 REVOKE ALL ON FUNCTION tenant_guard.citus_sync() FROM PUBLIC;
 
 -- Does this backend add the wall to rel (a shard of a walled table)? NULL
@@ -506,3 +508,53 @@ COMMENT ON FUNCTION tenant_guard._citus_key_copy() IS
 REVOKE ALL ON FUNCTION tenant_guard._citus_key_copy() FROM PUBLIC;
 CREATE TRIGGER citus_key_copy AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenant_keys
     FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_key_copy();
+
+-----------------------------------------------------------------------------
+-- Shard walls that follow DDL: a new partition (or inheritance child) of a
+-- protected table, and a protected table renamed. The registry is by name,
+-- so without this a new partition's shards, or a renamed table's shards,
+-- would carry only the policies Citus copies (all permissive) until
+-- citus_sync(). After tenant_guard_ddl_command_end has protected the new
+-- children (event triggers run in name order), every protected table the
+-- command created or altered whose wall is not registered under its current
+-- name is registered on this node and every worker. A registry row under an
+-- old name stays (a wall only restricts); citus_sync() leaves it too.
+-----------------------------------------------------------------------------
+CREATE FUNCTION tenant_guard._citus_walls_on_ddl()
+RETURNS event_trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    coordinator boolean;
+BEGIN
+    -- (as the role running the DDL: only what every role may read)
+    IF NOT tenant_guard._citus_present() OR pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT coalesce((SELECT groupid = 0 FROM pg_catalog.pg_dist_local_group), false)' INTO coordinator;
+    IF NOT coordinator THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT DISTINCT p.tbl FROM pg_catalog.pg_event_trigger_ddl_commands() d
+             JOIN tenant_guard.protected_tables p ON p.tbl = d.objid
+             JOIN pg_catalog.pg_class c ON c.oid = p.tbl
+             JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+             WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+               AND d.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
+               AND NOT EXISTS (SELECT 1 FROM tenant_guard.citus_walls w
+                               WHERE w.schema_name = ns.nspname AND w.table_name = c.relname
+                                 AND w.tenant_column = p.tenant_column AND w.tenant_type = p.tenant_type)
+             ORDER BY p.tbl LOOP
+        PERFORM tenant_guard._citus_sync_walls(r.tbl);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_walls_on_ddl() IS
+    'Internal (event trigger): registers the shard walls of new partitions and renamed protected tables on every '
+    'Citus node.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_walls_on_ddl() FROM PUBLIC;
+CREATE EVENT TRIGGER tenant_guard_walls_sync ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+    EXECUTE FUNCTION tenant_guard._citus_walls_on_ddl();

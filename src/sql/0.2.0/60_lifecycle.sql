@@ -183,6 +183,7 @@ BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM tenant_guard._citus_refuse_worker('register_tenant()');
     org := tenant_guard._tenant_key(org, true);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     known := FOUND;
@@ -352,7 +353,7 @@ DECLARE
     run_n bigint := 0;
     bypass boolean;
     seen bigint;
-    hidden bigint;
+    hidden bigint; citus boolean; shard_tag text; shard_table text;  -- (Citus: the last row's shard, its table)
 BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
@@ -415,10 +416,33 @@ BEGIN
             decrypted := decrypted || a.qual;
         END LOOP;
         seen := n;
+        -- (a Citus distributed or reference table; Citus's catalog is readable by every role)
+        citus := false;
+        IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
+                INTO citus USING r.tbl;
+        END IF;
         FOR doc, tag IN EXECUTE pg_catalog.format(
                 'SELECT pg_catalog.jsonb_build_object(''table'', t.tableoid::pg_catalog.regclass::text, ''row'', %s), '
                 '       t.tableoid::pg_catalog.regclass::text FROM %s t WHERE %s', sel, r.tbl, pred)
             USING org LOOP
+            -- On a Citus table the row comes from a shard on its node:
+            -- tableoid names the shard (<table>_<shard id>); the document
+            -- names its table, through the coordinator's pg_dist_shard.
+            IF citus THEN
+                IF tag IS DISTINCT FROM shard_tag THEN
+                    shard_tag := tag;
+                    shard_table := NULL;
+                    IF tag ~ '_[0-9]+$' THEN
+                        EXECUTE 'SELECT s.logicalrelid::pg_catalog.regclass::pg_catalog.text '
+                                'FROM pg_catalog.pg_dist_shard s WHERE s.shardid = $1'
+                            INTO shard_table USING pg_catalog.substring(tag, '_([0-9]+)$')::bigint;
+                    END IF;
+                    shard_table := coalesce(shard_table, tag);
+                END IF;
+                tag := shard_table;
+                doc := pg_catalog.jsonb_set(doc, '{table}', pg_catalog.to_jsonb(tag));
+            END IF;
             h := pg_catalog.sha256(h || pg_catalog.convert_to(doc::text, 'UTF8'));
             n := n + 1;
             -- rows of one table come in runs (an Append reads partition by
@@ -806,6 +830,7 @@ BEGIN
     IF purge_after < interval '0' THEN
         RAISE EXCEPTION 'purge_after must not be negative' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    PERFORM tenant_guard._citus_refuse_worker('archive_tenant()');
     org := tenant_guard._tenant_key(org, false);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND THEN
@@ -845,6 +870,7 @@ BEGIN
     IF org IS NULL THEN
         RAISE EXCEPTION 'org must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM tenant_guard._citus_refuse_worker('reactivate_tenant()');
     org := tenant_guard._tenant_key(org, false);
     SELECT t.status INTO st FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND OR st <> 'archived' THEN
@@ -947,6 +973,7 @@ BEGIN
         RAISE EXCEPTION 'purge of tenant % not confirmed', org USING ERRCODE = 'invalid_parameter_value',
             DETAIL = 'confirm must be the tenant''s org id as text; nothing was changed.';
     END IF;
+    PERFORM tenant_guard._citus_refuse_worker('purge_tenant()');
     org := tenant_guard._tenant_key(org, false);
     SELECT t.status, t.purged_at INTO st, at FROM tenant_guard.tenants t WHERE t.org_id = org FOR UPDATE;
     IF NOT FOUND THEN
@@ -1071,3 +1098,131 @@ $$;
 COMMENT ON FUNCTION tenant_guard.purge_due_tenants() IS
     'Purges every archived tenant past its purge_after (for a scheduler such as pg_cron); one row per tenant.';
 REVOKE ALL ON FUNCTION tenant_guard.purge_due_tenants() FROM PUBLIC;
+
+-----------------------------------------------------------------------------
+-- Citus: the tenant registry on every node (docs/citus.md, "Lifecycle")
+--
+-- On a Citus cluster a write reaches a shard on a worker, where the shard
+-- wall (src/pg/citus.cpp) adds the lifecycle write wall, _tenant_writable(),
+-- which reads that node's own tenant_guard.tenants; a distributed query can
+-- also be planned on a worker. So the registry is copied to every worker
+-- with metadata: each change of a row on the coordinator is sent to the
+-- workers inside the changing transaction (Citus's own transactional send:
+-- two-phase commit, rolled back with it), and citus_sync() makes each
+-- worker's registry an exact copy. Only the coordinator's registry is
+-- written by the lifecycle functions; the application role can write
+-- neither (no privilege on any node).
+-----------------------------------------------------------------------------
+
+-- Sends one command to every Citus worker with metadata, in this transaction.
+CREATE FUNCTION tenant_guard._citus_send_command(command text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__citus_send_command'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._citus_send_command(text) IS
+    'Internal: sends a command to every Citus worker with metadata inside the current transaction (two-phase commit).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_send_command(text) FROM PUBLIC;
+
+-- On this node: the rows of put (a json array of tenants rows) inserted or
+-- replaced by org_id, the rows whose org_id is in drop deleted, and, with
+-- exact, every other row deleted too (a full copy).
+CREATE FUNCTION tenant_guard._citus_put_tenants(put jsonb, drop jsonb, exact boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF put IS NULL OR drop IS NULL OR exact IS NULL THEN
+        RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF exact THEN
+        DELETE FROM tenant_guard.tenants t WHERE t.org_id NOT IN
+            (SELECT x.org_id FROM pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenants, put) x);
+    END IF;
+    DELETE FROM tenant_guard.tenants t WHERE t.org_id IN
+        (SELECT x.org_id FROM pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenants, drop) x);
+    INSERT INTO tenant_guard.tenants AS t
+    SELECT * FROM pg_catalog.jsonb_populate_recordset(NULL::tenant_guard.tenants, put)
+    ON CONFLICT (org_id) DO UPDATE
+    SET (display_name, status, created_at, archived_at, purge_after, purged_at)
+      = (excluded.display_name, excluded.status, excluded.created_at, excluded.archived_at, excluded.purge_after,
+         excluded.purged_at);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_put_tenants(jsonb, jsonb, boolean) IS
+    'Internal: writes copies of tenant_guard.tenants rows on this node (sent to every Citus worker by the coordinator).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_put_tenants(jsonb, jsonb, boolean) FROM PUBLIC;
+
+-- Each change of a registry row on a coordinator reaches the workers in the
+-- same transaction: a registered, archived, reactivated or purged tenant.
+CREATE FUNCTION tenant_guard._citus_tenant_copy()
+RETURNS trigger
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant_guard._citus_coordinator() THEN
+        PERFORM tenant_guard._citus_send_command(pg_catalog.format(
+            'SELECT tenant_guard._citus_put_tenants(%L::jsonb, %L::jsonb, %L)',
+            CASE WHEN TG_OP IN ('INSERT', 'UPDATE') THEN pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(NEW))
+                 ELSE '[]'::jsonb END,
+            CASE WHEN TG_OP = 'DELETE' THEN pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(OLD)) ELSE '[]'::jsonb END,
+            TG_OP = 'TRUNCATE'));
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_tenant_copy() IS
+    'Internal: copies a changed tenant_guard.tenants row to every Citus worker, in the same transaction.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_tenant_copy() FROM PUBLIC;
+CREATE TRIGGER citus_tenant_copy AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenants
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_tenant_copy();
+CREATE TRIGGER citus_tenant_copy_truncate AFTER TRUNCATE ON tenant_guard.tenants
+    FOR EACH STATEMENT EXECUTE FUNCTION tenant_guard._citus_tenant_copy();
+
+-- For citus_sync(): every worker's registry an exact copy of this node's.
+CREATE FUNCTION tenant_guard._citus_sync_tenants()
+RETURNS void
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tenant_guard._citus_coordinator() THEN
+        PERFORM tenant_guard._citus_send_command(pg_catalog.format(
+            'SELECT tenant_guard._citus_put_tenants(%L::jsonb, ''[]''::jsonb, true)',
+            (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t)), '[]') FROM tenant_guard.tenants t)));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_sync_tenants() IS
+    'Internal: makes the tenant registry of every Citus worker an exact copy of the coordinator''s.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_sync_tenants() FROM PUBLIC;
+
+-- The lifecycle functions run on the coordinator: a worker's registry is a
+-- copy, which the next change on the coordinator or citus_sync() overwrites.
+CREATE FUNCTION tenant_guard._citus_refuse_worker(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    worker boolean;
+BEGIN
+    IF NOT tenant_guard._citus_present() OR pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE 'SELECT groupid <> 0 FROM pg_catalog.pg_dist_local_group' INTO worker;
+    IF worker THEN
+        RAISE EXCEPTION '% runs on the Citus coordinator only', what USING ERRCODE = 'object_not_in_prerequisite_state',
+            DETAIL = 'The tenant registry of a worker is a copy of the coordinator''s.',
+            HINT = 'Connect to the coordinator.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._citus_refuse_worker(text) IS
+    'Internal: raises on a Citus worker (lifecycle functions run on the coordinator).';
+REVOKE ALL ON FUNCTION tenant_guard._citus_refuse_worker(text) FROM PUBLIC;
