@@ -368,15 +368,21 @@ char* uuid_text(Datum d);
 // At the end of the transaction: the open records' memory.
 void forget_packs();
 Pack* find_pack(Oid root, const char* action, const char* org);
-// A tuple's columns, deformed (by the row trigger, for an UPDATE's changed columns).
+// A row's columns, deformed (values and nulls by attnum - 1).
 struct RowImage {
 	Datum* values;
 	bool* nulls;
 };
-// Adds one row change to its open record (oimg, nimg: the tuples' columns
-// if already deformed, else nullptr).
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
-             const RowImage* nimg, const int* changed, int nchanged);
+// Adds one row change to its open record (oimg, nimg: the old and new row,
+// nullptr where the action has none).
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, const int* changed,
+             int nchanged);
+// One row change of an audited table: its changed columns (UPDATE), its
+// tenant, added to its open record (written early past the size limits).
+// Returns false for an UPDATE that changed nothing audited, skipped by
+// tenant_guard.audit_skip_noop_updates. `changed` has room for natts ints.
+bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowImage* oimg, const RowImage* nimg,
+                 int* changed);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).
