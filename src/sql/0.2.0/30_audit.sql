@@ -626,38 +626,39 @@ DECLARE
     zero bytea := decode(repeat('00', 32), 'hex');
     nrec bigint;
     nseal bigint;
-    bad record;
+    bad_id bigint;
+    bad_at timestamptz;
+    bad_what text;
 BEGIN
-    SELECT count(*) FILTER (WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o)),
-           count(*) FILTER (WHERE l.seal_seq IS NOT NULL) INTO nrec, nseal
-    FROM tenant_guard.audit_log l
-    WHERE since IS NULL OR l.xact_at >= since;
-
+    -- (the counts come from the same pass as the checks)
     WITH hashed AS MATERIALIZED (
         -- every row the checks read, each hashed once (the row images are
         -- read for the hash only): the tenant's records, and every row with
         -- a seal number
-        SELECT l.id, l.xact_at, l.xid, l.org, l.kind, l.action, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
+        SELECT l.id, l.xact_at, l.xid, l.org, l.kind <> 'seal' AS is_record,
+               l.kind = 'seal' AND l.action = 'SEAL' AS is_seal_row, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
                l.hash, CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed
+                   l.prev_hash, l.seal_seq, l.seal_prev) = l.hash AS intact
         FROM tenant_guard.audit_log l
         WHERE (l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since))
            OR l.seal_seq IS NOT NULL),
     rec AS (
         -- records of the tenant (row and event records; the last record of a
         -- chain usually carries the seal itself)
-        -- (the chain's totals come from the same sort: no second grouping)
-        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.recomputed,
+        -- (the chain's totals come from the same window: at its last row,
+        -- the running count and maxima cover the whole chain; org compared
+        -- bytewise, as equality does)
+        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.intact,
                lag(h.seq) OVER w AS prev_seq, lag(h.hash) OVER w AS prev_rec_hash,
-               lead(h.id) OVER w AS next_id,
-               count(*) OVER c AS n, max(h.id) OVER c AS last_id, max(h.xact_at) OVER c AS at
+               lead(h.id) OVER w AS next_id, lag(h.seal_seq) OVER w AS prev_seal_seq,
+               row_number() OVER w AS n, max(h.id) OVER w AS last_id, max(h.xact_at) OVER w AS at
         FROM hashed h
-        WHERE h.kind <> 'seal' AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
-        WINDOW w AS (PARTITION BY h.xid, h.org ORDER BY h.seq, h.id), c AS (PARTITION BY h.xid, h.org)),
-    grp AS (
+        WHERE h.is_record AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
+        WINDOW w AS (PARTITION BY h.xid, h.org COLLATE "C" ORDER BY h.seq, h.id)),
+    grp AS NOT MATERIALIZED (
         -- one row per chain: its last record in (seq, id) order
         SELECT r.xid, r.org, r.n, r.last_id, r.at, r.hash AS last_hash, r.seal_seq AS last_seal_seq
         FROM rec r WHERE r.next_id IS NULL),
@@ -668,8 +669,8 @@ BEGIN
     allseals AS (
         -- the global chain: every row with a seal number (sealing records,
         -- seal rows, VOID seals), in seal number order
-        SELECT h.id, h.xact_at, h.xid, h.org, h.kind, h.action, h.seal_seq, h.seal_prev, h.hash, h.detail,
-               h.recomputed,
+        SELECT h.id, h.xact_at, h.xid, h.org, h.is_seal_row, h.seal_seq, h.seal_prev, h.hash, h.detail,
+               h.intact,
                lag(h.seal_seq) OVER (ORDER BY h.seal_seq, h.id) AS prev_seq,
                lag(h.hash) OVER (ORDER BY h.seal_seq, h.id) AS prev_seal_hash
         FROM hashed h WHERE h.seal_seq IS NOT NULL),
@@ -679,20 +680,18 @@ BEGIN
     sealrows AS MATERIALIZED (
         -- the separate seal rows (a transaction whose last record was written
         -- before COMMIT); few, and joined against every unsealed chain
-        SELECT s.* FROM seal s WHERE s.kind = 'seal' AND s.action = 'SEAL'),
+        SELECT s.* FROM seal s WHERE s.is_seal_row),
     problems AS (
-        SELECT r.id, r.xact_at AS at, 'record ' || r.id || ' was edited: its hash does not match its content' AS what
-        FROM rec r WHERE r.recomputed <> r.hash
-        UNION ALL
-        SELECT r.id, r.xact_at, CASE
+        SELECT r.id, r.xact_at AS at, CASE
+                   WHEN NOT r.intact THEN 'record ' || r.id || ' was edited: its hash does not match its content'
                    WHEN r.seq = coalesce(r.prev_seq, 0) THEN 'record ' || r.id || ' was inserted: its chain position is taken'
                    WHEN r.seq > coalesce(r.prev_seq, 0) + 1 THEN 'a record before ' || r.id || ' in its transaction was deleted'
-                   ELSE 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)' END
+                   WHEN r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
+                   THEN 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)'
+                   ELSE 'record ' || r.id || ' was inserted after the record that sealed its transaction' END AS what
         FROM rec r
-        WHERE r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
-        UNION ALL
-        SELECT r.next_id, r.xact_at, 'record ' || r.next_id || ' was inserted after the record that sealed its transaction'
-        FROM rec r WHERE r.seal_seq IS NOT NULL AND r.next_id IS NOT NULL
+        WHERE NOT r.intact OR r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
+           OR r.prev_seal_seq IS NOT NULL
         UNION ALL
         SELECT g.last_id, g.at, CASE
                    WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed, or the sealing record was deleted)'
@@ -705,11 +704,11 @@ BEGIN
         UNION ALL
         SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
         FROM seal s
-        WHERE s.kind = 'seal' AND s.action = 'SEAL' AND (o IS NULL OR s.org = o)
+        WHERE s.is_seal_row AND (o IS NULL OR s.org = o)
           AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
         UNION ALL
         SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
-        FROM seal s WHERE s.recomputed <> s.hash AND s.kind = 'seal' AND s.action = 'SEAL'
+        FROM seal s WHERE NOT s.intact AND s.is_seal_row
         UNION ALL
         SELECT s.id, s.xact_at, CASE
                    WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
@@ -721,11 +720,14 @@ BEGIN
                 WHEN s.prev_seq = s.seal_seq - 1 THEN s.prev_seal_hash
                 WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN zero
                 ELSE p.hash END)
-    SELECT * INTO bad FROM problems ORDER BY id LIMIT 1;
-    IF bad.id IS NULL THEN
+    SELECT (SELECT coalesce(sum(g.n), 0) FROM grp g), (SELECT count(*) FROM allseals a WHERE since IS NULL OR a.xact_at >= since),
+           b.id, b.at, b.what
+    INTO nrec, nseal, bad_id, bad_at, bad_what
+    FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM problems ORDER BY id LIMIT 1) b ON true;
+    IF bad_id IS NULL THEN
         RETURN QUERY SELECT true, nrec, nseal, NULL::bigint, NULL::timestamptz, NULL::text;
     ELSE
-        RETURN QUERY SELECT false, nrec, nseal, bad.id, bad.at, bad.what;
+        RETURN QUERY SELECT false, nrec, nseal, bad_id, bad_at, bad_what;
     END IF;
 END
 $$;
