@@ -71,6 +71,21 @@ SELECT pg_temp.last_id() AS mark \gset
 DELETE FROM sf.t WHERE id IN (2, 3);
 SELECT * FROM pg_temp.trail(:mark);
 
+-- transition tables larger than work_mem (kept on disk): every row, pairs paired
+SET work_mem = '64kB';
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO sf.t SELECT g, :'org_a', 'big' || g, g FROM generate_series(1000, 3999) g;
+UPDATE sf.t SET note = note || '%' WHERE id >= 1000;
+SELECT pg_temp.mispaired(:mark, '%') AS mispaired,
+       count(*) FILTER (WHERE action = 'INSERT') AS inserts, count(*) FILTER (WHERE action = 'UPDATE') AS updates,
+       count(DISTINCT row_pk) AS distinct_rows
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row';
+SELECT pg_temp.last_id() AS mark \gset
+DELETE FROM sf.t WHERE id >= 1000;
+SELECT count(*) AS deletes, count(*) FILTER (WHERE old_row->>'note' <> 'big' || (row_pk->>'id') || '%') AS wrong_images
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' AND action = 'DELETE';
+RESET work_mem;
+
 -- a statement touching no row writes nothing
 SELECT pg_temp.last_id() AS mark \gset
 UPDATE sf.t SET note = 'x' WHERE false;
