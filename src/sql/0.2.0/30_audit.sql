@@ -714,12 +714,15 @@ BEGIN
                    WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
                    ELSE 'seal ' || s.id || ' does not link to the seal before it (a sealed transaction was deleted or inserted)' END
         FROM seal s
-        LEFT JOIN purged p ON p.seq = s.seal_seq - 1
         WHERE NOT (since IS NOT NULL AND s.seal_seq = (SELECT min(x.seal_seq) FROM seal x))
-          AND s.seal_prev IS DISTINCT FROM CASE
-                WHEN s.prev_seq = s.seal_seq - 1 THEN s.prev_seal_hash
-                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN zero
-                ELSE p.hash END)
+          AND CASE
+                WHEN s.prev_seq = s.seal_seq - 1 THEN s.seal_prev IS DISTINCT FROM s.prev_seal_hash
+                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN s.seal_prev IS DISTINCT FROM zero
+                -- the seal before it was purged: the purge event holds its hash
+                -- (the log is scanned for purge events only for such a seal)
+                ELSE (s.seal_prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1))
+                     OR EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1
+                                AND p.hash IS DISTINCT FROM s.seal_prev) END)
     SELECT (SELECT coalesce(sum(g.n), 0) FROM grp g), (SELECT count(*) FROM allseals a WHERE since IS NULL OR a.xact_at >= since),
            b.id, b.at, b.what
     INTO nrec, nseal, bad_id, bad_at, bad_what
