@@ -1,9 +1,10 @@
 /*
  * pg/audit_records.cpp
  *
- * Statement records: the row trigger adds each row change to the open record
- * of its (table, action, tenant, subtransaction, statement, actor); the
- * statement trigger, a budget, or COMMIT writes them (audit_log.hpp).
+ * Statement records: the capture trigger (or, in row mode, the row trigger)
+ * adds each row change to the open record of its (table, action, tenant,
+ * subtransaction, statement, actor); the statement's end, a budget, or COMMIT
+ * writes them (audit_log.hpp).
  */
 #include <cstring>
 #include <optional>
