@@ -3,6 +3,7 @@
  */
 #include "core/audit.hpp"
 
+#include <cstring>
 #include <new>
 #include <openssl/evp.h>
 
@@ -47,12 +48,34 @@ namespace tenant_guard::audit {
 
 namespace {
 
-// Feeds the framing of fields straight into a digest (no copy
-// of the record: a statement record's row images can be megabytes).
+// Feeds the framing of fields into a digest through a small buffer (the
+// frames of a record's short fields go to the digest in one update; long
+// values, such as a statement record's row images of megabytes, are passed
+// through without a copy).
 class Stream {
 public:
 	explicit Stream(EVP_MD_CTX* ctx) : ctx_(ctx) {}
-	bool raw(const void* p, std::size_t n) { return n == 0 || EVP_DigestUpdate(ctx_, p, n) == 1; }
+	bool raw(const void* p, std::size_t n)
+	{
+		if (n <= sizeof buf_ - used_) {
+			std::memcpy(buf_ + used_, p, n);
+			used_ += n;
+			return true;
+		}
+		if (!flush())
+			return false;
+		if (n >= sizeof buf_)
+			return EVP_DigestUpdate(ctx_, p, n) == 1;
+		std::memcpy(buf_, p, n);
+		used_ = n;
+		return true;
+	}
+	bool flush()
+	{
+		const bool ok = used_ == 0 || EVP_DigestUpdate(ctx_, buf_, used_) == 1;
+		used_ = 0;
+		return ok;
+	}
 	bool null() { return raw("\x00", 1); }
 	bool header(std::size_t len)
 	{
@@ -67,7 +90,27 @@ public:
 
 private:
 	EVP_MD_CTX* ctx_;
+	unsigned char buf_[1024];
+	std::size_t used_ = 0;
 };
+
+// SHA-256's implementation, fetched once, and a digest context kept per
+// thread: fetching and allocating them for every record cost more than
+// hashing a small record. Never freed (no destructor may run after
+// OpenSSL's own clean-up at exit).
+thread_local EVP_MD* t_sha256 = nullptr;
+thread_local EVP_MD_CTX* t_ctx = nullptr;
+
+EVP_MD_CTX* digest_context()
+{
+	if (t_sha256 == nullptr)
+		t_sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+	if (t_ctx == nullptr)
+		t_ctx = EVP_MD_CTX_new();
+	if (t_sha256 == nullptr || t_ctx == nullptr || EVP_DigestInit_ex(t_ctx, t_sha256, nullptr) != 1)
+		return nullptr;
+	return t_ctx;
+}
 
 // Length of an array field's inner frame.
 std::size_t array_inner_size(const FieldView& f)
@@ -83,11 +126,11 @@ std::size_t array_inner_size(const FieldView& f)
 bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
 {
 	try {
-		EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+		EVP_MD_CTX* ctx = digest_context();
 		if (ctx == nullptr)
 			return false;
 		Stream s(ctx);
-		bool ok = EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr) == 1;
+		bool ok = true;
 		for (std::size_t i = 0; ok && i < n; ++i) {
 			const FieldView& f = fields[i];
 			if (f.kind == FieldView::k_null) {
@@ -102,8 +145,7 @@ bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
 			}
 		}
 		unsigned int len = 0;
-		ok = ok && EVP_DigestFinal_ex(ctx, out->data(), &len) == 1 && len == out->size();
-		EVP_MD_CTX_free(ctx);
+		ok = ok && s.flush() && EVP_DigestFinal_ex(ctx, out->data(), &len) == 1 && len == out->size();
 		return ok;
 	} catch (...) {
 		return false;

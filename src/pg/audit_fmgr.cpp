@@ -3,13 +3,20 @@
  *
  * The audit log (docs/audit.md):
  *
+ *   tenant_guard._audit_capture() returns trigger
+ *       AFTER INSERT / UPDATE / DELETE ... REFERENCING OLD/NEW TABLE FOR EACH
+ *       STATEMENT (one trigger per event) on an audited table and each of
+ *       its partitions: reads the transition tables and writes the
+ *       statement's records; trigger arguments "x:<column>" exclude a column,
+ *       "r:<column>" redact it
  *   tenant_guard._audit_trigger() returns trigger
- *       AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW on an audited table
- *       (enable_audit() creates it); trigger arguments "x:<column>" exclude a
- *       column, "r:<column>" redact it
+ *       AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, for a table audited in
+ *       row mode (a partition or inheritance child audited on its own); same
+ *       arguments
  *   tenant_guard._audit_flush() returns trigger
- *       AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT on an audited
- *       table and each of its partitions: writes the statement's records
+ *       AFTER INSERT OR UPDATE OR DELETE FOR EACH STATEMENT on a table
+ *       audited in row mode and each of its partitions: writes the
+ *       statement's records
  *   tenant_guard.audit_event(action text, detail jsonb) returns bigint
  *   tenant_guard._audit_write_event(org text, action text, detail jsonb) returns bigint
  *   tenant_guard._audit_registry_event() returns trigger
@@ -86,6 +93,7 @@ extern "C" {
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 }
 
 #include "pg/audit_log.hpp"
@@ -148,7 +156,49 @@ void check_action(const char* action, bool internal)
 
 }  // namespace
 
-// tenant_guard._audit_trigger() returns trigger
+namespace tenant_guard::audit_log {
+
+bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowImage* oimg, const RowImage* nimg,
+                 int* changed)
+{
+	int nchanged = 0;
+	if (oimg && nimg) {
+		for (int i = 0; i < info->natts; ++i) {
+			Form_pg_attribute a = TupleDescAttr(desc, i);
+			if (a->attisdropped || info->excluded[i])
+				continue;
+			const bool n1 = oimg->nulls[i], n2 = nimg->nulls[i];
+			bool same =
+			    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg->values[i], nimg->values[i], a->attbyval, a->attlen));
+			if (!same)
+				changed[nchanged++] = i;
+		}
+		if (nchanged == 0 && tg::audit_guc::skip_noop_updates)
+			return false;
+	}
+	const char* org;
+	const RowImage* key = nimg ? nimg : oimg;
+	if (info->tenant_attnum > 0) {
+		const int k = info->tenant_attnum - 1;
+		org = key->nulls[k]       ? nullptr
+		      : info->tenant_uuid ? uuid_text(key->values[k])
+		                          : OidOutputFunctionCall(info->tenant_out, key->values[k]);
+	} else {
+		org = context_org();
+	}
+	Pack* p = find_pack(info->root, action, org);
+	add_row(p, info, desc, oimg, nimg, oimg && nimg ? changed : nullptr, nchanged);
+	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
+		flush_pack(p);
+	enforce_budget();
+	return true;
+}
+
+}  // namespace tenant_guard::audit_log
+
+// tenant_guard._audit_trigger() returns trigger: AFTER ... FOR EACH ROW
+// (tables audited in row mode: a partition or inheritance child audited on
+// its own, whose rows its parent's statements change too)
 TG_FUNCTION(tg__audit_trigger)
 {
 	if (!CALLED_AS_TRIGGER(fcinfo))
@@ -181,48 +231,127 @@ TG_FUNCTION(tg__audit_trigger)
 		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 		                errmsg("tenant_guard._audit_trigger() handles INSERT, UPDATE and DELETE only")));
 	}
-
-	int* changed = nullptr;
-	int nchanged = 0;
+	const int natts = desc->natts;
 	RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
-	if (oldt && newt) {
-		// Both rows deformed once: for the changed columns and the images.
-		const int natts = desc->natts;
-		oimg.values = static_cast<Datum*>(palloc(sizeof(Datum) * (natts + 1)));
-		oimg.nulls = static_cast<bool*>(palloc(sizeof(bool) * (natts + 1)));
-		nimg.values = static_cast<Datum*>(palloc(sizeof(Datum) * (natts + 1)));
-		nimg.nulls = static_cast<bool*>(palloc(sizeof(bool) * (natts + 1)));
-		heap_deform_tuple(oldt, desc, oimg.values, oimg.nulls);
-		heap_deform_tuple(newt, desc, nimg.values, nimg.nulls);
-		changed = static_cast<int*>(palloc(sizeof(int) * (natts + 1)));
-		for (int i = 0; i < natts; ++i) {
-			Form_pg_attribute a = TupleDescAttr(desc, i);
-			if (a->attisdropped || info->excluded[i])
-				continue;
-			const bool n1 = oimg.nulls[i], n2 = nimg.nulls[i];
-			bool same =
-			    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg.values[i], nimg.values[i], a->attbyval, a->attlen));
-			if (!same)
-				changed[nchanged++] = i;
-		}
-		if (nchanged == 0 && tg::audit_guc::skip_noop_updates)
-			return PointerGetDatum(nullptr);
+	HeapTuple tuples[2] = {oldt, newt};
+	RowImage* images[2] = {&oimg, &nimg};
+	for (int k = 0; k < 2; ++k) {
+		if (tuples[k] == nullptr)
+			continue;
+		images[k]->values = static_cast<Datum*>(palloc(sizeof(Datum) * (natts + 1)));
+		images[k]->nulls = static_cast<bool*>(palloc(sizeof(bool) * (natts + 1)));
+		heap_deform_tuple(tuples[k], desc, images[k]->values, images[k]->nulls);
 	}
+	int* changed = static_cast<int*>(palloc(sizeof(int) * (natts + 1)));
+	(void) capture_row(info, desc, action, oldt ? &oimg : nullptr, newt ? &nimg : nullptr, changed);
+	return PointerGetDatum(nullptr);
+}
 
-	const char* org;
-	HeapTuple key_tuple = newt ? newt : oldt;
-	if (info->tenant_attnum > 0) {
-		bool isnull;
-		Datum t = heap_getattr(key_tuple, info->tenant_attnum, desc, &isnull);
-		org = isnull ? nullptr : info->tenant_uuid ? uuid_text(t) : OidOutputFunctionCall(info->tenant_out, t);
+namespace {
+
+// A read pointer of its own on a transition table, at its start: other
+// statement triggers of the table read the same tuplestore.
+void rewind_transition(Tuplestorestate* ts)
+{
+	const int ptr = tuplestore_alloc_read_pointer(ts, EXEC_FLAG_REWIND);
+	tuplestore_select_read_pointer(ts, ptr);
+	tuplestore_rescan(ts);
+}
+
+}  // namespace
+
+// tenant_guard._audit_capture() returns trigger
+//     AFTER INSERT (or UPDATE, or DELETE) ... REFERENCING NEW TABLE (OLD
+//     TABLE, both) FOR EACH STATEMENT on an audited table and each of its
+//     partitions: every row change of the statement from the transition
+//     tables, then the statement's records written
+TG_FUNCTION(tg__audit_capture)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_capture() must be called as a trigger")));
+	TriggerData* td = reinterpret_cast<TriggerData*>(fcinfo->context);
+	if (!TRIGGER_FIRED_AFTER(td->tg_event) || TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_capture() must run AFTER ... FOR EACH STATEMENT"),
+		                errhint("Use tenant_guard.enable_audit() to set up auditing.")));
+	const char* action;
+	bool want_old = false, want_new = false;
+	if (TRIGGER_FIRED_BY_INSERT(td->tg_event)) {
+		action = "INSERT";
+		want_new = true;
+	} else if (TRIGGER_FIRED_BY_UPDATE(td->tg_event)) {
+		action = "UPDATE";
+		want_old = want_new = true;
+	} else if (TRIGGER_FIRED_BY_DELETE(td->tg_event)) {
+		action = "DELETE";
+		want_old = true;
 	} else {
-		org = context_org();
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_capture() handles INSERT, UPDATE and DELETE only")));
 	}
-	Pack* p = find_pack(info->root, action, org);
-	add_row(p, info, desc, oldt, newt, oimg.values ? &oimg : nullptr, nimg.values ? &nimg : nullptr, changed, nchanged);
-	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
-		flush_pack(p);
-	enforce_budget();
+	Tuplestorestate* olds = td->tg_oldtable;
+	Tuplestorestate* news = td->tg_newtable;
+	if ((want_old && olds == nullptr) || (want_new && news == nullptr) || (!want_old && olds != nullptr) ||
+	    (!want_new && news != nullptr))
+		ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+		                errmsg("tenant_guard._audit_capture() needs the transition tables of its event"),
+		                errhint("Use tenant_guard.enable_audit() to set up auditing.")));
+	Relation rel = td->tg_relation;
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		refuse_unaudited(rel, true);
+	const int64 n = tuplestore_tuple_count(want_new ? news : olds);
+	if (want_old && want_new && tuplestore_tuple_count(olds) != n)
+		elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
+	TupleDesc desc = RelationGetDescr(rel);
+	RelInfo* info = rel_info(rel, td->tg_trigger);
+	if (info->natts != desc->natts)
+		elog(ERROR, "tenant_guard: stale column information for %s", RelationGetRelationName(rel));
+	const Oid root = info->root;
+	if (n > 0) {
+		// Each row in memory reset per row (its tenant's text, the actor
+		// fields of a new record are copied where they stay).
+		MemoryContext row_cxt =
+		    AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit capture", ALLOCSET_DEFAULT_SIZES);
+		TupleTableSlot* oslot = want_old ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : nullptr;
+		TupleTableSlot* nslot = want_new ? MakeSingleTupleTableSlot(desc, &TTSOpsMinimalTuple) : nullptr;
+		if (olds)
+			rewind_transition(olds);
+		if (news)
+			rewind_transition(news);
+		int* changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
+		// An UPDATE's old and new rows are appended to the two tables
+		// together, row by row (a row moved to another partition too): the
+		// i-th of each are one row change.
+		for (;;) {
+			const bool got_old = oslot && tuplestore_gettupleslot(olds, true, false, oslot);
+			const bool got_new = nslot && tuplestore_gettupleslot(news, true, false, nslot);
+			if (!got_old && !got_new)
+				break;
+			if ((oslot && !got_old) || (nslot && !got_new))
+				elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
+			if (got_old) {
+				slot_getallattrs(oslot);
+				oimg = RowImage{oslot->tts_values, oslot->tts_isnull};
+			}
+			if (got_new) {
+				slot_getallattrs(nslot);
+				nimg = RowImage{nslot->tts_values, nslot->tts_isnull};
+			}
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+			(void) capture_row(info, desc, action, got_old ? &oimg : nullptr, got_new ? &nimg : nullptr, changed);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+		if (oslot)
+			ExecDropSingleTupleTableSlot(oslot);
+		if (nslot)
+			ExecDropSingleTupleTableSlot(nslot);
+		MemoryContextDelete(row_cxt);
+	}
+	if (xs.packs != nullptr)
+		flush_packs(root);
 	return PointerGetDatum(nullptr);
 }
 

@@ -12,6 +12,7 @@
 
 extern "C" {
 #include "postgres.h"
+#include "utils/builtins.h"
 }
 
 #include "pg/audit_log.hpp"
@@ -31,18 +32,16 @@ void field_bytes(int col, Datum v, const char** data, std::size_t* len)
 {
 	switch (k_types[col]) {
 	case INT4OID: {
-		char* buf = static_cast<char*>(palloc(16));
-		snprintf(buf, 16, "%d", DatumGetInt32(v));
+		char* buf = static_cast<char*>(palloc(12));
+		*len = static_cast<std::size_t>(pg_ltoa(DatumGetInt32(v), buf));
 		*data = buf;
-		*len = strlen(buf);
 		return;
 	}
 	case INT8OID:
 	case TIMESTAMPTZOID: {
-		char* buf = static_cast<char*>(palloc(32));
-		snprintf(buf, 32, INT64_FORMAT, DatumGetInt64(v));
+		char* buf = static_cast<char*>(palloc(MAXINT8LEN + 1));
+		*len = static_cast<std::size_t>(pg_lltoa(DatumGetInt64(v), buf));
 		*data = buf;
-		*len = strlen(buf);
 		return;
 	}
 	case JSONBOID:

@@ -13,11 +13,16 @@
  *   audit_rowjson.cpp  a row change written straight in jsonb's binary form
  *   audit_fmgr.cpp     the SQL entry points (the triggers, audit_event, helpers)
  *
- * Statement records. The row trigger adds each row change (primary key,
- * old and new row as jsonb, changed columns) to the open record of its
- * (table, action, tenant, subtransaction) in backend memory; the statement
- * trigger writes the statement's open records when its row events are done
- * (audit_records.cpp). One statement that changes a thousand
+ * Statement capture. One AFTER ... FOR EACH STATEMENT trigger per event,
+ * with the statement's transition tables, reads every row change when the
+ * statement ends (an UPDATE's old and new rows pairwise) and adds it
+ * (primary key, old and new row as jsonb, changed columns) to the open
+ * record of its (table, action, tenant, subtransaction) in backend memory,
+ * then writes the statement's open records (audit_records.cpp). A table in
+ * row mode (a partition or inheritance child audited on its own, whose
+ * parent's statements fire none of its statement triggers) has the row
+ * trigger instead, which adds each change as it fires, and a statement
+ * trigger that writes the records. One statement that changes a thousand
  * rows of a tenant thus writes one log row, not a thousand: the row images
  * go into one jsonb array, compressed and stored out of line, and the
  * per-record work (hash, heap and index inserts, WAL) is paid once.
@@ -301,10 +306,10 @@ Oid partition_root(Relation rel);
 RelInfo* rel_info(Relation rel, Trigger* trig);
 
 // ---------------------------------------------------------------------------
-// Statement records. The row trigger does not write a record per row: it
-// adds the row change to the open record of its (table, action, tenant,
-// subtransaction, statement, actor), and the statement trigger writes the
-// open records of its table when the statement's row events are done. One
+// Statement records. A row change is not written as a record of its own:
+// the capture (or row) trigger adds it to the open record of its (table,
+// action, tenant, subtransaction, statement, actor), and the statement's
+// open records of its table are written when its row changes are in. One
 // audited statement thus costs one log row per tenant, however many rows it
 // changes (a record is also written once it holds
 // tenant_guard.audit_rows_per_record rows or uses k_max_pack_bytes of
@@ -331,7 +336,7 @@ struct Pack {
 	MemoryContext cxt;  // the Pack itself and everything below
 	Size base_mem;      // memory of cxt when opened
 	Size mem;           // memory of cxt after the last row (counted in xs.open_mem)
-	int busy;           // row trigger calls adding to it right now
+	int busy;           // trigger calls adding to it right now
 	// The row changes so far, each already in jsonb's binary form: their
 	// containers one after the other, each padded to 4 bytes as jsonb pads
 	// the elements of an array, and the length of each (padding included).
@@ -368,15 +373,21 @@ char* uuid_text(Datum d);
 // At the end of the transaction: the open records' memory.
 void forget_packs();
 Pack* find_pack(Oid root, const char* action, const char* org);
-// A tuple's columns, deformed (by the row trigger, for an UPDATE's changed columns).
+// A row's columns, deformed (values and nulls by attnum - 1).
 struct RowImage {
 	Datum* values;
 	bool* nulls;
 };
-// Adds one row change to its open record (oimg, nimg: the tuples' columns
-// if already deformed, else nullptr).
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
-             const RowImage* nimg, const int* changed, int nchanged);
+// Adds one row change to its open record (oimg, nimg: the old and new row,
+// nullptr where the action has none).
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, const int* changed,
+             int nchanged);
+// One row change of an audited table: its changed columns (UPDATE), its
+// tenant, added to its open record (written early past the size limits).
+// Returns false for an UPDATE that changed nothing audited, skipped by
+// tenant_guard.audit_skip_noop_updates. `changed` has room for natts ints.
+bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowImage* oimg, const RowImage* nimg,
+                 int* changed);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).

@@ -1,9 +1,10 @@
 /*
  * pg/audit_records.cpp
  *
- * Statement records: the row trigger adds each row change to the open record
- * of its (table, action, tenant, subtransaction, statement, actor); the
- * statement trigger, a budget, or COMMIT writes them (audit_log.hpp).
+ * Statement records: the capture trigger (or, in row mode, the row trigger)
+ * adds each row change to the open record of its (table, action, tenant,
+ * subtransaction, statement, actor); the statement's end, a budget, or COMMIT
+ * writes them (audit_log.hpp).
  */
 #include <cstring>
 #include <optional>
@@ -356,23 +357,13 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 	}
 }
 
-// The column values of a tuple (nullptr entries for skipped columns).
-// (`img` holds the tuple's columns when the caller deformed it already.)
-JsonbValue* row_values(RelInfo* info, HeapTuple tuple, TupleDesc desc, const RowImage* img)
+// The column values of a row image (nullptr entries for skipped columns).
+JsonbValue* row_values(RelInfo* info, const RowImage* img)
 {
 	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
-	const Datum* d = img ? img->values : nullptr;
-	const bool* n = img ? img->nulls : nullptr;
-	if (d == nullptr) {
-		Datum* dd = static_cast<Datum*>(palloc(sizeof(Datum) * (desc->natts + 1)));
-		bool* nn = static_cast<bool*>(palloc(sizeof(bool) * (desc->natts + 1)));
-		heap_deform_tuple(tuple, desc, dd, nn);
-		d = dd;
-		n = nn;
-	}
 	for (int i = 0; i < info->natts; ++i)
 		if (info->cols[i].kind != k_skip)
-			column_value(&info->cols[i], d[i], n[i], &vals[i]);
+			column_value(&info->cols[i], img->values[i], img->nulls[i], &vals[i]);
 	return vals;
 }
 
@@ -415,13 +406,13 @@ void release_scratch(MemoryContext c, int depth)
 // column values can run SQL (a user type's cast to json) that writes
 // audited rows, and their statement must not write or free this record
 // half-built; nested changes of the same record just join it.
-void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
-                   const RowImage* nimg, const int* changed, int nchanged, MemoryContext scratch_cxt)
+void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg,
+                   const int* changed, int nchanged, MemoryContext scratch_cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
 	// The column values first (may run SQL), then the pushes (run none).
-	JsonbValue* ov = oldt ? row_values(info, oldt, desc, oimg) : nullptr;
-	JsonbValue* nv = newt ? row_values(info, newt, desc, nimg) : nullptr;
+	JsonbValue* ov = oimg ? row_values(info, oimg) : nullptr;
+	JsonbValue* nv = nimg ? row_values(info, nimg) : nullptr;
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
 		MemoryContextSwitchTo(p->cxt);
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));
@@ -463,8 +454,8 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapT
 
 }  // namespace
 
-void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple newt, const RowImage* oimg,
-             const RowImage* nimg, const int* changed, int nchanged)
+void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, const int* changed,
+             int nchanged)
 {
 	++p->busy;
 	++adding_depth;
@@ -472,7 +463,7 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, HeapTuple oldt, HeapTuple n
 	MemoryContext scratch_cxt = scratch_context(depth);
 	PG_TRY();
 	{
-		add_row_inner(p, info, desc, oldt, newt, oimg, nimg, changed, nchanged, scratch_cxt);
+		add_row_inner(p, info, desc, oimg, nimg, changed, nchanged, scratch_cxt);
 	}
 	PG_FINALLY();
 	{

@@ -73,9 +73,9 @@ SQL
 got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND table_name = 'public.events'
                       AND new_row->>'body' = 'into the partition'")
 [ "$got" = 1 ] || fail "the restored partitioned table is not audited as before"
-got=$(q -d "$DST" -c "SELECT count(*) FROM pg_trigger WHERE tgname IN ('tg_audit_flush', 'tg_audit_truncate')
+got=$(q -d "$DST" -c "SELECT count(*) FROM pg_trigger WHERE tgname IN ('tg_audit_insert', 'tg_audit_update', 'tg_audit_delete', 'tg_audit_truncate')
                       AND tgrelid IN ('events'::regclass, 'events_a'::regclass, 'events_b'::regclass)")
-[ "$got" = 6 ] || fail "expected 6 audit statement triggers on the restored partitioned table, found $got"
+[ "$got" = 12 ] || fail "expected 12 audit statement triggers on the restored partitioned table, found $got"
 got=$(q -d "$DST" -c "SELECT count(*) FROM tenant_guard.audit_trail WHERE kind = 'row' AND row_pk = '{\"id\": 3}'
                       AND new_row->>'secret' = '[redacted]'")
 [ "$got" = 1 ] || fail "the restored table is not audited as before"

@@ -244,19 +244,26 @@ SELECT pg_catalog.pg_extension_config_dump('tenant_guard.audited_tables', '');
 SELECT tenant_guard._registry_acl('tenant_guard.audited_tables',
     'pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid = tbl), ''USAGE'')');
 
+CREATE FUNCTION tenant_guard._audit_capture()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__audit_capture'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._audit_capture() IS
+    'Internal: the statement triggers of audited tables and their partitions; read the transition tables and write the statement''s records (arguments x:<column> exclude, r:<column> redact).';
+
 CREATE FUNCTION tenant_guard._audit_trigger()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'tg__audit_trigger'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._audit_trigger() IS
-    'Internal: the row trigger of audited tables (arguments x:<column> exclude, r:<column> redact).';
+    'Internal: the row trigger of a table audited in row mode (arguments x:<column> exclude, r:<column> redact).';
 
 CREATE FUNCTION tenant_guard._audit_flush()
 RETURNS trigger
 AS 'MODULE_PATHNAME', 'tg__audit_flush'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION tenant_guard._audit_flush() IS
-    'Internal: the statement trigger of audited tables and their partitions; writes the statement''s records.';
+    'Internal: the statement trigger of a table audited in row mode and its partitions; writes the statement''s records.';
 
 CREATE FUNCTION tenant_guard._audit_refuse_truncate()
 RETURNS trigger
@@ -274,27 +281,67 @@ COMMENT ON FUNCTION tenant_guard._audit_refuse_truncate() IS
     'Internal: refuses TRUNCATE of an audited table.';
 
 -- The statement triggers of an audited table or partition (idempotent).
+-- Statement capture (the usual mode): one trigger per event with its
+-- transition tables (PostgreSQL allows them on single-event triggers only),
+-- tg_audit_insert, tg_audit_update and tg_audit_delete, whose arguments are
+-- the audited table's excluded (x:) and redacted (r:) columns. Row mode (the
+-- table has the row trigger tg_audit, its own or its audited parent's): the
+-- statement trigger tg_audit_flush writes what the row trigger gathered.
+-- Either way the TRUNCATE guard tg_audit_truncate.
 CREATE FUNCTION tenant_guard._audit_statement_triggers(rel regclass)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    row_mode boolean := EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit');
+    args text;
+    ev text;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_truncate') THEN
         EXECUTE format('CREATE TRIGGER tg_audit_truncate BEFORE TRUNCATE ON %s FOR EACH STATEMENT '
                        'EXECUTE FUNCTION tenant_guard._audit_refuse_truncate()', rel);
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_flush') THEN
-        EXECUTE format('CREATE TRIGGER tg_audit_flush AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH STATEMENT '
-                       'EXECUTE FUNCTION tenant_guard._audit_flush()', rel);
+    IF row_mode THEN
+        FOR ev IN SELECT t.tgname FROM pg_trigger t
+                  WHERE t.tgrelid = rel AND t.tgname IN ('tg_audit_insert', 'tg_audit_update', 'tg_audit_delete') LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', ev, rel);
+        END LOOP;
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_flush') THEN
+            EXECUTE format('CREATE TRIGGER tg_audit_flush AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH STATEMENT '
+                           'EXECUTE FUNCTION tenant_guard._audit_flush()', rel);
+        END IF;
+        RETURN;
     END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_flush') THEN
+        EXECUTE format('DROP TRIGGER tg_audit_flush ON %s', rel);
+    END IF;
+    -- the arguments of the nearest audited table at or above rel
+    SELECT (SELECT string_agg(quote_literal(a), ', ')
+            FROM (SELECT 'x:' || x AS a FROM unnest(t.exclude_columns) x
+                  UNION ALL SELECT 'r:' || x FROM unnest(t.redact_columns) x) s) INTO args
+    FROM (SELECT rel AS relid, 0::bigint AS depth
+          UNION ALL SELECT a.relid, a.depth FROM pg_partition_ancestors(rel) WITH ORDINALITY AS a(relid, depth)) p
+    JOIN tenant_guard.audited_tables t ON t.tbl = p.relid
+    ORDER BY p.depth LIMIT 1;
+    FOREACH ev IN ARRAY ARRAY['insert', 'update', 'delete'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = rel AND t.tgname = 'tg_audit_' || ev) THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER %s ON %s REFERENCING %s FOR EACH STATEMENT '
+                           'EXECUTE FUNCTION tenant_guard._audit_capture(%s)',
+                           'tg_audit_' || ev, upper(ev), rel,
+                           CASE ev WHEN 'insert' THEN 'NEW TABLE AS tg_new'
+                                   WHEN 'update' THEN 'OLD TABLE AS tg_old NEW TABLE AS tg_new'
+                                   ELSE 'OLD TABLE AS tg_old' END,
+                           coalesce(args, ''));
+        END IF;
+    END LOOP;
 END
 $$;
 -- Executable by PUBLIC like enable_audit(), and for the event trigger below,
 -- which runs as the role doing the DDL: CREATE TRIGGER checks that the
 -- caller may put triggers on the table.
 COMMENT ON FUNCTION tenant_guard._audit_statement_triggers(regclass) IS
-    'Internal: creates the TRUNCATE guard and the record-writing statement trigger of an audited table or partition.';
+    'Internal: creates the TRUNCATE guard and the record-writing statement triggers of an audited table or partition.';
 
 CREATE FUNCTION tenant_guard.enable_audit(tbl regclass, exclude_columns name[] DEFAULT '{}',
                                           redact_columns name[] DEFAULT '{}')
@@ -348,29 +395,38 @@ BEGIN
     FROM (SELECT 'x:' || x AS a FROM unnest(exclude_columns) x
           UNION ALL SELECT 'r:' || x FROM unnest(redact_columns) x) s;
     PERFORM tenant_guard._audit_partitions_ahead();
-    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = 'tg_audit') THEN
-        EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
-    END IF;
-    EXECUTE format('CREATE TRIGGER tg_audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
-                   'EXECUTE FUNCTION tenant_guard._audit_trigger(%s)', tbl, coalesce(args, ''));
-    -- Statement triggers, on the table and on each partition (statement
-    -- triggers are not inherited; partitions added later are covered by the
-    -- event trigger below): TRUNCATE is refused, and each statement's
-    -- records are written when its row events are done (a statement that
-    -- names a partition fires that partition's statement triggers only).
-    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) LOOP
-        -- recreated, not kept: a trigger of that name may have been disabled
-        FOR tg IN SELECT g.tgname FROM pg_trigger g
-                  WHERE g.tgrelid = part AND g.tgname IN ('tg_audit_truncate', 'tg_audit_flush') LOOP
-            EXECUTE format('DROP TRIGGER %I ON %s', tg, part);
-        END LOOP;
-        PERFORM tenant_guard._audit_statement_triggers(part);
-    END LOOP;
+    -- (first: the statement triggers take their arguments from it)
     INSERT INTO tenant_guard.audited_tables AS t (tbl, exclude_columns, redact_columns)
     VALUES (tbl, exclude_columns, redact_columns)
     ON CONFLICT ON CONSTRAINT audited_tables_pkey DO UPDATE
         SET exclude_columns = excluded.exclude_columns, redact_columns = excluded.redact_columns,
             enabled_by = current_user, enabled_at = pg_catalog.now();
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = 'tg_audit') THEN
+        EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
+    END IF;
+    -- Row mode for a partition or inheritance child audited on its own: a
+    -- statement on its parent fires no statement trigger of it, but its row
+    -- triggers.
+    IF EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = tbl) THEN
+        EXECUTE format('CREATE TRIGGER tg_audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                       'EXECUTE FUNCTION tenant_guard._audit_trigger(%s)', tbl, coalesce(args, ''));
+    END IF;
+    -- Statement triggers, on the table and on each partition (statement
+    -- triggers are not inherited; partitions added later are covered by the
+    -- event trigger below): TRUNCATE is refused, and each statement's rows
+    -- are read from its transition tables when it ends (a statement that
+    -- names a partition fires that partition's statement triggers only, a
+    -- statement on the table only the table's, with the rows of every
+    -- partition and inheritance child it changed).
+    FOR part IN SELECT tbl UNION SELECT relid FROM pg_partition_tree(tbl) LOOP
+        -- recreated, not kept: a trigger of that name may have been disabled
+        FOR tg IN SELECT g.tgname FROM pg_trigger g
+                  WHERE g.tgrelid = part AND g.tgname IN ('tg_audit_truncate', 'tg_audit_flush', 'tg_audit_insert',
+                                                          'tg_audit_update', 'tg_audit_delete') LOOP
+            EXECUTE format('DROP TRIGGER %I ON %s', tg, part);
+        END LOOP;
+        PERFORM tenant_guard._audit_statement_triggers(part);
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.enable_audit(regclass, name[], name[]) IS
@@ -391,10 +447,14 @@ BEGIN
     IF NOT pg_has_role((SELECT relowner FROM pg_class WHERE oid = tbl), 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
     END IF;
-    EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = tbl AND t.tgname = 'tg_audit') THEN
+        EXECUTE format('DROP TRIGGER tg_audit ON %s', tbl);
+    END IF;
     FOR part, tg IN SELECT t.tgrelid::regclass, t.tgname
                     FROM (SELECT tbl AS relid UNION SELECT relid FROM pg_partition_tree(tbl)) p
-                    JOIN pg_trigger t ON t.tgrelid = p.relid AND t.tgname IN ('tg_audit_truncate', 'tg_audit_flush') LOOP
+                    JOIN pg_trigger t ON t.tgrelid = p.relid
+                     AND t.tgname IN ('tg_audit_truncate', 'tg_audit_flush', 'tg_audit_insert', 'tg_audit_update',
+                                      'tg_audit_delete') LOOP
         EXECUTE format('DROP TRIGGER %I ON %s', tg, part);
     END LOOP;
     DELETE FROM tenant_guard.audited_tables a WHERE a.tbl = disable_audit.tbl;
@@ -415,6 +475,7 @@ AS $$
 DECLARE
     rel regclass;
     tg name;
+    part regclass;
 BEGIN
     -- Only commands that add partitions: CREATE TABLE ... PARTITION OF
     -- (names the new partition) and ALTER TABLE ... ATTACH PARTITION (names
@@ -431,9 +492,36 @@ BEGIN
           AND EXISTS (SELECT 1 FROM tenant_guard.audited_tables a, pg_partition_ancestors(t.relid) p
                       WHERE p.relid = a.tbl)
           AND (NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_truncate')
-               OR NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid AND g.tgname = 'tg_audit_flush'))
+               OR NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = t.relid
+                              AND g.tgname IN ('tg_audit_flush', 'tg_audit_insert')))
     LOOP
         PERFORM tenant_guard._audit_statement_triggers(rel);
+    END LOOP;
+    -- An audited table that became a partition (ATTACH PARTITION) or an
+    -- inheritance child (INHERIT) of a table not audited with it: a
+    -- statement on that parent fires none of its statement triggers, so it
+    -- goes to row mode (the row trigger, and tg_audit_flush instead of the
+    -- capture triggers on it and its partitions).
+    FOR rel IN
+        SELECT DISTINCT a.tbl::regclass FROM pg_event_trigger_ddl_commands() d
+        CROSS JOIN LATERAL (SELECT d.objid::regclass AS relid UNION SELECT relid FROM pg_partition_tree(d.objid)) t
+        JOIN tenant_guard.audited_tables a ON a.tbl = t.relid
+        WHERE d.command_tag = 'ALTER TABLE' AND d.classid = 'pg_class'::regclass
+          AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = a.tbl)
+          AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = a.tbl AND g.tgname = 'tg_audit')
+          AND NOT EXISTS (SELECT 1 FROM pg_partition_ancestors(a.tbl) p JOIN tenant_guard.audited_tables b
+                          ON b.tbl = p.relid AND p.relid <> a.tbl)
+    LOOP
+        EXECUTE format('CREATE TRIGGER tg_audit AFTER INSERT OR UPDATE OR DELETE ON %s FOR EACH ROW '
+                       'EXECUTE FUNCTION tenant_guard._audit_trigger(%s)', rel,
+                       coalesce((SELECT string_agg(quote_literal(x), ', ')
+                                 FROM (SELECT 'x:' || c AS x FROM tenant_guard.audited_tables a, unnest(a.exclude_columns) c
+                                       WHERE a.tbl = rel
+                                       UNION ALL SELECT 'r:' || c FROM tenant_guard.audited_tables a, unnest(a.redact_columns) c
+                                       WHERE a.tbl = rel) s), ''));
+        FOR part IN SELECT rel UNION SELECT relid FROM pg_partition_tree(rel) LOOP
+            PERFORM tenant_guard._audit_statement_triggers(part);
+        END LOOP;
     END LOOP;
     -- DETACH PARTITION: a table of the caller's that is no longer in an
     -- audited tree loses the statement triggers (PostgreSQL drops the cloned
@@ -443,7 +531,8 @@ BEGIN
                  AND 'detach partition' = ANY (tenant_guard._ddl_command_kinds(d.command))) THEN
         FOR rel, tg IN
             SELECT g.tgrelid::regclass, g.tgname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid
-            WHERE g.tgname IN ('tg_audit_truncate', 'tg_audit_flush') AND NOT c.relispartition
+            WHERE g.tgname IN ('tg_audit_truncate', 'tg_audit_flush', 'tg_audit_insert', 'tg_audit_update',
+                               'tg_audit_delete') AND NOT c.relispartition
               AND pg_has_role(c.relowner, 'USAGE')
               AND NOT EXISTS (SELECT 1 FROM tenant_guard.audited_tables a WHERE a.tbl = g.tgrelid)
         LOOP
@@ -537,38 +626,39 @@ DECLARE
     zero bytea := decode(repeat('00', 32), 'hex');
     nrec bigint;
     nseal bigint;
-    bad record;
+    bad_id bigint;
+    bad_at timestamptz;
+    bad_what text;
 BEGIN
-    SELECT count(*) FILTER (WHERE l.kind <> 'seal' AND (o IS NULL OR l.org = o)),
-           count(*) FILTER (WHERE l.seal_seq IS NOT NULL) INTO nrec, nseal
-    FROM tenant_guard.audit_log l
-    WHERE since IS NULL OR l.xact_at >= since;
-
+    -- (the counts come from the same pass as the checks)
     WITH hashed AS MATERIALIZED (
         -- every row the checks read, each hashed once (the row images are
         -- read for the hash only): the tenant's records, and every row with
         -- a seal number
-        SELECT l.id, l.xact_at, l.xid, l.org, l.kind, l.action, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
+        SELECT l.id, l.xact_at, l.xid, l.org, l.kind <> 'seal' AS is_record,
+               l.kind = 'seal' AND l.action = 'SEAL' AS is_seal_row, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
                l.hash, CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) AS recomputed
+                   l.prev_hash, l.seal_seq, l.seal_prev) = l.hash AS intact
         FROM tenant_guard.audit_log l
         WHERE (l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since))
            OR l.seal_seq IS NOT NULL),
     rec AS (
         -- records of the tenant (row and event records; the last record of a
         -- chain usually carries the seal itself)
-        -- (the chain's totals come from the same sort: no second grouping)
-        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.recomputed,
+        -- (the chain's totals come from the same window: at its last row,
+        -- the running count and maxima cover the whole chain; org compared
+        -- bytewise, as equality does)
+        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.intact,
                lag(h.seq) OVER w AS prev_seq, lag(h.hash) OVER w AS prev_rec_hash,
-               lead(h.id) OVER w AS next_id,
-               count(*) OVER c AS n, max(h.id) OVER c AS last_id, max(h.xact_at) OVER c AS at
+               lead(h.id) OVER w AS next_id, lag(h.seal_seq) OVER w AS prev_seal_seq,
+               row_number() OVER w AS n, max(h.id) OVER w AS last_id, max(h.xact_at) OVER w AS at
         FROM hashed h
-        WHERE h.kind <> 'seal' AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
-        WINDOW w AS (PARTITION BY h.xid, h.org ORDER BY h.seq, h.id), c AS (PARTITION BY h.xid, h.org)),
-    grp AS (
+        WHERE h.is_record AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
+        WINDOW w AS (PARTITION BY h.xid, h.org COLLATE "C" ORDER BY h.seq, h.id)),
+    grp AS NOT MATERIALIZED (
         -- one row per chain: its last record in (seq, id) order
         SELECT r.xid, r.org, r.n, r.last_id, r.at, r.hash AS last_hash, r.seal_seq AS last_seal_seq
         FROM rec r WHERE r.next_id IS NULL),
@@ -579,8 +669,8 @@ BEGIN
     allseals AS (
         -- the global chain: every row with a seal number (sealing records,
         -- seal rows, VOID seals), in seal number order
-        SELECT h.id, h.xact_at, h.xid, h.org, h.kind, h.action, h.seal_seq, h.seal_prev, h.hash, h.detail,
-               h.recomputed,
+        SELECT h.id, h.xact_at, h.xid, h.org, h.is_seal_row, h.seal_seq, h.seal_prev, h.hash, h.detail,
+               h.intact,
                lag(h.seal_seq) OVER (ORDER BY h.seal_seq, h.id) AS prev_seq,
                lag(h.hash) OVER (ORDER BY h.seal_seq, h.id) AS prev_seal_hash
         FROM hashed h WHERE h.seal_seq IS NOT NULL),
@@ -590,20 +680,18 @@ BEGIN
     sealrows AS MATERIALIZED (
         -- the separate seal rows (a transaction whose last record was written
         -- before COMMIT); few, and joined against every unsealed chain
-        SELECT s.* FROM seal s WHERE s.kind = 'seal' AND s.action = 'SEAL'),
+        SELECT s.* FROM seal s WHERE s.is_seal_row),
     problems AS (
-        SELECT r.id, r.xact_at AS at, 'record ' || r.id || ' was edited: its hash does not match its content' AS what
-        FROM rec r WHERE r.recomputed <> r.hash
-        UNION ALL
-        SELECT r.id, r.xact_at, CASE
+        SELECT r.id, r.xact_at AS at, CASE
+                   WHEN NOT r.intact THEN 'record ' || r.id || ' was edited: its hash does not match its content'
                    WHEN r.seq = coalesce(r.prev_seq, 0) THEN 'record ' || r.id || ' was inserted: its chain position is taken'
                    WHEN r.seq > coalesce(r.prev_seq, 0) + 1 THEN 'a record before ' || r.id || ' in its transaction was deleted'
-                   ELSE 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)' END
+                   WHEN r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
+                   THEN 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)'
+                   ELSE 'record ' || r.id || ' was inserted after the record that sealed its transaction' END AS what
         FROM rec r
-        WHERE r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
-        UNION ALL
-        SELECT r.next_id, r.xact_at, 'record ' || r.next_id || ' was inserted after the record that sealed its transaction'
-        FROM rec r WHERE r.seal_seq IS NOT NULL AND r.next_id IS NOT NULL
+        WHERE NOT r.intact OR r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
+           OR r.prev_seal_seq IS NOT NULL
         UNION ALL
         SELECT g.last_id, g.at, CASE
                    WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed, or the sealing record was deleted)'
@@ -616,27 +704,33 @@ BEGIN
         UNION ALL
         SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
         FROM seal s
-        WHERE s.kind = 'seal' AND s.action = 'SEAL' AND (o IS NULL OR s.org = o)
+        WHERE s.is_seal_row AND (o IS NULL OR s.org = o)
           AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
         UNION ALL
         SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
-        FROM seal s WHERE s.recomputed <> s.hash AND s.kind = 'seal' AND s.action = 'SEAL'
+        FROM seal s WHERE NOT s.intact AND s.is_seal_row
         UNION ALL
         SELECT s.id, s.xact_at, CASE
                    WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
                    ELSE 'seal ' || s.id || ' does not link to the seal before it (a sealed transaction was deleted or inserted)' END
         FROM seal s
-        LEFT JOIN purged p ON p.seq = s.seal_seq - 1
         WHERE NOT (since IS NOT NULL AND s.seal_seq = (SELECT min(x.seal_seq) FROM seal x))
-          AND s.seal_prev IS DISTINCT FROM CASE
-                WHEN s.prev_seq = s.seal_seq - 1 THEN s.prev_seal_hash
-                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN zero
-                ELSE p.hash END)
-    SELECT * INTO bad FROM problems ORDER BY id LIMIT 1;
-    IF bad.id IS NULL THEN
+          AND CASE
+                WHEN s.prev_seq = s.seal_seq - 1 THEN s.seal_prev IS DISTINCT FROM s.prev_seal_hash
+                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN s.seal_prev IS DISTINCT FROM zero
+                -- the seal before it was purged: the purge event holds its hash
+                -- (the log is scanned for purge events only for such a seal)
+                ELSE (s.seal_prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1))
+                     OR EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1
+                                AND p.hash IS DISTINCT FROM s.seal_prev) END)
+    SELECT (SELECT coalesce(sum(g.n), 0) FROM grp g), (SELECT count(*) FROM allseals a WHERE since IS NULL OR a.xact_at >= since),
+           b.id, b.at, b.what
+    INTO nrec, nseal, bad_id, bad_at, bad_what
+    FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM problems ORDER BY id LIMIT 1) b ON true;
+    IF bad_id IS NULL THEN
         RETURN QUERY SELECT true, nrec, nseal, NULL::bigint, NULL::timestamptz, NULL::text;
     ELSE
-        RETURN QUERY SELECT false, nrec, nseal, bad.id, bad.at, bad.what;
+        RETURN QUERY SELECT false, nrec, nseal, bad_id, bad_at, bad_what;
     END IF;
 END
 $$;
