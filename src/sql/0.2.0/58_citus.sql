@@ -170,12 +170,14 @@ BEGIN
     -- every tenant key row, exactly as on the coordinator
     PERFORM tenant_guard._citus_send_keys(
         (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k)), '[]') FROM tenant_guard.tenant_keys k), '[]', true);
+    -- the audit registry rows of audited distributed tables (59_citus_audit.sql)
+    PERFORM tenant_guard._citus_sync_audited();
     RETURN tenant_guard._citus_sync_walls(NULL);
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.citus_sync() IS
-    'Writes the shard wall of every protected table and a copy of every tenant key onto every Citus node; returns '
-    'how many tables.';
+    'Writes the shard wall of every protected table, a copy of every tenant key and the audit registry of audited '
+    'distributed tables onto every Citus node; returns how many protected tables.';
 REVOKE ALL ON FUNCTION tenant_guard.citus_sync() FROM PUBLIC;
 
 -- Does this backend add the wall to rel (a shard of a walled table)? NULL
