@@ -124,6 +124,40 @@ SELECT tenant_guard._lint_citus_findings();
 SELECT tenant_guard._citus_table('cl_docs');
 RESET ROLE;
 
+-- audit of distributed tables, without Citus: audit_trail has no worker
+-- lines, verify_audit_nodes() checks this node only, a plain table is not
+-- replicated, enable_audit() works (its Citus setting is a placeholder)
+SELECT count(*) AS remote_lines FROM tenant_guard._audit_remote_trail();
+SELECT count(*) AS worker_lines FROM tenant_guard.audit_trail WHERE node IS NOT NULL;
+SELECT tenant_guard._citus_replicated('cl_docs') AS replicated, tenant_guard._citus_replicated(NULL) AS null_arg;
+SELECT node, ok, broken_id FROM tenant_guard.verify_audit_nodes();
+SELECT ok FROM tenant_guard.verify_audit();
+SELECT node FROM tenant_guard.verify_audit_nodes(' padded ');
+SELECT tenant_guard._citus_sync_audited() AS synced;
+SELECT tenant_guard.enable_audit('cl_docs', redact_columns => '{body}');
+SELECT proconfig FROM pg_proc WHERE oid = 'tenant_guard.enable_audit(regclass, name[], name[])'::regprocedure;
+UPDATE cl_docs SET body = 'a2' WHERE id = 1;
+SELECT action, table_name, node FROM tenant_guard.audit_trail WHERE table_name = 'public.cl_docs';
+SELECT tenant_guard.disable_audit('cl_docs');
+-- the registry writer of the workers, here: by name, idempotent, removable
+SELECT tenant_guard._citus_put_audited('public', 'cl_docs', '{}', '{body}', false);
+SELECT tenant_guard._citus_put_audited('public', 'cl_docs', '{}', '{body}', false);
+SELECT tbl, redact_columns FROM tenant_guard.audited_tables WHERE tbl = 'cl_docs'::regclass;
+SELECT tenant_guard._citus_put_audited('public', 'cl_docs', NULL, NULL, true);
+SELECT count(*) AS still_registered FROM tenant_guard.audited_tables WHERE tbl = 'cl_docs'::regclass;
+SELECT tenant_guard._citus_put_audited('public', 'no_such_table', '{}', '{}', false);
+SELECT tenant_guard._citus_put_audited(NULL, 'cl_docs', '{}', '{}', false);
+-- the application role: the worker part of audit_trail gives it nothing
+-- here, and it may not check chains or write any node's registry
+SET ROLE regress_cl_app;
+SELECT count(*) AS remote_lines FROM tenant_guard._audit_remote_trail();
+SELECT * FROM tenant_guard.verify_audit_nodes();
+SELECT tenant_guard._verify_audit_local();
+SELECT tenant_guard._citus_put_audited('public', 'cl_docs', '{}', '{}', false);
+SELECT tenant_guard._citus_send_audited('cl_docs', '{}', '{}', false);
+SELECT tenant_guard._citus_sync_audited();
+RESET ROLE;
+
 DROP TABLE cl_docs;
 DELETE FROM tenant_guard.citus_walls;
 DROP SCHEMA regress_cl_own;

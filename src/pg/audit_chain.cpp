@@ -20,6 +20,7 @@ extern "C" {
 #include "access/htup_details.h"
 #include "access/toast_compression.h"
 #include "access/toast_internals.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
@@ -39,6 +40,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lmgr.h"
 #include "storage/lwlock.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/lock.h"
 #include "utils/array.h"
@@ -232,6 +234,10 @@ struct Orphan {
 	uint8 prev[32];
 	uint8 hash[32];
 	bool crashed;  // numbered by a transaction that a crash ended (read_seal_holes)
+	// Numbered by a transaction that was then prepared (two-phase commit):
+	// its xid. Such a number is no orphan unless that transaction is rolled
+	// back; while it is prepared it stays in the list, once committed it goes.
+	TransactionId prepared_xid;
 };
 
 struct Head {
@@ -346,8 +352,43 @@ void remember_orphans()
 		memcpy(o->prev, sealed_notes[i].prev, 32);
 		memcpy(o->hash, sealed_notes[i].hash, 32);
 		o->crashed = false;
+		o->prepared_xid = InvalidTransactionId;
 	}
 	LWLockRelease(shared->lock);
+}
+
+// The transaction being prepared (its xid, taken at PRE_PREPARE).
+TransactionId preparing_xid = InvalidTransactionId;
+
+// After PREPARE TRANSACTION (Citus commits writes to several workers so):
+// this transaction's seal numbers go to the list, marked with its xid; the
+// first sealer after a ROLLBACK PREPARED writes them as VOID seals.
+void remember_prepared()
+{
+	const TransactionId xid = preparing_xid;
+	preparing_xid = InvalidTransactionId;
+	if (shared == nullptr || nsealed_notes == 0 || !OidIsValid(xs.log_oid) || !TransactionIdIsValid(xid))
+		return;
+	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
+	Head* h = head_slot();
+	for (int i = 0; h != nullptr && i < nsealed_notes && h->norphans < k_max_orphans; ++i) {
+		Orphan* o = &h->orphans[h->norphans++];
+		o->seq = sealed_notes[i].seq;
+		memcpy(o->prev, sealed_notes[i].prev, 32);
+		memcpy(o->hash, sealed_notes[i].hash, 32);
+		o->crashed = false;
+		o->prepared_xid = xid;
+	}
+	LWLockRelease(shared->lock);
+}
+
+// What became of a prepared transaction: 'p' still prepared, 'c' committed,
+// 'a' rolled back (or gone with a crash).
+char prepared_outcome(TransactionId xid)
+{
+	if (TransactionIdIsInProgress(xid))
+		return 'p';
+	return TransactionIdDidCommit(xid) ? 'c' : 'a';
 }
 
 // The last seal in the table (latest snapshot), or the last purged one.
@@ -443,6 +484,7 @@ int read_seal_holes(int64 last, Orphan* out, int max)
 		memcpy(o->prev, VARDATA_ANY(pb), 32);
 		memcpy(o->hash, VARDATA_ANY(hb), 32);
 		o->crashed = true;
+		o->prepared_xid = InvalidTransactionId;
 	}
 	SPI_freeplan(plan);
 	return n;
@@ -514,10 +556,21 @@ void seal_transaction()
 		// Load this database's head once (after a restart) from the table.
 		LWLockAcquire(shared->lock, LW_SHARED);
 		bool loaded = false;
+		TransactionId pxids[k_max_orphans];
+		int npxids = 0;
 		for (int i = 0; i < k_max_heads; ++i)
-			if (shared->heads[i].db == MyDatabaseId && shared->heads[i].log == xs.log_oid && shared->heads[i].valid)
+			if (shared->heads[i].db == MyDatabaseId && shared->heads[i].log == xs.log_oid && shared->heads[i].valid) {
 				loaded = true;
+				for (int j = 0; j < shared->heads[i].norphans; ++j)
+					if (TransactionIdIsValid(shared->heads[i].orphans[j].prepared_xid))
+						pxids[npxids++] = shared->heads[i].orphans[j].prepared_xid;
+			}
 		LWLockRelease(shared->lock);
+		// The outcome of each prepared transaction that holds seal numbers,
+		// looked up without the lock (an outcome, once known, never changes).
+		char pout[k_max_orphans];
+		for (int j = 0; j < npxids; ++j)
+			pout[j] = prepared_outcome(pxids[j]);
 		int64 tseq = 0;
 		uint8 thash[32];
 		memset(thash, 0, sizeof thash);
@@ -545,9 +598,26 @@ void seal_transaction()
 				for (int j = 0; j < nholes && h->norphans < k_max_orphans; ++j)
 					h->orphans[h->norphans++] = holes[j];
 			}
-			nvoids = h->norphans;
-			memcpy(voids, h->orphans, sizeof(Orphan) * nvoids);
-			h->norphans = 0;
+			// Orphans become VOID seals now; the numbers of a prepared
+			// transaction only once it was rolled back (kept while it is
+			// prepared, or when its outcome was not looked up above;
+			// forgotten once it committed: its seals are in the table).
+			int keep = 0;
+			for (int j = 0; j < h->norphans; ++j) {
+				const Orphan& o = h->orphans[j];
+				char outcome = 'a';
+				if (TransactionIdIsValid(o.prepared_xid)) {
+					outcome = 'p';
+					for (int m = 0; m < npxids; ++m)
+						if (pxids[m] == o.prepared_xid)
+							outcome = pout[m];
+				}
+				if (outcome == 'a')
+					voids[nvoids++] = o;
+				else if (outcome == 'p')
+					h->orphans[keep++] = o;
+			}
+			h->norphans = keep;
 			for (int j = 0; j < live; ++j) {
 				vals[j][c_seal_seq] = Int64GetDatum(++h->seq);
 				nulls[j][c_seal_seq] = false;
@@ -605,9 +675,11 @@ void seal_transaction()
 		r.table_name = nullptr;
 		r.detail = DatumGetJsonbP(DirectFunctionCall1(
 		    jsonb_in,
-		    CStringGetDatum(voids[j].crashed
-		                        ? "{\"reason\": \"the transaction sealed with this number ended in a crash\"}"
-		                        : "{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
+		    CStringGetDatum(
+		        voids[j].crashed ? "{\"reason\": \"the transaction sealed with this number ended in a crash\"}"
+		        : TransactionIdIsValid(voids[j].prepared_xid)
+		            ? "{\"reason\": \"the transaction sealed with this number was prepared, then rolled back\"}"
+		            : "{\"reason\": \"the transaction sealed with this number failed at COMMIT\"}")));
 		Datum v[k_ncols];
 		bool n[k_ncols];
 		fill_values(r, nextval_internal(xs.seq_oid, false), 0, zero_hash(), v, n);
@@ -628,14 +700,17 @@ void xact_callback(XactEvent event, void*)
 {
 	switch (event) {
 	case XACT_EVENT_PRE_PREPARE:
-		// A prepared transaction can still be rolled back after its seals
-		// were numbered, which would leave a hole in the seal chain.
-		for (int i = 0; i <= xs.ngroups; ++i)
-			if (i == xs.ngroups ? have_packs()
-			                    : xs.groups[i].nlevels > 0 && xs.groups[i].levels[xs.groups[i].nlevels - 1].count > 0)
-				ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				                errmsg("cannot PREPARE a transaction that wrote tenant_guard audit records"),
-				                errdetail("Audit records are sealed at COMMIT; two-phase commit is not supported.")));
+		// Two-phase commit (Citus commits a write to several workers so):
+		// sealed as at COMMIT, in the prepared transaction. Should it be
+		// rolled back, its seal numbers become VOID seals (remember_prepared).
+		if (have_packs()) {
+			PushActiveSnapshot(GetTransactionSnapshot());
+			flush_all_packs();
+			PopActiveSnapshot();
+		}
+		seal_transaction();
+		close_partition();
+		preparing_xid = GetTopTransactionIdIfAny();
 		break;
 	case XACT_EVENT_PRE_COMMIT:
 		if (have_packs()) {
@@ -659,8 +734,11 @@ void xact_callback(XactEvent event, void*)
 		remember_orphans();
 		reset_xact_state();
 		break;
-	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_PREPARE:
+		remember_prepared();
+		reset_xact_state();
+		break;
+	case XACT_EVENT_COMMIT:
 	case XACT_EVENT_PARALLEL_COMMIT:
 		reset_xact_state();
 		break;

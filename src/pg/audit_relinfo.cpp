@@ -56,6 +56,7 @@ extern "C" {
 }
 
 #include "pg/audit_log.hpp"
+#include "pg/citus.hpp"
 
 namespace tg = tenant_guard;
 
@@ -113,6 +114,16 @@ void refuse_unaudited(Relation rel, bool temporary)
 
 namespace {
 
+AttrNumber attnum_by_name(TupleDesc desc, const char* col)
+{
+	for (int i = 0; i < desc->natts; ++i) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		if (!a->attisdropped && strcmp(NameStr(a->attname), col) == 0)
+			return a->attnum;
+	}
+	return 0;
+}
+
 AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 {
 	if (tenant_column_plan == nullptr) {
@@ -132,6 +143,21 @@ AttrNumber tenant_column_of(Oid relid, TupleDesc desc)
 			return a->attnum;
 	}
 	return 0;
+}
+
+}  // namespace
+
+namespace {
+
+// The topmost partitioned table above a relation (the relation itself otherwise).
+Oid partition_root_of(Oid relid)
+{
+	if (get_rel_relispartition(relid)) {
+		List* anc = get_partition_ancestors(relid);
+		if (anc != NIL)
+			return llast_oid(anc);
+	}
+	return relid;
 }
 
 }  // namespace
@@ -245,8 +271,14 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
 	const Oid root = partition_root(rel);
 	e->root = root;
+	// A Citus shard (on a worker) is recorded, registered and walled as its
+	// distributed or reference table (its partitioned root, for a shard of
+	// a partition): the name a tenant admin reads on the coordinator.
+	const Oid dist = tg::citus::shard_table(rel);
+	const Oid dist_root = OidIsValid(dist) ? partition_root_of(dist) : InvalidOid;
+	const Oid named = OidIsValid(dist_root) ? dist_root : root;
 	e->table_name =
-	    pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(root)), get_rel_name(root)));
+	    pstrdup(quote_qualified_identifier(get_namespace_name(get_rel_namespace(named)), get_rel_name(named)));
 	e->natts = desc->natts;
 	e->excluded = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
 	bool* redacted = static_cast<bool*>(palloc0(sizeof(bool) * (desc->natts + 1)));
@@ -287,11 +319,19 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 	// root's. search_path pinned: an operator of the caller's own schema must
 	// not decide which column a record takes its tenant from.
 	const tg::pg::SpiScope spi = tg::pg::spi_begin();
-	const bool audited = is_audited(relid) || (root != relid && is_audited(root));
+	const bool audited = is_audited(relid) || (root != relid && is_audited(root)) ||
+	                     (OidIsValid(dist) && (is_audited(dist) || (dist_root != dist && is_audited(dist_root))));
 	e->tenant_attnum = tenant_column_of(relid, desc);
 	if (e->tenant_attnum == 0 && root != relid)
 		e->tenant_attnum = tenant_column_of(root, desc);
 	tg::pg::spi_end(spi);
+	// A shard's tenant column: its table's shard wall on this node (workers
+	// have no tenant_guard.protected_tables rows).
+	char wall_col[NAMEDATALEN];
+	if (e->tenant_attnum == 0 && OidIsValid(dist) &&
+	    (tg::citus::wall_column(dist, wall_col, sizeof wall_col) ||
+	     (dist_root != dist && tg::citus::wall_column(dist_root, wall_col, sizeof wall_col))))
+		e->tenant_attnum = attnum_by_name(desc, wall_col);
 	if (!audited)
 		refuse_unaudited(rel, false);
 	// A registry row alone does not make a table protected: a record takes

@@ -583,6 +583,17 @@ bool walled(Relation rel)
 	return lookup(rel)->walled;
 }
 
+Oid shard_table(Relation rel)
+{
+	return shard_parent(rel);
+}
+
+bool wall_column(Oid table, char* column, size_t column_len)
+{
+	char type[16];
+	return registry_lookup(table, column, column_len, type, sizeof type);
+}
+
 bool present()
 {
 	return hooks_installed && GetConfigOption("citus.propagate_set_commands", true, false) != nullptr;

@@ -34,5 +34,12 @@ bool present();
 std::uint64_t statement_generation();
 // Does this backend add the wall to rel?
 bool walled(Relation rel);
+// The distributed or reference table of which rel is a Citus shard (a shard
+// of one of its partitions: that partition), or InvalidOid for any other
+// relation. The audit triggers record a shard's changes under this name.
+Oid shard_table(Relation rel);
+// The tenant column a walled Citus table has in this node's
+// tenant_guard.citus_walls (false when it has no row there).
+bool wall_column(Oid table, char* column, size_t column_len);
 
 }  // namespace tenant_guard::citus

@@ -202,9 +202,66 @@ COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, b
 REVOKE ALL ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
     text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) FROM PUBLIC;
 
+-- The audit trail's lines that other nodes hold: on a Citus coordinator,
+-- the records of the caller's tenant in each worker's own log (the audit
+-- triggers of a distributed table's shards write there, docs/citus.md).
+-- Empty everywhere else, after one catalog look-up. SECURITY DEFINER: it
+-- reads the workers as the log's owner, but only for the tenant of the
+-- caller's own context and only when that context is the tenant's reader
+-- role (what the policies of audit_log let it read locally); the tenant id
+-- is sent as a quoted literal. A worker that cannot be read is an error,
+-- never a silently shorter trail.
+CREATE FUNCTION tenant_guard._audit_remote_trail()
+RETURNS TABLE (id bigint, item integer, xact_at timestamptz, statement_at timestamptz, xid bigint, org text,
+               kind text, action text, table_name text, actor text, impersonator text, tenant_role text,
+               db_role text, session_role text, application_name text, row_pk jsonb, old_row jsonb, new_row jsonb,
+               changed_columns text[], detail jsonb, record_hash bytea, node text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+ROWS 10
+AS $$
+DECLARE
+    orgs text[];
+    w record;
+BEGIN
+    IF NOT tenant_guard._citus_coordinator() THEN
+        RETURN;
+    END IF;
+    orgs := array_remove(ARRAY[tenant_guard.current_user_org_text(), tenant_guard.current_user_org_id()::text], NULL);
+    IF cardinality(orgs) = 0 OR NOT coalesce(tenant_guard._audit_is_reader(), false) THEN
+        RETURN;
+    END IF;
+    FOR w IN EXECUTE 'SELECT nodename, nodeport, success, result FROM pg_catalog.run_command_on_workers($1) '
+                     'ORDER BY nodename, nodeport'
+        USING format('SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(t) ORDER BY t.id, t.item), ''[]'')::text '
+                     'FROM tenant_guard.audit_trail t WHERE t.node IS NULL AND t.org = ANY (%L::text[])', orgs)
+    LOOP
+        IF NOT w.success THEN
+            RAISE EXCEPTION 'could not read the audit log of Citus worker %:%', w.nodename, w.nodeport
+                USING ERRCODE = 'connection_failure', DETAIL = w.result,
+                      HINT = 'Make sure tenant_guard is installed on every node.';
+        END IF;
+        RETURN QUERY
+            SELECT r.id, r.item, r.xact_at, r.statement_at, r.xid, r.org, r.kind, r.action, r.table_name, r.actor,
+                   r.impersonator, r.tenant_role, r.db_role, r.session_role, r.application_name, r.row_pk,
+                   r.old_row, r.new_row, r.changed_columns, r.detail, r.record_hash, w.nodename || ':' || w.nodeport
+            FROM pg_catalog.jsonb_to_recordset(w.result::jsonb) AS r(id bigint, item integer, xact_at timestamptz,
+                statement_at timestamptz, xid bigint, org text, kind text, action text, table_name text,
+                actor text, impersonator text, tenant_role text, db_role text, session_role text,
+                application_name text, row_pk jsonb, old_row jsonb, new_row jsonb, changed_columns text[],
+                detail jsonb, record_hash bytea)
+            WHERE r.org = ANY (orgs);
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION tenant_guard._audit_remote_trail() IS
+    'Internal: the audit trail lines of the caller''s tenant held by Citus workers (reader role only; empty elsewhere).';
+
 -- One line per row change or event, for people and exports: the row
 -- changes of a statement record unnested. security_invoker: the reader sees
--- what row-level security on audit_log lets it see.
+-- what row-level security on audit_log lets it see. `node` is NULL for this
+-- node's records; on a Citus coordinator, the worker (host:port) of the
+-- records its shards wrote (_audit_remote_trail()).
 CREATE VIEW tenant_guard.audit_trail WITH (security_invoker = true) AS
 SELECT l.id,
        coalesce(r.item, 1)::integer AS item,
@@ -218,10 +275,13 @@ SELECT l.id,
        CASE WHEN r.change ? 'changed'
             THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r.change -> 'changed')) END AS changed_columns,
        l.detail,
-       l.hash AS record_hash
+       l.hash AS record_hash,
+       NULL::text AS node
 FROM tenant_guard.audit_log l
 LEFT JOIN LATERAL pg_catalog.jsonb_array_elements(l.rows) WITH ORDINALITY AS r(change, item) ON true
-WHERE l.kind <> 'seal';
+WHERE l.kind <> 'seal'
+UNION ALL
+SELECT * FROM tenant_guard._audit_remote_trail();
 COMMENT ON VIEW tenant_guard.audit_trail IS
     'The audit log one line per row change or event (a statement''s record unnested); row-level security applies.';
 REVOKE ALL ON tenant_guard.audit_trail FROM PUBLIC;
@@ -375,6 +435,15 @@ BEGIN
     END IF;
     IF NOT pg_has_role(r.relowner, 'USAGE') THEN
         RAISE EXCEPTION 'must be owner of table %', tbl USING ERRCODE = 'insufficient_privilege';
+    END IF;
+    -- Citus: each placement of a shard runs the triggers, so a table whose
+    -- shards have several (reference tables, statement replication) would
+    -- record every change once per placement (docs/citus.md).
+    IF tenant_guard._citus_replicated(tbl) THEN
+        RAISE EXCEPTION 'cannot audit Citus table % whose shards have several placements', tbl
+            USING ERRCODE = 'feature_not_supported',
+                  DETAIL = 'Each placement would record every change of the table once.',
+                  HINT = 'Audit distributed tables with one placement per shard; reference tables cannot be audited.';
     END IF;
     FOREACH col IN ARRAY exclude_columns || redact_columns LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = col
@@ -610,11 +679,13 @@ CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.a
 -- Verification, retention, export
 -----------------------------------------------------------------------------
 
--- Reports the first broken link (one row): ok, how many records and seals
--- were checked, and for a break the record id, its time and what is wrong.
--- SECURITY DEFINER: it reads every seal (they hold hashes and counts, no
--- tenant data); granted to nobody by default (docs/audit.md: auditor role).
-CREATE FUNCTION tenant_guard.verify_audit(org text DEFAULT NULL, since timestamptz DEFAULT NULL)
+-- Reports the first broken link of this node's log (one row): ok, how many
+-- records and seals were checked, and for a break the record id, its time
+-- and what is wrong. SECURITY DEFINER: it reads every seal (they hold hashes
+-- and counts, no tenant data); granted to nobody by default (docs/audit.md:
+-- auditor role). verify_audit() calls it for this node and, on a Citus
+-- coordinator, on every worker (verify_audit_nodes(), 59_citus_audit.sql).
+CREATE FUNCTION tenant_guard._verify_audit_local(org text DEFAULT NULL, since timestamptz DEFAULT NULL)
 RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
 LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -734,9 +805,35 @@ BEGIN
     END IF;
 END
 $$;
+REVOKE ALL ON FUNCTION tenant_guard._verify_audit_local(text, timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._verify_audit_local(text, timestamptz) IS
+    'Internal: checks this node''s audit hash chains (of one org, from a time on); the first broken link.';
+
+-- The first broken link of every node's log: this node's, and on a Citus
+-- coordinator every worker's too (each keeps its own chain), summed up in
+-- one row; a break names its node. verify_audit_nodes() has a row per node.
+CREATE FUNCTION tenant_guard.verify_audit(org text DEFAULT NULL, since timestamptz DEFAULT NULL)
+RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
+LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT tenant_guard._citus_coordinator() THEN
+        RETURN QUERY SELECT * FROM tenant_guard._verify_audit_local(org, since);
+        RETURN;
+    END IF;
+    RETURN QUERY
+        SELECT bool_and(n.ok), sum(n.records)::bigint, sum(n.seals)::bigint,
+               (array_agg(n.broken_id ORDER BY n.pos) FILTER (WHERE NOT n.ok))[1],
+               (array_agg(n.broken_at ORDER BY n.pos) FILTER (WHERE NOT n.ok))[1],
+               (array_agg('on ' || n.node || ': ' || n.problem ORDER BY n.pos) FILTER (WHERE NOT n.ok))[1]
+        FROM tenant_guard.verify_audit_nodes(org, since) WITH ORDINALITY AS n(node, ok, records, seals, broken_id,
+                                                                             broken_at, problem, pos);
+END
+$$;
 REVOKE ALL ON FUNCTION tenant_guard.verify_audit(text, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard.verify_audit(text, timestamptz) IS
-    'Checks the audit hash chains (of one org, from a time on) and reports the first broken link.';
+    'Checks the audit hash chains (of one org, from a time on; on a Citus coordinator of every node) and reports the first broken link.';
 
 -- Drops whole monthly partitions older than tenant_guard.audit_retention and
 -- records the purge (range, row count, final seal) as an event, so

@@ -172,12 +172,14 @@ BEGIN
         (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(k)), '[]') FROM tenant_guard.tenant_keys k), '[]', true);
     -- lifecycle: every worker's tenant registry, exactly as on the coordinator (60_lifecycle.sql)
     PERFORM tenant_guard._citus_sync_tenants();
+    -- the audit registry rows of audited distributed tables (59_citus_audit.sql)
+    PERFORM tenant_guard._citus_sync_audited();
     RETURN tenant_guard._citus_sync_walls(NULL);
 END
 $$;
 COMMENT ON FUNCTION tenant_guard.citus_sync() IS
-    'Writes the shard wall of every protected table, a copy of every tenant key and of the tenant registry onto '
-    'every Citus node; returns how many tables.';
+    'Writes the shard wall of every protected table, a copy of every tenant key, of the tenant registry and of the '
+    'audit registry of audited distributed tables onto every Citus node; returns how many protected tables.';
 REVOKE ALL ON FUNCTION tenant_guard.citus_sync() FROM PUBLIC;
 
 -- Does this backend add the wall to rel (a shard of a walled table)? NULL
