@@ -87,6 +87,7 @@ SealedNote* sealed_notes = nullptr;  // TopTransactionContext
 int nsealed_notes = 0;
 
 SPIPlanPtr last_seal_plan = nullptr;
+SPIPlanPtr prepared_writers_plan = nullptr;
 
 // Advisory lock field4 for the seal lock (distinct from the 1 and 2 used by
 // the SQL advisory lock functions, so no user lock can collide with it).
@@ -427,6 +428,37 @@ void read_last_seal(int64* seq, uint8* hash)
 	memcpy(hash, VARDATA_ANY(ph), 32);
 }
 
+// Before the head is read from the table (after a restart): a transaction
+// prepared before it that wrote into the log (its locks on a partition of
+// the log are kept while it is prepared) may hold seal numbers this server
+// cannot see until it is committed or rolled back; a head read now would
+// hand them out again, or fill them with VOID seals. Sealing waits for it.
+void refuse_while_prepared_writers()
+{
+	if (prepared_writers_plan == nullptr) {
+		Oid types[1] = {REGCLASSOID};
+		prepared_writers_plan = prepare(
+		    "SELECT count(*) FROM pg_catalog.pg_locks l "
+		    "WHERE l.locktype = 'relation' AND l.pid IS NULL AND l.database = "
+		    "(SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
+		    "AND l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t)",
+		    1, types);
+	}
+	Datum arg[1] = {ObjectIdGetDatum(xs.log_oid)};
+	bool isnull;
+	if (SPI_execute_plan(prepared_writers_plan, arg, nullptr, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "tenant_guard: could not read the locks of prepared transactions");
+	const int64 n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!isnull && n > 0)
+		ereport(ERROR,
+		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		         errmsg("cannot seal tenant_guard audit records while a prepared transaction that wrote some is pending"),
+		         errdetail("A transaction prepared before the server started may hold seal numbers of the audit chain, "
+		                   "which this server cannot read until it is committed or rolled back."),
+		         errhint("Commit or roll back the transactions listed in pg_prepared_xacts (Citus recovers its own "
+		                 "within citus.recover_2pc_interval), then retry.")));
+}
+
 // Seal numbers that a crash left without their transaction: a backend that
 // took numbers from the head in shared memory and died before its commit was
 // written, while other backends went on sealing (linking to its hashes) until
@@ -577,6 +609,7 @@ void seal_transaction()
 		Orphan* holes = nullptr;
 		int nholes = 0;
 		if (!loaded) {
+			refuse_while_prepared_writers();
 			reclaim_dropped_heads();
 			read_last_seal(&tseq, thash);
 			holes = static_cast<Orphan*>(palloc(sizeof(Orphan) * k_max_orphans));

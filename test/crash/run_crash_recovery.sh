@@ -45,7 +45,8 @@ mkdir -p "$W/fixtures" "$W/ledger"
 # Only the socket in $W: a killed postmaster frees its TCP port, and another
 # cluster starting meanwhile (ctest -j2, other users) could take it.
 tg_start_cluster "$W/pg" "shared_preload_libraries = 'tenant_guard'" \
-	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "restart_after_crash = on" "listen_addresses = ''" >/dev/null
+	"tenant_guard.master_key_file = '$MASTER_KEY_FILE'" "restart_after_crash = on" "listen_addresses = ''" \
+	"max_prepared_transactions = 4" >/dev/null
 DATA=$W/pg/data
 q() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 fail() { echo "FAIL: $*"; tail -30 "$W/pg/server.log"; exit 1; }
@@ -226,6 +227,34 @@ q -c "INSERT INTO crash.items (client, seq, org_id, body) VALUES (9002, 2, '$S2'
 	fail "the lost seal numbers $lost are not exactly the VOID seals of the crash"
 q -c "DELETE FROM crash.items WHERE client = 9002" >/dev/null
 echo "ok: seal numbers a crash took from their transaction become VOID seals at the first commit after the restart"
+
+# Two-phase commit across a restart: a transaction that wrote audit records
+# and was prepared holds seal numbers that the restarted server cannot see
+# until it is resolved. The first audited commit after the restart is refused
+# while it is pending; once it is committed (or rolled back) sealing goes on,
+# no seal number is used twice and the chain verifies.
+for outcome in COMMIT ROLLBACK; do
+	q -c "BEGIN" -c "INSERT INTO crash.items (client, seq, org_id, body) VALUES (9003, 1, '$S1', 'prepared'),
+	      (9003, 2, '$S2', 'prepared')" -c "PREPARE TRANSACTION 'tg_crash_$outcome'" >/dev/null
+	crash immediate
+	if out=$(q -c "INSERT INTO crash.items (client, seq, org_id, body) VALUES (9004, 1, '$S3', 'after')" 2>&1); then
+		fail "an audited commit was sealed while a prepared transaction holding seal numbers was pending"
+	fi
+	case $out in
+	*"prepared transaction that wrote some is pending"*) ;;
+	*) fail "an audited commit with a prepared writer pending failed otherwise: $out" ;;
+	esac
+	q -c "$outcome PREPARED 'tg_crash_$outcome'" >/dev/null
+	q -c "INSERT INTO crash.items (client, seq, org_id, body) VALUES (9004, 1, '$S3', 'after')" >/dev/null
+	[ "$(q -c "SELECT ok FROM tenant_guard.verify_audit()")" = t ] ||
+		fail "after $outcome PREPARED, verify_audit() says $(q -c "SELECT problem FROM tenant_guard.verify_audit()")"
+	[ "$(q -c "SELECT count(*) FROM (SELECT seal_seq FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL
+	                                 GROUP BY 1 HAVING count(*) > 1) d")" = 0 ] || fail "after $outcome PREPARED: a seal number used twice"
+	[ "$(q -c "SELECT count(*) FROM crash.items WHERE client = 9003")" = "$([ $outcome = COMMIT ] && echo 2 || echo 0)" ] ||
+		fail "the prepared rows after $outcome PREPARED"
+	q -c "DELETE FROM crash.items WHERE client IN (9003, 9004)" >/dev/null
+	echo "ok: a prepared audited transaction pending across a restart: sealing waits for it; after $outcome PREPARED the chain verifies"
+done
 
 # A crash in the middle of a maintenance transaction leaves no trace.
 ORG=10000003-0000-4000-8000-000000000003
