@@ -437,12 +437,12 @@ void refuse_while_prepared_writers()
 {
 	if (prepared_writers_plan == nullptr) {
 		Oid types[1] = {REGCLASSOID};
-		prepared_writers_plan = prepare(
-		    "SELECT count(*) FROM pg_catalog.pg_locks l "
-		    "WHERE l.locktype = 'relation' AND l.pid IS NULL AND l.database = "
-		    "(SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
-		    "AND l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t)",
-		    1, types);
+		prepared_writers_plan =
+		    prepare("SELECT count(*) FROM pg_catalog.pg_locks l "
+		            "WHERE l.locktype = 'relation' AND l.pid IS NULL AND l.database = "
+		            "(SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database()) "
+		            "AND l.relation IN (SELECT t.relid FROM pg_catalog.pg_partition_tree($1) t)",
+		            1, types);
 	}
 	Datum arg[1] = {ObjectIdGetDatum(xs.log_oid)};
 	bool isnull;
@@ -450,13 +450,14 @@ void refuse_while_prepared_writers()
 		elog(ERROR, "tenant_guard: could not read the locks of prepared transactions");
 	const int64 n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	if (!isnull && n > 0)
-		ereport(ERROR,
-		        (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-		         errmsg("cannot seal tenant_guard audit records while a prepared transaction that wrote some is pending"),
-		         errdetail("A transaction prepared before the server started may hold seal numbers of the audit chain, "
-		                   "which this server cannot read until it is committed or rolled back."),
-		         errhint("Commit or roll back the transactions listed in pg_prepared_xacts (Citus recovers its own "
-		                 "within citus.recover_2pc_interval), then retry.")));
+		ereport(
+		    ERROR,
+		    (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+		     errmsg("cannot seal tenant_guard audit records while a prepared transaction that wrote some is pending"),
+		     errdetail("A transaction prepared before the server started may hold seal numbers of the audit chain, "
+		               "which this server cannot read until it is committed or rolled back."),
+		     errhint("Commit or roll back the transactions listed in pg_prepared_xacts (Citus recovers its own "
+		             "within citus.recover_2pc_interval), then retry.")));
 }
 
 // Seal numbers that a crash left without their transaction: a backend that

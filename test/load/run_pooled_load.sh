@@ -67,7 +67,8 @@ SQL
 done
 q -c "ALTER DATABASE load_signed SET tenant_guard.context_source = 'signed'"
 
-PB_PORT=$(tg_free_port 57432)
+# (a random start: tests running at the same time must not pick the same port)
+PB_PORT=$(tg_free_port $((57432 + RANDOM % 3000))) || fail "no free port for pgbouncer"
 printf '"regress_load_app" ""\n' >"$W/userlist.txt"
 cat >"$W/pgbouncer.ini" <<INI
 [databases]
@@ -90,10 +91,12 @@ ignore_startup_parameters = extra_float_digits
 INI
 [ "$(id -u)" -ne 0 ] || chown postgres:postgres "$W"/pgbouncer.ini "$W"/userlist.txt "$W"
 tg_as_server "$PGBOUNCER" -d -q "$W/pgbouncer.ini" || fail "pgbouncer did not start"
+ready=
 for _ in $(seq 100); do
-	psql -X -q -h 127.0.0.1 -p "$PB_PORT" -U regress_load_app -d load_claims -c 'SELECT 1' >/dev/null 2>&1 && break
+	psql -X -q -h 127.0.0.1 -p "$PB_PORT" -U regress_load_app -d load_claims -c 'SELECT 1' >/dev/null 2>&1 && { ready=1; break; }
 	sleep 0.1
 done
+[ -n "$ready" ] || fail "pgbouncer does not accept connections on port $PB_PORT: $(tail -3 "$W/pgbouncer.log" 2>/dev/null)"
 
 rss() {  # "pid:RssAnon" (kB, private memory) of the server connections pgbouncer holds for the app role
 	local pid
