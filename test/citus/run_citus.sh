@@ -10,6 +10,7 @@
 #   a later USING (true) policy, a shard move, protect() with DDL propagation
 #   off, B's rows through router and multi-shard queries;
 #   the shard checks (citus_shard_findings) and verify() on Citus tables;
+#   the tenant key copy to the workers, committed and rolled back (key_checks.sh);
 #   audit of a distributed table (audit_checks.sh).
 # What is not solved yet is listed in KNOWN GAPS below: each such check must
 # still fail (it is reported as XFAIL); one that passes fails the run, so the
