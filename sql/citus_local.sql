@@ -104,6 +104,9 @@ SELECT tenant_guard._citus_coordinator() AS coordinator;
 -- is sent anywhere
 SELECT tenant_guard._citus_put_keys(NULL, '[]', false);
 SELECT tenant_guard._citus_put_keys('[]', '[]', false) AS nothing_put;
+-- the send to the workers: NULL refused; without Citus loaded, an error (nothing sent half-way)
+SELECT tenant_guard._citus_send_keys(NULL, '[]', false);
+SELECT tenant_guard._citus_send_keys('[]', '[]', false);
 SET tenant_guard.master_key_file = :'master_key_file';
 BEGIN;
 SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_a')::text, true) IS NULL;

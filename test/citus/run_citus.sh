@@ -10,6 +10,7 @@
 #   a later USING (true) policy, a shard move, protect() with DDL propagation
 #   off, B's rows through router and multi-shard queries;
 #   the shard checks (citus_shard_findings) and verify() on Citus tables;
+#   the tenant key copy to the workers, committed and rolled back (key_checks.sh);
 #   audit of a distributed table (audit_checks.sh).
 # What is not solved yet is listed in KNOWN GAPS below: each such check must
 # still fail (it is reported as XFAIL); one that passes fails the run, so the
@@ -403,6 +404,8 @@ soft -c "SELECT tenant_guard.citus_sync()"
 check "citus_sync() copies the keys again" "f
 A-one" "$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" \
 	"SELECT tenant_guard.decrypt_text(secret, 't_enc.secret') FROM t_enc WHERE org_id = '$ORG_A' AND id = 1" "COMMIT")"
+# The key copy is transactional: rolled-back key changes (key_checks.sh)
+. "$ROOT/test/citus/key_checks.sh"
 
 . "$ROOT/test/citus/lifecycle_checks.sh"
 # Audit of distributed tables (docs/citus.md, "Audit")
@@ -416,6 +419,19 @@ gap() {  # gap LABEL EXPECTED ACTUAL
 		echo "XFAIL (known gap): $1"; xfails=$((xfails + 1))
 	fi
 }
+
+# A key made in a transaction reaches the workers at its COMMIT (two-phase
+# commit, key_checks.sh): inside it, the workers' queries do not see it yet.
+KC_G=77777777-7777-4777-8777-777777777777
+check "first encrypt() of G in a multi-shard INSERT" "f" "$(as_app ct_app "BEGIN" "$(claims "$KC_G")" \
+	"INSERT INTO t_enc_id VALUES (201, '$KC_G', tenant_guard.encrypt_text('G-1', 't_enc.secret')),
+	 (202, '$KC_G', tenant_guard.encrypt_text('G-2', 't_enc.secret'))" "ROLLBACK")"
+gap "decrypt() on the workers in the transaction that made the tenant's key" "f
+G-1,G-2" "$(as_app ct_app "BEGIN" "$(claims "$KC_G")" \
+	"INSERT INTO t_enc_id VALUES (201, '$KC_G', tenant_guard.encrypt_text('G-1', 't_enc.secret')),
+	 (202, '$KC_G', tenant_guard.encrypt_text('G-2', 't_enc.secret'))" \
+	"SELECT string_agg(tenant_guard.decrypt_text(secret, 't_enc.secret'), ',' ORDER BY id) FROM t_enc_id WHERE org_id = '$KC_G'" \
+	"COMMIT")"
 
 echo "citus harness: $oks ok, $xfails known gaps (XFAIL), $fails failed"
 if [ "$fails" -ne 0 ]; then

@@ -464,32 +464,30 @@ COMMENT ON FUNCTION tenant_guard._citus_put_keys(jsonb, jsonb, boolean) IS
     'Internal: writes copies of tenant_guard.tenant_keys rows on this node (called on every Citus worker).';
 REVOKE ALL ON FUNCTION tenant_guard._citus_put_keys(jsonb, jsonb, boolean) FROM PUBLIC;
 
--- Sends put/drop/exact to every worker; any node that fails is an error (a
--- key shredded on the coordinator must be shredded everywhere, or not at all).
+-- Sends put/drop/exact to every worker with metadata inside this
+-- transaction (_citus_send_command, 60_lifecycle.sql: Citus's two-phase
+-- commit): the workers' copies commit and roll back with the change on the
+-- coordinator, and any node that fails is an error (a key shredded on the
+-- coordinator is shredded everywhere, or nowhere).
 CREATE FUNCTION tenant_guard._citus_send_keys(put jsonb, drop jsonb, exact boolean)
 RETURNS void
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    bad text;
 BEGIN
-    EXECUTE 'SELECT string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '') '
-            'FROM pg_catalog.run_command_on_workers($1) WHERE NOT success'
-        INTO bad USING format('SELECT tenant_guard._citus_put_keys(%L::jsonb, %L::jsonb, %L)', put, drop, exact);
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'could not copy tenant keys to every Citus worker'
-            USING ERRCODE = 'connection_failure', DETAIL = bad,
-            HINT = 'Make sure tenant_guard is installed on every node, then call tenant_guard.citus_sync().';
+    IF put IS NULL OR drop IS NULL OR exact IS NULL THEN
+        RAISE EXCEPTION 'arguments must not be NULL' USING ERRCODE = 'null_value_not_allowed';
     END IF;
+    PERFORM tenant_guard._citus_send_command(
+        format('SELECT tenant_guard._citus_put_keys(%L::jsonb, %L::jsonb, %L)', put, drop, exact));
 END
 $$;
 COMMENT ON FUNCTION tenant_guard._citus_send_keys(jsonb, jsonb, boolean) IS
-    'Internal: copies tenant_guard.tenant_keys rows to every Citus worker.';
+    'Internal: copies tenant_guard.tenant_keys rows to every Citus worker, in the same transaction.';
 REVOKE ALL ON FUNCTION tenant_guard._citus_send_keys(jsonb, jsonb, boolean) FROM PUBLIC;
 
--- Each change of a key row on a coordinator reaches the workers before the
--- statement ends: a new key, a retired one, a shredded one.
+-- Each change of a key row on a coordinator reaches the workers in the same
+-- transaction: a new key, a retired one, a shredded one.
 CREATE FUNCTION tenant_guard._citus_key_copy()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -506,7 +504,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION tenant_guard._citus_key_copy() IS
-    'Internal: copies a changed tenant_guard.tenant_keys row to every Citus worker.';
+    'Internal: copies a changed tenant_guard.tenant_keys row to every Citus worker, in the same transaction.';
 REVOKE ALL ON FUNCTION tenant_guard._citus_key_copy() FROM PUBLIC;
 CREATE TRIGGER citus_key_copy AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenant_keys
     FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_key_copy();
