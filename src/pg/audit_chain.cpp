@@ -341,7 +341,10 @@ void reclaim_dropped_heads()
 	LWLockRelease(shared->lock);
 }
 
-void remember_orphans()
+// This transaction's seal numbers onto the head's list of orphans: after a
+// failed COMMIT (no xid: the next sealer writes them as VOID seals), or after
+// PREPARE TRANSACTION (its xid: VOID only once it was rolled back).
+void remember_sealed(TransactionId prepared_xid)
 {
 	if (shared == nullptr || nsealed_notes == 0 || !OidIsValid(xs.log_oid))
 		return;
@@ -353,34 +356,26 @@ void remember_orphans()
 		memcpy(o->prev, sealed_notes[i].prev, 32);
 		memcpy(o->hash, sealed_notes[i].hash, 32);
 		o->crashed = false;
-		o->prepared_xid = InvalidTransactionId;
+		o->prepared_xid = prepared_xid;
 	}
 	LWLockRelease(shared->lock);
+}
+
+void remember_orphans()
+{
+	remember_sealed(InvalidTransactionId);
 }
 
 // The transaction being prepared (its xid, taken at PRE_PREPARE).
 TransactionId preparing_xid = InvalidTransactionId;
 
-// After PREPARE TRANSACTION (Citus commits writes to several workers so):
-// this transaction's seal numbers go to the list, marked with its xid; the
-// first sealer after a ROLLBACK PREPARED writes them as VOID seals.
+// After PREPARE TRANSACTION (Citus commits writes to several workers so).
 void remember_prepared()
 {
 	const TransactionId xid = preparing_xid;
 	preparing_xid = InvalidTransactionId;
-	if (shared == nullptr || nsealed_notes == 0 || !OidIsValid(xs.log_oid) || !TransactionIdIsValid(xid))
-		return;
-	LWLockAcquire(shared->lock, LW_EXCLUSIVE);
-	Head* h = head_slot();
-	for (int i = 0; h != nullptr && i < nsealed_notes && h->norphans < k_max_orphans; ++i) {
-		Orphan* o = &h->orphans[h->norphans++];
-		o->seq = sealed_notes[i].seq;
-		memcpy(o->prev, sealed_notes[i].prev, 32);
-		memcpy(o->hash, sealed_notes[i].hash, 32);
-		o->crashed = false;
-		o->prepared_xid = xid;
-	}
-	LWLockRelease(shared->lock);
+	if (TransactionIdIsValid(xid))
+		remember_sealed(xid);
 }
 
 // What became of a prepared transaction: 'p' still prepared, 'c' committed,
