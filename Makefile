@@ -43,6 +43,8 @@ OBJS += src/pg/adoption_fmgr.o
 OBJS += src/core/jwks.o src/pg/keyset.o
 # Citus clusters (never linked to Citus)
 OBJS += src/pg/citus.o
+# Row-level security policies: the tenant context evaluated once per query
+OBJS += src/pg/planner.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per

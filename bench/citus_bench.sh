@@ -1,9 +1,12 @@
 #!/bin/bash
 # Costs of tenant_guard's Citus form (docs/citus.md, "Measured overhead"):
 #  1. per-row cost of the policy form without a sub-select
-#     (org_id = tenant_guard.current_user_org_id(), what Citus accepts) on a
-#     1M-row sequential scan, against an explicit filter org_id = <constant>
-#     and the sub-select form, on one server (min and median of 15 runs);
+#     (org_id = tenant_guard.current_user_org_id(), what Citus accepts and the
+#     shards carry) on a 1M-row sequential scan, against an explicit filter
+#     org_id = <constant> and the sub-select form, on one server (min and
+#     median of 16 runs, interleaved in rotating order); the plain form as tenant_guard plans it
+#     (tenant_guard.context_once_per_query = on, the default) and per row
+#     (off: what the policy costs without tenant_guard's planner hook);
 #  2. router queries on a Citus cluster (coordinator + 2 workers): a protected
 #     table distributed by org_id against the same table unprotected, same
 #     transaction shape (BEGIN; set_config(request.jwt.claims); SELECT by
@@ -43,16 +46,24 @@ SQL
 {
 	echo "BEGIN;"
 	echo "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', true) IS NULL;"
+	echo "SET LOCAL ROLE bench_app;"
 	echo '\timing on'
-	for _ in $(seq 1 15); do
-		echo "SELECT 'explicit filter', count(*) FROM t_none WHERE org_id = '$ORG_A';"
-		echo "SELECT 'policy, plain form', count(*) FROM t_plain;"
-		echo "SELECT 'policy, sub-select form', count(*) FROM t_sub;"
+	# four forms, each iteration in a rotated order (no form always follows another)
+	forms=(
+		"SELECT 'explicit filter', count(*) FROM t_none WHERE org_id = '$ORG_A';"
+		"SELECT 'policy, plain form', count(*) FROM t_plain;"
+		"SELECT 'policy, sub-select form', count(*) FROM t_sub;"
+		"RESET ROLE; SET LOCAL tenant_guard.context_once_per_query = off; SET LOCAL ROLE bench_app;
+SELECT 'plain form, per row (off)', count(*) FROM t_plain;
+RESET ROLE; SET LOCAL tenant_guard.context_once_per_query = on; SET LOCAL ROLE bench_app;"
+	)
+	for i in $(seq 0 15); do
+		for j in 0 1 2 3; do echo "${forms[$(((i + j) % 4))]}"; done
 	done
 	echo "COMMIT;"
 } >"$WORK/scan.sql"
 echo "== 1M-row sequential scan, count(*) of one tenant's 500k rows (ms)"
-"$PSQL" -X -q -At -U bench_app -f "$WORK/scan.sql" | /usr/bin/python3 -c '
+"$PSQL" -X -q -At -f "$WORK/scan.sql" | /usr/bin/python3 -c '
 import sys, statistics
 res, last = {}, None
 for l in sys.stdin:

@@ -3,6 +3,9 @@
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
 SET tenant_guard.jwt_secret_file = :'hs_secret_file';
+-- the per-row form, evaluated in the workers (sql/context_once.sql tests the
+-- default, where the leader evaluates the context once per query)
+SET tenant_guard.context_once_per_query = off;
 
 CREATE TABLE items(id bigint, org_id uuid NOT NULL, v text);
 INSERT INTO items

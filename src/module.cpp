@@ -21,6 +21,7 @@
 #include "pg/guc.hpp"
 #include "pg/hooks.hpp"
 #include "pg/keyset.hpp"
+#include "pg/planner.hpp"
 #include "pg/support.hpp"
 
 extern "C" {
@@ -47,6 +48,7 @@ void _PG_init(void)
 	tenant_guard::keyset::init();
 	tenant_guard::citus::define_settings();
 	tenant_guard::citus::init();
+	tenant_guard::planner::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();
 }

@@ -12,6 +12,7 @@
 extern "C" {
 #include "postgres.h"
 #include "executor/executor.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "storage/proc.h"
 /* 16 moved the varlena macros (VARDATA_ANY, VARSIZE_ANY_EXHDR, ...) out of postgres.h. */
@@ -54,6 +55,40 @@ inline bool is_add_column(AlterTableType t)
 	return t == AT_AddColumn;
 #else
 	return t == AT_AddColumn || t == AT_AddColumnRecurse;
+#endif
+}
+
+// Node tree walkers and mutators with typed callbacks: before 16 the
+// callbacks were declared without a prototype (cast through void (*)(),
+// the type GCC's -Wcast-function-type allows).
+using Walker = bool (*)(Node*, void*);
+using Mutator = Node* (*) (Node*, void*);
+
+inline bool expression_walker(Node* node, Walker walker, void* context)
+{
+#if PG_VERSION_NUM >= 160000
+	return expression_tree_walker(node, walker, context);
+#else
+	return expression_tree_walker(node, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walker)), context);
+#endif
+}
+
+inline Node* expression_mutator(Node* node, Mutator mutator, void* context)
+{
+#if PG_VERSION_NUM >= 160000
+	return expression_tree_mutator(node, mutator, context);
+#else
+	return expression_tree_mutator(node, reinterpret_cast<Node* (*) ()>(reinterpret_cast<void (*)()>(mutator)),
+	                               context);
+#endif
+}
+
+inline bool query_walker(Query* query, Walker walker, void* context, int flags)
+{
+#if PG_VERSION_NUM >= 160000
+	return query_tree_walker(query, walker, context, flags);
+#else
+	return query_tree_walker(query, reinterpret_cast<bool (*)()>(reinterpret_cast<void (*)()>(walker)), context, flags);
 #endif
 }
 

@@ -190,6 +190,21 @@ UPDATE 3" "$(psql -X -At -U ct_app -c "BEGIN" -c "$(claims "$ORG_A")" -c "UPDATE
 		| sed -n 's/^DELETE //p')"
 done
 
+# The shards' policies and wall (the form without a sub-select) are planned on
+# the workers with the context evaluated once per query, not once per row
+# (tenant_guard.context_once_per_query); the coordinator leaves Citus's own
+# planning of distributed tables alone.
+plan_shape() {  # the shape of a worker's plan, from the coordinator's EXPLAIN
+	awk '/InitPlan/ { i = 1 } /(Filter|Cond):.*(current_user_org|_tenant_writable)/ { p = 1 }
+	     END { print p ? "per row" : (i ? "once" : "neither") }'
+}
+for t in t_dp t_ref2; do
+	check "$t: the workers evaluate the context once per query" "once" \
+		"$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "EXPLAIN (COSTS OFF) SELECT count(*) FROM $t" "COMMIT" | plan_shape)"
+	check "$t: and once per query in an UPDATE" "once" \
+		"$(as_app ct_app "BEGIN" "$(claims "$ORG_A")" "EXPLAIN (COSTS OFF) UPDATE $t SET body = body" "COMMIT" | plan_shape)"
+done
+
 # signed mode: the token as a bind parameter; workers verify it themselves
 signed() {  # signed TABLE TOKEN
 	T=$1 TOK=$2 HOST=$PGHOST PORT=$PGPORT /usr/bin/python3 - <<'PY' 2>&1 | tail -1
