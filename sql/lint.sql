@@ -186,8 +186,20 @@ CREATE POLICY co ON gs.hw AS RESTRICTIVE FOR DELETE
 RESET ROLE;
 SELECT * FROM pg_temp.f('TG009');
 SELECT * FROM pg_temp.f('TG010');
+-- TG011: with tenant_guard's planner hook (preloaded here) its accessors in a
+-- policy are planned once per query; without it (the setting off) they are
+-- called per row; a context read another way is per row either way
+SELECT * FROM pg_temp.f('TG011');
+SET tenant_guard.context_once_per_query = off;
+SELECT * FROM pg_temp.f('TG011');
+RESET tenant_guard.context_once_per_query;
+SET ROLE regress_lint_owner;
+CREATE POLICY cs ON gs.hw AS RESTRICTIVE FOR UPDATE
+    USING (org_id = current_setting('app.org_id', true)::uuid);
+RESET ROLE;
 SELECT * FROM pg_temp.f('TG011');
 SET ROLE regress_lint_owner;
+DROP POLICY cs ON gs.hw;
 ALTER POLICY nd ON gs.hw USING (org_id = (SELECT tenant_guard.current_user_org_id()));
 ALTER POLICY co ON gs.hw USING (org_id = (SELECT tenant_guard.current_user_org_id()));
 RESET ROLE;
