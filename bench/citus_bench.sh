@@ -113,4 +113,51 @@ for round in 1 2; do
 			"$(grep -o 'latency average = [0-9.]* ms' <<<"$out")"
 	done
 done
+
+# 3. audit_trail on the coordinator against the same read on the worker
+"$PSQL" -X -q -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+CREATE TABLE t_aud (id int, org_id uuid NOT NULL, body text, PRIMARY KEY (org_id, id));
+SELECT create_distributed_table('t_aud', 'org_id');
+SELECT tenant_guard.protect('t_aud');
+SELECT tenant_guard.enable_audit('t_aud');
+GRANT SELECT, INSERT, UPDATE ON t_aud TO bench_app;
+SQL
+# A's records: 20,000 rows inserted in 20 statements (by the owner: Citus turns
+# an INSERT ... SELECT into COPY, which row-level security refuses to the
+# application role), then 200 single-row updates by the application role
+for i in $(seq 0 19); do
+	echo "INSERT INTO t_aud SELECT g, '$ORG_A', 'x' || g FROM generate_series($((i * 1000 + 1)), $((i * 1000 + 1000))) g;"
+done | "$PSQL" -X -q -v ON_ERROR_STOP=1 >/dev/null
+{
+	echo "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\"}', false) IS NULL;"
+	for i in $(seq 1 200); do echo "UPDATE t_aud SET body = 'u$i' WHERE org_id = '$ORG_A' AND id = $i;"; done
+} | "$PSQL" -X -q -U bench_app -v ON_ERROR_STOP=1 >/dev/null
+wport=$("$PSQL" -X -At -c "SELECT nodeport FROM pg_dist_shard_placement
+                           WHERE shardid = get_shard_id_for_distribution_column('t_aud', '$ORG_A')")
+{
+	echo "BEGIN;"
+	echo "SELECT set_config('request.jwt.claims', '{\"org_id\": \"$ORG_A\", \"sub\": \"alice\", \"org_role\": \"admin\"}', true) IS NULL;"
+	echo '\timing on'
+	for _ in $(seq 1 9); do
+		echo "SELECT 'all lines', count(*) FROM tenant_guard.audit_trail WHERE table_name = 'public.t_aud';"
+		echo "SELECT 'one row''s history', count(*) FROM tenant_guard.audit_trail WHERE table_name = 'public.t_aud' AND row_pk ->> 'id' = '7';"
+	done
+	echo "COMMIT;"
+} >"$WORK/trail.sql"
+summary='
+import sys, statistics
+res, last = {}, None
+for l in sys.stdin:
+    l = l.strip()
+    if "|" in l: last = l.split("|")[0]; n = l.split("|")[1]
+    elif l.startswith("Time:") and last: res.setdefault((last, n), []).append(float(l.split()[1])); last = None
+for (k, n), v in res.items():
+    print("%-20s %6s lines  min %8.1f ms  median %8.1f ms" % (k, n, min(v), statistics.median(v)))'
+echo "== audit_trail of tenant A's 20,200 row changes (20 INSERT records of 1,000 rows, 200 UPDATE records)"
+echo "-- on the coordinator (fetches the tenant's lines from the workers):"
+"$PSQL" -X -q -At -U bench_app -f "$WORK/trail.sql" | /usr/bin/python3 -c "$summary"
+echo "-- on the worker that holds them (port $wport), read locally:"
+"$PSQL" -X -q -At -U bench_app -p "$wport" -f "$WORK/trail.sql" | /usr/bin/python3 -c "$summary"
+
 echo "settings: ${SETTINGS[*]}; Citus cluster: 3 nodes on loopback, 2 shared cores"
