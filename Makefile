@@ -42,7 +42,7 @@ OBJS += src/pg/adoption_fmgr.o
 # Key sets (JWKS) for signed mode
 OBJS += src/core/jwks.o src/pg/keyset.o
 # Citus clusters (never linked to Citus)
-OBJS += src/pg/citus.o
+OBJS += src/pg/citus.o src/pg/citus_keys.o src/core/forwarded_keys.o
 
 # Released versions are frozen: src/sql/tenant_guard--0.1.0.sql never changes.
 # The upgrade script to the next version is assembled from one fragment per
