@@ -183,3 +183,52 @@ with app() as c:
 with psycopg.connect(user="postgres", autocommit=True, **DSN) as su:
     su.execute("SELECT tenant_guard.shred_keys(%s)", (ORG_J,))
 out("replayed after shred_keys()", replay(ORG_J, j_value, j_ct, 307))
+
+# 7. two transactions make the same tenant's first key: the second waits for
+#    the first (the tenant's lock on the coordinator), then uses its key if it
+#    committed, or makes its own if it rolled back; each reads on the workers.
+import threading  # noqa: E402
+
+
+def concurrent(org, first_ends, base):
+    c1, c2 = app(), app()
+    cur1, cur2 = c1.cursor(), c2.cursor()
+    claims(cur1, org)
+    claims(cur2, org)
+    cur1.execute("INSERT INTO t_enc_id VALUES (%s, %s, tenant_guard.encrypt_text('one', %s))", (base, org, AAD))
+    cur2.execute("SELECT pg_backend_pid()")
+    pid2 = cur2.fetchone()[0]
+    result = {}
+
+    def second():
+        try:
+            cur2.execute("INSERT INTO t_enc_id VALUES (%s, %s, tenant_guard.encrypt_text('two', %s))",
+                         (base + 1, org, AAD))
+            result["read"] = on_worker(cur2, "tenant_guard.decrypt_text(secret, %s)", base + 1, (AAD,))
+            c2.commit()
+        except psycopg.Error as e:
+            result["read"] = "error: " + (e.diag.message_primary or str(e))
+            c2.rollback()
+
+    t = threading.Thread(target=second)
+    t.start()
+    # wait (bounded) until the second one waits for the first one's lock
+    with psycopg.connect(user="postgres", autocommit=True, **DSN) as su:
+        waited = False
+        for _ in range(1200):
+            waited = su.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
+                                (pid2,)).fetchone()[0]
+            if waited or not t.is_alive():
+                break
+            t.join(0.05)
+        out("concurrent first keys, first %s: the second waited" % first_ends, waited)
+    first_read = on_worker(cur1, "tenant_guard.decrypt_text(secret, %s)", base, (AAD,))
+    c1.commit() if first_ends == "commit" else c1.rollback()
+    t.join(120)
+    out("concurrent first keys, first %s: reads" % first_ends, "%s %s" % (first_read, result.get("read")))
+    c1.close()
+    c2.close()
+
+
+concurrent(os.environ["ORG_P"], "commit", 311)
+concurrent(os.environ["ORG_Q"], "rollback", 321)

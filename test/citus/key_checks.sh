@@ -150,20 +150,25 @@ A-one,A-rot,A-two" "$(psql -X -q -At -c "BEGIN" -c "SELECT tenant_guard.rotate_k
 for n in coord w1 w2; do
 	check "rotate_key() used on the workers, rolled back: A's keys as before on $n" "$a_before" "$(keys_on "$n" "$ORG_A")"
 done
-# a shred later in the same transaction wins over the forwarded key
+# a shred later in the same transaction wins over the forwarded key: the
+# application role's worker backends (not the owner's, which wrote the copies)
+# have no row of H, so only the forwarded key could serve them
+h_ins=$(sed "s/$KC_G/$KC_H/g; s/(201,/(221,/; s/(202,/(222,/" <<<"$g_ins")
+h_sel=$(sed "s/$KC_G/$KC_H/g" <<<"$g_sel")
 check "first key, then shred_keys() in the same transaction: refused on the workers" "f
 G-1,G-2
 t
-refused" "$(psql -X -q -At -c "BEGIN" -c "$(claims "$KC_H")" \
-	-c "$(sed "s/$KC_G/$KC_H/g; s/(201,/(221,/; s/(202,/(222,/" <<<"$g_ins")" -c "$(sed "s/$KC_G/$KC_H/g" <<<"$g_sel")" \
-	-c "SELECT tenant_guard.shred_keys('$KC_H') > 0" \
-	-c "$(sed "s/$KC_G/$KC_H/g" <<<"$g_sel")" -c "ROLLBACK" 2>&1 | grep -v '^$' \
-	| sed 's/^ERROR: .*key version 1 .*/refused/; s/^ERROR: .*ciphertext authentication failed.*/refused/')"
+refused" "$(psql -X -q -At -c "BEGIN" -c "SET LOCAL ROLE ct_app" -c "$(claims "$KC_H")" -c "$h_ins" -c "$h_sel" \
+	-c "RESET ROLE" -c "SELECT tenant_guard.shred_keys('$KC_H') > 0" -c "SET LOCAL ROLE ct_app" -c "$h_sel" \
+	-c "ROLLBACK" 2>&1 | grep -v '^$' | grep -v '^\(DETAIL\|CONTEXT\):' \
+	| sed 's/^ERROR: .*ciphertext authentication failed.*/refused/; s/^ERROR: .*was shredded.*/refused by a shredded row/')"
 # Attacks on the forwarded value (test/citus/forwarded_keys.py)
 KC_K=aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa
 KC_N=bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb
 KC_J=cccccccc-cccc-4ccc-8ccc-cccccccccccc
-fk_out=$(A_VERSION=$(q -c "SELECT version FROM tenant_guard.tenant_keys WHERE org_id = '$ORG_A' AND state = 'active'") \
+KC_P=dddddddd-dddd-4ddd-8ddd-dddddddddddd
+KC_Q=eeeeeeee-eeee-4eee-8eee-eeeeeeeeeeee
+fk_out=$(ORG_P=$KC_P ORG_Q=$KC_Q A_VERSION=$(q -c "SELECT version FROM tenant_guard.tenant_keys WHERE org_id = '$ORG_A' AND state = 'active'") \
 	/usr/bin/python3 "$ROOT/test/citus/forwarded_keys.py" "$W/fixtures/master.key" "$KC_K" "$KC_N" "$ORG_A" "$KC_J" 2>&1) \
 	|| fail "forwarded_keys.py failed: $fk_out"
 fk() { sed -n "s/^$1: //p" <<<"$fk_out"; }
@@ -186,3 +191,19 @@ check "forwarded: a worker with a local key ignores a forwarded one of that vers
 	"refused: ciphertext authentication failed" "$(fk 'local key, value under a forwarded key of the same version')"
 check "forwarded: a value captured before shred_keys() replayed after it" \
 	"refused: key version 1 was shredded (reached the worker: True)" "$(fk 'replayed after shred_keys()')"
+check "forwarded: concurrent first keys, the first commits: the second uses its key" "one two" \
+	"$(fk 'concurrent first keys, first commit: reads')"
+check "forwarded: concurrent first keys, the first rolls back: the second makes its own" "one two" \
+	"$(fk 'concurrent first keys, first rollback: reads')"
+for n in coord w1 w2; do
+	check "forwarded: concurrent first keys: one key of P on $n" "1 1 active" "$(keys_on "$n" "$KC_P")"
+	check "forwarded: concurrent first keys: one key of Q on $n" "1 1 active" "$(keys_on "$n" "$KC_Q")"
+done
+for o in P Q; do
+	org=$KC_P; id=312; [ $o = P ] || { org=$KC_Q; id=322; }
+	check "forwarded: concurrent first keys: the second transaction's row of $o decrypts after COMMIT" "f
+two" "$(as_app ct_app "BEGIN" "$(claims "$org")" \
+		"SELECT tenant_guard.decrypt_text(secret, 't_enc.secret') FROM t_enc_id WHERE id = $id" "COMMIT")"
+	check "forwarded: concurrent first keys ($o): the second transaction waited for the first" "True" \
+		"$(fk "concurrent first keys, first $([ $o = P ] && echo commit || echo rollback): the second waited")"
+done
