@@ -42,7 +42,7 @@ OBJS += src/pg/adoption_fmgr.o
 # Key sets (JWKS) for signed mode
 OBJS += src/core/jwks.o src/pg/keyset.o
 # Citus clusters (never linked to Citus)
-OBJS += src/pg/citus.o
+OBJS += src/pg/citus.o src/pg/citus_keys.o src/core/forwarded_keys.o
 # Row-level security policies: the tenant context evaluated once per query
 OBJS += src/pg/planner.o
 

@@ -113,6 +113,37 @@ SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_a')::t
 SELECT octet_length(tenant_guard.encrypt_text('x', 'cl')) > 0 AS encrypted;
 COMMIT;
 SELECT count(*) AS keys FROM tenant_guard.tenant_keys WHERE org_id = :'org_a';
+-- the forwarding of a key made in the transaction (docs/citus.md): a trigger
+-- function only; without Citus a key change forwards nothing, and a
+-- forwarded value (any role may set it) gives no key here, where there is no
+-- distributed transaction, nor replaces a key this node has
+SELECT tenant_guard._citus_key_forward();
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'tenant_guard.tenant_keys'::regclass AND tgname LIKE 'citus_key_%'
+ORDER BY 1;
+SELECT format('v1:%s.1.%s.%s.%s', replace(:'org_a', '-', ''), repeat('ab', 16), repeat('cd', 60), repeat('ef', 32))
+    AS fwd_a, format('v1:%s.1.%s.%s.%s', replace(:'org_b', '-', ''), repeat('ab', 16), repeat('cd', 60),
+    repeat('ef', 32)) AS fwd_b \gset
+BEGIN;
+SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_a')::text, true) IS NULL;
+SELECT tenant_guard.encrypt_text('y', 'cl') AS ct_a \gset
+SELECT current_setting('tenant_guard.forwarded_keys') = '' AS nothing_forwarded_here;
+SELECT set_config('tenant_guard.forwarded_keys', :'fwd_a', true) IS NULL;
+SELECT tenant_guard.decrypt_text(:'ct_a', 'cl') AS local_key_used;
+COMMIT;
+BEGIN;
+SELECT set_config('request.jwt.claims', json_build_object('org_id', :'org_b')::text, true) IS NULL;
+SELECT set_config('tenant_guard.forwarded_keys', :'fwd_b', true) IS NULL;
+SAVEPOINT s;
+SELECT tenant_guard.decrypt_text(('\x0100000001' || repeat('00', 28))::bytea, 'cl');
+ROLLBACK TO s;
+SELECT set_config('tenant_guard.forwarded_keys', 'not a forwarded value', true) IS NULL;
+SELECT tenant_guard.decrypt_text(('\x0100000001' || repeat('00', 28))::bytea, 'cl');
+ROLLBACK;
+SELECT count(*) AS keys_of_b FROM tenant_guard.tenant_keys WHERE org_id = :'org_b';
+SET ROLE regress_cl_app;
+SELECT set_config('tenant_guard.forwarded_keys', :'fwd_b', false) IS NULL AS any_role_may_set_it;
+RESET tenant_guard.forwarded_keys;
+RESET ROLE;
 -- a copy replaces the row of the same primary key, and an exact copy drops the rest
 SELECT tenant_guard._citus_put_keys(
     (SELECT jsonb_agg(to_jsonb(k) || jsonb_build_object('state', 'retired', 'retired_at', now()))

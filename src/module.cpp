@@ -16,6 +16,7 @@
 
 #include "pg/audit.hpp"
 #include "pg/citus.hpp"
+#include "pg/citus_keys.hpp"
 #include "pg/crypto.hpp"
 #include "pg/guard.hpp"
 #include "pg/guc.hpp"
@@ -47,7 +48,9 @@ void _PG_init(void)
 	tenant_guard::support::init();
 	tenant_guard::keyset::init();
 	tenant_guard::citus::define_settings();
+	tenant_guard::citus::keys::define_settings();
 	tenant_guard::citus::init();
+	tenant_guard::citus::keys::init();
 	tenant_guard::planner::init();
 	tenant_guard::guc::init();
 	tenant_guard::guard::init();

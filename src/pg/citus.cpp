@@ -96,6 +96,7 @@ extern "C" {
 }
 
 #include "pg/boundary.hpp"
+#include "pg/citus_keys.hpp"
 #include "pg/compat.hpp"
 #include "pg/guc.hpp"
 
@@ -484,6 +485,7 @@ void forward_context()
 {
 	if (!citus_initiator())
 		return;
+	keys::resend_if_needed();
 	bool any = false;
 	char* want = forward_statements(&any);
 	const LocalTransactionId lxid = pg::compat::my_lxid();
@@ -592,6 +594,24 @@ bool wall_column(Oid table, char* column, size_t column_len)
 {
 	char type[16];
 	return registry_lookup(table, column, column_len, type, sizeof type);
+}
+
+bool ensure_coordinated()
+{
+	const CitusCalls& c = calls();
+	if (c.in_coordinated == nullptr || c.use_coordinated == nullptr)
+		return false;
+	if (!c.in_coordinated())
+		c.use_coordinated();
+	return true;
+}
+
+bool send_set_local(const char* stmt)
+{
+	if (!ensure_coordinated() || calls().propagate_set == nullptr)
+		return false;
+	run_set(stmt, false);
+	return true;
 }
 
 bool present()

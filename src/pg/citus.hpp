@@ -41,5 +41,14 @@ Oid shard_table(Relation rel);
 // The tenant column a walled Citus table has in this node's
 // tenant_guard.citus_walls (false when it has no row there).
 bool wall_column(Oid table, char* column, size_t column_len);
+// Plain C (may ereport). Makes this transaction a Citus coordinated one (Citus
+// then assigns its distributed transaction id); false when this Citus lacks
+// the functions (looked up by name).
+bool ensure_coordinated();
+// Plain C (may ereport). Sends one SET LOCAL statement to every worker
+// connection of this coordinated transaction, and has Citus replay it on the
+// connections it opens later (PostprocessVariableSetStmt); nothing changes
+// here. False when this Citus lacks the functions.
+bool send_set_local(const char* stmt);
 
 }  // namespace tenant_guard::citus

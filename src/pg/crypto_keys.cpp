@@ -35,6 +35,7 @@
  * copy their results into fixed-size fields. No reference into the cache is
  * held across a PostgreSQL call (an invalidation may clear the cache there).
  */
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -48,6 +49,7 @@
 #include "core/encoding.hpp"
 #include "core/envelope.hpp"
 #include "core/error.hpp"
+#include "core/forwarded_keys.hpp"
 #include "core/keyfile.hpp"
 #include "core/masterkey.hpp"
 #include "pg/as_owner.hpp"
@@ -80,9 +82,11 @@ extern "C" {
 Datum tg_current_user_org_id(PG_FUNCTION_ARGS);
 }
 
+#include "pg/citus_keys.hpp"
 #include "pg/crypto_keys.hpp"
 
 namespace tg = tenant_guard;
+namespace fk = tenant_guard::forwarded_keys;
 using tg::Error;
 using tg::SecureBuffer;
 using tg::pg::pg_call;
@@ -548,6 +552,53 @@ Error shredded_error(std::uint32_t version)
 	             "decrypted any more.");
 }
 
+// A key a Citus coordinator forwarded to this backend for its current
+// distributed transaction (citus_keys.cpp, docs/citus.md): the caller found
+// no row for (org, version) on this node. Already unwrapped in this
+// transaction, or, with parse, read from tenant_guard.forwarded_keys: only
+// when its MAC verifies for this backend's own distributed transaction id
+// under the current master key. nullptr otherwise.
+Dek* forwarded_dek(const env::OrgId& org, std::uint32_t version, bool parse)
+{
+	const char* value = tg::citus::keys::forwarded_value();
+	if (value == nullptr || *value == '\0')
+		return nullptr;
+	State& s = state();
+	const LocalTransactionId lxid = tg::pg::compat::my_lxid();
+	const std::uint64_t generation = tg::citus::keys::forwarded_generation();
+	if (s.forwarded_lxid != lxid || s.forwarded_generation != generation) {
+		s.forwarded.clear();
+		s.forwarded_lxid = lxid;
+		s.forwarded_generation = generation;
+	}
+	const std::pair<env::OrgId, std::uint32_t> key{org, version};
+	if (auto f = s.forwarded.find(key); f != s.forwarded.end())
+		return &f->second;
+	if (!parse)
+		return nullptr;
+	const std::string text(value);
+	std::vector<fk::Entry> entries;
+	if (!fk::parse(text.data(), text.size(), &entries))
+		return nullptr;
+	auto e = std::find_if(entries.begin(), entries.end(),
+	                      [&](const fk::Entry& x) { return x.org == org && x.version == version; });
+	if (e == entries.end())
+		return nullptr;
+	fk::TxnId txn;
+	bool have = false;
+	pg_call([&] { have = tg::citus::keys::current_txn(&txn); });
+	if (!have)
+		return nullptr;
+	const Kek& kek = master();
+	if (!tg::aead::equal_ct(e->kek_id.data(), kek.id.data(), env::k_kek_id_len) ||
+	    !fk::verify(fk::mac_key(kek.key.data()), txn, *e))
+		return nullptr;
+	Dek d;
+	d.key = env::unwrap_dek(kek.key.data(), org, version, e->wrapped.data(), e->wrapped.size());
+	d.gcm = std::make_unique<tg::aead::Gcm>(d.key.data());
+	return &s.forwarded.insert_or_assign(key, std::move(d)).first->second;
+}
+
 }  // namespace
 
 // The DEK of `version` for decryption.
@@ -563,10 +614,17 @@ Dek& dek_for(const env::OrgId& org, std::uint32_t version)
 			return d->second;
 		}
 	}
+	// (a key forwarded in this transaction was used only because this node
+	// has no row for it; none can appear before the transaction ends)
+	if (Dek* f = forwarded_dek(org, version, false))
+		return *f;
 	const KeyRow r = fetch_version(org, version);
-	if (!r.found)
+	if (!r.found) {
+		if (Dek* f = forwarded_dek(org, version, true))
+			return *f;
 		throw Error(tg::sqlstate::k_invalid_parameter_value, "ciphertext authentication failed",
 		            "This tenant has no key version " + std::to_string(version) + ".");
+	}
 	Dek& d = cache_row(org, r);
 	if (d.shredded)
 		throw shredded_error(version);
@@ -610,4 +668,10 @@ void tenant_guard::crypto::drop_key_cache() noexcept
 	++cache_drops;
 	if (g_state != nullptr)
 		g_state->tenants.clear();
+}
+
+void tenant_guard::crypto::keys::drop_forwarded() noexcept
+{
+	if (g_state != nullptr)
+		g_state->forwarded.clear();
 }

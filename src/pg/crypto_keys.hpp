@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/aead.hpp"
@@ -76,6 +77,12 @@ struct State {
 	std::uint8_t nonce_pool[4080];
 	std::size_t nonce_used = sizeof nonce_pool;
 	int nonce_pid = 0;
+	// Keys a Citus coordinator forwarded for the current transaction only
+	// (citus_keys.cpp), by tenant and version; dropped at its end and when
+	// tenant_guard.forwarded_keys changes.
+	std::map<std::pair<env::OrgId, std::uint32_t>, Dek> forwarded;
+	LocalTransactionId forwarded_lxid = InvalidLocalTransactionId;
+	std::uint64_t forwarded_generation = 0;
 };
 
 // The backend's key state, allocated on first use.
@@ -140,5 +147,7 @@ std::uint32_t new_active_key(const env::OrgId& org, std::int32_t max_version, bo
 Dek& dek_for(const env::OrgId& org, std::uint32_t version);
 // The active DEK for encryption, created on first use.
 Dek& active_dek(const env::OrgId& org, std::uint32_t* version);
+// Drops the keys forwarded for the transaction (at its end).
+void drop_forwarded() noexcept;
 
 }  // namespace tenant_guard::crypto::keys

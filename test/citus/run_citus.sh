@@ -435,18 +435,7 @@ gap() {  # gap LABEL EXPECTED ACTUAL
 	fi
 }
 
-# A key made in a transaction reaches the workers at its COMMIT (two-phase
-# commit, key_checks.sh): inside it, the workers' queries do not see it yet.
-KC_G=77777777-7777-4777-8777-777777777777
-check "first encrypt() of G in a multi-shard INSERT" "f" "$(as_app ct_app "BEGIN" "$(claims "$KC_G")" \
-	"INSERT INTO t_enc_id VALUES (201, '$KC_G', tenant_guard.encrypt_text('G-1', 't_enc.secret')),
-	 (202, '$KC_G', tenant_guard.encrypt_text('G-2', 't_enc.secret'))" "ROLLBACK")"
-gap "decrypt() on the workers in the transaction that made the tenant's key" "f
-G-1,G-2" "$(as_app ct_app "BEGIN" "$(claims "$KC_G")" \
-	"INSERT INTO t_enc_id VALUES (201, '$KC_G', tenant_guard.encrypt_text('G-1', 't_enc.secret')),
-	 (202, '$KC_G', tenant_guard.encrypt_text('G-2', 't_enc.secret'))" \
-	"SELECT string_agg(tenant_guard.decrypt_text(secret, 't_enc.secret'), ',' ORDER BY id) FROM t_enc_id WHERE org_id = '$KC_G'" \
-	"COMMIT")"
+# (none at present)
 
 echo "citus harness: $oks ok, $xfails known gaps (XFAIL), $fails failed"
 if [ "$fails" -ne 0 ]; then

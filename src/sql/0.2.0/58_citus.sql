@@ -509,6 +509,25 @@ REVOKE ALL ON FUNCTION tenant_guard._citus_key_copy() FROM PUBLIC;
 CREATE TRIGGER citus_key_copy AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenant_keys
     FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_key_copy();
 
+-- Until that copy commits, the worker backends that run the transaction's
+-- queries do not see it (they run in other worker transactions). So a key row
+-- made in this transaction (a tenant's first key, rotate_key()) is also
+-- forwarded to them, as SET LOCAL tenant_guard.forwarded_keys through Citus,
+-- with a MAC bound to this distributed transaction and keyed from the master
+-- key (src/pg/citus_keys.cpp); a worker uses it only when it has no row for
+-- that tenant and version, and only in this transaction. A key shredded or
+-- deleted later in the transaction leaves the forwarded keys at once. A C
+-- trigger function: it cannot be called as a function.
+CREATE FUNCTION tenant_guard._citus_key_forward()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'tg__citus_key_forward'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION tenant_guard._citus_key_forward() IS
+    'Internal: forwards a tenant key made in this transaction to the Citus worker backends of the transaction.';
+REVOKE ALL ON FUNCTION tenant_guard._citus_key_forward() FROM PUBLIC;
+CREATE TRIGGER citus_key_forward AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.tenant_keys
+    FOR EACH ROW EXECUTE FUNCTION tenant_guard._citus_key_forward();
+
 -----------------------------------------------------------------------------
 -- Shard walls that follow DDL: a new partition (or inheritance child) of a
 -- protected table, and a protected table renamed. The registry is by name,
