@@ -1,5 +1,6 @@
 -- tenant_guard.context_once_per_query attacked by the application role: every
--- statement form reads or changes tenant A's rows only, and the same rows as
+-- statement form reads or changes tenant A's rows only (a leaky function in it
+-- sees no other tenant's row either), and the same rows as
 -- with the setting off (the policies' per-row form), serial and parallel; a
 -- context that changes between executions (cached plans, PL/pgSQL, support
 -- sessions) is evaluated again; a concurrent UPDATE re-checks a moved row
@@ -180,7 +181,24 @@ INSERT INTO attacks (n, form, q, rows, after) VALUES
 (40, 'CREATE MATERIALIZED VIEW', 'CREATE MATERIALIZED VIEW coa.mat AS SELECT * FROM coa.parts', false, 'SELECT count(*), ' || :'t' || ' FROM coa.mat'),
 (41, 'SELECT FOR UPDATE, FOR SHARE, SKIP LOCKED', 'SELECT (SELECT array_agg(id) FROM (SELECT id FROM coa.parts ORDER BY id LIMIT 3 FOR UPDATE) a), (SELECT array_agg(id) FROM (SELECT id FROM coa.inh ORDER BY id LIMIT 3 FOR SHARE) b), (SELECT array_agg(id) FROM (SELECT id FROM coa.items ORDER BY id LIMIT 3 FOR UPDATE SKIP LOCKED) c)', true, NULL),
 (42, 'TABLESAMPLE', 'SELECT count(*), ' || :'t' || ' FROM coa.items TABLESAMPLE SYSTEM (100)', true, NULL),
-(43, 'REFRESH MATERIALIZED VIEW (its owner: the application role)', 'REFRESH MATERIALIZED VIEW coa.refreshed', false, 'SELECT count(*), ' || :'t' || ' FROM coa.refreshed');
+(43, 'REFRESH MATERIALIZED VIEW (its owner: the application role)', 'REFRESH MATERIALIZED VIEW coa.refreshed', false, 'SELECT count(*), ' || :'t' || ' FROM coa.refreshed'),
+(44, 'sub-selects in ON CONFLICT DO UPDATE SET', 'INSERT INTO coa.items VALUES (3, ''11111111-1111-4111-8111-111111111111'', ''x'') ON CONFLICT (id) DO UPDATE SET v = (SELECT count(*) || '' '' || ' || :'t' || ' FROM coa.parts) RETURNING id, v', true, NULL),
+(45, 'sub-selects in MERGE actions', 'MERGE INTO coa.items t USING (VALUES (3), (500)) s(i) ON t.id = s.i WHEN MATCHED THEN UPDATE SET v = (SELECT count(*) || '' '' || ' || :'t' || ' FROM coa.parts) WHEN NOT MATCHED THEN INSERT VALUES (s.i, ''11111111-1111-4111-8111-111111111111'', (SELECT count(*) || '' '' || ' || :'t' || ' FROM coa.hashed))', false, 'SELECT id, v FROM coa.items WHERE id IN (3, 500)'),
+-- a leaky function (cheap, not LEAKPROOF) sees only rows the policy let through
+(46, 'leaky function in WHERE', 'SELECT count(*) FROM coa.items WHERE pg_temp.leak(org_id) AND id < 10', true, 'SELECT string_agg(DISTINCT left(o::text, 1), '''') FROM pg_temp.leaked'),
+(47, 'leaky function over partitions, a join, OR', 'SELECT count(*) FROM coa.parts p JOIN coa.hashed h USING (id) WHERE (pg_temp.leak(p.org_id) AND pg_temp.leak(h.org_id)) OR p.id = 1', true, 'SELECT string_agg(DISTINCT left(o::text, 1), '''') FROM pg_temp.leaked'),
+(48, 'leaky function through a security_barrier view and an EXISTS', 'SELECT count(*) FROM coa.v_barrier b WHERE pg_temp.leak(b.org_id) AND EXISTS (SELECT 1 FROM coa.inh x WHERE x.id = b.id + 3 AND pg_temp.leak(x.org_id))', true, 'SELECT string_agg(DISTINCT left(o::text, 1), '''') FROM pg_temp.leaked'),
+(49, 'leaky function on another tenant''s partition key', 'SELECT count(*) FROM coa.parts WHERE org_id = ''22222222-2222-4222-8222-222222222222'' AND pg_temp.leak(org_id)', true, 'SELECT count(*) FROM pg_temp.leaked'),
+(50, 'leaky function in UPDATE and DELETE', 'WITH u AS (UPDATE coa.parts SET v = v WHERE pg_temp.leak(org_id) RETURNING 1), d AS (DELETE FROM coa.inh WHERE pg_temp.leak(org_id) RETURNING 1) SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM d)', true, 'SELECT string_agg(DISTINCT left(o::text, 1), '''') FROM pg_temp.leaked');
+
+CREATE TEMP TABLE leaked (o uuid);
+GRANT INSERT, SELECT ON leaked TO regress_coa_app;
+CREATE FUNCTION pg_temp.leak(o uuid) RETURNS boolean LANGUAGE plpgsql VOLATILE COST 0.0000001 AS $$
+BEGIN
+    INSERT INTO pg_temp.leaked VALUES (o);
+    RETURN true;
+END $$;
+GRANT EXECUTE ON FUNCTION pg_temp.leak(uuid) TO regress_coa_app;
 
 CREATE FUNCTION pg_temp.run(pass text) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
