@@ -80,8 +80,7 @@ bool is_accessor(Oid funcid, Oid schema)
 	if (!HeapTupleIsValid(tup))
 		return false;
 	const Form_pg_proc p = reinterpret_cast<Form_pg_proc>(GETSTRUCT(tup));
-	bool match = p->pronamespace == schema && p->pronargs == 0 && !p->proretset &&
-	             p->provolatile == PROVOLATILE_STABLE;
+	bool match = p->pronamespace == schema && p->pronargs == 0 && !p->proretset && p->provolatile == PROVOLATILE_STABLE;
 	if (match) {
 		match = false;
 		for (const char* name : k_accessors)
@@ -100,8 +99,8 @@ Node* once(const FuncExpr* fn)
 	sub->querySource = QSRC_ORIGINAL;
 	sub->canSetTag = true;
 	sub->jointree = makeFromExpr(NIL, nullptr);
-	sub->targetList = list_make1(
-	    makeTargetEntry(static_cast<Expr*>(copyObjectImpl(fn)), 1, pstrdup("tenant_guard_context"), false));
+	sub->targetList =
+	    list_make1(makeTargetEntry(static_cast<Expr*>(copyObjectImpl(fn)), 1, pstrdup("tenant_guard_context"), false));
 	SubLink* link = makeNode(SubLink);
 	link->subLinkType = EXPR_SUBLINK;
 	link->subLinkId = 0;
