@@ -38,7 +38,16 @@ INSERT INTO co.sub SELECT id, org_id FROM co.items;
 ALTER TABLE co.sub ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sub ON co.sub USING (org_id = (SELECT tenant_guard.current_user_org_id()));
 CREATE VIEW co.items_view WITH (security_invoker = true) AS SELECT * FROM co.items WHERE id > 0;
-ANALYZE co.items, co.notes, co.own, co.sub;
+-- a partitioned table keeps the per-row form (the executor prunes partitions
+-- with a STABLE call before starting them, not with an InitPlan's value)
+CREATE TABLE co.parts (id int, org_id uuid NOT NULL) PARTITION BY LIST (org_id);
+CREATE TABLE co.parts_a PARTITION OF co.parts FOR VALUES IN ('11111111-1111-4111-8111-111111111111');
+CREATE TABLE co.parts_b PARTITION OF co.parts FOR VALUES IN ('22222222-2222-4222-8222-222222222222');
+CREATE TABLE co.parts_c PARTITION OF co.parts DEFAULT;
+INSERT INTO co.parts SELECT id, org_id FROM co.items;
+ALTER TABLE co.parts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY tenant ON co.parts USING (org_id = tenant_guard.current_user_org_id());
+ANALYZE co.items, co.notes, co.own, co.sub, co.parts;
 
 CREATE ROLE regress_once_app;
 GRANT USAGE ON SCHEMA co TO regress_once_app;
@@ -68,6 +77,8 @@ SELECT pg_temp.shape('SELECT count(*) FROM co.items') AS items,
 SELECT count(*) AS rows, count(*) FILTER (WHERE org_id = :'org_a') AS of_a FROM co.items;
 SELECT count(*) AS via_view FROM co.items_view;
 SELECT count(*) AS sub_select_policy FROM co.sub;
+SELECT pg_temp.shape('SELECT count(*) FROM co.parts') AS partitioned, count(*) AS rows,
+       count(*) FILTER (WHERE org_id = :'org_a') AS of_a FROM co.parts;
 -- joins, sub-queries, CTEs: every relation's policy
 SELECT count(*) AS self_join FROM co.items i JOIN co.items j USING (id);
 SELECT count(*) AS in_subquery FROM co.sub s WHERE s.id IN (SELECT id FROM co.items);

@@ -8,7 +8,8 @@
 -- the value of its first evaluation: a cursor fetched after the context
 -- changed keeps its first context (shown below, with the per-row form's
 -- answer). The policies are written without a sub-select, so every one of
--- them goes through the planner hook.
+-- them goes through the planner hook (which leaves partitioned tables in the
+-- per-row form, for their partition pruning at executor start).
 \getenv tokens_file TG_TOKENS_SQL
 \i :tokens_file
 \set SHOW_CONTEXT never
@@ -25,7 +26,7 @@ CREATE INDEX ON coa.items (org_id);
 ALTER TABLE coa.items ENABLE ROW LEVEL SECURITY;
 CREATE POLICY tenant ON coa.items USING (org_id = tenant_guard.current_user_org_id());
 CREATE POLICY writable ON coa.items AS RESTRICTIVE FOR UPDATE USING (tenant_guard._tenant_writable());
--- list-partitioned by tenant (pruned by the sub-select's value at run time)
+-- list-partitioned by tenant (per row: pruned at executor start)
 CREATE TABLE coa.parts (id int, org_id uuid NOT NULL, v text) PARTITION BY LIST (org_id);
 CREATE TABLE coa.parts_a PARTITION OF coa.parts FOR VALUES IN ('11111111-1111-4111-8111-111111111111');
 CREATE TABLE coa.parts_b PARTITION OF coa.parts FOR VALUES IN ('22222222-2222-4222-8222-222222222222');

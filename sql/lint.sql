@@ -197,7 +197,13 @@ SET ROLE regress_lint_owner;
 CREATE POLICY cs ON gs.hw AS RESTRICTIVE FOR UPDATE
     USING (org_id = current_setting('app.org_id', true)::uuid);
 RESET ROLE;
+-- a partitioned table keeps the per-row form (the hook leaves it for pruning)
+CREATE TABLE public.lint_hp (org_id uuid NOT NULL, id int) PARTITION BY LIST (org_id);
+ALTER TABLE public.lint_hp ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.lint_hp FORCE ROW LEVEL SECURITY;
+CREATE POLICY hp ON public.lint_hp USING (org_id = tenant_guard.current_user_org_id());
 SELECT * FROM pg_temp.f('TG011');
+DROP TABLE public.lint_hp;
 SET ROLE regress_lint_owner;
 DROP POLICY cs ON gs.hw;
 ALTER POLICY nd ON gs.hw USING (org_id = (SELECT tenant_guard.current_user_org_id()));

@@ -309,16 +309,24 @@ BEGIN
     SELECT cap, 'TG011', format('%I ON %s', polname, tbl),
            format('policy %I on %s calls a context function once per row instead of once per query', polname, tbl),
            'Wrap the call in a sub-select, e.g. org_id = (SELECT tenant_guard.current_user_org_id()).'
-    FROM pol WHERE regexp_replace(
+    FROM pol CROSS JOIN LATERAL (
+        -- the policy's context calls that are not in the (SELECT ctx) form
+        SELECT regexp_replace(concat_ws(' ', qual, wcheck), '\(\s*SELECT\s+' || tenant_guard._lint_context_re(), '',
+                              'gi') AS rest) r
+    WHERE CASE
               -- with the planner hook (preloaded, context_once_per_query on)
-              -- tenant_guard's own accessors are planned once per query in
-              -- USING, and in WITH CHECK they run once per written row, which
-              -- the write itself dwarfs: only other context calls are per row
-              CASE WHEN tenant_guard._runtime_guards()
-                        AND current_setting('tenant_guard.context_once_per_query', true) = 'on'
-                   THEN regexp_replace(concat_ws(' ', qual, wcheck), 'tenant_guard\.current_user_org_(id|text|bigint)\(\)', '', 'gi')
-                   ELSE concat_ws(' ', qual, wcheck) END,
-              '\(\s*SELECT\s+' || tenant_guard._lint_context_re(), '', 'gi') ~* tenant_guard._lint_context_re()
+              -- tenant_guard's own accessors written in the policy are planned
+              -- once per query in USING (in WITH CHECK they run once per
+              -- written row, which the write itself dwarfs); not inside a
+              -- sub-select of the policy, nor on a partitioned table, which
+              -- the hook leaves per row
+              WHEN tenant_guard._runtime_guards()
+                   AND current_setting('tenant_guard.context_once_per_query', true) = 'on'
+                   AND r.rest !~* '\mSELECT\M'
+                   AND (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = pol.tbl) <> 'p'
+              THEN regexp_replace(r.rest, 'tenant_guard\.current_user_org_(id|text|bigint)\(\)', '', 'gi')
+              ELSE r.rest
+          END ~* tenant_guard._lint_context_re()
       -- Citus refuses sub-selects in the policies of its tables: there the
       -- plain form is the only one, and the context is cached per statement
       AND NOT tenant_guard._citus_table(tbl)
