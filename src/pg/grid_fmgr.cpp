@@ -1,11 +1,14 @@
 /*
  * pg/grid_fmgr.cpp
  *
- * The attack grid's one C entry point:
+ * The attack grid's C entry points:
  *
  *   tenant_guard._grid_become(app_role regrole) returns void
  *       for the rest of the current subtransaction, run as app_role inside a
  *       security-restricted operation
+ *   tenant_guard._grid_sign_in(org text, in_role text, scopes text) returns void
+ *       for the rest of the current subtransaction, the signed context of a
+ *       token of org the grid signs itself (below)
  *
  * The grid runs in a superuser's session and executes each attempt as the
  * application role. SET ROLE alone would let any code the attempt reaches (a
@@ -17,17 +20,51 @@
  * owner. Every attempt ends in a rolled-back subtransaction, whose abort
  * restores the user id and security context of the superuser.
  *
- * C-style glue: no C++ objects here, so PostgreSQL is called directly.
+ *
+ * Signed attempts. On a Citus table, an application role whose workers take
+ * the context only from a verified token (context_source = signed) sees
+ * nothing there unless the coordinator forwards a token the workers verify
+ * themselves (docs/citus.md). _grid_sign_in() signs one, in C, with the
+ * HS256 key this node verifies tokens with (context::signing_key(): an "oct"
+ * key of the key set, with its kid, or the secret file), carrying the claims
+ * the configured claim paths read (org, in-tenant role, scopes), the
+ * configured audience and issuer, and an exp k_token_lifetime seconds ahead;
+ * verifies it like set_context() and makes it the signed context of the
+ * attempt's subtransaction (its rollback removes it). The token never leaves
+ * C: it is not returned, and no error or message carries it; it travels only
+ * in tenant_guard.forward_token (superuser-only) and the SET LOCAL of
+ * tenant_guard.forwarded_token that Citus sends to the workers. Without an
+ * HS256 key the call fails with 55000 and says which setting is missing.
+ *
+ * _grid_become is C-style glue (no C++ objects); _grid_sign_in's C++ objects
+ * live inside the boundary (pg_call around PostgreSQL calls).
  */
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <sodium.h>
+
+#include "core/claims.hpp"
+#include "core/error.hpp"
+#include "core/jwt.hpp"
 #include "pg/boundary.hpp"
+#include "pg/context.hpp"
+#include "pg/guc.hpp"
 
 extern "C" {
 #include "postgres.h"
 #include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "utils/builtins.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 }
+
+namespace tg = tenant_guard;
+using tg::Error;
+using tg::pg::pg_call;
 
 TG_C_FUNCTION(tg__grid_become)
 {
@@ -48,5 +85,95 @@ TG_C_FUNCTION(tg__grid_become)
 	int sec;
 	GetUserIdAndSecContext(&user, &sec);
 	SetUserIdAndSecContext(role, sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_RETURN_VOID();
+}
+
+namespace {
+
+// How long a token the grid signs stays valid, in seconds: each attempt (one
+// statement) signs its own, so this bounds how long a copy of it (read on a
+// worker while the attempt ran) could be used.
+constexpr std::int64_t k_token_lifetime = 300;
+
+std::string arg_text(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		return {};
+	text* t = PG_GETARG_TEXT_PP(n);
+	return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+// claims with value at the dotted path (objects made on the way).
+void put(nlohmann::json& claims, const std::string& path, nlohmann::json value)
+{
+	nlohmann::json* at = &claims;
+	std::size_t start = 0;
+	for (;;) {
+		const std::size_t dot = path.find('.', start);
+		const std::string segment = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+		if (!at->is_object())
+			*at = nlohmann::json::object();
+		if (dot == std::string::npos) {
+			(*at)[segment] = std::move(value);
+			return;
+		}
+		at = &(*at)[segment];
+		start = dot + 1;
+	}
+}
+
+// Zeroes a token's bytes when it goes out of scope, whatever happens.
+struct Wiped {
+	std::string value;
+	~Wiped() { sodium_memzero(value.data(), value.size()); }
+};
+
+}  // namespace
+
+TG_FUNCTION(tg__grid_sign_in)
+{
+	if (!superuser())
+		throw Error(tg::sqlstate::k_insufficient_privilege, "only a superuser can sign the attack grid's tokens");
+	if (PG_ARGISNULL(0))
+		throw Error(tg::sqlstate::k_null_value_not_allowed, "the tenant must not be null");
+	// Only inside a subtransaction (the attempt's BEGIN ... EXCEPTION block),
+	// whose end removes the context again.
+	if (GetCurrentTransactionNestLevel() < 2)
+		throw Error(tg::sqlstate::k_invalid_transaction_state,
+		            "tenant_guard._grid_sign_in() must run inside a subtransaction");
+	const std::string org = arg_text(fcinfo, 0);
+	const std::string in_role = arg_text(fcinfo, 1);
+	const std::string scopes = arg_text(fcinfo, 2);
+
+	std::string kid, why;
+	const tg::jwt::Key* key = tg::context::signing_key(&kid, &why);
+	if (key == nullptr)
+		throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
+		            "the attack grid has no HS256 key to sign a token with: " + why,
+		            "The grid signs tokens only with an HS256 key that this node verifies tokens with.",
+		            "Configure one (tenant_guard.jwt_algorithm = HS256 with tenant_guard.jwt_secret_file, or an "
+		            "\"oct\" key in tenant_guard.jwt_jwks_file) on every node.");
+
+	const tg::claims::ClaimPaths& paths = tg::context::claim_paths();
+	const std::int64_t now = static_cast<std::int64_t>(time(nullptr));
+	nlohmann::json claims = nlohmann::json::object();
+	put(claims, paths.org, org);
+	if (!in_role.empty())
+		put(claims, paths.role, in_role);
+	if (!scopes.empty()) {
+		nlohmann::json s = nlohmann::json::parse(scopes, nullptr, false);
+		if (s.is_discarded() || !s.is_object())
+			throw Error(tg::sqlstate::k_invalid_parameter_value, "scopes must be a JSON object of arrays");
+		put(claims, paths.scopes, std::move(s));
+	}
+	claims["iat"] = now;
+	claims["exp"] = now + k_token_lifetime;
+	if (tg::guc::jwt_audience != nullptr && *tg::guc::jwt_audience != '\0')
+		claims["aud"] = std::string(tg::guc::jwt_audience);
+	if (tg::guc::jwt_issuer != nullptr && *tg::guc::jwt_issuer != '\0')
+		claims["iss"] = std::string(tg::guc::jwt_issuer);
+
+	Wiped token{tg::jwt::sign_hs256(*key, kid, claims.dump())};
+	tg::context::set_local_context(token.value);
 	PG_RETURN_VOID();
 }
