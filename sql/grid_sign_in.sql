@@ -4,7 +4,9 @@
 -- cluster by test/citus/lifecycle_checks.sh). Here, without Citus: it signs
 -- only with an HS256 key this node verifies tokens with (the secret file, or
 -- an "oct" key of the key set that is not a service key), only for a
--- superuser and only inside a subtransaction, whose end removes the context;
+-- superuser and only inside a subtransaction, whose end removes the context
+-- (without such a key: the token of the caller's own set_context(), for its
+-- tenant only);
 -- it returns nothing, and neither its errors nor the context it sets hold the
 -- token or the secret. The grid's attempts on tables that are not Citus
 -- tables keep the setting form, for signed roles too.
@@ -55,8 +57,28 @@ SELECT pg_temp.signed_in(:'org_a', NULL, NULL);
 SET tenant_guard.jwt_algorithm = 'RS256';
 SET tenant_guard.jwt_public_key_file = :'rs_public_file';
 SELECT pg_temp.signed_in(:'org_a', NULL, NULL);
+-- with a key it cannot sign with, the token of the caller's own set_context()
+-- (a token of tenant A from the issuer), verified again, for its tenant only:
+-- its own claims (role, scopes), not the ones asked for
+BEGIN;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_rs_a')) = :'org_a' AS caller_in_a;
+SELECT pg_temp.signed_in(:'org_a', 'viewer', NULL);
+SELECT pg_temp.signed_in(:'org_b', NULL, NULL);
+SELECT tenant_guard.current_user_org_id() = :'org_a' AS caller_still_in_a;
+ROLLBACK;
 RESET tenant_guard.jwt_algorithm;
 RESET tenant_guard.jwt_public_key_file;
+-- (a token this node no longer verifies is not used)
+SET tenant_guard.jwt_secret_file = :'hs_secret_file';
+SET tenant_guard.jwt_audience = :'audience';
+BEGIN;
+SELECT tenant_guard.set_context(pg_temp.tok('tok_hs_a')) = :'org_a' AS caller_in_a;
+SET LOCAL tenant_guard.jwt_algorithm = 'ES256';
+SET LOCAL tenant_guard.jwt_public_key_file = :'es_public_file';
+SELECT pg_temp.signed_in(:'org_a', NULL, NULL);
+ROLLBACK;
+RESET tenant_guard.jwt_secret_file;
+RESET tenant_guard.jwt_audience;
 SET tenant_guard.jwt_jwks_file = :'jwks_file';
 SELECT pg_temp.signed_in(:'org_a', NULL, NULL);
 RESET tenant_guard.jwt_jwks_file;

@@ -38,5 +38,8 @@ const jwt::Key* signing_key(std::string* kid, std::string* why);
 // workers. Throws tenant_guard::Error (28000) when it does not verify, or a
 // PgError. Superuser callers only (the attack grid).
 void set_local_context(const std::string& token);
+// The context of token as set_context() would verify it now, nothing set.
+// Throws tenant_guard::Error (28000) when it does not verify.
+claims::Context verified(const std::string& token);
 
 }  // namespace tenant_guard::context

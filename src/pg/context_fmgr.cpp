@@ -350,6 +350,11 @@ const tg::jwt::Key* tg::context::signing_key(std::string* kid, std::string* why)
 	return &state().key.get();
 }
 
+tg::claims::Context tg::context::verified(const std::string& token)
+{
+	return verify_token(state(), token, to_unix_seconds(GetCurrentTimestamp())).context;
+}
+
 void tg::context::set_local_context(const std::string& token)
 {
 	tg::jwt::Verified v = verify_token(state(), token, to_unix_seconds(GetCurrentTimestamp()));

@@ -34,7 +34,11 @@
  * C: it is not returned, and no error or message carries it; it travels only
  * in tenant_guard.forward_token (superuser-only) and the SET LOCAL of
  * tenant_guard.forwarded_token that Citus sends to the workers. Without an
- * HS256 key the call fails with 55000 and says which setting is missing.
+ * HS256 key (RS256, ES256, EdDSA: the grid holds no private key) it takes the
+ * token of the caller's own set_context() (tenant_guard.forward_token), a
+ * token of tenant A the DBA obtained from the issuer, verified again and
+ * used only for attempts as its tenant; without either the call fails with
+ * 55000 and says what is missing.
  *
  * _grid_become is C-style glue (no C++ objects); _grid_sign_in's C++ objects
  * live inside the boundary (pg_call around PostgreSQL calls).
@@ -49,6 +53,7 @@
 #include "core/error.hpp"
 #include "core/jwt.hpp"
 #include "pg/boundary.hpp"
+#include "pg/citus.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
 
@@ -147,12 +152,30 @@ TG_FUNCTION(tg__grid_sign_in)
 
 	std::string kid, why;
 	const tg::jwt::Key* key = tg::context::signing_key(&kid, &why);
-	if (key == nullptr)
-		throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
-		            "the attack grid has no HS256 key to sign a token with: " + why,
-		            "The grid signs tokens only with an HS256 key that this node verifies tokens with.",
-		            "Configure one (tenant_guard.jwt_algorithm = HS256 with tenant_guard.jwt_secret_file, or an "
-		            "\"oct\" key in tenant_guard.jwt_jwks_file) on every node.");
+	if (key == nullptr) {
+		// The caller's own token, when it called set_context() before the
+		// grid (a token of tenant A from the issuer, for keys the grid cannot
+		// sign with): used as it is, for its tenant only.
+		const char* own = tg::citus::forward_token;
+		if (own == nullptr || *own == '\0')
+			throw Error(tg::sqlstate::k_object_not_in_prerequisite_state,
+			            "the attack grid has no HS256 key to sign a token with, and no token of the tenant: " + why,
+			            "The grid signs tokens only with an HS256 key that this node verifies tokens with; otherwise "
+			            "it uses the token of the caller's own tenant_guard.set_context().",
+			            "Configure an HS256 key (tenant_guard.jwt_algorithm = HS256 with tenant_guard.jwt_secret_file, "
+			            "or an \"oct\" key in tenant_guard.jwt_jwks_file) on every node, or call "
+			            "tenant_guard.set_context() with a token of tenant A (session => true) before the grid.");
+		Wiped token{own};
+		const tg::claims::Context c = tg::context::verified(token.value);
+		const auto want = tg::claims::parse_uuid(org);
+		if (!(want ? c.org == want : c.org_key == org))
+			throw Error(
+			    tg::sqlstate::k_object_not_in_prerequisite_state,
+			    "the token of the caller's set_context() is of another tenant than the attempt needs",
+			    "Without an HS256 key the grid signs no token: it uses the caller's token, for its tenant only.");
+		tg::context::set_local_context(token.value);
+		PG_RETURN_VOID();
+	}
 
 	const tg::claims::ClaimPaths& paths = tg::context::claim_paths();
 	const std::int64_t now = static_cast<std::int64_t>(time(nullptr));

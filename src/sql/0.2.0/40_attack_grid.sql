@@ -30,8 +30,9 @@ REVOKE ALL ON FUNCTION tenant_guard._grid_become(regrole) FROM PUBLIC;
 -- org (with in_role and scopes at the configured claim paths, exp five
 -- minutes ahead) that the grid signs with this node's HS256 key and verifies
 -- like set_context(); forwarded to Citus workers, which verify it again.
--- Superuser only, inside a subtransaction; without an HS256 key it raises
--- 55000 naming the missing setting. The token is never returned or shown
+-- Without an HS256 key: the token of the caller's own set_context(), when it
+-- is of org; otherwise it raises 55000 naming what is missing. Superuser
+-- only, inside a subtransaction. The token is never returned or shown
 -- (src/pg/grid_fmgr.cpp).
 CREATE FUNCTION tenant_guard._grid_sign_in(org text, in_role text, scopes text)
 RETURNS void
@@ -555,10 +556,10 @@ BEGIN
                                 'workers (%s); the grid''s context (context_source = setting, or claims) did not reach '
                                 'them, ', coalesce(first_error, 'no error'))
                 || CASE WHEN control.err_state = '55000' THEN
-                       format('and a signed role needs a token of tenant A, which the grid cannot sign: %s. Configure '
-                              'an HS256 key on every node (tenant_guard.jwt_algorithm = HS256 with '
-                              'tenant_guard.jwt_secret_file, or an "oct" key in tenant_guard.jwt_jwks_file)',
-                              control.err_message)
+                       format('and a signed role needs a token of tenant A, but %s. Configure an HS256 key on every '
+                              'node (tenant_guard.jwt_algorithm = HS256 with tenant_guard.jwt_secret_file, or an "oct" '
+                              'key in tenant_guard.jwt_jwks_file), or call tenant_guard.set_context() with a token of '
+                              'tenant A before the grid', control.err_message)
                    ELSE format('nor did a token of tenant A signed by the grid (%s)',
                                coalesce(control.err_message, 'no error')) END;
         END IF;
