@@ -20,7 +20,6 @@
  * owner. Every attempt ends in a rolled-back subtransaction, whose abort
  * restores the user id and security context of the superuser.
  *
- *
  * Signed attempts. On a Citus table, an application role whose workers take
  * the context only from a verified token (context_source = signed) sees
  * nothing there unless the coordinator forwards a token the workers verify
@@ -100,12 +99,9 @@ namespace {
 // worker while the attempt ran) could be used.
 constexpr std::int64_t k_token_lifetime = 300;
 
-std::string arg_text(FunctionCallInfo fcinfo, int n)
+std::string as_string(const text* t)
 {
-	if (PG_ARGISNULL(n))
-		return {};
-	text* t = PG_GETARG_TEXT_PP(n);
-	return std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	return t == nullptr ? std::string() : std::string(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
 // claims with value at the dotted path (objects made on the way).
@@ -141,14 +137,18 @@ TG_FUNCTION(tg__grid_sign_in)
 		throw Error(tg::sqlstate::k_insufficient_privilege, "only a superuser can sign the attack grid's tokens");
 	if (PG_ARGISNULL(0))
 		throw Error(tg::sqlstate::k_null_value_not_allowed, "the tenant must not be null");
+	// the arguments (detoasting can raise) before any C++ object exists
+	text* org_arg = PG_GETARG_TEXT_PP(0);
+	text* role_arg = PG_ARGISNULL(1) ? nullptr : PG_GETARG_TEXT_PP(1);
+	text* scopes_arg = PG_ARGISNULL(2) ? nullptr : PG_GETARG_TEXT_PP(2);
 	// Only inside a subtransaction (the attempt's BEGIN ... EXCEPTION block),
 	// whose end removes the context again.
 	if (GetCurrentTransactionNestLevel() < 2)
 		throw Error(tg::sqlstate::k_invalid_transaction_state,
 		            "tenant_guard._grid_sign_in() must run inside a subtransaction");
-	const std::string org = arg_text(fcinfo, 0);
-	const std::string in_role = arg_text(fcinfo, 1);
-	const std::string scopes = arg_text(fcinfo, 2);
+	const std::string org = as_string(org_arg);
+	const std::string in_role = as_string(role_arg);
+	const std::string scopes = as_string(scopes_arg);
 
 	std::string kid, why;
 	const tg::jwt::Key* key = tg::context::signing_key(&kid, &why);
