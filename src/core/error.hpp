@@ -23,6 +23,7 @@ inline constexpr const char* k_null_value_not_allowed = "22004";
 inline constexpr const char* k_character_not_in_repertoire = "22021";
 inline constexpr const char* k_invalid_parameter_value = "22023";
 inline constexpr const char* k_invalid_binary_representation = "22P03";
+inline constexpr const char* k_invalid_transaction_state = "25000";
 inline constexpr const char* k_active_sql_transaction = "25001";
 inline constexpr const char* k_invalid_authorization = "28000";
 inline constexpr const char* k_insufficient_privilege = "42501";

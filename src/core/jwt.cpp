@@ -330,6 +330,31 @@ Verified finish(std::string_view token, const Parsed& p, const Key& key, const O
 
 }  // namespace
 
+std::string sign_hs256(const Key& key, std::string_view kid, std::string_view payload)
+{
+	if (key.alg_ != Alg::HS256 || key.secret_.size() == 0)
+		throw Error(sqlstate::k_invalid_parameter_value, "only an HS256 key can sign a token");
+	nlohmann::json header = {{"alg", "HS256"}, {"typ", "JWT"}};
+	if (!kid.empty())
+		header["kid"] = std::string(kid);
+	const std::string h = header.dump();
+	std::string token =
+	    encoding::base64url_encode(reinterpret_cast<const std::uint8_t*>(h.data()), h.size()) + "." +
+	    encoding::base64url_encode(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size());
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	if (HMAC(EVP_sha256(), key.secret_.data(), static_cast<int>(key.secret_.size()),
+	         reinterpret_cast<const unsigned char*>(token.data()), token.size(), mac, &mac_len) == nullptr)
+		throw Error(sqlstate::k_internal_error, "could not compute HMAC-SHA256");
+	std::string sig = encoding::base64url_encode(mac, mac_len);
+	sodium_memzero(mac, sizeof mac);
+	token.reserve(token.size() + 1 + sig.size());
+	token += '.';
+	token += sig;
+	sodium_memzero(sig.data(), sig.size());
+	return token;
+}
+
 bool valid_service_name(std::string_view name)
 {
 	if (name.empty() || name.size() > k_max_service_name)

@@ -17,6 +17,11 @@
  * is refused the same way. Service tokens (docs/signed-mode.md) are tokens signed
  * by a key whose id is listed in Options::service_kids: their user id must be
  * "service:<name>", and no other token may carry such a user id.
+ *
+ * Signing: sign_hs256() makes a token with an HS256 key, for the attack grid
+ * only (src/pg/grid_fmgr.cpp), which signs short-lived tokens of its own test
+ * tenant so that Citus workers verify a real context. Nothing signs with a
+ * public key: the grid cannot sign for RS256, ES256 or EdDSA.
  */
 #pragma once
 
@@ -75,6 +80,7 @@ public:
 
 private:
 	friend struct Verifier;
+	friend std::string sign_hs256(const Key& key, std::string_view kid, std::string_view payload);
 	Alg alg_ = Alg::HS256;
 	SecureBuffer secret_;
 	std::unique_ptr<EVP_PKEY, PkeyFree> pkey_;
@@ -105,6 +111,12 @@ Verified verify(std::string_view token, const Key& key, const Options& opt, cons
 // token without "kid" only when the set holds a single key), and opt.alg is
 // not used: the token's "alg" must be that key's algorithm.
 Verified verify(std::string_view token, const jwks::KeySet& keys, const Options& opt, const claims::ClaimPaths& paths);
+
+// The compact JWS of payload (a JSON object, as text) signed with key, an
+// HS256 key: header {"alg":"HS256","typ":"JWT"} and "kid" when kid is not
+// empty. Throws tenant_guard::Error (22023) for any other key. The result is
+// a credential: callers clear it (sodium_memzero) when done.
+std::string sign_hs256(const Key& key, std::string_view kid, std::string_view payload);
 
 // True when `name` is a valid service name (1 to 64 of A-Z a-z 0-9 . _ -).
 bool valid_service_name(std::string_view name);

@@ -313,6 +313,55 @@ const Context& tg::context::current()
 	return resolve();
 }
 
+const tg::claims::ClaimPaths& tg::context::claim_paths()
+{
+	return paths();
+}
+
+const tg::jwt::Key* tg::context::signing_key(std::string* kid, std::string* why)
+{
+	kid->clear();
+	if (const tg::jwks::KeySet* keys = tg::keyset::current()) {
+		const std::vector<std::string> service = tg::keyset::service_kids();
+		for (const tg::jwks::Entry& e : keys->entries()) {
+			if (e.key.alg() != tg::jwt::Alg::HS256)
+				continue;
+			bool is_service = false;
+			for (const std::string& s : service)
+				is_service = is_service || s == e.kid;
+			if (is_service)
+				continue;
+			*kid = e.kid;
+			return &e.key;
+		}
+		*why = "tenant_guard.jwt_jwks_file holds no HS256 (\"oct\") key other than a service key";
+		return nullptr;
+	}
+	if (tg::guc::jwt_algorithm != tg::guc::k_alg_hs256) {
+		*why = std::string("tenant_guard.jwt_algorithm is ") +
+		       tg::jwt::alg_name(static_cast<tg::jwt::Alg>(tg::guc::jwt_algorithm)) +
+		       ", whose public key cannot sign a token";
+		return nullptr;
+	}
+	if (tg::guc::jwt_secret_file == nullptr || *tg::guc::jwt_secret_file == '\0') {
+		*why = "tenant_guard.jwt_secret_file is not set";
+		return nullptr;
+	}
+	return &state().key.get();
+}
+
+tg::claims::Context tg::context::verified(const std::string& token)
+{
+	return verify_token(state(), token, to_unix_seconds(GetCurrentTimestamp())).context;
+}
+
+void tg::context::set_local_context(const std::string& token)
+{
+	tg::jwt::Verified v = verify_token(state(), token, to_unix_seconds(GetCurrentTimestamp()));
+	pg_call([&] { tg::guc::set_signed_context(v.payload.c_str(), true); });
+	pg_call([&] { tg::citus::remember_token(token.c_str(), true); });
+}
+
 namespace {
 
 // The accessors' resolution: first the support-session check, which a plain

@@ -216,10 +216,16 @@ check "COPY ... FROM in autocommit: the workers see the context's tenant, not an
 q -c "DROP TABLE t_copy" >/dev/null
 
 # The attack grid as a role that takes its context from claims on the workers
-# (ct_app): its attempts set claims, which reach the workers; as a signed role
-# the grid cannot make a token, and says so.
+# (ct_app): its attempts set claims, which reach the workers. As a signed role
+# (ct_app_signed: context_source = signed on every node, and on the
+# coordinator for the grid's session, as a signed deployment has it): its
+# attempts forward tokens of tenant A that the grid signs with the HS256 key,
+# which each worker verifies itself; no token reaches the grid's output, its
+# messages or any node's log. Without an HS256 key the grid uses the caller's
+# own token of tenant A, and without that it says what to configure.
 soft -c "CREATE ROLE ct_app_signed LOGIN" -c "ALTER ROLE ct_app_signed SET tenant_guard.context_source = 'signed'" \
-	-c "GRANT SELECT, INSERT, UPDATE, DELETE ON t_dp TO ct_app_signed"
+	-c "GRANT SELECT, INSERT, UPDATE, DELETE ON t_dp, t_ref2, s1.d TO ct_app_signed" \
+	-c "GRANT USAGE ON SCHEMA s1 TO ct_app_signed"
 for n in w1 w2; do
 	soft -p "${PORT[$n]}" -c "ALTER ROLE ct_app_signed SET tenant_guard.context_source = 'signed'"
 done
@@ -236,9 +242,77 @@ for t in t_dp t_other t_ref2 s1.d s1.r; do
 		"$(q -c "SELECT string_agg(vector, ',') FROM grid_claims WHERE tbl = '$t'::regclass AND outcome = 'leak'
 		         AND vector NOT IN ('query_text', 'forged_claims', 'temp_object')")"
 done
-check "attack_grid: a role whose context does not reach the workers is told so" "skipped true" \
-	"$(q -c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%') FROM tenant_guard.attack_grid('ct_app_signed', '$ORG_A', '$ORG_B')
-	         WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+declare -A logsize
+for n in coord w1 w2; do logsize[$n]=$(stat -c %s "$W/$n/server.log"); done
+out=$(q -c "SET tenant_guard.context_source = 'signed'" \
+	-c "CREATE TABLE grid_signed AS SELECT * FROM tenant_guard.attack_grid('ct_app_signed', '$ORG_A', '$ORG_B')" 2>&1) \
+	|| fail "attack_grid() as ct_app_signed failed: $(grep -v 'pg_temp\|created only locally' <<<"$out" | head -5)"
+for t in t_dp t_ref2 s1.d; do
+	for v in read_other_tenant read_unfiltered update_other_tenant delete_other_tenant insert_select_other_tenant \
+		forged_token forged_signed_context forged_claims forged_setting no_context; do
+		check "attack_grid as a signed role, $t: $v" "blocked" \
+			"$(q -c "SELECT string_agg(outcome, ',') FROM grid_signed WHERE tbl = '$t'::regclass AND vector = '$v'")"
+	done
+	check "attack_grid as a signed role, $t: nothing skipped for want of context" "0" \
+		"$(q -c "SELECT count(*) FROM grid_signed WHERE tbl = '$t'::regclass AND detail LIKE '%did not reach them%'")"
+	check "attack_grid as a signed role, $t: no leak but the unhardened role's own" "" \
+		"$(q -c "SELECT string_agg(vector, ',') FROM grid_signed WHERE tbl = '$t'::regclass AND outcome = 'leak'
+		         AND vector NOT IN ('query_text', 'temp_object')")"
+done
+# A's rows of the reference table were reached on every placement: moving them
+# to B is refused by the wall's WITH CHECK, not left untouched for want of a
+# context (on tables distributed by the tenant column Citus refuses the move)
+check "attack_grid as a signed role, t_ref2: A's rows reached, their move to B refused" "blocked refused" \
+	"$(q -c "SELECT outcome || ' ' || split_part(detail, ':', 1) FROM grid_signed
+	         WHERE tbl = 't_ref2'::regclass AND vector = 'update_move_to_other_tenant'")"
+check "attack_grid as a signed role: no token in its output or messages" "0 0" \
+	"$(q -c "SELECT count(*) FROM grid_signed WHERE detail LIKE '%eyJ%'") $(grep -c 'eyJ' <<<"$out" || true)"
+for n in coord w1 w2; do
+	check "attack_grid as a signed role: no token in the server log of $n" "0" \
+		"$(tail -c +$((logsize[$n] + 1)) "$W/$n/server.log" | grep -c 'eyJ' || true)"
+done
+check "attack_grid: a signed role whose tokens the grid cannot sign is told what to configure" "skipped true" \
+	"$(q -c "SET tenant_guard.context_source = 'signed'" -c "SET tenant_guard.jwt_jwks_file = '$JWKS_FILE'" \
+		-c "SELECT outcome || ' ' || (detail LIKE '%did not reach them%' AND detail LIKE '%no HS256 key to sign a token with%'
+		                              AND detail LIKE '%jwt_jwks_file holds no HS256%'
+		                              AND detail LIKE '%Configure an HS256 key on every node%set_context()%')
+		    FROM tenant_guard.attack_grid('ct_app_signed', '$ORG_A', '$ORG_B')
+		    WHERE tbl = 't_dp'::regclass AND vector = 'read_other_tenant'" 2>/dev/null)"
+# With keys it cannot sign with (a key set of public keys on every node), the
+# grid uses the caller's own token of tenant A (set_context() before it, here
+# through COPY): the workers verify it with their key set.
+jwks_on_workers() {  # jwks_on_workers FILE|'': set or reset the workers' key set, and wait for it
+	local n
+	for n in w1 w2; do
+		if [ -n "$1" ]; then
+			soft -p "${PORT[$n]}" -c "ALTER SYSTEM SET tenant_guard.jwt_jwks_file = '$1'" -c "SELECT pg_reload_conf()"
+		else
+			soft -p "${PORT[$n]}" -c "ALTER SYSTEM RESET tenant_guard.jwt_jwks_file" -c "SELECT pg_reload_conf()"
+		fi
+		for _ in $(seq 50); do
+			[ "$(q -p "${PORT[$n]}" -c "SHOW tenant_guard.jwt_jwks_file")" = "$1" ] && break
+			sleep 0.1
+		done
+	done
+}
+export TOK_JWKS_NEW_A
+jwks_on_workers "$JWKS_FILE"
+q -c "SET tenant_guard.context_source = 'signed'" -c "SET tenant_guard.jwt_jwks_file = '$JWKS_FILE'" -c "BEGIN" \
+	-c "\\copy tenant_guard.context_input (token) FROM PROGRAM 'printenv TOK_JWKS_NEW_A'" \
+	-c "CREATE TABLE grid_supplied AS SELECT * FROM tenant_guard.attack_grid('ct_app_signed', '$ORG_A', '$ORG_B')
+	    WHERE tbl IN ('t_dp'::regclass, 's1.d'::regclass)" -c "COMMIT" >/dev/null 2>&1 \
+	|| fail "attack_grid() with the caller's token failed"
+jwks_on_workers ""
+for t in t_dp s1.d; do
+	check "attack_grid with the caller's token of A, $t: read, update, delete and insert-select of B blocked" \
+		"blocked,blocked,blocked,blocked" \
+		"$(q -c "SELECT string_agg(outcome, ',' ORDER BY vector) FROM grid_supplied WHERE tbl = '$t'::regclass
+		         AND vector IN ('read_other_tenant', 'update_other_tenant', 'delete_other_tenant', 'insert_select_other_tenant')")"
+	check "attack_grid with the caller's token of A, $t: nothing skipped for want of context" "0" \
+		"$(q -c "SELECT count(*) FROM grid_supplied WHERE tbl = '$t'::regclass AND detail LIKE '%did not reach them%'")"
+done
+check "attack_grid with the caller's token of A: no token in its output" "0" \
+	"$(q -c "SELECT count(*) FROM grid_supplied WHERE detail LIKE '%eyJ%'")"
 
 # The shard wall follows a new partition of a protected distributed table and
 # a renamed protected table, without citus_sync(): a later USING (true) policy

@@ -309,3 +309,29 @@ TEST_CASE("the largest expiry with a leeway is not an overflow, and maintenance 
 	CHECK(outcome(hs256(k_hs_header, maint), key, o) ==
 	      "The user id prefix \"maintenance:\" is reserved for maintenance contexts.");
 }
+
+TEST_CASE("sign_hs256: a token the verifier accepts, and no other key signs", "[jwt]")
+{
+	jwt::Key key = hs_key();
+	const std::string token = jwt::sign_hs256(key, "", payload());
+	// the same bytes as an independent HMAC of the same header and payload
+	CHECK(token == hs256(k_hs_header, payload()));
+	auto v = jwt::verify(token, key, opts(), claims::ClaimPaths{});
+	REQUIRE(v.context.org);
+	CHECK(claims::format_uuid(*v.context.org) == k_org);
+	CHECK(v.payload == payload());
+	// a kid goes into the header
+	const std::string with_kid = jwt::sign_hs256(key, "grid-1", payload());
+	auto dot = with_kid.find('.');
+	auto header = encoding::base64url_decode(std::string_view(with_kid).substr(0, dot));
+	REQUIRE(header);
+	CHECK(std::string(header->begin(), header->end()) == R"({"alg":"HS256","kid":"grid-1","typ":"JWT"})");
+	// another secret does not verify it
+	const std::string other = "another-secret-of-at-least-32-bytes-long";
+	jwt::Key other_key = jwt::Key::hmac_bytes(reinterpret_cast<const std::uint8_t*>(other.data()), other.size());
+	CHECK(outcome(token, other_key, opts()) == "The token signature does not match.");
+	// a public key cannot sign
+	Pkey rsa = generate(Alg::RS256);
+	jwt::Key rs_key = jwt::Key::adopt(std::unique_ptr<EVP_PKEY, jwt::PkeyFree>(EVP_PKEY_dup(rsa.get())), Alg::RS256);
+	CHECK_THROWS_AS(jwt::sign_hs256(rs_key, "", payload()), Error);
+}

@@ -26,9 +26,25 @@ AS 'MODULE_PATHNAME', 'tg__grid_become'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION tenant_guard._grid_become(regrole) FROM PUBLIC;
 
+-- Until the current subtransaction ends, the signed context of a token of
+-- org (with in_role and scopes at the configured claim paths, exp five
+-- minutes ahead) that the grid signs with this node's HS256 key and verifies
+-- like set_context(); forwarded to Citus workers, which verify it again.
+-- Without an HS256 key: the token of the caller's own set_context(), when it
+-- is of org; otherwise it raises 55000 naming what is missing. Superuser
+-- only, inside a subtransaction. The token is never returned or shown
+-- (src/pg/grid_fmgr.cpp).
+CREATE FUNCTION tenant_guard._grid_sign_in(org text, in_role text, scopes text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'tg__grid_sign_in'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._grid_sign_in(text, text, text) FROM PUBLIC;
+
 -- One attempt, always rolled back. As the superuser: set the tenant context
 -- (source, tenant_guard.org_id, request.jwt.claims; a verified context is
--- cleared), lock_timeout, then become app_role in a security-restricted
+-- cleared; source 'grid-signed': context_source = signed and the verified
+-- context of a token of org the grid signs, _grid_sign_in), lock_timeout,
+-- then become app_role in a security-restricted
 -- operation (_grid_become: code the attempt reaches cannot SET ROLE back to
 -- the superuser whose session it is); as app_role: run the setup
 -- statements, then stmt. mode: 'value' (stmt returns one bigint), 'rows'
@@ -47,11 +63,17 @@ DECLARE
 BEGIN
     BEGIN
         PERFORM set_config('tenant_guard.signed_context', '', true);
-        PERFORM set_config('tenant_guard.context_source', source, true);
-        PERFORM set_config('tenant_guard.org_id', coalesce(org, ''), true);
+        IF source = 'grid-signed' THEN
+            -- only the token gives the context
+            PERFORM set_config('tenant_guard.context_source', 'signed', true);
+            PERFORM tenant_guard._grid_sign_in(org, in_role, scopes);
+        ELSE
+            PERFORM set_config('tenant_guard.context_source', source, true);
+            PERFORM set_config('tenant_guard.org_id', coalesce(org, ''), true);
+            PERFORM set_config('tenant_guard.role', coalesce(in_role, ''), true);
+            PERFORM set_config('tenant_guard.scopes', coalesce(scopes, ''), true);
+        END IF;
         PERFORM set_config('tenant_guard.user_id', '', true);
-        PERFORM set_config('tenant_guard.role', coalesce(in_role, ''), true);
-        PERFORM set_config('tenant_guard.scopes', coalesce(scopes, ''), true);
         PERFORM set_config('request.jwt.claims', coalesce(claims, ''), true);
         PERFORM set_config('row_security', 'on', true);
         PERFORM set_config('lock_timeout', lock_ms::text, true);
@@ -295,8 +317,9 @@ CREATE TYPE tenant_guard._grid_target AS (
     plant      jsonb,      -- a row to plant in B: a copy of an existing row with B's id
     vars       jsonb,      -- the placeholders of stmt and setup
     -- on a Citus table whose application role takes its context from claims
-    -- on the workers: the attempts set claims (context_source = claims)
-    citus_claims boolean
+    -- or a verified token on the workers: the source of the attempts' context
+    -- ('claims', or 'grid-signed': a token the grid signs); NULL: setting
+    citus_source text
 );
 REVOKE ALL ON TYPE tenant_guard._grid_target FROM PUBLIC;
 
@@ -425,9 +448,9 @@ RETURNS record
 LANGUAGE sql VOLATILE PARALLEL UNSAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM tenant_guard._grid_attempt(g.app_role, CASE WHEN g.citus_claims THEN 'claims' ELSE 'setting' END,
+    SELECT * FROM tenant_guard._grid_attempt(g.app_role, coalesce(g.citus_source, 'setting'),
                                              coalesce(org, g.a), g.ctx_role, g.ctx_scopes,
-                                             CASE WHEN g.citus_claims
+                                             CASE WHEN g.citus_source = 'claims'
                                                   THEN tenant_guard._grid_claims(coalesce(org, g.a), g.ctx_role, g.ctx_scopes)
                                              END,
                                              setup, stmt, mode, g.lock_ms)
@@ -505,6 +528,7 @@ DECLARE
     citus boolean := tenant_guard._citus_present()
                      AND tenant_guard._citus_table(t);
     control record;
+    first_error text;
     unreached text;
 BEGIN
     -- On a Citus table the attempts run on the workers' shards: as tenant A
@@ -512,18 +536,32 @@ BEGIN
     -- context did not reach the workers, e.g. their context_source for the
     -- role is not 'setting', which the grid's attempts use).
     -- A role that takes its context from claims on the workers is attacked
-    -- with claims (the coordinator forwards request.jwt.claims to them).
+    -- with claims (the coordinator forwards request.jwt.claims to them), a
+    -- signed role with tokens the grid signs (forwarded as
+    -- tenant_guard.forwarded_token; each worker verifies them itself).
     IF citus AND g.has_a THEN
         control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
+        first_error := control.err_message;
         IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
-            g.citus_claims := true;
+            g.citus_source := 'claims';
             control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
         END IF;
         IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
-            g.citus_claims := false;
+            g.citus_source := 'grid-signed';
+            control := tenant_guard._grid_try(g, format('SELECT count(*) FROM %s WHERE %I = %L', t, tc, a), 'value');
+        END IF;
+        IF control.err_state IS NOT NULL OR coalesce(control.n, 0) = 0 THEN
+            g.citus_source := NULL;
             unreached := format('could not decide: as tenant A the role saw none of tenant A''s rows on the Citus '
                                 'workers (%s); the grid''s context (context_source = setting, or claims) did not reach '
-                                'them', coalesce(control.err_message, 'no error'));
+                                'them, ', coalesce(first_error, 'no error'))
+                || CASE WHEN control.err_state = '55000' THEN
+                       format('and a signed role needs a token of tenant A, but %s. Configure an HS256 key on every '
+                              'node (tenant_guard.jwt_algorithm = HS256 with tenant_guard.jwt_secret_file, or an "oct" '
+                              'key in tenant_guard.jwt_jwks_file), or call tenant_guard.set_context() with a token of '
+                              'tenant A before the grid', control.err_message)
+                   ELSE format('nor did a token of tenant A signed by the grid (%s)',
+                               coalesce(control.err_message, 'no error')) END;
         END IF;
     END IF;
     FOR v IN SELECT * FROM tenant_guard.grid_vectors x ORDER BY x.id LOOP
@@ -756,10 +794,10 @@ BEGIN
         IF FOUND THEN
             r_tmpl := r_tmpl || jsonb_build_object(r_tc, g.a);
         END IF;
-        res := tenant_guard._grid_attempt(g.app_role, CASE WHEN g.citus_claims THEN 'claims' ELSE 'setting' END, g.a,
+        res := tenant_guard._grid_attempt(g.app_role, coalesce(g.citus_source, 'setting'), g.a,
                                           (tenant_guard._grid_context(x.r)).in_role,
                                           (tenant_guard._grid_context(x.r)).scopes,
-                                          CASE WHEN g.citus_claims
+                                          CASE WHEN g.citus_source = 'claims'
                                                THEN tenant_guard._grid_claims(g.a, (tenant_guard._grid_context(x.r)).in_role,
                                                                               (tenant_guard._grid_context(x.r)).scopes)
                                           END, NULL,
@@ -1532,10 +1570,10 @@ INSERT INTO tenant_guard.grid_vectors (id, class, tries, matters, needs, run, st
  'a verified context must come from a verified token', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
  NULL, NULL, NULL,
  $j${"attempts": [{"setup": ["SELECT pg_catalog.set_config('tenant_guard.signed_context', {claims}, true)"], "leak": "the application role wrote tenant_guard.signed_context itself (context_source = %s)", "any_error_refuses": true}]}$j$),
-('forged_token', 'context', 'set_context() with a malformed token and with an unsigned (alg none) token for B',
+('forged_token', 'context', 'set_context() with a malformed token and with an unsigned (alg none) token for B, and that token as a forwarded one',
  'only a token signed by a trusted key may choose the tenant', 'b', '_grid_run_forged', NULL, NULL, NULL, NULL, DEFAULT,
  NULL, NULL, NULL,
- $j${"attempts": [{"setup": ["SELECT tenant_guard.set_context('not.a.token')"], "leak": "tenant_guard.set_context() accepted a malformed token (context_source = %s)", "any_error_refuses": true}, {"setup": ["SELECT tenant_guard.set_context({token})"], "leak": "tenant_guard.set_context() accepted an unsigned (alg none) token for tenant B (context_source = %s)", "any_error_refuses": true}]}$j$),
+ $j${"attempts": [{"setup": ["SELECT tenant_guard.set_context('not.a.token')"], "leak": "tenant_guard.set_context() accepted a malformed token (context_source = %s)", "any_error_refuses": true}, {"setup": ["SELECT tenant_guard.set_context({token})"], "leak": "tenant_guard.set_context() accepted an unsigned (alg none) token for tenant B (context_source = %s)", "any_error_refuses": true}, {"setup": ["SELECT pg_catalog.set_config('tenant_guard.forwarded_token', {token}, true)"], "leak": "an unsigned (alg none) token for tenant B counted as a token forwarded by a Citus coordinator (tenant_guard.forwarded_token, context_source = %s)"}]}$j$),
 -- privileges and ownership
 ('row_security_off', 'privilege', 'SET row_security = off, then read',
  'PostgreSQL refuses the read where row-level security applies, so a read that runs proves it does not', NULL,
