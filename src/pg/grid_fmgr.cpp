@@ -53,6 +53,7 @@
 #include "core/jwt.hpp"
 #include "pg/boundary.hpp"
 #include "pg/citus.hpp"
+#include "pg/compat.hpp"
 #include "pg/context.hpp"
 #include "pg/guc.hpp"
 
