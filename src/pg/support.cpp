@@ -311,8 +311,7 @@ void check_run(const QueryDesc* queryDesc)
 		if (!a.dead)
 			return;
 	}
-	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-	                errmsg("support session ended while this query was open"),
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("support session ended while this query was open"),
 	                errdetail("The cursor or portal was opened in a support session that has since been ended, "
 	                          "revoked or has expired."),
 	                errhint("Close it; a query started after the session ended runs in the context then in force.")));
