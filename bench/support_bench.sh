@@ -19,10 +19,14 @@
 #   percall   SELECT count(current_user_org_id()) FROM generate_series(1, 1e6):
 #             one statement, a million context reads (median latency, ms;
 #             divide by 10^6 for the per-call cost)
+#   fetch     BEGIN; DECLARE a cursor; 10 x FETCH 1; COMMIT: a cursor's runs
+#             after its start, each a statement (median per-transaction
+#             latency, µs; in a live session each FETCH is checked)
 #
 # Reports only; nothing is asserted about timings. About 1 minute.
 # Usage: bash bench/support_bench.sh
-# Knobs: TG_BENCH_ROUNDS (5), TG_BENCH_STMT_TX (3000), TG_BENCH_PERCALL_TX (3).
+# Knobs: TG_BENCH_ROUNDS (5), TG_BENCH_STMT_TX (3000), TG_BENCH_PERCALL_TX (3),
+# TG_BENCH_FETCH_TX (1000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -32,6 +36,7 @@ export LANG=C.UTF-8
 ROUNDS=${TG_BENCH_ROUNDS:-5}
 STMT_TX=${TG_BENCH_STMT_TX:-3000}
 PERCALL_TX=${TG_BENCH_PERCALL_TX:-3}
+FETCH_TX=${TG_BENCH_FETCH_TX:-1000}
 ORG=11111111-1111-4111-8111-111111111111
 
 tg_bench_start tg_support_bench
@@ -54,6 +59,13 @@ PERCALL="SELECT count(tenant_guard.current_user_org_id()) FROM generate_series(1
 printf '%s\n' "$STMT" >"$WORK/scripts/stmt.setting"
 printf '%s\n%s\n' "$END_SUPPORT" "$STMT" >"$WORK/scripts/stmt.ended"
 printf '%s\n%s\n' "$START_SUPPORT" "$STMT" >"$WORK/scripts/stmt.support"
+FETCH="BEGIN;
+DECLARE c CURSOR FOR SELECT tenant_guard.current_user_org_id() FROM generate_series(1, 100);
+$(for _ in 1 2 3 4 5 6 7 8 9 10; do echo 'FETCH 1 FROM c;'; done)
+COMMIT;"
+printf '%s\n' "$FETCH" >"$WORK/scripts/fetch.setting"
+printf '%s\n%s\n' "$END_SUPPORT" "$FETCH" >"$WORK/scripts/fetch.ended"
+printf '%s\n%s\n' "$START_SUPPORT" "$FETCH" >"$WORK/scripts/fetch.support"
 printf '%s\n' "$PERCALL" >"$WORK/scripts/percall.setting"
 printf '%s\n%s\n' "$END_SUPPORT" "$PERCALL" >"$WORK/scripts/percall.ended"
 printf '%s\n%s\n' "$START_SUPPORT" "$PERCALL" >"$WORK/scripts/percall.support"
@@ -62,6 +74,7 @@ OPTS="-c tenant_guard.context_source=setting -c tenant_guard.org_id=$ORG"
 measure() { # shape variant: median per-transaction latency in µs (first transaction excluded)
 	local tx=$STMT_TX
 	[ "$1" = percall ] && tx=$PERCALL_TX
+	[ "$1" = fetch ] && tx=$FETCH_TX
 	PGOPTIONS=$OPTS "$PGBENCH" -n -M simple -c 1 -t $((tx + 1)) -D started=0 -l --log-prefix="$WORK/log/m" \
 		-f "$WORK/scripts/$1.$2" >/dev/null
 	# drop the first transaction (the redemption) of the log
@@ -72,7 +85,7 @@ measure() { # shape variant: median per-transaction latency in µs (first transa
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 VARIANTS=(setting ended support)
-for shape in stmt percall; do
+for shape in stmt percall fetch; do
 	tg_log "measuring $shape"
 	for ((r = 0; r < ROUNDS; r++)); do
 		for v in $(rotated "$r" "${VARIANTS[@]}"); do
@@ -91,7 +104,7 @@ echo "| --- | --- | --- | --- | --- |"
 RESULTS=$RESULTS python3 - <<'PY'
 import os, statistics
 rows = [l.split() for l in open(os.environ["RESULTS"])]
-for shape, unit in (("stmt", " µs/statement"), ("percall", " µs/10^6 reads")):
+for shape, unit in (("stmt", " µs/statement"), ("percall", " µs/10^6 reads"), ("fetch", " µs/10 FETCHes")):
     m = {v: statistics.median(float(r[3]) for r in rows if r[0] == shape and r[2] == v)
          for v in ("setting", "ended", "support")}
     print(f"| {shape} | {m['setting']:.1f}{unit} | {m['ended']:.1f}{unit} | {m['support']:.1f}{unit} | "

@@ -21,6 +21,16 @@ extern "C" {
 #endif
 }
 
+// An ExecutorRun hook's parameters, and the same names passed on to the next
+// hook or standard_ExecutorRun(): 18 dropped the execute_once argument.
+#if PG_VERSION_NUM >= 180000
+#define TG_EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count
+#define TG_EXECUTOR_RUN_ARGS queryDesc, direction, count
+#else
+#define TG_EXECUTOR_RUN_PARAMS QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once
+#define TG_EXECUTOR_RUN_ARGS queryDesc, direction, count, execute_once
+#endif
+
 namespace tenant_guard::pg::compat {
 
 // This backend's local transaction id, or InvalidLocalTransactionId outside a

@@ -23,7 +23,21 @@
  * has run in the current transaction the context reads as absent
  * (support::blocks(), used by the context resolution): a path that reaches
  * the context without the executor or an accessor fails closed.
+ *
+ * Open queries: a cursor (FETCH, MOVE) or a suspended portal (the extended
+ * protocol's Execute) runs again in a later statement without ExecutorStart,
+ * and a policy that reads the context once per query (a sub-select) keeps the
+ * value of its first evaluation. So an ExecutorRun hook runs the check at
+ * every run too, and refuses to run a query that started while the support
+ * context was in force once that session is dead (or replaced). The queries
+ * are tracked from ExecutorStart, each in its own executor memory: it leaves
+ * the list when that memory is freed (ExecutorEnd, or a portal dropped
+ * unfinished), and the list starts over at transaction end, when portals die.
+ *
+ * C-style glue: the hooks and callbacks create no C++ object (Active and
+ * Staged live for the backend, allocated once).
  */
+#include <cstdint>
 #include <cstring>
 #include <string>
 
@@ -36,6 +50,7 @@ extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "utils/memutils.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
@@ -84,9 +99,77 @@ namespace {
 bool in_check = false;
 bool callbacks_registered = false;
 ExecutorStart_hook_type prev_executor_start = nullptr;
+ExecutorRun_hook_type prev_executor_run = nullptr;
+
+// A query started while the support context of session `serial` was in force
+// and live. Allocated in the query's es_query_cxt, whose deletion unlinks it.
+struct Tracked {
+	MemoryContextCallback cb;
+	Tracked* prev;
+	Tracked* next;
+	const QueryDesc* query;
+	std::uint64_t serial;
+	std::uint64_t generation;  // of the list: nodes of an ended transaction are left alone
+};
+Tracked* tracked = nullptr;  // the list's head
+std::uint64_t tracked_generation = 0;
+
+// Memory context callback: never raises.
+void untrack(void* arg)
+{
+	Tracked* t = static_cast<Tracked*>(arg);
+	if (t->generation != tracked_generation)
+		return;
+	if (t->prev != nullptr)
+		t->prev->next = t->next;
+	else
+		tracked = t->next;
+	if (t->next != nullptr)
+		t->next->prev = t->prev;
+}
+
+// At transaction end: the portals and queries of the transaction are gone (a
+// held cursor is materialized at COMMIT and runs no executor afterwards).
+void forget_tracked()
+{
+	if (tracked == nullptr)
+		return;
+	++tracked_generation;
+	tracked = nullptr;
+}
+
+// Plain C frame: may ereport (out of memory).
+void track(QueryDesc* queryDesc, std::uint64_t serial)
+{
+	if (queryDesc->estate == nullptr)
+		return;
+	MemoryContext cxt = queryDesc->estate->es_query_cxt;
+	Tracked* t = static_cast<Tracked*>(MemoryContextAllocZero(cxt, sizeof(Tracked)));
+	t->query = queryDesc;
+	t->serial = serial;
+	t->generation = tracked_generation;
+	t->cb.func = untrack;
+	t->cb.arg = t;
+	t->next = tracked;
+	if (tracked != nullptr)
+		tracked->prev = t;
+	tracked = t;
+	MemoryContextRegisterResetCallback(cxt, &t->cb);
+}
+
+const Tracked* find_tracked(const QueryDesc* queryDesc)
+{
+	for (const Tracked* t = tracked; t != nullptr; t = t->next)
+		if (t->query == queryDesc)
+			return t;
+	return nullptr;
+}
 
 void xact_callback(XactEvent event, void*)
 {
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+	    event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		forget_tracked();
 	Staged& s = staged();
 	if (!s.valid)
 		return;
@@ -150,44 +233,98 @@ TimestampTz context_clock()
 	return Max(GetCurrentStatementStartTimestamp(), GetCurrentTransactionStartTimestamp());
 }
 
+// Marks the session dead when the statement or the transaction starts at or
+// after its expiry, or when its grant was ended or revoked (read once per
+// statement and transaction). Plain C frame: may ereport.
+void refresh(Active& a)
+{
+	if (a.dead)
+		return;
+	const TimestampTz stmt = GetCurrentStatementStartTimestamp();
+	const LocalTransactionId lxid = current_lxid();
+	if (context_clock() >= a.expires_at) {
+		a.dead = true;
+		return;
+	}
+	if (stmt == a.checked_statement && lxid == a.checked_lxid)
+		return;
+	// The grant is read with a fresh snapshot, which parallel mode forbids;
+	// until a check ran in this transaction, blocks() keeps the context
+	// unusable.
+	if (IsInParallelMode())
+		return;
+	in_check = true;
+	bool live = grant_live(a);  // resets in_check
+	a.checked_statement = stmt;
+	a.checked_lxid = lxid;
+	if (!live)
+		a.dead = true;
+}
+
+bool in_force(const Active& a)
+{
+	const char* cur = tg::guc::signed_context;
+	return cur != nullptr && std::strcmp(cur, a.claims.c_str()) == 0;
+}
+
 // Plain C frame: may ereport.
 void check_support_context()
 {
 	Active& a = active();
-	const char* cur = tg::guc::signed_context;
-	if (cur == nullptr || std::strcmp(cur, a.claims.c_str()) != 0)
+	if (!in_force(a))
 		return;  // another context (or none) is in force
-	if (!a.dead) {
-		const TimestampTz stmt = GetCurrentStatementStartTimestamp();
-		const LocalTransactionId lxid = current_lxid();
-		if (context_clock() >= a.expires_at) {
-			a.dead = true;
-		} else if (stmt != a.checked_statement || lxid != a.checked_lxid) {
-			// The grant is read with a fresh snapshot, which parallel mode
-			// forbids; until a check ran in this transaction, blocks() keeps
-			// the context unusable.
-			if (IsInParallelMode())
-				return;
-			in_check = true;
-			bool live = grant_live(a);  // resets in_check
-			a.checked_statement = stmt;
-			a.checked_lxid = lxid;
-			if (!live)
-				a.dead = true;
-		}
-	}
+	refresh(a);
 	if (a.dead)
 		tg::guc::set_signed_context("", false);
 }
 
 void support_executor_start(QueryDesc* queryDesc, int eflags)
 {
-	if (active().on && !in_check)
+	bool started_in_session = false;
+	if (active().on && !in_check) {
 		check_support_context();
+		const Active& a = active();
+		started_in_session = !a.dead && in_force(a);
+	}
 	if (prev_executor_start)
 		prev_executor_start(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+	if (started_in_session)
+		track(queryDesc, active().serial);
+}
+
+// A run of a query that started in a support session (a FETCH, a MOVE, an
+// Execute of a suspended portal): refused once that session is dead or
+// replaced, whatever context is in force now. Plain C frame: may ereport.
+void check_run(const QueryDesc* queryDesc)
+{
+	check_support_context();
+	if (tracked == nullptr)
+		return;
+	const Tracked* t = find_tracked(queryDesc);
+	if (t == nullptr)
+		return;
+	Active& a = active();
+	if (t->serial == a.serial) {
+		refresh(a);  // also when another context hides the session's
+		if (!a.dead)
+			return;
+	}
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), errmsg("support session ended while this query was open"),
+	                errdetail("The cursor or portal was opened in a support session that has since been ended, "
+	                          "revoked or has expired."),
+	                errhint("Close it; a query started after the session ended runs in the context then in force.")));
+}
+
+void support_executor_run(TG_EXECUTOR_RUN_PARAMS)
+{
+	if (active().on && !in_check)
+		check_run(queryDesc);
+	if (prev_executor_run)
+		prev_executor_run(TG_EXECUTOR_RUN_ARGS);
+	else
+		standard_ExecutorRun(TG_EXECUTOR_RUN_ARGS);
 }
 
 }  // namespace
@@ -240,6 +377,8 @@ void init()
 	                           &support_role, "support", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr, nullptr, nullptr);
 	prev_executor_start = ExecutorStart_hook;
 	ExecutorStart_hook = support_executor_start;
+	prev_executor_run = ExecutorRun_hook;
+	ExecutorRun_hook = support_executor_run;
 }
 
 }  // namespace tenant_guard::support

@@ -5,8 +5,9 @@
 
 namespace tenant_guard::support {
 
-// Defines tenant_guard.support_role and installs the ExecutorStart check of
-// live support contexts. Called from _PG_init before guc::init().
+// Defines tenant_guard.support_role and installs the ExecutorStart and
+// ExecutorRun checks of live support contexts (and of the queries started in
+// one). Called from _PG_init before guc::init().
 void init();
 
 // Runs the check of a live support context (expiry, end, revocation) unless it

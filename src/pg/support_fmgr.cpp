@@ -198,6 +198,7 @@ bool activate(pg_uuid_t* org_out)
 	a.expires_at = s.expires_at;
 	a.owner = s.owner;
 	a.dead = false;
+	++a.serial;
 	// just redeemed and committed: live in this statement and transaction
 	a.checked_statement = GetCurrentStatementStartTimestamp();
 	a.checked_lxid = current_lxid();

@@ -5,6 +5,7 @@
  */
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 extern "C" {
@@ -34,6 +35,7 @@ struct Staged {
 struct Active {
 	bool on = false;
 	bool dead = false;
+	std::uint64_t serial = 0;  // counts the activations of this backend: which session a query started in
 	pg_uuid_t grant{};
 	std::string claims;  // the exact signed_context text this library set
 	TimestampTz expires_at = 0;
