@@ -189,15 +189,18 @@ bool rewrite(Node* node, void* context)
 PlannedStmt* plan_query(Query* parse, const char* query_string, int cursor_options, ParamListInfo bound_params)
 {
 	if (context_once_per_query && parse->commandType != CMD_UTILITY && IsTransactionState()) {
-		Walk w{get_namespace_oid("tenant_guard", true), false, false, tenant_guard::citus::present(), 0};
-		if (OidIsValid(w.schema)) {
-			if (w.check_citus && !citus_looked_up) {
-				is_citus_table = reinterpret_cast<IsCitusTableFn>(
-				    load_external_function("$libdir/citus", "IsCitusTable", false, nullptr));
-				citus_looked_up = true;
-			}
-			(void) survey(reinterpret_cast<Node*>(parse), &w);
-			if (w.quals && !w.citus)
+		Walk w{InvalidOid, false, false, tenant_guard::citus::present(), 0};
+		if (w.check_citus && !citus_looked_up) {
+			is_citus_table = reinterpret_cast<IsCitusTableFn>(
+			    load_external_function("$libdir/citus", "IsCitusTable", false, nullptr));
+			citus_looked_up = true;
+		}
+		// The walk first: a query without security quals (most of them) costs
+		// no catalog look-up.
+		(void) survey(reinterpret_cast<Node*>(parse), &w);
+		if (w.quals && !w.citus) {
+			w.schema = get_namespace_oid("tenant_guard", true);
+			if (OidIsValid(w.schema))
 				(void) rewrite(reinterpret_cast<Node*>(parse), &w);
 		}
 	}
