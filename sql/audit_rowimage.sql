@@ -62,4 +62,34 @@ SELECT tr.old_row->>'bb' AS deleted_bb, tr.old_row->'dddd' AS deleted_dddd, tr.o
 FROM tenant_guard.audit_trail tr WHERE tr.table_name = 'ri.t' AND tr.action = 'DELETE';
 SELECT tr.changed_columns FROM tenant_guard.audit_trail tr
 WHERE tr.table_name = 'ri.t' AND tr.action = 'UPDATE' ORDER BY tr.id, tr.item;
+
+-- An UPDATE's record stores the before image and the new values of the
+-- changed columns only ("set"); audit_trail's new_row is the whole after
+-- image. Each stored change: its keys, and "set" holding exactly the
+-- changed columns.
+SELECT r.item, ARRAY(SELECT jsonb_object_keys(r.change) ORDER BY 1) AS stored_keys,
+       ARRAY(SELECT jsonb_object_keys(r.change -> 'set') ORDER BY 1)
+         = ARRAY(SELECT jsonb_array_elements_text(r.change -> 'changed') ORDER BY 1) AS set_is_changed
+FROM tenant_guard.audit_log l, jsonb_array_elements(l.rows) WITH ORDINALITY r(change, item)
+WHERE l.table_name = 'ri.t' AND l.kind = 'rows' AND l.action = 'UPDATE' ORDER BY l.id, r.item;
+-- a key change, a value set to NULL and back, a column set to its own value
+UPDATE ri.t SET id = 10, a = NULL, "y y" = 'back', c30 = c30 WHERE id = 1;
+UPDATE ri.t SET a = 7 WHERE id = 10;
+SELECT tr.row_pk, tr.old_row->'id' AS old_id, tr.new_row->'id' AS new_id, tr.changed_columns,
+       tr.new_row = to_jsonb(t) AS new_is_to_jsonb,
+       tr.new_row - tr.changed_columns = tr.old_row - tr.changed_columns AS rest_unchanged
+FROM tenant_guard.audit_trail tr JOIN ri.t t ON t.id = 10
+WHERE tr.table_name = 'ri.t' AND tr.action = 'UPDATE' ORDER BY tr.id DESC LIMIT 1;
+SELECT tr.row_pk, tr.new_row->'a' AS a, tr.new_row->'y y' AS yy, tr.old_row->'y y' AS old_yy,
+       (tr.new_row - 'id' - 'a' - 'y y') = (tr.old_row - 'id' - 'a' - 'y y') AS rest_unchanged
+FROM tenant_guard.audit_trail tr
+WHERE tr.table_name = 'ri.t' AND tr.action = 'UPDATE' AND tr.row_pk->>'id' = '10' AND tr.old_row->>'id' = '1';
+-- with no column changed (tenant_guard.audit_skip_noop_updates off): "set"
+-- is empty and the after image is the before image
+SET tenant_guard.audit_skip_noop_updates = off;
+UPDATE ri.t SET c31 = c31 WHERE id = 10;
+RESET tenant_guard.audit_skip_noop_updates;
+SELECT tr.changed_columns, tr.new_row = tr.old_row AS same_image, tr.new_row = to_jsonb(t) AS new_is_to_jsonb
+FROM tenant_guard.audit_trail tr JOIN ri.t t ON t.id = 10
+WHERE tr.table_name = 'ri.t' AND tr.action = 'UPDATE' ORDER BY tr.id DESC LIMIT 1;
 SELECT ok, problem FROM tenant_guard.verify_audit(:'org_a');

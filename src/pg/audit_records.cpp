@@ -367,6 +367,25 @@ JsonbValue* row_values(RelInfo* info, const RowImage* img)
 	return vals;
 }
 
+// An UPDATE's after image as the record stores it: the values of the
+// changed columns (attnum - 1 indexes, ascending) and of the key columns
+// only (audit_rowjson.cpp); the other entries stay unset.
+JsonbValue* changed_values(RelInfo* info, const RowImage* img, const int* changed, int nchanged)
+{
+	JsonbValue* vals = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (info->natts + 1)));
+	for (int k = 0; k < nchanged; ++k) {
+		const int i = changed[k];
+		if (info->cols[i].kind != k_skip)
+			column_value(&info->cols[i], img->values[i], img->nulls[i], &vals[i]);
+	}
+	for (int k = 0; k < info->npk; ++k) {
+		const int i = info->pk[k] - 1;
+		if (info->cols[i].kind != k_skip)
+			column_value(&info->cols[i], img->values[i], img->nulls[i], &vals[i]);
+	}
+	return vals;
+}
+
 bool key_before(const Pack* p, int a, int b)
 {
 	if (p->namelens[a] != p->namelens[b])
@@ -399,8 +418,9 @@ void release_scratch(MemoryContext c, int depth)
 		MemoryContextReset(c);
 }
 
-// Adds one row change to its open record: {"pk": ..., "old": ..., "new":
-// ..., "changed": [...]} (keys as they apply), written in jsonb's binary
+// Adds one row change to its open record: {"pk": ..., "new": ...} (INSERT),
+// {"pk": ..., "old": ...} (DELETE) or {"pk": ..., "old": ..., "set": ...,
+// "changed": [...]} (UPDATE: the new values of the changed columns), written in jsonb's binary
 // form at once (audit_rowjson.cpp); the column values are built in scratch
 // memory. The pack is busy meanwhile: building the
 // column values can run SQL (a user type's cast to json) that writes
@@ -412,7 +432,9 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg,
 	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
 	// The column values first (may run SQL), then the pushes (run none).
 	JsonbValue* ov = oimg ? row_values(info, oimg) : nullptr;
-	JsonbValue* nv = nimg ? row_values(info, nimg) : nullptr;
+	JsonbValue* nv = !nimg             ? nullptr
+	                 : oimg && changed ? changed_values(info, nimg, changed, nchanged)
+	                                   : row_values(info, nimg);
 	if (p->names_rel != info->relid || p->names_gen != info->gen) {
 		MemoryContextSwitchTo(p->cxt);
 		p->names = static_cast<char**>(palloc(sizeof(char*) * (desc->natts + 1)));

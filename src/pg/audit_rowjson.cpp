@@ -2,8 +2,14 @@
  * pg/audit_rowjson.cpp
  *
  * A row change written straight in jsonb's binary form: the object
- * {"pk": {...}, "new": {...}, "old": {...}, "changed": [...]} of one row,
- * appended to an open record (audit_log.hpp, "Statement records").
+ * {"pk": {...}, "new": {...}} (INSERT), {"pk": {...}, "old": {...}} (DELETE)
+ * or {"pk": {...}, "old": {...}, "set": {...}, "changed": [...]} (UPDATE) of
+ * one row, appended to an open record (audit_log.hpp, "Statement records").
+ * An UPDATE's after image is stored as the new values of the changed
+ * columns only ("set"): the other columns' values are bytewise equal to the
+ * before image's (that is how "changed" is decided), so audit_trail's
+ * new_row, `old || set`, is the whole after image, and the record carries
+ * each unchanged value once instead of twice.
  *
  * The bytes are those JsonbValueToJsonb() makes of the same values (keys
  * in jsonb's order, every JB_OFFSET_STRIDE-th entry an end offset, numerics
@@ -162,25 +168,51 @@ void append_row_change(StringInfo b, const Pack* p, const RelInfo* info, const J
 		}
 		pk[k] = a;
 	}
-	// Top-level keys in jsonb order: "pk", "new", "old", "changed".
+	// Top-level keys in jsonb order: "pk", "new", "old", "changed" for an
+	// INSERT or a DELETE; "pk", "old", "set", "changed" for an UPDATE.
 	const bool has_pk = info->npk > 0;
+	const bool delta = ov != nullptr && nv != nullptr && changed != nullptr;
 	const uint32 nkeys = (has_pk ? 1 : 0) + (nv ? 1 : 0) + (ov ? 1 : 0) + (changed ? 1 : 0);
 	Container top;
 	begin(b, &top, nkeys | JB_FOBJECT, static_cast<int>(2 * nkeys));
 	if (has_pk)
 		entry(b, &top, put_string(b, "pk", 2));
-	if (nv)
+	if (nv && !delta)
 		entry(b, &top, put_string(b, "new", 3));
 	if (ov)
 		entry(b, &top, put_string(b, "old", 3));
+	if (delta)
+		entry(b, &top, put_string(b, "set", 3));
 	if (changed)
 		entry(b, &top, put_string(b, "changed", 7));
 	if (has_pk)
 		entry(b, &top, put_columns(b, p, pk, npk, nv ? nv : ov));
-	if (nv)
+	if (nv && !delta)
 		entry(b, &top, put_columns(b, p, p->order, p->norder, nv));
 	if (ov)
 		entry(b, &top, put_columns(b, p, p->order, p->norder, ov));
+	if (delta) {
+		// The changed columns in jsonb key order: p->order filtered by
+		// `changed` (ascending attnum - 1 indexes), written over a copy
+		// of the order in the record's memory.
+		int* set = static_cast<int*>(palloc(sizeof(int) * (nchanged + 1)));
+		int nset = 0;
+		for (int i = 0; i < p->norder && nset < nchanged; ++i) {
+			const int a = p->order[i];
+			int lo = 0, hi = nchanged;
+			while (lo < hi) {
+				const int mid = (lo + hi) / 2;
+				if (changed[mid] < a)
+					lo = mid + 1;
+				else
+					hi = mid;
+			}
+			if (lo < nchanged && changed[lo] == a)
+				set[nset++] = a;
+		}
+		entry(b, &top, put_columns(b, p, set, nset, nv));
+		pfree(set);
+	}
 	if (changed) {
 		Container arr;
 		begin(b, &arr, static_cast<uint32>(nchanged) | JB_FARRAY, nchanged);

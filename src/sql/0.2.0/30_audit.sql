@@ -47,7 +47,7 @@ CREATE TABLE tenant_guard.audit_log (
     session_role     text NOT NULL,
     application_name text,
     row_count        integer NOT NULL CHECK (row_count >= 0),  -- row changes in `rows`
-    rows             jsonb,                  -- kind 'rows': [{"pk", "old", "new", "changed"}, ...]
+    rows             jsonb,                  -- kind 'rows': [{"pk", "new"} | {"pk", "old"} | {"pk", "old", "set", "changed"}, ...]
     detail           jsonb,
     prev_hash        bytea NOT NULL,
     seal_seq         bigint,                 -- the seal number, on the row that seals its chain
@@ -271,7 +271,10 @@ SELECT l.id,
        l.application_name,
        r.change -> 'pk' AS row_pk,
        r.change -> 'old' AS old_row,
-       r.change -> 'new' AS new_row,
+       -- an UPDATE's record holds the changed columns' new values ("set");
+       -- every other value of the after image equals the before image's
+       CASE WHEN r.change ? 'set' THEN (r.change -> 'old') || (r.change -> 'set')
+            ELSE r.change -> 'new' END AS new_row,
        CASE WHEN r.change ? 'changed'
             THEN ARRAY(SELECT pg_catalog.jsonb_array_elements_text(r.change -> 'changed')) END AS changed_columns,
        l.detail,
