@@ -33,6 +33,7 @@ OBJS = \
 	src/pg/audit_relinfo.o \
 	src/pg/audit_records.o \
 	src/pg/audit_rowjson.o \
+	src/pg/audit_verify.o \
 	src/core/audit.o
 # Column encryption
 OBJS += src/pg/crypto.o src/pg/crypto_fmgr.o src/pg/crypto_keys.o src/core/aead.o src/core/envelope.o src/core/masterkey.o

@@ -688,126 +688,19 @@ CREATE TRIGGER tg_audit_event AFTER INSERT OR UPDATE OR DELETE ON tenant_guard.a
 -- and counts, no tenant data); granted to nobody by default (docs/audit.md:
 -- auditor role). verify_audit() calls it for this node and, on a Citus
 -- coordinator, on every worker (verify_audit_nodes(), 59_citus_audit.sql).
+-- This node's check (src/pg/audit_verify.cpp): two ordered passes over the
+-- log, the global seal chain in seal number order and the tenant chains in
+-- (xid, org, seq, id) order, each record's hash recomputed once; the first
+-- broken link is the problem of the lowest id. org: only that tenant's
+-- records (and the seal rows of its transactions); since: only records of
+-- transactions from then on, and the seal chain from the first seal of
+-- such a transaction on.
 CREATE FUNCTION tenant_guard._verify_audit_local(org text DEFAULT NULL, since timestamptz DEFAULT NULL)
 RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
-LANGUAGE plpgsql STABLE PARALLEL SAFE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'tg__verify_audit_local'
+LANGUAGE C STABLE PARALLEL SAFE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    -- the tenant's key as the log holds it (a uuid in lower case, a canonical
-    -- integer, or the string): tenant ids of uuid, bigint and text columns
-    o text := tenant_guard._tenant_key(org, false);
-    zero bytea := decode(repeat('00', 32), 'hex');
-    nrec bigint;
-    nseal bigint;
-    bad_id bigint;
-    bad_at timestamptz;
-    bad_what text;
-BEGIN
-    -- (the counts come from the same pass as the checks)
-    WITH hashed AS MATERIALIZED (
-        -- every row the checks read, each hashed once (the row images are
-        -- read for the hash only): the tenant's records, and every row with
-        -- a seal number
-        SELECT l.id, l.xact_at, l.xid, l.org, l.kind <> 'seal' AS is_record,
-               l.kind = 'seal' AND l.action = 'SEAL' AS is_seal_row, l.seq, l.prev_hash, l.seal_seq, l.seal_prev,
-               l.hash, CASE WHEN l.kind = 'seal' THEN l.detail END AS detail,
-               tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
-                   l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
-                   l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) = l.hash AS intact
-        FROM tenant_guard.audit_log l
-        WHERE (l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since))
-           OR l.seal_seq IS NOT NULL),
-    rec AS (
-        -- records of the tenant (row and event records; the last record of a
-        -- chain usually carries the seal itself)
-        -- (the chain's totals come from the same window: at its last row,
-        -- the running count and maxima cover the whole chain; org compared
-        -- bytewise, as equality does)
-        SELECT h.id, h.xact_at, h.xid, h.org, h.seq, h.prev_hash, h.seal_seq, h.hash, h.intact,
-               lag(h.seq) OVER w AS prev_seq, lag(h.hash) OVER w AS prev_rec_hash,
-               lead(h.id) OVER w AS next_id, lag(h.seal_seq) OVER w AS prev_seal_seq,
-               row_number() OVER w AS n, max(h.id) OVER w AS last_id, max(h.xact_at) OVER w AS at
-        FROM hashed h
-        WHERE h.is_record AND (o IS NULL OR h.org = o) AND (since IS NULL OR h.xact_at >= since)
-        WINDOW w AS (PARTITION BY h.xid, h.org COLLATE "C" ORDER BY h.seq, h.id)),
-    grp AS NOT MATERIALIZED (
-        -- one row per chain: its last record in (seq, id) order
-        SELECT r.xid, r.org, r.n, r.last_id, r.at, r.hash AS last_hash, r.seal_seq AS last_seal_seq
-        FROM rec r WHERE r.next_id IS NULL),
-    purged AS (
-        SELECT (x->>'seq')::bigint AS seq, decode(x->>'hash', 'hex') AS hash
-        FROM tenant_guard.audit_log p, jsonb_array_elements(p.detail->'links') x
-        WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'),
-    allseals AS (
-        -- the global chain: every row with a seal number (sealing records,
-        -- seal rows, VOID seals), in seal number order
-        SELECT h.id, h.xact_at, h.xid, h.org, h.is_seal_row, h.seal_seq, h.seal_prev, h.hash, h.detail,
-               h.intact,
-               lag(h.seal_seq) OVER (ORDER BY h.seal_seq, h.id) AS prev_seq,
-               lag(h.hash) OVER (ORDER BY h.seal_seq, h.id) AS prev_seal_hash
-        FROM hashed h WHERE h.seal_seq IS NOT NULL),
-    seal AS NOT MATERIALIZED (
-        SELECT s.* FROM allseals s
-        WHERE since IS NULL OR s.seal_seq >= (SELECT min(x.seal_seq) FROM allseals x WHERE x.xact_at >= since)),
-    sealrows AS MATERIALIZED (
-        -- the separate seal rows (a transaction whose last record was written
-        -- before COMMIT); few, and joined against every unsealed chain
-        SELECT s.* FROM seal s WHERE s.is_seal_row),
-    problems AS (
-        SELECT r.id, r.xact_at AS at, CASE
-                   WHEN NOT r.intact THEN 'record ' || r.id || ' was edited: its hash does not match its content'
-                   WHEN r.seq = coalesce(r.prev_seq, 0) THEN 'record ' || r.id || ' was inserted: its chain position is taken'
-                   WHEN r.seq > coalesce(r.prev_seq, 0) + 1 THEN 'a record before ' || r.id || ' in its transaction was deleted'
-                   WHEN r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
-                   THEN 'record ' || r.id || ' does not link to the record before it (inserted or deleted record)'
-                   ELSE 'record ' || r.id || ' was inserted after the record that sealed its transaction' END AS what
-        FROM rec r
-        WHERE NOT r.intact OR r.seq <> coalesce(r.prev_seq, 0) + 1 OR r.prev_hash <> coalesce(r.prev_rec_hash, zero)
-           OR r.prev_seal_seq IS NOT NULL
-        UNION ALL
-        SELECT g.last_id, g.at, CASE
-                   WHEN s.id IS NULL THEN 'records up to ' || g.last_id || ' are not sealed (inserted after their transaction committed, or the sealing record was deleted)'
-                   ELSE 'the sealed chain of the transaction of record ' || g.last_id
-                        || ' does not end where its seal says (a record was deleted or inserted at its end)' END
-        FROM grp g
-        LEFT JOIN sealrows s ON s.xid = g.xid AND s.org IS NOT DISTINCT FROM g.org
-        WHERE g.last_seal_seq IS NULL
-          AND (s.id IS NULL OR (s.detail->>'records')::bigint <> g.n OR decode(s.detail->>'last_hash', 'hex') <> g.last_hash)
-        UNION ALL
-        SELECT s.id, s.xact_at, 'every record sealed by seal ' || s.id || ' was deleted'
-        FROM seal s
-        WHERE s.is_seal_row AND (o IS NULL OR s.org = o)
-          AND NOT EXISTS (SELECT 1 FROM grp g WHERE g.xid = s.xid AND g.org IS NOT DISTINCT FROM s.org)
-        UNION ALL
-        SELECT s.id, s.xact_at, 'seal ' || s.id || ' was edited: its hash does not match its content'
-        FROM seal s WHERE NOT s.intact AND s.is_seal_row
-        UNION ALL
-        SELECT s.id, s.xact_at, CASE
-                   WHEN s.prev_seq = s.seal_seq THEN 'seal ' || s.id || ' was inserted: its seal number is taken'
-                   ELSE 'seal ' || s.id || ' does not link to the seal before it (a sealed transaction was deleted or inserted)' END
-        FROM seal s
-        WHERE NOT (since IS NOT NULL AND s.seal_seq = (SELECT min(x.seal_seq) FROM seal x))
-          AND CASE
-                WHEN s.prev_seq = s.seal_seq - 1 THEN s.seal_prev IS DISTINCT FROM s.prev_seal_hash
-                WHEN s.seal_seq = 1 AND s.prev_seq IS NULL THEN s.seal_prev IS DISTINCT FROM zero
-                -- the seal before it was purged: the purge event holds its hash
-                -- (the log is scanned for purge events only for such a seal)
-                ELSE (s.seal_prev IS NOT NULL AND NOT EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1))
-                     OR EXISTS (SELECT 1 FROM purged p WHERE p.seq = s.seal_seq - 1
-                                AND p.hash IS DISTINCT FROM s.seal_prev) END)
-    SELECT (SELECT coalesce(sum(g.n), 0) FROM grp g), (SELECT count(*) FROM allseals a WHERE since IS NULL OR a.xact_at >= since),
-           b.id, b.at, b.what
-    INTO nrec, nseal, bad_id, bad_at, bad_what
-    FROM (SELECT 1) one LEFT JOIN LATERAL (SELECT * FROM problems ORDER BY id LIMIT 1) b ON true;
-    IF bad_id IS NULL THEN
-        RETURN QUERY SELECT true, nrec, nseal, NULL::bigint, NULL::timestamptz, NULL::text;
-    ELSE
-        RETURN QUERY SELECT false, nrec, nseal, bad_id, bad_at, bad_what;
-    END IF;
-END
-$$;
+ROWS 1;
 REVOKE ALL ON FUNCTION tenant_guard._verify_audit_local(text, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._verify_audit_local(text, timestamptz) IS
     'Internal: checks this node''s audit hash chains (of one org, from a time on); the first broken link.';

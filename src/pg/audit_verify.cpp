@@ -1,0 +1,637 @@
+/*
+ * pg/audit_verify.cpp
+ *
+ * tenant_guard._verify_audit_local(org, since): the check of this node's
+ * audit log behind verify_audit() (docs/audit.md, "The hash chain"). Two
+ * streaming passes, each one ordered query read through a cursor, so the
+ * work is linear in the log and its memory bounded (the sort spills as any
+ * query's does):
+ *
+ *   1. the global seal chain, in seal number order (the seal index of each
+ *      partition, merged): every row with a seal number links to the one
+ *      before it (or, across a purge, to the hash the purge event kept); the
+ *      separate seal rows are checked and kept for pass 2 (they are few);
+ *   2. the tenant chains, records ordered by (xid, org, seq, id): each
+ *      record's hash recomputed, its link to the record before it in its
+ *      transaction, and each chain's end: sealed by its last record, or by a
+ *      seal row whose count and last hash match, merged with the kept seal
+ *      rows in the same order.
+ *
+ * Reported: the problem of the lowest record id (the first broken link),
+ * with the number of records and seals checked. The messages are part of
+ * the interface (tests and runbooks match them).
+ *
+ * C-style: only PostgreSQL is called (SPI, palloc); no C++ object is alive,
+ * so errors leave by longjmp as in C (TG_C_FUNCTION).
+ */
+#include <cstdlib>
+#include <cstring>
+
+extern "C" {
+#include "postgres.h"
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/execnodes.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+}
+
+#include "pg/boundary.hpp"
+#include "pg/spi.hpp"
+
+namespace {
+
+constexpr int k_batch = 10000;
+constexpr int k_hash_len = 32;  // SHA-256
+
+// The org of a chain: NULL (platform events) or its bytes.
+struct Org {
+	bool null;
+	const char* data;
+	int len;
+};
+
+// PostgreSQL's ORDER BY xid, org COLLATE "C" (NULLs last).
+int compare_key(int64 xa, const Org& a, int64 xb, const Org& b)
+{
+	if (xa != xb)
+		return xa < xb ? -1 : 1;
+	if (a.null || b.null)
+		return a.null == b.null ? 0 : (a.null ? 1 : -1);
+	const int c = memcmp(a.data, b.data, static_cast<size_t>(Min(a.len, b.len)));
+	if (c != 0)
+		return c;
+	return a.len == b.len ? 0 : (a.len < b.len ? -1 : 1);
+}
+
+Org org_of(Datum d, bool isnull)
+{
+	if (isnull)
+		return Org{true, nullptr, 0};
+	text* t = reinterpret_cast<text*>(pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d))));
+	return Org{false, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
+}
+
+Org copy_org(const Org& o)
+{
+	if (o.null)
+		return o;
+	char* p = static_cast<char*>(palloc(o.len + 1));
+	memcpy(p, o.data, o.len);
+	return Org{false, p, o.len};
+}
+
+// A bytea value: NULL, or its bytes (valid while its tuple is).
+struct Bytes {
+	bool null;
+	const char* data;
+	int len;
+};
+
+Bytes bytes_of(Datum d, bool isnull)
+{
+	if (isnull)
+		return Bytes{true, nullptr, 0};
+	bytea* b = reinterpret_cast<bytea*>(pg_detoast_datum_packed(reinterpret_cast<struct varlena*>(DatumGetPointer(d))));
+	return Bytes{false, VARDATA_ANY(b), static_cast<int>(VARSIZE_ANY_EXHDR(b))};
+}
+
+bool same_bytes(const Bytes& a, const Bytes& b)
+{
+	return !a.null && !b.null && a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
+}
+
+// A hash kept across rows, compared exactly (hashes are 32 bytes; a value
+// longer than k_kept_max is kept as "too long", which equals nothing).
+constexpr int k_kept_max = 64;
+
+struct Kept {
+	bool null;
+	bool too_long;
+	int len;
+	char data[k_kept_max];
+};
+
+void keep(Kept* k, const Bytes& b)
+{
+	k->null = b.null;
+	k->too_long = !b.null && b.len > k_kept_max;
+	k->len = b.null || k->too_long ? 0 : b.len;
+	if (k->len > 0)
+		memcpy(k->data, b.data, k->len);
+}
+
+bool same_kept(const Kept& k, const Bytes& b)
+{
+	return !k.null && !k.too_long && !b.null && b.len == k.len && memcmp(k.data, b.data, k.len) == 0;
+}
+
+// IS NOT DISTINCT FROM
+bool same_or_both_null(const Kept& k, const Bytes& b)
+{
+	return (k.null && b.null) || same_kept(k, b);
+}
+
+const Bytes k_zero_bytes = {false, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0", k_hash_len};
+
+// The first problem found: the lowest id; on equal ids the check listed
+// first (record links, chain ends, deleted records of a seal, edited seals,
+// seal links).
+struct Problem {
+	bool set;
+	int64 id;
+	int rank;
+	TimestampTz at;
+	char* what;
+};
+
+void note(Problem* p, MemoryContext outer, int64 id, int rank, TimestampTz at, const char* fmt, int64 arg)
+{
+	if (p->set && (p->id < id || (p->id == id && p->rank <= rank)))
+		return;
+	MemoryContext old = MemoryContextSwitchTo(outer);
+	if (p->what != nullptr)
+		pfree(p->what);
+	p->what = psprintf(fmt, static_cast<long long>(arg));
+	MemoryContextSwitchTo(old);
+	p->set = true;
+	p->id = id;
+	p->rank = rank;
+	p->at = at;
+}
+
+enum Rank { k_rank_record = 0, k_rank_chain_end = 1, k_rank_seal_deleted = 2, k_rank_seal_edited = 3, k_rank_link = 4 };
+
+// A separate seal row (a transaction whose last record was written before
+// COMMIT): what its chain must end with.
+struct SealRow {
+	int64 id;
+	TimestampTz at;
+	int64 xid;
+	Org org;
+	bool records_null;
+	int64 records;
+	Kept last_hash;
+	bool matched;
+};
+
+int compare_seal_rows(const void* a, const void* b)
+{
+	const SealRow* x = static_cast<const SealRow*>(a);
+	const SealRow* y = static_cast<const SealRow*>(b);
+	const int c = compare_key(x->xid, x->org, y->xid, y->org);
+	if (c != 0)
+		return c;
+	return x->id == y->id ? 0 : (x->id < y->id ? -1 : 1);
+}
+
+// The purge events' links: the hash of each purged seal number that a
+// remaining seal links to. Read once, when the first seal needs it.
+struct Purged {
+	int64 seq;
+	Kept hash;
+};
+
+int compare_purged(const void* a, const void* b)
+{
+	const Purged* x = static_cast<const Purged*>(a);
+	const Purged* y = static_cast<const Purged*>(b);
+	return x->seq == y->seq ? 0 : (x->seq < y->seq ? -1 : 1);
+}
+
+struct PurgedSet {
+	bool loaded;
+	Purged* items;
+	int n;
+};
+
+void load_purged(PurgedSet* ps)
+{
+	if (ps->loaded)
+		return;
+	if (SPI_execute("SELECT (x->>'seq')::bigint, pg_catalog.decode(x->>'hash', 'hex') "
+	                "FROM tenant_guard.audit_log p, pg_catalog.jsonb_array_elements(p.detail->'links') x "
+	                "WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'",
+	                true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "tenant_guard: could not read the audit purge events");
+	ps->n = static_cast<int>(SPI_processed);
+	ps->items = static_cast<Purged*>(palloc(sizeof(Purged) * (ps->n + 1)));
+	int k = 0;
+	for (uint64 i = 0; i < SPI_processed; ++i) {
+		bool n1, n2;
+		Datum s = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
+		Datum h = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		if (n1)
+			continue;  // (a NULL seq matches no seal number)
+		ps->items[k].seq = DatumGetInt64(s);
+		keep(&ps->items[k].hash, bytes_of(h, n2));
+		++k;
+	}
+	ps->n = k;
+	qsort(ps->items, static_cast<size_t>(k), sizeof(Purged), compare_purged);
+	SPI_freetuptable(SPI_tuptable);
+	ps->loaded = true;
+}
+
+// The purge links of seal number seq: [first, first + count).
+int purged_links(const PurgedSet* ps, int64 seq, int* first)
+{
+	int lo = 0, hi = ps->n;
+	while (lo < hi) {
+		const int mid = (lo + hi) / 2;
+		if (ps->items[mid].seq < seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*first = lo;
+	int n = 0;
+	while (lo + n < ps->n && ps->items[lo + n].seq == seq)
+		++n;
+	return n;
+}
+
+Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls)
+{
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_NO_SCROLL);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: could not plan %s: %s", name, SPI_result_code_string(SPI_result));
+	Portal p = SPI_cursor_open(nullptr, plan, values, nulls, true);
+	if (p == nullptr)
+		elog(ERROR, "tenant_guard: could not open %s", name);
+	return p;
+}
+
+// The hashed columns of a row, for tenant_guard._audit_hash().
+#define TG_HASHED_COLUMNS                                                                                    \
+	"l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action, l.table_name, l.actor, "        \
+	"l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name, l.row_count, l.rows, " \
+	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev"
+
+struct State {
+	MemoryContext outer;
+	bool has_org;
+	bool has_since;
+	TimestampTz since;
+	bool has_cutoff;
+	int64 cutoff;  // the first seal number checked when `since` is given
+	int64 nseal;
+	int64 nrec;
+	Problem problem;
+	SealRow* seal_rows;
+	int nseal_rows;
+	int max_seal_rows;
+	PurgedSet purged;
+};
+
+// Pass 1: the global seal chain.
+void check_seals(State* st)
+{
+	if (st->has_since) {
+		Oid t[1] = {TIMESTAMPTZOID};
+		Datum v[1] = {TimestampTzGetDatum(st->since)};
+		if (SPI_execute_with_args("SELECT min(seal_seq) FROM tenant_guard.audit_log "
+		                          "WHERE seal_seq IS NOT NULL AND xact_at >= $1",
+		                          1, t, v, nullptr, true, 1) != SPI_OK_SELECT ||
+		    SPI_processed != 1)
+			elog(ERROR, "tenant_guard: could not read the first seal since the given time");
+		bool isnull;
+		Datum c = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		st->has_cutoff = !isnull;
+		st->cutoff = isnull ? 0 : DatumGetInt64(c);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	// With `since`, the chain is read from the first seal of a transaction
+	// since then (every such seal has a number from there on); no such
+	// seal, nothing to read.
+	if (st->has_since && !st->has_cutoff)
+		return;
+	Oid ct[1] = {INT8OID};
+	Datum cv[1] = {Int64GetDatum(st->cutoff)};
+	Portal cur = open_cursor(
+	    "the seal chain",
+	    "SELECT l.id, l.xact_at, l.xid, l.org, (l.kind = 'seal' AND l.action = 'SEAL'), l.seal_seq, l.seal_prev, "
+	    "l.hash, "
+	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' THEN tenant_guard._audit_hash(" TG_HASHED_COLUMNS
+	    ") = l.hash END, "
+	    // what a seal row says of its chain; a value that is not a count or
+	    // a hash in hex differs from every chain (it is reported, not an
+	    // error)
+	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'records' IS NOT NULL THEN "
+	    "CASE WHEN l.detail->>'records' ~ '^[0-9]{1,18}$' THEN (l.detail->>'records')::bigint ELSE -1 END END, "
+	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'last_hash' IS NOT NULL THEN "
+	    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
+	    "'hex') ELSE ''::bytea END END "
+	    "FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL AND l.seal_seq >= $1 ORDER BY l.seal_seq, l.id",
+	    1, ct, cv, nullptr);
+	bool have_prev = false;
+	int64 prev_seq = 0;
+	Kept prev_hash;
+	Datum v[11];
+	bool n[11];
+	for (;;) {
+		SPI_cursor_fetch(cur, true, k_batch);
+		if (SPI_processed == 0)
+			break;
+		// (load_purged() may run SPI in the loop: the batch is kept aside)
+		SPITupleTable* tt = SPI_tuptable;
+		const uint64 rows = SPI_processed;
+		for (uint64 i = 0; i < rows; ++i) {
+			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
+			const int64 id = DatumGetInt64(v[0]);
+			const TimestampTz at = DatumGetTimestampTz(v[1]);
+			const bool seal_row = !n[4] && DatumGetBool(v[4]);
+			const int64 seq = DatumGetInt64(v[5]);
+			const Bytes seal_prev = bytes_of(v[6], n[6]);
+			const Bytes hash = bytes_of(v[7], n[7]);
+			if (!st->has_since || at >= st->since)
+				++st->nseal;
+			const bool in_range = !st->has_since || (st->has_cutoff && seq >= st->cutoff);
+			if (in_range && !(st->has_since && seq == st->cutoff)) {
+				bool bad;
+				if (have_prev && prev_seq == seq - 1)
+					bad = !same_or_both_null(prev_hash, seal_prev);
+				else if (seq == 1 && !have_prev)
+					bad = !same_bytes(seal_prev, k_zero_bytes);
+				else {
+					// The seal before it was purged: the purge event holds its hash.
+					load_purged(&st->purged);
+					int first;
+					const int links = purged_links(&st->purged, seq - 1, &first);
+					bad = !seal_prev.null && links == 0;
+					for (int k = 0; k < links && !bad; ++k)
+						if (!same_or_both_null(st->purged.items[first + k].hash, seal_prev))
+							bad = true;
+				}
+				if (bad) {
+					if (have_prev && prev_seq == seq)
+						note(&st->problem, st->outer, id, k_rank_link, at,
+						     "seal %lld was inserted: its seal number is taken", id);
+					else
+						note(&st->problem, st->outer, id, k_rank_link, at,
+						     "seal %lld does not link to the seal before it (a sealed transaction was deleted or "
+						     "inserted)",
+						     id);
+				}
+			}
+			if (seal_row && in_range) {
+				if (!n[8] && !DatumGetBool(v[8]))
+					note(&st->problem, st->outer, id, k_rank_seal_edited, at,
+					     "seal %lld was edited: its hash does not match its content", id);
+				if (st->nseal_rows == st->max_seal_rows) {
+					st->max_seal_rows *= 2;
+					st->seal_rows =
+					    static_cast<SealRow*>(repalloc(st->seal_rows, sizeof(SealRow) * st->max_seal_rows));
+				}
+				SealRow* s = &st->seal_rows[st->nseal_rows++];
+				s->id = id;
+				s->at = at;
+				s->xid = DatumGetInt64(v[2]);
+				s->org = copy_org(org_of(v[3], n[3]));
+				s->records_null = n[9];
+				s->records = n[9] ? 0 : DatumGetInt64(v[9]);
+				keep(&s->last_hash, bytes_of(v[10], n[10]));
+				s->matched = false;
+			}
+			have_prev = true;
+			prev_seq = seq;
+			keep(&prev_hash, hash);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(cur);
+	qsort(st->seal_rows, static_cast<size_t>(st->nseal_rows), sizeof(SealRow), compare_seal_rows);
+}
+
+// A tenant chain being read in pass 2.
+struct Chain {
+	bool open;
+	int64 xid;
+	Org org;  // palloc'd copy
+	int org_cap;
+	int64 n;
+	int64 last_id;
+	TimestampTz at;
+	Kept last_hash;
+	bool last_sealed;
+	// the previous record of the chain
+	int64 prev_seq;
+	Kept prev_hash;
+	bool prev_sealed;
+};
+
+void set_chain_org(Chain* c, const Org& o)
+{
+	c->org.null = o.null;
+	c->org.len = o.len;
+	if (o.null)
+		return;
+	if (c->org_cap < o.len + 1) {
+		c->org_cap = Max(o.len + 1, 64);
+		c->org.data = static_cast<char*>(c->org.data ? repalloc(const_cast<char*>(c->org.data), c->org_cap)
+		                                             : palloc(c->org_cap));
+	}
+	memcpy(const_cast<char*>(c->org.data), o.data, o.len);
+}
+
+// The end of a chain: sealed by its last record, or by seal rows of its
+// transaction and tenant that count its records and hold its last hash.
+void end_chain(State* st, Chain* c, int* next_seal_row)
+{
+	int k = *next_seal_row;
+	while (k < st->nseal_rows && compare_key(st->seal_rows[k].xid, st->seal_rows[k].org, c->xid, c->org) < 0)
+		++k;
+	bool found = false;
+	for (; k < st->nseal_rows && compare_key(st->seal_rows[k].xid, st->seal_rows[k].org, c->xid, c->org) == 0; ++k) {
+		SealRow* s = &st->seal_rows[k];
+		s->matched = true;
+		found = true;
+		if (!c->last_sealed) {
+			// (a NULL count or hash, as in SQL, differs from nothing)
+			const bool count_differs = !s->records_null && s->records != c->n;
+			const bool hash_differs = !s->last_hash.null && !c->last_hash.null &&
+			                          !(s->last_hash.len == c->last_hash.len && !s->last_hash.too_long &&
+			                            !c->last_hash.too_long &&
+			                            memcmp(s->last_hash.data, c->last_hash.data, c->last_hash.len) == 0);
+			if (count_differs || hash_differs)
+				note(&st->problem, st->outer, c->last_id, k_rank_chain_end, c->at,
+				     "the sealed chain of the transaction of record %lld does not end where its seal says (a record "
+				     "was deleted or inserted at its end)",
+				     c->last_id);
+		}
+	}
+	*next_seal_row = k;
+	if (!c->last_sealed && !found)
+		note(&st->problem, st->outer, c->last_id, k_rank_chain_end, c->at,
+		     "records up to %lld are not sealed (inserted after their transaction committed, or the sealing record "
+		     "was deleted)",
+		     c->last_id);
+	c->open = false;
+}
+
+// Pass 2: the tenant chains of the records checked.
+void check_records(State* st, Datum org_key, Datum since)
+{
+	Oid t[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum a[2] = {org_key, since};
+	char nulls[2] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n'};
+	Portal cur = open_cursor("the tenant chains",
+	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
+	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS
+	                         ") = l.hash "
+	                         "FROM tenant_guard.audit_log l "
+	                         "WHERE l.kind <> 'seal' AND ($1::text IS NULL OR l.org = $1) "
+	                         "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
+	                         "ORDER BY l.xid, l.org COLLATE \"C\", l.seq, l.id",
+	                         2, t, a, nulls);
+	Chain c;
+	memset(&c, 0, sizeof c);
+	int next_seal_row = 0;
+	Datum v[9];
+	bool n[9];
+	for (;;) {
+		SPI_cursor_fetch(cur, true, k_batch);
+		if (SPI_processed == 0)
+			break;
+		SPITupleTable* tt = SPI_tuptable;
+		const uint64 rows = SPI_processed;
+		for (uint64 i = 0; i < rows; ++i) {
+			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
+			const int64 id = DatumGetInt64(v[0]);
+			const TimestampTz at = DatumGetTimestampTz(v[1]);
+			const int64 xid = DatumGetInt64(v[2]);
+			const Org org = org_of(v[3], n[3]);
+			const int64 seq = DatumGetInt64(v[4]);
+			const Bytes prev_hash = bytes_of(v[5], n[5]);
+			const bool sealed = !n[6];
+			const Bytes hash = bytes_of(v[7], n[7]);
+			const bool intact = n[8] || DatumGetBool(v[8]);
+			const bool same_chain = c.open && compare_key(c.xid, c.org, xid, org) == 0;
+			if (c.open && !same_chain)
+				end_chain(st, &c, &next_seal_row);
+			if (!c.open) {
+				c.open = true;
+				c.xid = xid;
+				set_chain_org(&c, org);
+				c.n = 0;
+				c.last_id = id;
+				c.at = at;
+			}
+			++st->nrec;
+			// the link to the record before it in its chain
+			const int64 want = (same_chain ? c.prev_seq : 0) + 1;
+			const bool links = same_chain ? same_kept(c.prev_hash, prev_hash) : same_bytes(prev_hash, k_zero_bytes);
+			if (!intact)
+				note(&st->problem, st->outer, id, k_rank_record, at,
+				     "record %lld was edited: its hash does not match its content", id);
+			else if (seq == want - 1)
+				note(&st->problem, st->outer, id, k_rank_record, at,
+				     "record %lld was inserted: its chain position is taken", id);
+			else if (seq > want)
+				note(&st->problem, st->outer, id, k_rank_record, at,
+				     "a record before %lld in its transaction was deleted", id);
+			else if (seq != want || !links)
+				note(&st->problem, st->outer, id, k_rank_record, at,
+				     "record %lld does not link to the record before it (inserted or deleted record)", id);
+			else if (same_chain && c.prev_sealed)
+				note(&st->problem, st->outer, id, k_rank_record, at,
+				     "record %lld was inserted after the record that sealed its transaction", id);
+			++c.n;
+			c.last_id = Max(c.last_id, id);
+			c.at = Max(c.at, at);
+			keep(&c.last_hash, hash);
+			c.last_sealed = sealed;
+			c.prev_seq = seq;
+			keep(&c.prev_hash, hash);
+			c.prev_sealed = sealed;
+		}
+		SPI_freetuptable(tt);
+	}
+	if (c.open)
+		end_chain(st, &c, &next_seal_row);
+	SPI_cursor_close(cur);
+	// Seal rows of the tenant(s) checked whose chain has no record left.
+	for (int k = 0; k < st->nseal_rows; ++k) {
+		const SealRow* s = &st->seal_rows[k];
+		if (s->matched)
+			continue;
+		if (st->has_org) {
+			const Org want = org_of(org_key, false);
+			if (s->org.null || compare_key(0, s->org, 0, want) != 0)
+				continue;
+		}
+		note(&st->problem, st->outer, s->id, k_rank_seal_deleted, s->at,
+		     "every record sealed by seal %lld was deleted", s->id);
+	}
+}
+
+}  // namespace
+
+// tenant_guard._verify_audit_local(org text, since timestamptz) returns
+// TABLE (ok, records, seals, broken_id, broken_at, problem): one row.
+// SECURITY DEFINER (the log's owner reads it whole); see the file comment.
+TG_C_FUNCTION(tg__verify_audit_local)
+{
+	ReturnSetInfo* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+	TupleDesc desc;
+	if (get_call_result_type(fcinfo, nullptr, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "tenant_guard._verify_audit_local: the result type is not a row type");
+	if (rsinfo == nullptr || !IsA(rsinfo, ReturnSetInfo) || !(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+		                errmsg("tenant_guard._verify_audit_local() must be called in a FROM clause")));
+	State st;
+	memset(&st, 0, sizeof st);
+	st.outer = CurrentMemoryContext;
+	st.has_since = !PG_ARGISNULL(1);
+	st.since = st.has_since ? PG_GETARG_TIMESTAMPTZ(1) : 0;
+	st.cutoff = PG_INT64_MIN;  // without `since`: the whole chain
+	Datum org_key = (Datum) 0;
+	const tenant_guard::pg::SpiScope scope = tenant_guard::pg::spi_begin();
+	if (!PG_ARGISNULL(0)) {
+		// the tenant's key as the log holds it (a uuid in lower case, a
+		// canonical integer, or the string)
+		Oid t[1] = {TEXTOID};
+		Datum v[1] = {PG_GETARG_DATUM(0)};
+		if (SPI_execute_with_args("SELECT tenant_guard._tenant_key($1, false)", 1, t, v, nullptr, true, 1) !=
+		        SPI_OK_SELECT ||
+		    SPI_processed != 1)
+			elog(ERROR, "tenant_guard: could not read the tenant key");
+		bool isnull;
+		Datum k = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull) {
+			st.has_org = true;
+			MemoryContext old = MemoryContextSwitchTo(st.outer);
+			org_key = PointerGetDatum(PG_DETOAST_DATUM_COPY(k));
+			MemoryContextSwitchTo(old);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	st.max_seal_rows = 64;
+	st.seal_rows = static_cast<SealRow*>(palloc(sizeof(SealRow) * st.max_seal_rows));
+	check_seals(&st);
+	check_records(&st, org_key, st.has_since ? TimestampTzGetDatum(st.since) : (Datum) 0);
+	tenant_guard::pg::spi_end(scope);
+
+	Datum out[6];
+	bool outnull[6] = {false, false, false, !st.problem.set, !st.problem.set, !st.problem.set};
+	out[0] = BoolGetDatum(!st.problem.set);
+	out[1] = Int64GetDatum(st.nrec);
+	out[2] = Int64GetDatum(st.nseal);
+	out[3] = st.problem.set ? Int64GetDatum(st.problem.id) : (Datum) 0;
+	out[4] = st.problem.set ? TimestampTzGetDatum(st.problem.at) : (Datum) 0;
+	out[5] = st.problem.set ? CStringGetTextDatum(st.problem.what) : (Datum) 0;
+	MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	Tuplestorestate* ts = tuplestore_begin_heap(true, false, work_mem);
+	desc = CreateTupleDescCopy(desc);
+	tuplestore_putvalues(ts, desc, out, outnull);
+	MemoryContextSwitchTo(old);
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = ts;
+	rsinfo->setDesc = desc;
+	return (Datum) 0;
+}
