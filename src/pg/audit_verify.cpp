@@ -268,8 +268,8 @@ Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Dat
 }
 
 // The hashed columns of a row, for tenant_guard._audit_hash().
-#define TG_HASHED_COLUMNS                                                                                    \
-	"l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action, l.table_name, l.actor, "        \
+#define TG_HASHED_COLUMNS                                                                                 \
+	"l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action, l.table_name, l.actor, "     \
 	"l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name, l.row_count, l.rows, " \
 	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev"
 
@@ -385,8 +385,7 @@ void check_seals(State* st)
 					     "seal %lld was edited: its hash does not match its content", id);
 				if (st->nseal_rows == st->max_seal_rows) {
 					st->max_seal_rows *= 2;
-					st->seal_rows =
-					    static_cast<SealRow*>(repalloc(st->seal_rows, sizeof(SealRow) * st->max_seal_rows));
+					st->seal_rows = static_cast<SealRow*>(repalloc(st->seal_rows, sizeof(SealRow) * st->max_seal_rows));
 				}
 				SealRow* s = &st->seal_rows[st->nseal_rows++];
 				s->id = id;
@@ -433,8 +432,8 @@ void set_chain_org(Chain* c, const Org& o)
 		return;
 	if (c->org_cap < o.len + 1) {
 		c->org_cap = Max(o.len + 1, 64);
-		c->org.data = static_cast<char*>(c->org.data ? repalloc(const_cast<char*>(c->org.data), c->org_cap)
-		                                             : palloc(c->org_cap));
+		c->org.data =
+		    static_cast<char*>(c->org.data ? repalloc(const_cast<char*>(c->org.data), c->org_cap) : palloc(c->org_cap));
 	}
 	memcpy(const_cast<char*>(c->org.data), o.data, o.len);
 }
@@ -454,10 +453,10 @@ void end_chain(State* st, Chain* c, int* next_seal_row)
 		if (!c->last_sealed) {
 			// (a NULL count or hash, as in SQL, differs from nothing)
 			const bool count_differs = !s->records_null && s->records != c->n;
-			const bool hash_differs = !s->last_hash.null && !c->last_hash.null &&
-			                          !(s->last_hash.len == c->last_hash.len && !s->last_hash.too_long &&
-			                            !c->last_hash.too_long &&
-			                            memcmp(s->last_hash.data, c->last_hash.data, c->last_hash.len) == 0);
+			const bool hash_differs =
+			    !s->last_hash.null && !c->last_hash.null &&
+			    !(s->last_hash.len == c->last_hash.len && !s->last_hash.too_long && !c->last_hash.too_long &&
+			      memcmp(s->last_hash.data, c->last_hash.data, c->last_hash.len) == 0);
 			if (count_differs || hash_differs)
 				note(&st->problem, st->outer, c->last_id, k_rank_chain_end, c->at,
 				     "the sealed chain of the transaction of record %lld does not end where its seal says (a record "
@@ -482,8 +481,7 @@ void check_records(State* st, Datum org_key, Datum since)
 	char nulls[2] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n'};
 	Portal cur = open_cursor("the tenant chains",
 	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
-	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS
-	                         ") = l.hash "
+	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS ") = l.hash "
 	                         "FROM tenant_guard.audit_log l "
 	                         "WHERE l.kind <> 'seal' AND ($1::text IS NULL OR l.org = $1) "
 	                         "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
@@ -565,8 +563,8 @@ void check_records(State* st, Datum org_key, Datum since)
 			if (s->org.null || compare_key(0, s->org, 0, want) != 0)
 				continue;
 		}
-		note(&st->problem, st->outer, s->id, k_rank_seal_deleted, s->at,
-		     "every record sealed by seal %lld was deleted", s->id);
+		note(&st->problem, st->outer, s->id, k_rank_seal_deleted, s->at, "every record sealed by seal %lld was deleted",
+		     s->id);
 	}
 }
 
