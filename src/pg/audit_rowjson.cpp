@@ -193,8 +193,7 @@ void append_row_change(StringInfo b, const Pack* p, const RelInfo* info, const J
 		entry(b, &top, put_columns(b, p, p->order, p->norder, ov));
 	if (delta) {
 		// The changed columns in jsonb key order: p->order filtered by
-		// `changed` (ascending attnum - 1 indexes), written over a copy
-		// of the order in the record's memory.
+		// `changed` (ascending attnum - 1 indexes, searched by halves).
 		int* set = static_cast<int*>(palloc(sizeof(int) * (nchanged + 1)));
 		int nset = 0;
 		for (int i = 0; i < p->norder && nset < nchanged; ++i) {
