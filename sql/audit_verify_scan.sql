@@ -309,4 +309,41 @@ UPDATE tenant_guard.audit_log SET detail = jsonb_set(detail, '{links,0,hash}', t
 WHERE id = :purge_event;
 SELECT * FROM vref.compare('the purge event''s link edited', :'since');
 ROLLBACK;
+BEGIN;
+-- hashes of any length are compared whole: a sealing record's hash and the
+-- next seal's link both replaced by the same 65 bytes
+UPDATE tenant_guard.audit_log SET hash = decode(repeat('ab', 65), 'hex') WHERE id = :late;
+UPDATE tenant_guard.audit_log SET seal_prev = decode(repeat('ab', 65), 'hex')
+WHERE seal_seq = (SELECT seal_seq + 1 FROM tenant_guard.audit_log WHERE id = :late);
+SELECT * FROM vref.compare('a hash and its link both made 65 bytes long', :'since');
+ROLLBACK;
 RESET session_replication_role;
+
+-- `since` and a transaction that started before it but was sealed after a
+-- transaction that started after it: its seal row has a number past the
+-- first seal checked, its records are older than `since`. Its records are
+-- not checked, so neither is its seal row (the reference query reported
+-- "every record sealed by seal N was deleted" on this untampered log).
+CREATE EXTENSION dblink;
+SELECT format('host=%s port=%s dbname=%s user=postgres', split_part(current_setting('unix_socket_directories'), ',', 1),
+              current_setting('port'), current_database()) AS connstr \gset
+BEGIN;
+UPDATE vs SET note = (SELECT string_agg(md5(g::text || 'y'), '') FROM generate_series(1, 1500) g) WHERE id = 6;
+SELECT dblink_exec(:'connstr', format($q$
+    SET tenant_guard.context_source = 'setting';
+    SET tenant_guard.org_id = %L;
+    SET tenant_guard.user_id = 'bob';
+    INSERT INTO vs VALUES (20002, %L, 'started later, committed first');
+$q$, :'org_a', :'org_a')) AS other_transaction;
+COMMIT;
+SELECT xact_at AS later_start FROM tenant_guard.audit_log WHERE table_name = 'public.vs' AND action = 'INSERT'
+ORDER BY id DESC LIMIT 1 \gset
+SELECT (SELECT xact_at FROM tenant_guard.audit_log WHERE kind = 'seal' AND action = 'SEAL' ORDER BY id DESC LIMIT 1)
+       < :'later_start'::timestamptz AS sealed_transaction_started_first,
+       (SELECT seal_seq FROM tenant_guard.audit_log WHERE kind = 'seal' AND action = 'SEAL' ORDER BY id DESC LIMIT 1)
+       > (SELECT min(seal_seq) FROM tenant_guard.audit_log WHERE xact_at >= :'later_start'::timestamptz)
+       AS its_seal_is_past_the_first_checked;
+SELECT ok, problem FROM tenant_guard._verify_audit_local(NULL, :'later_start');
+SELECT ok, regexp_replace(problem, '[0-9]+', 'N', 'g') AS reference_problem FROM vref.local(NULL, :'later_start');
+SELECT ok, records FROM tenant_guard.verify_audit();
+DROP EXTENSION dblink;

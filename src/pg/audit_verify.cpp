@@ -7,15 +7,19 @@
  * work is linear in the log and its memory bounded (the sort spills as any
  * query's does):
  *
- *   1. the global seal chain, in seal number order (the seal index of each
- *      partition, merged): every row with a seal number links to the one
- *      before it (or, across a purge, to the hash the purge event kept); the
- *      separate seal rows are checked and kept for pass 2 (they are few);
+ *   1. the global seal chain, in seal number order (only the rows that
+ *      carry a seal number): every row with a seal number links to the one
+ *      before it (or, across a purge, to the hash the purge event kept),
+ *      and a separate seal row's own hash is checked;
  *   2. the tenant chains, records ordered by (xid, org, seq, id): each
  *      record's hash recomputed, its link to the record before it in its
  *      transaction, and each chain's end: sealed by its last record, or by a
- *      seal row whose count and last hash match, merged with the kept seal
- *      rows in the same order.
+ *      seal row whose count and last hash match, the seal rows read by a
+ *      third cursor in the same order and merged with the chains.
+ *
+ * Memory: a row's detoasted values live in a context reset per row; what
+ * outlives a row (the previous hash, the chain's tenant, the purge links) is
+ * copied into buffers of the procedure's context, reused.
  *
  * Reported: the problem of the lowest record id (the first broken link),
  * with the number of records and seals checked. The messages are part of
@@ -77,15 +81,6 @@ Org org_of(Datum d, bool isnull)
 	return Org{false, VARDATA_ANY(t), static_cast<int>(VARSIZE_ANY_EXHDR(t))};
 }
 
-Org copy_org(const Org& o)
-{
-	if (o.null)
-		return o;
-	char* p = static_cast<char*>(palloc(o.len + 1));
-	memcpy(p, o.data, o.len);
-	return Org{false, p, o.len};
-}
-
 // A bytea value: NULL, or its bytes (valid while its tuple is).
 struct Bytes {
 	bool null;
@@ -106,29 +101,37 @@ bool same_bytes(const Bytes& a, const Bytes& b)
 	return !a.null && !b.null && a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
 }
 
-// A hash kept across rows, compared exactly (hashes are 32 bytes; a value
-// longer than k_kept_max is kept as "too long", which equals nothing).
-constexpr int k_kept_max = 64;
-
+// A bytea value kept across rows (a hash), compared exactly, whatever its
+// length: its buffer is reused and grows in `cxt` when needed.
 struct Kept {
 	bool null;
-	bool too_long;
 	int len;
-	char data[k_kept_max];
+	int cap;
+	char* data;
 };
 
-void keep(Kept* k, const Bytes& b)
+void keep(Kept* k, const Bytes& b, MemoryContext cxt)
 {
 	k->null = b.null;
-	k->too_long = !b.null && b.len > k_kept_max;
-	k->len = b.null || k->too_long ? 0 : b.len;
+	k->len = b.null ? 0 : b.len;
+	if (k->len > k->cap) {
+		if (k->data != nullptr)
+			pfree(k->data);
+		k->cap = Max(k->len, 64);
+		k->data = static_cast<char*>(MemoryContextAlloc(cxt, k->cap));
+	}
 	if (k->len > 0)
 		memcpy(k->data, b.data, k->len);
 }
 
 bool same_kept(const Kept& k, const Bytes& b)
 {
-	return !k.null && !k.too_long && !b.null && b.len == k.len && memcmp(k.data, b.data, k.len) == 0;
+	return !k.null && !b.null && b.len == k.len && memcmp(k.data, b.data, k.len) == 0;
+}
+
+bool same_kept2(const Kept& a, const Kept& b)
+{
+	return !a.null && !b.null && a.len == b.len && memcmp(a.data, b.data, a.len) == 0;
 }
 
 // IS NOT DISTINCT FROM
@@ -167,29 +170,6 @@ void note(Problem* p, MemoryContext outer, int64 id, int rank, TimestampTz at, c
 
 enum Rank { k_rank_record = 0, k_rank_chain_end = 1, k_rank_seal_deleted = 2, k_rank_seal_edited = 3, k_rank_link = 4 };
 
-// A separate seal row (a transaction whose last record was written before
-// COMMIT): what its chain must end with.
-struct SealRow {
-	int64 id;
-	TimestampTz at;
-	int64 xid;
-	Org org;
-	bool records_null;
-	int64 records;
-	Kept last_hash;
-	bool matched;
-};
-
-int compare_seal_rows(const void* a, const void* b)
-{
-	const SealRow* x = static_cast<const SealRow*>(a);
-	const SealRow* y = static_cast<const SealRow*>(b);
-	const int c = compare_key(x->xid, x->org, y->xid, y->org);
-	if (c != 0)
-		return c;
-	return x->id == y->id ? 0 : (x->id < y->id ? -1 : 1);
-}
-
 // The purge events' links: the hash of each purged seal number that a
 // remaining seal links to. Read once, when the first seal needs it.
 struct Purged {
@@ -210,7 +190,7 @@ struct PurgedSet {
 	int n;
 };
 
-void load_purged(PurgedSet* ps)
+void load_purged(PurgedSet* ps, MemoryContext cxt)
 {
 	if (ps->loaded)
 		return;
@@ -219,22 +199,23 @@ void load_purged(PurgedSet* ps)
 	                "WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "tenant_guard: could not read the audit purge events");
-	ps->n = static_cast<int>(SPI_processed);
-	ps->items = static_cast<Purged*>(palloc(sizeof(Purged) * (ps->n + 1)));
+	const uint64 rows = SPI_processed;
+	SPITupleTable* tt = SPI_tuptable;
+	ps->items = static_cast<Purged*>(MemoryContextAllocZero(cxt, sizeof(Purged) * (rows + 1)));
 	int k = 0;
-	for (uint64 i = 0; i < SPI_processed; ++i) {
+	for (uint64 i = 0; i < rows; ++i) {
 		bool n1, n2;
-		Datum s = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &n1);
-		Datum h = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &n2);
+		Datum sq = SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &n1);
+		Datum h = SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &n2);
 		if (n1)
 			continue;  // (a NULL seq matches no seal number)
-		ps->items[k].seq = DatumGetInt64(s);
-		keep(&ps->items[k].hash, bytes_of(h, n2));
+		ps->items[k].seq = DatumGetInt64(sq);
+		keep(&ps->items[k].hash, bytes_of(h, n2), cxt);
 		++k;
 	}
 	ps->n = k;
 	qsort(ps->items, static_cast<size_t>(k), sizeof(Purged), compare_purged);
-	SPI_freetuptable(SPI_tuptable);
+	SPI_freetuptable(tt);
 	ps->loaded = true;
 }
 
@@ -274,8 +255,11 @@ Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Dat
 	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev"
 
 struct State {
-	MemoryContext outer;
+	MemoryContext outer;    // the caller's: the result
+	MemoryContext persist;  // the procedure's (SPI): buffers kept across rows
+	MemoryContext row;      // reset after every row
 	bool has_org;
+	Org org;  // the tenant checked (has_org)
 	bool has_since;
 	TimestampTz since;
 	bool has_cutoff;
@@ -283,9 +267,6 @@ struct State {
 	int64 nseal;
 	int64 nrec;
 	Problem problem;
-	SealRow* seal_rows;
-	int nseal_rows;
-	int max_seal_rows;
 	PurgedSet purged;
 };
 
@@ -315,44 +296,39 @@ void check_seals(State* st)
 	Datum cv[1] = {Int64GetDatum(st->cutoff)};
 	Portal cur = open_cursor(
 	    "the seal chain",
-	    "SELECT l.id, l.xact_at, l.xid, l.org, (l.kind = 'seal' AND l.action = 'SEAL'), l.seal_seq, l.seal_prev, "
-	    "l.hash, "
+	    "SELECT l.id, l.xact_at, l.seal_seq, l.seal_prev, l.hash, "
 	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' THEN tenant_guard._audit_hash(" TG_HASHED_COLUMNS
-	    ") = l.hash END, "
-	    // what a seal row says of its chain; a value that is not a count or
-	    // a hash in hex differs from every chain (it is reported, not an
-	    // error)
-	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'records' IS NOT NULL THEN "
-	    "CASE WHEN l.detail->>'records' ~ '^[0-9]{1,18}$' THEN (l.detail->>'records')::bigint ELSE -1 END END, "
-	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'last_hash' IS NOT NULL THEN "
-	    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
-	    "'hex') ELSE ''::bytea END END "
+	    ") = l.hash END "
 	    "FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL AND l.seal_seq >= $1 ORDER BY l.seal_seq, l.id",
 	    1, ct, cv, nullptr);
 	bool have_prev = false;
 	int64 prev_seq = 0;
 	Kept prev_hash;
-	Datum v[11];
-	bool n[11];
+	memset(&prev_hash, 0, sizeof prev_hash);
+	Datum v[6];
+	bool n[6];
 	for (;;) {
 		SPI_cursor_fetch(cur, true, k_batch);
-		if (SPI_processed == 0)
-			break;
 		// (load_purged() may run SPI in the loop: the batch is kept aside)
 		SPITupleTable* tt = SPI_tuptable;
 		const uint64 rows = SPI_processed;
+		if (rows == 0)
+			break;
 		for (uint64 i = 0; i < rows; ++i) {
+			MemoryContext old = MemoryContextSwitchTo(st->row);
 			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
 			const int64 id = DatumGetInt64(v[0]);
 			const TimestampTz at = DatumGetTimestampTz(v[1]);
-			const bool seal_row = !n[4] && DatumGetBool(v[4]);
-			const int64 seq = DatumGetInt64(v[5]);
-			const Bytes seal_prev = bytes_of(v[6], n[6]);
-			const Bytes hash = bytes_of(v[7], n[7]);
+			const int64 seq = DatumGetInt64(v[2]);
+			const Bytes seal_prev = bytes_of(v[3], n[3]);
+			const Bytes hash = bytes_of(v[4], n[4]);
+			const bool seal_row = !n[5];
 			if (!st->has_since || at >= st->since)
 				++st->nseal;
-			const bool in_range = !st->has_since || (st->has_cutoff && seq >= st->cutoff);
+			const bool in_range = !st->has_since || seq >= st->cutoff;
 			if (in_range && !(st->has_since && seq == st->cutoff)) {
+				// (seq - 1 and prev_seq + 1 wrap at the ends of bigint
+				// and then link to nothing: reported)
 				bool bad;
 				if (have_prev && prev_seq == seq - 1)
 					bad = !same_or_both_null(prev_hash, seal_prev);
@@ -360,7 +336,7 @@ void check_seals(State* st)
 					bad = !same_bytes(seal_prev, k_zero_bytes);
 				else {
 					// The seal before it was purged: the purge event holds its hash.
-					load_purged(&st->purged);
+					load_purged(&st->purged, st->persist);
 					int first;
 					const int links = purged_links(&st->purged, seq - 1, &first);
 					bad = !seal_prev.null && links == 0;
@@ -379,39 +355,112 @@ void check_seals(State* st)
 						     id);
 				}
 			}
-			if (seal_row && in_range) {
-				if (!n[8] && !DatumGetBool(v[8]))
-					note(&st->problem, st->outer, id, k_rank_seal_edited, at,
-					     "seal %lld was edited: its hash does not match its content", id);
-				if (st->nseal_rows == st->max_seal_rows) {
-					st->max_seal_rows *= 2;
-					st->seal_rows = static_cast<SealRow*>(repalloc(st->seal_rows, sizeof(SealRow) * st->max_seal_rows));
-				}
-				SealRow* s = &st->seal_rows[st->nseal_rows++];
-				s->id = id;
-				s->at = at;
-				s->xid = DatumGetInt64(v[2]);
-				s->org = copy_org(org_of(v[3], n[3]));
-				s->records_null = n[9];
-				s->records = n[9] ? 0 : DatumGetInt64(v[9]);
-				keep(&s->last_hash, bytes_of(v[10], n[10]));
-				s->matched = false;
-			}
+			if (seal_row && in_range && !DatumGetBool(v[5]))
+				note(&st->problem, st->outer, id, k_rank_seal_edited, at,
+				     "seal %lld was edited: its hash does not match its content", id);
 			have_prev = true;
 			prev_seq = seq;
-			keep(&prev_hash, hash);
+			keep(&prev_hash, hash, st->persist);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(st->row);
 		}
 		SPI_freetuptable(tt);
 	}
 	SPI_cursor_close(cur);
-	qsort(st->seal_rows, static_cast<size_t>(st->nseal_rows), sizeof(SealRow), compare_seal_rows);
+}
+
+// The separate seal rows (a transaction whose last record was written
+// before COMMIT), read in chain order by their own cursor in pass 2, each
+// matched with its chain's end.
+struct SealRows {
+	Portal portal;
+	SPITupleTable* tt;
+	uint64 n;
+	uint64 next;
+	bool current;  // a row is at hand (else: no more)
+	// the row at hand
+	int64 id;
+	TimestampTz at;
+	int64 xid;
+	Org org;  // in org_buf
+	char* org_buf;
+	int org_cap;
+	bool records_null;
+	int64 records;
+	Kept last_hash;
+};
+
+void set_org(Org* o, char** buf, int* cap, const Org& from, MemoryContext cxt)
+{
+	o->null = from.null;
+	o->len = from.len;
+	o->data = nullptr;
+	if (from.null)
+		return;
+	if (*cap < from.len + 1) {
+		if (*buf != nullptr)
+			pfree(*buf);
+		*cap = Max(from.len + 1, 64);
+		*buf = static_cast<char*>(MemoryContextAlloc(cxt, *cap));
+	}
+	memcpy(*buf, from.data, from.len);
+	o->data = *buf;
+}
+
+// Moves to the next seal row (or to none).
+void next_seal_row(State* st, SealRows* sr)
+{
+	sr->current = false;
+	if (sr->portal == nullptr)
+		return;
+	if (sr->next == sr->n) {
+		if (sr->tt != nullptr)
+			SPI_freetuptable(sr->tt);
+		sr->tt = nullptr;
+		SPI_cursor_fetch(sr->portal, true, k_batch);
+		sr->tt = SPI_tuptable;
+		sr->n = SPI_processed;
+		sr->next = 0;
+		if (sr->n == 0) {
+			SPI_freetuptable(sr->tt);
+			sr->tt = nullptr;
+			SPI_cursor_close(sr->portal);
+			sr->portal = nullptr;
+			return;
+		}
+	}
+	Datum v[6];
+	bool n[6];
+	MemoryContext old = MemoryContextSwitchTo(st->row);
+	heap_deform_tuple(sr->tt->vals[sr->next], sr->tt->tupdesc, v, n);
+	sr->id = DatumGetInt64(v[0]);
+	sr->at = DatumGetTimestampTz(v[1]);
+	sr->xid = DatumGetInt64(v[2]);
+	set_org(&sr->org, &sr->org_buf, &sr->org_cap, org_of(v[3], n[3]), st->persist);
+	sr->records_null = n[4];
+	sr->records = n[4] ? 0 : DatumGetInt64(v[4]);
+	keep(&sr->last_hash, bytes_of(v[5], n[5]), st->persist);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(st->row);
+	++sr->next;
+	sr->current = true;
+}
+
+// A seal row whose chain has no record left (of the tenant checked).
+void seal_row_unmatched(State* st, const SealRows* sr)
+{
+	if (st->has_org && (sr->org.null || compare_key(0, sr->org, 0, st->org) != 0))
+		return;
+	note(&st->problem, st->outer, sr->id, k_rank_seal_deleted, sr->at, "every record sealed by seal %lld was deleted",
+	     sr->id);
 }
 
 // A tenant chain being read in pass 2.
 struct Chain {
 	bool open;
 	int64 xid;
-	Org org;  // palloc'd copy
+	Org org;  // in org_buf
+	char* org_buf;
 	int org_cap;
 	int64 n;
 	int64 last_id;
@@ -424,47 +473,31 @@ struct Chain {
 	bool prev_sealed;
 };
 
-void set_chain_org(Chain* c, const Org& o)
-{
-	c->org.null = o.null;
-	c->org.len = o.len;
-	if (o.null)
-		return;
-	if (c->org_cap < o.len + 1) {
-		c->org_cap = Max(o.len + 1, 64);
-		c->org.data =
-		    static_cast<char*>(c->org.data ? repalloc(const_cast<char*>(c->org.data), c->org_cap) : palloc(c->org_cap));
-	}
-	memcpy(const_cast<char*>(c->org.data), o.data, o.len);
-}
-
 // The end of a chain: sealed by its last record, or by seal rows of its
 // transaction and tenant that count its records and hold its last hash.
-void end_chain(State* st, Chain* c, int* next_seal_row)
+// The seal rows before it in chain order have no chain.
+void end_chain(State* st, Chain* c, SealRows* sr)
 {
-	int k = *next_seal_row;
-	while (k < st->nseal_rows && compare_key(st->seal_rows[k].xid, st->seal_rows[k].org, c->xid, c->org) < 0)
-		++k;
+	while (sr->current && compare_key(sr->xid, sr->org, c->xid, c->org) < 0) {
+		seal_row_unmatched(st, sr);
+		next_seal_row(st, sr);
+	}
 	bool found = false;
-	for (; k < st->nseal_rows && compare_key(st->seal_rows[k].xid, st->seal_rows[k].org, c->xid, c->org) == 0; ++k) {
-		SealRow* s = &st->seal_rows[k];
-		s->matched = true;
+	while (sr->current && compare_key(sr->xid, sr->org, c->xid, c->org) == 0) {
 		found = true;
 		if (!c->last_sealed) {
 			// (a NULL count or hash, as in SQL, differs from nothing)
-			const bool count_differs = !s->records_null && s->records != c->n;
+			const bool count_differs = !sr->records_null && sr->records != c->n;
 			const bool hash_differs =
-			    !s->last_hash.null && !c->last_hash.null &&
-			    !(s->last_hash.len == c->last_hash.len && !s->last_hash.too_long && !c->last_hash.too_long &&
-			      memcmp(s->last_hash.data, c->last_hash.data, c->last_hash.len) == 0);
+			    !sr->last_hash.null && !c->last_hash.null && !same_kept2(sr->last_hash, c->last_hash);
 			if (count_differs || hash_differs)
 				note(&st->problem, st->outer, c->last_id, k_rank_chain_end, c->at,
 				     "the sealed chain of the transaction of record %lld does not end where its seal says (a record "
 				     "was deleted or inserted at its end)",
 				     c->last_id);
 		}
+		next_seal_row(st, sr);
 	}
-	*next_seal_row = k;
 	if (!c->last_sealed && !found)
 		note(&st->problem, st->outer, c->last_id, k_rank_chain_end, c->at,
 		     "records up to %lld are not sealed (inserted after their transaction committed, or the sealing record "
@@ -476,9 +509,30 @@ void end_chain(State* st, Chain* c, int* next_seal_row)
 // Pass 2: the tenant chains of the records checked.
 void check_records(State* st, Datum org_key, Datum since)
 {
-	Oid t[2] = {TEXTOID, TIMESTAMPTZOID};
-	Datum a[2] = {org_key, since};
-	char nulls[2] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n'};
+	Oid t[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
+	Datum a[3] = {org_key, since, Int64GetDatum(st->cutoff)};
+	char nulls[3] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n', ' '};
+	SealRows sr;
+	memset(&sr, 0, sizeof sr);
+	// The seal rows of the seal chain checked (none when `since` has no
+	// seal), of transactions the records are read of (`since`).
+	if (!st->has_since || st->has_cutoff)
+		sr.portal = open_cursor(
+		    "the seal rows",
+		    "SELECT l.id, l.xact_at, l.xid, l.org, "
+		    // what a seal row says of its chain; a value not written as
+		    // tenant_guard writes it (digits; hex) differs from every chain
+		    "CASE WHEN l.detail->>'records' IS NOT NULL THEN "
+		    "CASE WHEN l.detail->>'records' ~ '^[0-9]{1,18}$' THEN (l.detail->>'records')::bigint ELSE -1 END END, "
+		    "CASE WHEN l.detail->>'last_hash' IS NOT NULL THEN "
+		    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
+		    "'hex') ELSE ''::bytea END END "
+		    "FROM tenant_guard.audit_log l "
+		    "WHERE l.kind = 'seal' AND l.action = 'SEAL' AND l.seal_seq IS NOT NULL AND l.seal_seq >= $3 "
+		    "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
+		    "ORDER BY l.xid, l.org COLLATE \"C\", l.id",
+		    3, t, a, nulls);
+	next_seal_row(st, &sr);
 	Portal cur = open_cursor("the tenant chains",
 	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
 	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS ") = l.hash "
@@ -489,16 +543,17 @@ void check_records(State* st, Datum org_key, Datum since)
 	                         2, t, a, nulls);
 	Chain c;
 	memset(&c, 0, sizeof c);
-	int next_seal_row = 0;
 	Datum v[9];
 	bool n[9];
 	for (;;) {
 		SPI_cursor_fetch(cur, true, k_batch);
-		if (SPI_processed == 0)
-			break;
+		// (the seal rows' cursor runs SPI in the loop: the batch is kept aside)
 		SPITupleTable* tt = SPI_tuptable;
 		const uint64 rows = SPI_processed;
+		if (rows == 0)
+			break;
 		for (uint64 i = 0; i < rows; ++i) {
+			MemoryContext old = MemoryContextSwitchTo(st->row);
 			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
 			const int64 id = DatumGetInt64(v[0]);
 			const TimestampTz at = DatumGetTimestampTz(v[1]);
@@ -511,19 +566,24 @@ void check_records(State* st, Datum org_key, Datum since)
 			const bool intact = n[8] || DatumGetBool(v[8]);
 			const bool same_chain = c.open && compare_key(c.xid, c.org, xid, org) == 0;
 			if (c.open && !same_chain)
-				end_chain(st, &c, &next_seal_row);
+				end_chain(st, &c, &sr);  // (resets the row context: nothing of this row is read from it yet)
 			if (!c.open) {
+				// (the row's values again: end_chain() reset the row context)
+				heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
 				c.open = true;
 				c.xid = xid;
-				set_chain_org(&c, org);
+				set_org(&c.org, &c.org_buf, &c.org_cap, org_of(v[3], n[3]), st->persist);
 				c.n = 0;
 				c.last_id = id;
 				c.at = at;
 			}
+			const Bytes prev_hash2 = same_chain ? prev_hash : bytes_of(v[5], n[5]);
+			const Bytes hash2 = same_chain ? hash : bytes_of(v[7], n[7]);
 			++st->nrec;
-			// the link to the record before it in its chain
+			// the link to the record before it in its chain ((prev_seq + 1
+			// wraps at the end of bigint: reported)
 			const int64 want = (same_chain ? c.prev_seq : 0) + 1;
-			const bool links = same_chain ? same_kept(c.prev_hash, prev_hash) : same_bytes(prev_hash, k_zero_bytes);
+			const bool links = same_chain ? same_kept(c.prev_hash, prev_hash2) : same_bytes(prev_hash2, k_zero_bytes);
 			if (!intact)
 				note(&st->problem, st->outer, id, k_rank_record, at,
 				     "record %lld was edited: its hash does not match its content", id);
@@ -542,29 +602,23 @@ void check_records(State* st, Datum org_key, Datum since)
 			++c.n;
 			c.last_id = Max(c.last_id, id);
 			c.at = Max(c.at, at);
-			keep(&c.last_hash, hash);
+			keep(&c.last_hash, hash2, st->persist);
 			c.last_sealed = sealed;
 			c.prev_seq = seq;
-			keep(&c.prev_hash, hash);
+			keep(&c.prev_hash, hash2, st->persist);
 			c.prev_sealed = sealed;
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(st->row);
 		}
 		SPI_freetuptable(tt);
 	}
 	if (c.open)
-		end_chain(st, &c, &next_seal_row);
+		end_chain(st, &c, &sr);
 	SPI_cursor_close(cur);
-	// Seal rows of the tenant(s) checked whose chain has no record left.
-	for (int k = 0; k < st->nseal_rows; ++k) {
-		const SealRow* s = &st->seal_rows[k];
-		if (s->matched)
-			continue;
-		if (st->has_org) {
-			const Org want = org_of(org_key, false);
-			if (s->org.null || compare_key(0, s->org, 0, want) != 0)
-				continue;
-		}
-		note(&st->problem, st->outer, s->id, k_rank_seal_deleted, s->at, "every record sealed by seal %lld was deleted",
-		     s->id);
+	// Seal rows after the last chain have no chain.
+	while (sr.current) {
+		seal_row_unmatched(st, &sr);
+		next_seal_row(st, &sr);
 	}
 }
 
@@ -603,14 +657,13 @@ TG_C_FUNCTION(tg__verify_audit_local)
 		Datum k = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 		if (!isnull) {
 			st.has_org = true;
-			MemoryContext old = MemoryContextSwitchTo(st.outer);
-			org_key = PointerGetDatum(PG_DETOAST_DATUM_COPY(k));
-			MemoryContextSwitchTo(old);
+			org_key = PointerGetDatum(PG_DETOAST_DATUM_COPY(k));  // (in the procedure's context)
+			st.org = org_of(org_key, false);
 		}
 		SPI_freetuptable(SPI_tuptable);
 	}
-	st.max_seal_rows = 64;
-	st.seal_rows = static_cast<SealRow*>(palloc(sizeof(SealRow) * st.max_seal_rows));
+	st.persist = CurrentMemoryContext;  // the procedure's, freed by SPI_finish
+	st.row = AllocSetContextCreate(st.persist, "tenant_guard verify_audit row", ALLOCSET_SMALL_SIZES);
 	check_seals(&st);
 	check_records(&st, org_key, st.has_since ? TimestampTzGetDatum(st.since) : (Datum) 0);
 	tenant_guard::pg::spi_end(scope);
