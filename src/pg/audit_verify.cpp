@@ -266,6 +266,7 @@ struct State {
 	int64 cutoff;  // the first seal number checked when `since` is given
 	int64 nseal;
 	int64 nrec;
+	int64 nseal_rows;  // separate seal rows in the chain checked (pass 1)
 	Problem problem;
 	PurgedSet purged;
 };
@@ -355,9 +356,12 @@ void check_seals(State* st)
 						     id);
 				}
 			}
-			if (seal_row && in_range && !DatumGetBool(v[5]))
-				note(&st->problem, st->outer, id, k_rank_seal_edited, at,
-				     "seal %lld was edited: its hash does not match its content", id);
+			if (seal_row && in_range) {
+				++st->nseal_rows;
+				if (!DatumGetBool(v[5]))
+					note(&st->problem, st->outer, id, k_rank_seal_edited, at,
+					     "seal %lld was edited: its hash does not match its content", id);
+			}
 			have_prev = true;
 			prev_seq = seq;
 			keep(&prev_hash, hash, st->persist);
@@ -514,9 +518,10 @@ void check_records(State* st, Datum org_key, Datum since)
 	char nulls[3] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n', ' '};
 	SealRows sr;
 	memset(&sr, 0, sizeof sr);
-	// The seal rows of the seal chain checked (none when `since` has no
-	// seal), of transactions the records are read of (`since`).
-	if (!st->has_since || st->has_cutoff)
+	// The seal rows of the seal chain checked, of transactions the records
+	// are read of (`since`); not read at all when pass 1 saw none (a log of
+	// small transactions has none).
+	if (st->nseal_rows > 0)
 		sr.portal = open_cursor(
 		    "the seal rows",
 		    "SELECT l.id, l.xact_at, l.xid, l.org, "
