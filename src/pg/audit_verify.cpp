@@ -14,8 +14,9 @@
  *   2. the tenant chains, records ordered by (xid, org, seq, id): each
  *      record's hash recomputed, its link to the record before it in its
  *      transaction, and each chain's end: sealed by its last record, or by a
- *      seal row whose count and last hash match, the seal rows read by a
- *      third cursor in the same order and merged with the chains.
+ *      seal row whose count and last hash match: pass 1 hands the separate
+ *      seal rows to a sort (spilling past work_mem) in chain order, and
+ *      pass 2 merges them with the chains.
  *
  * Memory: a row's detoasted values live in a context reset per row; what
  * outlives a row (the previous hash, the chain's tenant, the purge links) is
@@ -34,7 +35,10 @@
 extern "C" {
 #include "postgres.h"
 #include "access/htup_details.h"
+#include "catalog/pg_collation_d.h"
+#include "catalog/pg_operator_d.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -42,6 +46,7 @@ extern "C" {
 #include "nodes/execnodes.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/tuplesort.h"
 #include "utils/tuplestore.h"
 }
 
@@ -266,7 +271,12 @@ struct State {
 	int64 cutoff;  // the first seal number checked when `since` is given
 	int64 nseal;
 	int64 nrec;
-	int64 nseal_rows;  // separate seal rows in the chain checked (pass 1)
+	// the separate seal rows of the chain checked (pass 1), sorted by
+	// (xid, org COLLATE "C", id) for pass 2: (xid, org, id, at, records,
+	// last_hash)
+	Tuplesortstate* seal_rows;
+	TupleTableSlot* seal_slot;  // (virtual: into the sort)
+	TupleTableSlot* seal_out;   // (minimal tuples: out of it)
 	Problem problem;
 	PurgedSet purged;
 };
@@ -299,15 +309,22 @@ void check_seals(State* st)
 	    "the seal chain",
 	    "SELECT l.id, l.xact_at, l.seal_seq, l.seal_prev, l.hash, "
 	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' THEN tenant_guard._audit_hash(" TG_HASHED_COLUMNS
-	    ") = l.hash END "
+	    ") = l.hash END, l.xid, l.org, "
+	    // what a seal row says of its chain; a value not written as
+	    // tenant_guard writes it (digits; hex) differs from every chain
+	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'records' IS NOT NULL THEN "
+	    "CASE WHEN l.detail->>'records' ~ '^[0-9]{1,18}$' THEN (l.detail->>'records')::bigint ELSE -1 END END, "
+	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' AND l.detail->>'last_hash' IS NOT NULL THEN "
+	    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
+	    "'hex') ELSE ''::bytea END END "
 	    "FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL AND l.seal_seq >= $1 ORDER BY l.seal_seq, l.id",
 	    1, ct, cv, nullptr);
 	bool have_prev = false;
 	int64 prev_seq = 0;
 	Kept prev_hash;
 	memset(&prev_hash, 0, sizeof prev_hash);
-	Datum v[6];
-	bool n[6];
+	Datum v[10];
+	bool n[10];
 	for (;;) {
 		SPI_cursor_fetch(cur, true, k_batch);
 		// (load_purged() may run SPI in the loop: the batch is kept aside)
@@ -357,10 +374,29 @@ void check_seals(State* st)
 				}
 			}
 			if (seal_row && in_range) {
-				++st->nseal_rows;
 				if (!DatumGetBool(v[5]))
 					note(&st->problem, st->outer, id, k_rank_seal_edited, at,
 					     "seal %lld was edited: its hash does not match its content", id);
+				// kept for pass 2 if its transaction's records are read
+				// there (`since`)
+				if (!st->has_since || at >= st->since) {
+					TupleTableSlot* sl = st->seal_slot;
+					ExecClearTuple(sl);
+					sl->tts_values[0] = v[6];
+					sl->tts_isnull[0] = n[6];
+					sl->tts_values[1] = v[7];
+					sl->tts_isnull[1] = n[7];
+					sl->tts_values[2] = v[0];
+					sl->tts_isnull[2] = false;
+					sl->tts_values[3] = v[1];
+					sl->tts_isnull[3] = false;
+					sl->tts_values[4] = v[8];
+					sl->tts_isnull[4] = n[8];
+					sl->tts_values[5] = v[9];
+					sl->tts_isnull[5] = n[9];
+					ExecStoreVirtualTuple(sl);
+					tuplesort_puttupleslot(st->seal_rows, sl);  // (copies the tuple)
+				}
 			}
 			have_prev = true;
 			prev_seq = seq;
@@ -374,13 +410,9 @@ void check_seals(State* st)
 }
 
 // The separate seal rows (a transaction whose last record was written
-// before COMMIT), read in chain order by their own cursor in pass 2, each
-// matched with its chain's end.
+// before COMMIT), read back from pass 1's sort in chain order, each matched
+// with its chain's end.
 struct SealRows {
-	Portal portal;
-	SPITupleTable* tt;
-	uint64 n;
-	uint64 next;
 	bool current;  // a row is at hand (else: no more)
 	// the row at hand
 	int64 id;
@@ -414,40 +446,21 @@ void set_org(Org* o, char** buf, int* cap, const Org& from, MemoryContext cxt)
 // Moves to the next seal row (or to none).
 void next_seal_row(State* st, SealRows* sr)
 {
-	sr->current = false;
-	if (sr->portal == nullptr)
+	TupleTableSlot* sl = st->seal_out;
+	sr->current = tuplesort_gettupleslot(st->seal_rows, true, false, sl, nullptr);
+	if (!sr->current)
 		return;
-	if (sr->next == sr->n) {
-		if (sr->tt != nullptr)
-			SPI_freetuptable(sr->tt);
-		sr->tt = nullptr;
-		SPI_cursor_fetch(sr->portal, true, k_batch);
-		sr->tt = SPI_tuptable;
-		sr->n = SPI_processed;
-		sr->next = 0;
-		if (sr->n == 0) {
-			SPI_freetuptable(sr->tt);
-			sr->tt = nullptr;
-			SPI_cursor_close(sr->portal);
-			sr->portal = nullptr;
-			return;
-		}
-	}
-	Datum v[6];
-	bool n[6];
+	slot_getallattrs(sl);
 	MemoryContext old = MemoryContextSwitchTo(st->row);
-	heap_deform_tuple(sr->tt->vals[sr->next], sr->tt->tupdesc, v, n);
-	sr->id = DatumGetInt64(v[0]);
-	sr->at = DatumGetTimestampTz(v[1]);
-	sr->xid = DatumGetInt64(v[2]);
-	set_org(&sr->org, &sr->org_buf, &sr->org_cap, org_of(v[3], n[3]), st->persist);
-	sr->records_null = n[4];
-	sr->records = n[4] ? 0 : DatumGetInt64(v[4]);
-	keep(&sr->last_hash, bytes_of(v[5], n[5]), st->persist);
+	sr->xid = DatumGetInt64(sl->tts_values[0]);
+	set_org(&sr->org, &sr->org_buf, &sr->org_cap, org_of(sl->tts_values[1], sl->tts_isnull[1]), st->persist);
+	sr->id = DatumGetInt64(sl->tts_values[2]);
+	sr->at = DatumGetTimestampTz(sl->tts_values[3]);
+	sr->records_null = sl->tts_isnull[4];
+	sr->records = sr->records_null ? 0 : DatumGetInt64(sl->tts_values[4]);
+	keep(&sr->last_hash, bytes_of(sl->tts_values[5], sl->tts_isnull[5]), st->persist);
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(st->row);
-	++sr->next;
-	sr->current = true;
 }
 
 // A seal row whose chain has no record left (of the tenant checked).
@@ -513,30 +526,12 @@ void end_chain(State* st, Chain* c, SealRows* sr)
 // Pass 2: the tenant chains of the records checked.
 void check_records(State* st, Datum org_key, Datum since)
 {
-	Oid t[3] = {TEXTOID, TIMESTAMPTZOID, INT8OID};
-	Datum a[3] = {org_key, since, Int64GetDatum(st->cutoff)};
-	char nulls[3] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n', ' '};
+	Oid t[2] = {TEXTOID, TIMESTAMPTZOID};
+	Datum a[2] = {org_key, since};
+	char nulls[2] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n'};
 	SealRows sr;
 	memset(&sr, 0, sizeof sr);
-	// The seal rows of the seal chain checked, of transactions the records
-	// are read of (`since`); not read at all when pass 1 saw none (a log of
-	// small transactions has none).
-	if (st->nseal_rows > 0)
-		sr.portal = open_cursor(
-		    "the seal rows",
-		    "SELECT l.id, l.xact_at, l.xid, l.org, "
-		    // what a seal row says of its chain; a value not written as
-		    // tenant_guard writes it (digits; hex) differs from every chain
-		    "CASE WHEN l.detail->>'records' IS NOT NULL THEN "
-		    "CASE WHEN l.detail->>'records' ~ '^[0-9]{1,18}$' THEN (l.detail->>'records')::bigint ELSE -1 END END, "
-		    "CASE WHEN l.detail->>'last_hash' IS NOT NULL THEN "
-		    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
-		    "'hex') ELSE ''::bytea END END "
-		    "FROM tenant_guard.audit_log l "
-		    "WHERE l.kind = 'seal' AND l.action = 'SEAL' AND l.seal_seq IS NOT NULL AND l.seal_seq >= $3 "
-		    "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
-		    "ORDER BY l.xid, l.org COLLATE \"C\", l.id",
-		    3, t, a, nulls);
+	tuplesort_performsort(st->seal_rows);
 	next_seal_row(st, &sr);
 	Portal cur = open_cursor("the tenant chains",
 	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
@@ -552,7 +547,6 @@ void check_records(State* st, Datum org_key, Datum since)
 	bool n[9];
 	for (;;) {
 		SPI_cursor_fetch(cur, true, k_batch);
-		// (the seal rows' cursor runs SPI in the loop: the batch is kept aside)
 		SPITupleTable* tt = SPI_tuptable;
 		const uint64 rows = SPI_processed;
 		if (rows == 0)
@@ -669,8 +663,26 @@ TG_C_FUNCTION(tg__verify_audit_local)
 	}
 	st.persist = CurrentMemoryContext;  // the procedure's, freed by SPI_finish
 	st.row = AllocSetContextCreate(st.persist, "tenant_guard verify_audit row", ALLOCSET_SMALL_SIZES);
+	TupleDesc sd = CreateTemplateTupleDesc(6);
+	TupleDescInitEntry(sd, 1, "xid", INT8OID, -1, 0);
+	TupleDescInitEntry(sd, 2, "org", TEXTOID, -1, 0);
+	TupleDescInitEntry(sd, 3, "id", INT8OID, -1, 0);
+	TupleDescInitEntry(sd, 4, "at", TIMESTAMPTZOID, -1, 0);
+	TupleDescInitEntry(sd, 5, "records", INT8OID, -1, 0);
+	TupleDescInitEntry(sd, 6, "last_hash", BYTEAOID, -1, 0);
+	// the chains' order: ORDER BY xid, org COLLATE "C", id (NULLs last)
+	AttrNumber keys[3] = {1, 2, 3};
+	Oid ops[3] = {Int8LessOperator, TextLessOperator, Int8LessOperator};
+	Oid colls[3] = {InvalidOid, C_COLLATION_OID, InvalidOid};
+	bool nulls_first[3] = {false, false, false};
+	st.seal_rows = tuplesort_begin_heap(sd, 3, keys, ops, colls, nulls_first, work_mem, nullptr, TUPLESORT_NONE);
+	st.seal_slot = MakeSingleTupleTableSlot(sd, &TTSOpsVirtual);
+	st.seal_out = MakeSingleTupleTableSlot(sd, &TTSOpsMinimalTuple);
 	check_seals(&st);
 	check_records(&st, org_key, st.has_since ? TimestampTzGetDatum(st.since) : (Datum) 0);
+	tuplesort_end(st.seal_rows);
+	ExecDropSingleTupleTableSlot(st.seal_slot);
+	ExecDropSingleTupleTableSlot(st.seal_out);
 	tenant_guard::pg::spi_end(scope);
 
 	Datum out[6];
