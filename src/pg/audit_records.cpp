@@ -380,7 +380,10 @@ JsonbValue* changed_values(RelInfo* info, const RowImage* img, const int* change
 	}
 	for (int k = 0; k < info->npk; ++k) {
 		const int i = info->pk[k] - 1;
-		if (info->cols[i].kind != k_skip)
+		bool done = false;  // (a changed key column is already there)
+		for (int j = 0; j < nchanged && !done; ++j)
+			done = changed[j] == i;
+		if (!done && info->cols[i].kind != k_skip)
 			column_value(&info->cols[i], img->values[i], img->nulls[i], &vals[i]);
 	}
 	return vals;

@@ -260,9 +260,10 @@ Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Dat
 	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev"
 
 struct State {
-	MemoryContext outer;    // the caller's: the result
-	MemoryContext persist;  // the procedure's (SPI): buffers kept across rows
-	MemoryContext row;      // reset after every row
+	MemoryContext outer;     // the caller's: the result
+	MemoryContext persist;   // the procedure's (SPI): buffers kept across rows
+	MemoryContext row;       // reset after every row of a pass
+	MemoryContext seal_cxt;  // reset after every seal row read back from the sort
 	bool has_org;
 	Org org;  // the tenant checked (has_org)
 	bool has_since;
@@ -280,6 +281,106 @@ struct State {
 	Problem problem;
 	PurgedSet purged;
 };
+
+constexpr int k_max_cols = 10;
+
+// Reads a cursor to its end in batches, calling each(st, values, nulls, arg)
+// for every row in st->row (reset after each row), and closes it. The batch
+// is kept aside: a row's work may run SPI (the purge links).
+void scan_cursor(State* st, Portal cur, void (*each)(State*, const Datum*, const bool*, void*), void* arg)
+{
+	Datum v[k_max_cols];
+	bool n[k_max_cols];
+	for (;;) {
+		SPI_cursor_fetch(cur, true, k_batch);
+		SPITupleTable* tt = SPI_tuptable;
+		const uint64 rows = SPI_processed;
+		if (rows == 0)
+			break;
+		Assert(tt->tupdesc->natts <= k_max_cols);
+		for (uint64 i = 0; i < rows; ++i) {
+			MemoryContext old = MemoryContextSwitchTo(st->row);
+			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
+			each(st, v, n, arg);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(st->row);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(cur);
+}
+
+// The seal chain as pass 1 reads it: the row before.
+struct SealChain {
+	bool have_prev;
+	int64 prev_seq;
+	Kept prev_hash;
+};
+
+// One row with a seal number (pass 1): (id, xact_at, seal_seq, seal_prev,
+// hash, intact of a seal row, xid, org, a seal row's records and last_hash).
+void seal_chain_row(State* st, const Datum* v, const bool* n, void* arg)
+{
+	SealChain* sc = static_cast<SealChain*>(arg);
+	const int64 id = DatumGetInt64(v[0]);
+	const TimestampTz at = DatumGetTimestampTz(v[1]);
+	const int64 seq = DatumGetInt64(v[2]);
+	const Bytes seal_prev = bytes_of(v[3], n[3]);
+	const Bytes hash = bytes_of(v[4], n[4]);
+	const bool seal_row = !n[5];
+	if (!st->has_since || at >= st->since)
+		++st->nseal;
+	const bool in_range = !st->has_since || seq >= st->cutoff;
+	if (in_range && !(st->has_since && seq == st->cutoff)) {
+		// (seq - 1 and prev_seq + 1 wrap at the ends of bigint and then
+		// link to nothing: reported)
+		bool bad;
+		if (sc->have_prev && sc->prev_seq == seq - 1)
+			bad = !same_or_both_null(sc->prev_hash, seal_prev);
+		else if (seq == 1 && !sc->have_prev)
+			bad = !same_bytes(seal_prev, k_zero_bytes);
+		else {
+			// The seal before it was purged: the purge event holds its hash.
+			load_purged(&st->purged, st->persist);
+			int first;
+			const int links = purged_links(&st->purged, seq - 1, &first);
+			bad = !seal_prev.null && links == 0;
+			for (int k = 0; k < links && !bad; ++k)
+				if (!same_or_both_null(st->purged.items[first + k].hash, seal_prev))
+					bad = true;
+		}
+		if (bad) {
+			if (sc->have_prev && sc->prev_seq == seq)
+				note(&st->problem, st->outer, id, k_rank_link, at, "seal %lld was inserted: its seal number is taken",
+				     id);
+			else
+				note(&st->problem, st->outer, id, k_rank_link, at,
+				     "seal %lld does not link to the seal before it (a sealed transaction was deleted or inserted)",
+				     id);
+		}
+	}
+	if (seal_row && in_range) {
+		if (!DatumGetBool(v[5]))
+			note(&st->problem, st->outer, id, k_rank_seal_edited, at,
+			     "seal %lld was edited: its hash does not match its content", id);
+		// kept for pass 2 if its transaction's records are read there
+		// (`since`): (xid, org, id, at, records, last_hash)
+		if (!st->has_since || at >= st->since) {
+			TupleTableSlot* sl = st->seal_slot;
+			static const int from[6] = {6, 7, 0, 1, 8, 9};
+			ExecClearTuple(sl);
+			for (int k = 0; k < 6; ++k) {
+				sl->tts_values[k] = v[from[k]];
+				sl->tts_isnull[k] = n[from[k]];
+			}
+			ExecStoreVirtualTuple(sl);
+			tuplesort_puttupleslot(st->seal_rows, sl);  // (copies the tuple)
+		}
+	}
+	sc->have_prev = true;
+	sc->prev_seq = seq;
+	keep(&sc->prev_hash, hash, st->persist);
+}
 
 // Pass 1: the global seal chain.
 void check_seals(State* st)
@@ -319,94 +420,9 @@ void check_seals(State* st)
 	    "'hex') ELSE ''::bytea END END "
 	    "FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL AND l.seal_seq >= $1 ORDER BY l.seal_seq, l.id",
 	    1, ct, cv, nullptr);
-	bool have_prev = false;
-	int64 prev_seq = 0;
-	Kept prev_hash;
-	memset(&prev_hash, 0, sizeof prev_hash);
-	Datum v[10];
-	bool n[10];
-	for (;;) {
-		SPI_cursor_fetch(cur, true, k_batch);
-		// (load_purged() may run SPI in the loop: the batch is kept aside)
-		SPITupleTable* tt = SPI_tuptable;
-		const uint64 rows = SPI_processed;
-		if (rows == 0)
-			break;
-		for (uint64 i = 0; i < rows; ++i) {
-			MemoryContext old = MemoryContextSwitchTo(st->row);
-			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
-			const int64 id = DatumGetInt64(v[0]);
-			const TimestampTz at = DatumGetTimestampTz(v[1]);
-			const int64 seq = DatumGetInt64(v[2]);
-			const Bytes seal_prev = bytes_of(v[3], n[3]);
-			const Bytes hash = bytes_of(v[4], n[4]);
-			const bool seal_row = !n[5];
-			if (!st->has_since || at >= st->since)
-				++st->nseal;
-			const bool in_range = !st->has_since || seq >= st->cutoff;
-			if (in_range && !(st->has_since && seq == st->cutoff)) {
-				// (seq - 1 and prev_seq + 1 wrap at the ends of bigint
-				// and then link to nothing: reported)
-				bool bad;
-				if (have_prev && prev_seq == seq - 1)
-					bad = !same_or_both_null(prev_hash, seal_prev);
-				else if (seq == 1 && !have_prev)
-					bad = !same_bytes(seal_prev, k_zero_bytes);
-				else {
-					// The seal before it was purged: the purge event holds its hash.
-					load_purged(&st->purged, st->persist);
-					int first;
-					const int links = purged_links(&st->purged, seq - 1, &first);
-					bad = !seal_prev.null && links == 0;
-					for (int k = 0; k < links && !bad; ++k)
-						if (!same_or_both_null(st->purged.items[first + k].hash, seal_prev))
-							bad = true;
-				}
-				if (bad) {
-					if (have_prev && prev_seq == seq)
-						note(&st->problem, st->outer, id, k_rank_link, at,
-						     "seal %lld was inserted: its seal number is taken", id);
-					else
-						note(&st->problem, st->outer, id, k_rank_link, at,
-						     "seal %lld does not link to the seal before it (a sealed transaction was deleted or "
-						     "inserted)",
-						     id);
-				}
-			}
-			if (seal_row && in_range) {
-				if (!DatumGetBool(v[5]))
-					note(&st->problem, st->outer, id, k_rank_seal_edited, at,
-					     "seal %lld was edited: its hash does not match its content", id);
-				// kept for pass 2 if its transaction's records are read
-				// there (`since`)
-				if (!st->has_since || at >= st->since) {
-					TupleTableSlot* sl = st->seal_slot;
-					ExecClearTuple(sl);
-					sl->tts_values[0] = v[6];
-					sl->tts_isnull[0] = n[6];
-					sl->tts_values[1] = v[7];
-					sl->tts_isnull[1] = n[7];
-					sl->tts_values[2] = v[0];
-					sl->tts_isnull[2] = false;
-					sl->tts_values[3] = v[1];
-					sl->tts_isnull[3] = false;
-					sl->tts_values[4] = v[8];
-					sl->tts_isnull[4] = n[8];
-					sl->tts_values[5] = v[9];
-					sl->tts_isnull[5] = n[9];
-					ExecStoreVirtualTuple(sl);
-					tuplesort_puttupleslot(st->seal_rows, sl);  // (copies the tuple)
-				}
-			}
-			have_prev = true;
-			prev_seq = seq;
-			keep(&prev_hash, hash, st->persist);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(st->row);
-		}
-		SPI_freetuptable(tt);
-	}
-	SPI_cursor_close(cur);
+	SealChain sc;
+	memset(&sc, 0, sizeof sc);
+	scan_cursor(st, cur, seal_chain_row, &sc);
 }
 
 // The separate seal rows (a transaction whose last record was written
@@ -451,7 +467,7 @@ void next_seal_row(State* st, SealRows* sr)
 	if (!sr->current)
 		return;
 	slot_getallattrs(sl);
-	MemoryContext old = MemoryContextSwitchTo(st->row);
+	MemoryContext old = MemoryContextSwitchTo(st->seal_cxt);
 	sr->xid = DatumGetInt64(sl->tts_values[0]);
 	set_org(&sr->org, &sr->org_buf, &sr->org_cap, org_of(sl->tts_values[1], sl->tts_isnull[1]), st->persist);
 	sr->id = DatumGetInt64(sl->tts_values[2]);
@@ -460,7 +476,7 @@ void next_seal_row(State* st, SealRows* sr)
 	sr->records = sr->records_null ? 0 : DatumGetInt64(sl->tts_values[4]);
 	keep(&sr->last_hash, bytes_of(sl->tts_values[5], sl->tts_isnull[5]), st->persist);
 	MemoryContextSwitchTo(old);
-	MemoryContextReset(st->row);
+	MemoryContextReset(st->seal_cxt);
 }
 
 // A seal row whose chain has no record left (of the tenant checked).
@@ -523,16 +539,77 @@ void end_chain(State* st, Chain* c, SealRows* sr)
 	c->open = false;
 }
 
+// Pass 2's state: the chain being read and the seal rows merged with it.
+struct Chains {
+	Chain c;
+	SealRows sr;
+};
+
+// One record (pass 2): (id, xact_at, xid, org, seq, prev_hash, seal_seq,
+// hash, intact).
+void chain_row(State* st, const Datum* v, const bool* n, void* arg)
+{
+	Chains* ch = static_cast<Chains*>(arg);
+	Chain& c = ch->c;
+	const int64 id = DatumGetInt64(v[0]);
+	const TimestampTz at = DatumGetTimestampTz(v[1]);
+	const int64 xid = DatumGetInt64(v[2]);
+	const Org org = org_of(v[3], n[3]);
+	const int64 seq = DatumGetInt64(v[4]);
+	const Bytes prev_hash = bytes_of(v[5], n[5]);
+	const bool sealed = !n[6];
+	const Bytes hash = bytes_of(v[7], n[7]);
+	const bool intact = n[8] || DatumGetBool(v[8]);
+	const bool same_chain = c.open && compare_key(c.xid, c.org, xid, org) == 0;
+	if (c.open && !same_chain)
+		end_chain(st, &c, &ch->sr);
+	if (!c.open) {
+		c.open = true;
+		c.xid = xid;
+		set_org(&c.org, &c.org_buf, &c.org_cap, org, st->persist);
+		c.n = 0;
+		c.last_id = id;
+		c.at = at;
+	}
+	++st->nrec;
+	// the link to the record before it in its chain (prev_seq + 1 wraps at
+	// the end of bigint: reported)
+	const int64 want = (same_chain ? c.prev_seq : 0) + 1;
+	const bool links = same_chain ? same_kept(c.prev_hash, prev_hash) : same_bytes(prev_hash, k_zero_bytes);
+	if (!intact)
+		note(&st->problem, st->outer, id, k_rank_record, at,
+		     "record %lld was edited: its hash does not match its content", id);
+	else if (seq == want - 1)
+		note(&st->problem, st->outer, id, k_rank_record, at, "record %lld was inserted: its chain position is taken",
+		     id);
+	else if (seq > want)
+		note(&st->problem, st->outer, id, k_rank_record, at, "a record before %lld in its transaction was deleted", id);
+	else if (seq != want || !links)
+		note(&st->problem, st->outer, id, k_rank_record, at,
+		     "record %lld does not link to the record before it (inserted or deleted record)", id);
+	else if (same_chain && c.prev_sealed)
+		note(&st->problem, st->outer, id, k_rank_record, at,
+		     "record %lld was inserted after the record that sealed its transaction", id);
+	++c.n;
+	c.last_id = Max(c.last_id, id);
+	c.at = Max(c.at, at);
+	keep(&c.last_hash, hash, st->persist);
+	c.last_sealed = sealed;
+	c.prev_seq = seq;
+	keep(&c.prev_hash, hash, st->persist);
+	c.prev_sealed = sealed;
+}
+
 // Pass 2: the tenant chains of the records checked.
 void check_records(State* st, Datum org_key, Datum since)
 {
 	Oid t[2] = {TEXTOID, TIMESTAMPTZOID};
 	Datum a[2] = {org_key, since};
 	char nulls[2] = {st->has_org ? ' ' : 'n', st->has_since ? ' ' : 'n'};
-	SealRows sr;
-	memset(&sr, 0, sizeof sr);
+	Chains ch;
+	memset(&ch, 0, sizeof ch);
 	tuplesort_performsort(st->seal_rows);
-	next_seal_row(st, &sr);
+	next_seal_row(st, &ch.sr);
 	Portal cur = open_cursor("the tenant chains",
 	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
 	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS ") = l.hash "
@@ -541,83 +618,13 @@ void check_records(State* st, Datum org_key, Datum since)
 	                         "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
 	                         "ORDER BY l.xid, l.org COLLATE \"C\", l.seq, l.id",
 	                         2, t, a, nulls);
-	Chain c;
-	memset(&c, 0, sizeof c);
-	Datum v[9];
-	bool n[9];
-	for (;;) {
-		SPI_cursor_fetch(cur, true, k_batch);
-		SPITupleTable* tt = SPI_tuptable;
-		const uint64 rows = SPI_processed;
-		if (rows == 0)
-			break;
-		for (uint64 i = 0; i < rows; ++i) {
-			MemoryContext old = MemoryContextSwitchTo(st->row);
-			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
-			const int64 id = DatumGetInt64(v[0]);
-			const TimestampTz at = DatumGetTimestampTz(v[1]);
-			const int64 xid = DatumGetInt64(v[2]);
-			const Org org = org_of(v[3], n[3]);
-			const int64 seq = DatumGetInt64(v[4]);
-			const Bytes prev_hash = bytes_of(v[5], n[5]);
-			const bool sealed = !n[6];
-			const Bytes hash = bytes_of(v[7], n[7]);
-			const bool intact = n[8] || DatumGetBool(v[8]);
-			const bool same_chain = c.open && compare_key(c.xid, c.org, xid, org) == 0;
-			if (c.open && !same_chain)
-				end_chain(st, &c, &sr);  // (resets the row context: nothing of this row is read from it yet)
-			if (!c.open) {
-				// (the row's values again: end_chain() reset the row context)
-				heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
-				c.open = true;
-				c.xid = xid;
-				set_org(&c.org, &c.org_buf, &c.org_cap, org_of(v[3], n[3]), st->persist);
-				c.n = 0;
-				c.last_id = id;
-				c.at = at;
-			}
-			const Bytes prev_hash2 = same_chain ? prev_hash : bytes_of(v[5], n[5]);
-			const Bytes hash2 = same_chain ? hash : bytes_of(v[7], n[7]);
-			++st->nrec;
-			// the link to the record before it in its chain ((prev_seq + 1
-			// wraps at the end of bigint: reported)
-			const int64 want = (same_chain ? c.prev_seq : 0) + 1;
-			const bool links = same_chain ? same_kept(c.prev_hash, prev_hash2) : same_bytes(prev_hash2, k_zero_bytes);
-			if (!intact)
-				note(&st->problem, st->outer, id, k_rank_record, at,
-				     "record %lld was edited: its hash does not match its content", id);
-			else if (seq == want - 1)
-				note(&st->problem, st->outer, id, k_rank_record, at,
-				     "record %lld was inserted: its chain position is taken", id);
-			else if (seq > want)
-				note(&st->problem, st->outer, id, k_rank_record, at,
-				     "a record before %lld in its transaction was deleted", id);
-			else if (seq != want || !links)
-				note(&st->problem, st->outer, id, k_rank_record, at,
-				     "record %lld does not link to the record before it (inserted or deleted record)", id);
-			else if (same_chain && c.prev_sealed)
-				note(&st->problem, st->outer, id, k_rank_record, at,
-				     "record %lld was inserted after the record that sealed its transaction", id);
-			++c.n;
-			c.last_id = Max(c.last_id, id);
-			c.at = Max(c.at, at);
-			keep(&c.last_hash, hash2, st->persist);
-			c.last_sealed = sealed;
-			c.prev_seq = seq;
-			keep(&c.prev_hash, hash2, st->persist);
-			c.prev_sealed = sealed;
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(st->row);
-		}
-		SPI_freetuptable(tt);
-	}
-	if (c.open)
-		end_chain(st, &c, &sr);
-	SPI_cursor_close(cur);
+	scan_cursor(st, cur, chain_row, &ch);
+	if (ch.c.open)
+		end_chain(st, &ch.c, &ch.sr);
 	// Seal rows after the last chain have no chain.
-	while (sr.current) {
-		seal_row_unmatched(st, &sr);
-		next_seal_row(st, &sr);
+	while (ch.sr.current) {
+		seal_row_unmatched(st, &ch.sr);
+		next_seal_row(st, &ch.sr);
 	}
 }
 
@@ -663,6 +670,7 @@ TG_C_FUNCTION(tg__verify_audit_local)
 	}
 	st.persist = CurrentMemoryContext;  // the procedure's, freed by SPI_finish
 	st.row = AllocSetContextCreate(st.persist, "tenant_guard verify_audit row", ALLOCSET_SMALL_SIZES);
+	st.seal_cxt = AllocSetContextCreate(st.persist, "tenant_guard verify_audit seal row", ALLOCSET_SMALL_SIZES);
 	TupleDesc sd = CreateTemplateTupleDesc(6);
 	TupleDescInitEntry(sd, 1, "xid", INT8OID, -1, 0);
 	TupleDescInitEntry(sd, 2, "org", TEXTOID, -1, 0);
