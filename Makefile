@@ -33,6 +33,7 @@ OBJS = \
 	src/pg/audit_relinfo.o \
 	src/pg/audit_records.o \
 	src/pg/audit_rowjson.o \
+	src/pg/audit_images.o \
 	src/pg/audit_verify.o \
 	src/core/audit.o
 # Column encryption

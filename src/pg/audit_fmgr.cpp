@@ -489,17 +489,21 @@ TG_FUNCTION(tg__audit_selftest_fail_commit)
 	PG_RETURN_VOID();
 }
 
-// tenant_guard._audit_hash(<the 21 hashed columns of audit_log>) returns bytea
+// tenant_guard._audit_hash(<the 21 hashed columns of audit_log>, images bytea DEFAULT NULL) returns bytea
 TG_FUNCTION(tg__audit_hash)
 {
-	Datum v[k_nhashed];
-	bool n[k_nhashed];
-	if (PG_NARGS() != k_nhashed)
-		elog(ERROR, "tenant_guard._audit_hash() takes %d arguments", k_nhashed);
+	Datum v[k_ncols] = {};
+	bool n[k_ncols];
+	if (PG_NARGS() != k_nhashed + 1)
+		elog(ERROR, "tenant_guard._audit_hash() takes %d arguments", k_nhashed + 1);
+	for (int i = 0; i < k_ncols; ++i)
+		n[i] = true;
 	for (int i = 0; i < k_nhashed; ++i) {
 		n[i] = PG_ARGISNULL(i);
 		v[i] = n[i] ? (Datum) 0 : PG_GETARG_DATUM(i);
 	}
+	n[c_images] = PG_ARGISNULL(k_nhashed);
+	v[c_images] = n[c_images] ? (Datum) 0 : PG_GETARG_DATUM(k_nhashed);
 	PG_RETURN_BYTEA_P(hash_record(v, n));
 }
 

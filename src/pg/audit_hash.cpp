@@ -27,7 +27,7 @@ namespace {
 // The bytes hashed for one column, palloc'd or pointing into the value:
 // integers and times as decimal text, text and bytea as they are, `detail`
 // as jsonb text, and `rows` as its jsonb binary form (the value as stored;
-// its text form would cost more than writing the record).
+// its text form would cost more than writing the record); `images` as it is.
 void field_bytes(int col, Datum v, const char** data, std::size_t* len)
 {
 	switch (k_types[col]) {
@@ -75,6 +75,20 @@ bytea* hash_record(const Datum* values, const bool* nulls)
 		}
 		f[i].kind = audit::FieldView::k_bytes;
 		field_bytes(i, values[i], &f[i].data, &f[i].len);
+	}
+	// Binary row images: in the place of `rows`, an array of `images` (after
+	// `rows` if that is set too), framed unlike any `rows` value alone.
+	audit::FieldView body[2];
+	if (!nulls[c_images]) {
+		std::size_t nbody = 0;
+		if (!nulls[c_rows])
+			body[nbody++] = f[c_rows];
+		body[nbody].kind = audit::FieldView::k_bytes;
+		field_bytes(c_images, values[c_images], &body[nbody].data, &body[nbody].len);
+		++nbody;
+		f[c_rows].kind = audit::FieldView::k_array;
+		f[c_rows].elems = body;
+		f[c_rows].nelems = nbody;
 	}
 	audit::Hash h;
 	if (!audit::hash_fields(f, k_nhashed, &h))

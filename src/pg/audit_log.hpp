@@ -11,6 +11,8 @@
  *   audit_relinfo.cpp  what the triggers know of an audited table (columns, key, tenant column)
  *   audit_records.cpp  statement records: a statement's row changes gathered into open records
  *   audit_rowjson.cpp  a row change written straight in jsonb's binary form
+ *   audit_images.cpp   binary row images (INSERT and DELETE records of many rows), and
+ *                      their conversion to jsonb when audit_trail reads them
  *   audit_fmgr.cpp     the SQL entry points (the triggers, audit_event, helpers)
  *
  * Statement capture. One AFTER ... FOR EACH STATEMENT trigger per event,
@@ -80,16 +82,16 @@ extern "C" {
 
 namespace tenant_guard::audit_log {
 
-constexpr int k_ncols = 22;    // columns written per record
-constexpr int k_nhashed = 21;  // all but `hash`
+constexpr int k_ncols = 23;    // columns written per record
+constexpr int k_nhashed = 21;  // all before `hash` (`images` is hashed in the place of `rows`)
 // A statement's open record is written once its memory reaches this size
 // (memory per backend stays bounded; a jsonb value is limited to 256 MB).
 constexpr Size k_max_pack_bytes = 8 * 1024 * 1024;
 
-inline constexpr Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, TEXTOID,  TEXTOID,
-                                         INT8OID,  TEXTOID,        TEXTOID,        TEXTOID, TEXTOID,  TEXTOID,
-                                         TEXTOID,  TEXTOID,        TEXTOID,        INT4OID, JSONBOID, JSONBOID,
-                                         BYTEAOID, INT8OID,        BYTEAOID,       BYTEAOID};
+inline constexpr Oid k_types[k_ncols] = {INT8OID,  TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID,  TEXTOID,  TEXTOID,
+                                         INT8OID,  TEXTOID,        TEXTOID,        TEXTOID,  TEXTOID,  TEXTOID,
+                                         TEXTOID,  TEXTOID,        TEXTOID,        INT4OID,  JSONBOID, JSONBOID,
+                                         BYTEAOID, INT8OID,        BYTEAOID,       BYTEAOID, BYTEAOID};
 
 enum Col {
 	c_id,
@@ -113,7 +115,8 @@ enum Col {
 	c_prev_hash,
 	c_seal_seq,
 	c_seal_prev,
-	c_hash
+	c_hash,
+	c_images
 };
 
 inline bool col_byval(int i)
@@ -125,7 +128,11 @@ inline bool col_byval(int i)
 // Hashing (audit_hash.cpp)
 // ---------------------------------------------------------------------------
 
-// SHA-256 over the hashed columns, as a bytea.
+// SHA-256 over the hashed columns, as a bytea (values and nulls: k_ncols
+// entries). The place of `rows` hashes `rows` alone when `images` is NULL;
+// else an array of `images` (and `rows` before it when both are set, which
+// tenant_guard never writes), so neither column can be added, removed or
+// swapped without changing the hash.
 bytea* hash_record(const Datum* values, const bool* nulls);
 bytea* zero_hash();
 bytea* hash_bytea(const uint8* h);
@@ -210,7 +217,8 @@ struct Record {
 	const char* org;         // nullptr: no tenant
 	const char* table_name;  // nullptr for events and seals
 	int32 row_count = 0;
-	Jsonb* rows = nullptr;  // kind 'rows': the row changes
+	Jsonb* rows = nullptr;    // kind 'rows': the row changes as jsonb
+	bytea* images = nullptr;  // or as binary row images (audit_images.cpp)
 	Jsonb* detail = nullptr;
 	TimestampTz statement_at = 0;  // 0: the current statement's start
 	// actor fields, nullptr when absent
@@ -279,6 +287,8 @@ struct ColPlan {
 	FmgrInfo fn;  // output function (k_output) or to_jsonb (k_generic)
 };
 
+struct ImageLayout;  // audit_images.cpp
+
 struct RelInfo {
 	Oid relid;  // hash key
 	bool valid;
@@ -293,6 +303,9 @@ struct RelInfo {
 	ColPlan* cols;   // by attnum - 1
 	int npk;
 	AttrNumber* pk;
+	// The binary image layout of the audited columns, nullptr when a
+	// column's type has no binary image (audit_images.cpp).
+	ImageLayout* img;
 };
 
 extern HTAB* rel_cache;
@@ -355,6 +368,15 @@ struct Pack {
 	// bytewise): pushed in that order, a row's keys need no sorting.
 	int* order;
 	int norder;
+	// Binary images (audit_images.cpp): `data` holds each row as its
+	// length and heap tuple, in the layout of `bin_rel` (generation
+	// `bin_gen`), whose descriptor is copied in `bin_header`.
+	bool bin;
+	Oid bin_rel;
+	uint64 bin_gen;
+	char* bin_header;
+	int bin_header_len;
+	char* bin_zone;  // the session's TimeZone when the record was opened
 };
 
 // Row trigger calls in progress (a to_jsonb cast of a user type can run SQL
@@ -370,6 +392,8 @@ void append_row_change(StringInfo b, const Pack* p, const RelInfo* info, const J
 // audit_records.cpp
 // The text form of a uuid, as uuid_out() writes it (palloc'd).
 char* uuid_text(Datum d);
+// The jsonb value of one column of a row, as to_jsonb() makes it.
+void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v);
 // At the end of the transaction: the open records' memory.
 void forget_packs();
 Pack* find_pack(Oid root, const char* action, const char* org);
@@ -390,6 +414,24 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
                  int* changed);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
+// The jsonb array of a record's row changes from their binary forms
+// (data: `lens` lengths one after the other, each 4-byte aligned).
+Jsonb* rows_array_of(const char* data, int len, const uint32* lens, int n);
+
+// audit_images.cpp
+// The layout of a relation's binary images (in CacheMemoryContext), or
+// nullptr when one of its audited columns has none; freed with free_layout.
+ImageLayout* build_layout(RelInfo* info, TupleDesc desc);
+void free_layout(ImageLayout* l);
+// Whether a row change goes into its record as a binary image (an INSERT's
+// or DELETE's, of a table with a layout, into a record that is binary or
+// empty), and if so adds it; false leaves the record as it was.
+bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg);
+// Converts a binary record to jsonb row changes in place (a record of
+// another layout joins it, or it is written with few rows).
+void pack_to_json(Pack* p);
+// The bytes of the `images` column of a binary record (nullptr: write it as jsonb).
+bytea* pack_images(Pack* p);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).
 void flush_packs(Oid root);
 // Past the memory budget of the open records: writes the largest one that can be written now.

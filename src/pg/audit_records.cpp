@@ -280,8 +280,6 @@ char* uuid_text(Datum d)
 	return s;
 }
 
-namespace {
-
 // The jsonb value of one column of a row (memory in the current context: the row's scratch).
 void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 {
@@ -356,6 +354,8 @@ void column_value(const ColPlan* c, Datum d, bool isnull, JsonbValue* v)
 	}
 	}
 }
+
+namespace {
 
 // The column values of a row image (nullptr entries for skipped columns).
 JsonbValue* row_values(RelInfo* info, const RowImage* img)
@@ -433,6 +433,11 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg,
                    const int* changed, int nchanged, MemoryContext scratch_cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
+	// An INSERT's or DELETE's row of a table with binary images: its tuple.
+	if (!changed && add_row_binary(p, info, oimg, nimg)) {
+		MemoryContextSwitchTo(old);
+		return;
+	}
 	// The column values first (may run SQL), then the pushes (run none).
 	JsonbValue* ov = oimg ? row_values(info, oimg) : nullptr;
 	JsonbValue* nv = !nimg             ? nullptr
@@ -503,41 +508,39 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const
 	p->mem = mem;
 }
 
-namespace {
-
-// The jsonb array of a pack's row changes, as JsonbValueToJsonb() would
+// The jsonb array of a record's row changes, as JsonbValueToJsonb() would
 // build it from the same rows: the array's header and one JEntry per row
 // (every JB_OFFSET_STRIDE-th an end offset, the others lengths) in front of
 // the containers. The containers start 4-byte aligned (varlena header,
 // array header and JEntries are 4-byte words), so their padding is where
 // jsonb puts it.
-Jsonb* rows_array(const Pack* p)
+Jsonb* rows_array_of(const char* data, int len, const uint32* lens, int n)
 {
-	const int n = p->nrows;
-	const Size total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + p->data.len;
-	if (p->data.len > static_cast<int>(JENTRY_OFFLENMASK))
+	const Size total = VARHDRSZ + sizeof(uint32) + sizeof(JEntry) * n + len;
+	if (len > static_cast<int>(JENTRY_OFFLENMASK))
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("audit record too large")));
 	Jsonb* jb = static_cast<Jsonb*>(palloc(total));
 	SET_VARSIZE(jb, total);
 	jb->root.header = static_cast<uint32>(n) | JB_FARRAY;
 	uint32 end = 0;
 	for (int i = 0; i < n; ++i) {
-		end += p->lens[i];
-		jb->root.children[i] = (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end)
-		                                                   : (JENTRY_ISCONTAINER | p->lens[i]);
+		end += lens[i];
+		jb->root.children[i] =
+		    (i % JB_OFFSET_STRIDE) == 0 ? (JENTRY_ISCONTAINER | JENTRY_HAS_OFF | end) : (JENTRY_ISCONTAINER | lens[i]);
 	}
-	memcpy(reinterpret_cast<char*>(&jb->root.children[n]), p->data.data, p->data.len);
+	memcpy(reinterpret_cast<char*>(&jb->root.children[n]), data, len);
 	return jb;
 }
-
-}  // namespace
 
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p)
 {
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	Record r = p->proto;
-	r.rows = rows_array(p);
+	// binary images (of enough rows), else jsonb
+	r.images = pack_images(p);
+	if (r.images == nullptr)
+		r.rows = rows_array_of(p->data.data, p->data.len, p->lens, p->nrows);
 	r.row_count = p->nrows;
 	MemoryContextSwitchTo(old);
 	(void) write_record(r);

@@ -260,12 +260,14 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 			pfree(e->cols);
 		if (e->pk)
 			pfree(e->pk);
+		free_layout(e->img);
 	}
 	e->valid = false;
 	e->table_name = nullptr;
 	e->excluded = nullptr;
 	e->cols = nullptr;
 	e->pk = nullptr;
+	e->img = nullptr;
 
 	TupleDesc desc = RelationGetDescr(rel);
 	MemoryContext old = MemoryContextSwitchTo(CacheMemoryContext);
@@ -348,6 +350,7 @@ RelInfo* rel_info(Relation rel, Trigger* trig)
 		// (a domain over uuid has uuid's output function too)
 		e->tenant_uuid = getBaseType(t) == UUIDOID;
 	}
+	e->img = build_layout(e, desc);
 	e->gen = ++rel_gen;
 	e->valid = true;
 	return e;

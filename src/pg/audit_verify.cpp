@@ -257,7 +257,7 @@ Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Dat
 #define TG_HASHED_COLUMNS                                                                                 \
 	"l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action, l.table_name, l.actor, "     \
 	"l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name, l.row_count, l.rows, " \
-	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev"
+	"l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.images"
 
 struct State {
 	MemoryContext outer;     // the caller's: the result

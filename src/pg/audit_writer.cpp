@@ -142,7 +142,7 @@ const char* const k_colnames[k_ncols] = {
     "id",        "xact_at",      "statement_at",     "xid",       "org",          "kind",
     "seq",       "action",       "table_name",       "actor",     "impersonator", "tenant_role",
     "db_role",   "session_role", "application_name", "row_count", "rows",         "detail",
-    "prev_hash", "seal_seq",     "seal_prev",        "hash"};
+    "prev_hash", "seal_seq",     "seal_prev",        "hash",      "images"};
 
 }  // namespace
 
@@ -274,16 +274,19 @@ void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bo
 	n[c_seal_prev] = true;
 	v[c_hash] = (Datum) 0;
 	n[c_hash] = true;
+	v[c_images] = PointerGetDatum(r.images);
+	n[c_images] = r.images == nullptr;
 }
 
-// A large `rows` value compressed (with the partition's method), so the
-// tuple is not formed with it uncompressed first (the toaster then at most
-// moves it out of line), and a held-back record keeps it small.
-Datum compress_rows(Datum rows)
+// A large `rows` or `images` value compressed (with the partition's
+// method), so the tuple is not formed with it uncompressed first (the
+// toaster then at most moves it out of line), and a held-back record keeps
+// it small.
+Datum compress_rows(Datum rows, int col)
 {
 	if (VARSIZE_ANY(DatumGetPointer(rows)) <= TOAST_TUPLE_THRESHOLD || VARATT_IS_EXTENDED(DatumGetPointer(rows)))
 		return rows;
-	char m = TupleDescAttr(RelationGetDescr(xs.part), xs.colmap[c_rows] - 1)->attcompression;
+	char m = TupleDescAttr(RelationGetDescr(xs.part), xs.colmap[col] - 1)->attcompression;
 	if (!CompressionMethodIsValid(m))
 		m = static_cast<char>(default_toast_compression);
 	Datum c = toast_compress_datum(rows, m);
@@ -301,8 +304,9 @@ void insert_values(const Datum* v, const bool* n)
 		tv[xs.colmap[i] - 1] = v[i];
 		tn[xs.colmap[i] - 1] = n[i];
 	}
-	if (!n[c_rows])
-		tv[xs.colmap[c_rows] - 1] = compress_rows(v[c_rows]);
+	for (int col : {c_rows, c_images})
+		if (!n[col])
+			tv[xs.colmap[col] - 1] = compress_rows(v[col], col);
 	HeapTuple tup = heap_form_tuple(RelationGetDescr(xs.part), tv, tn);
 	ExecStoreHeapTuple(tup, xs.slot, true);
 	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
@@ -399,19 +403,20 @@ int64 write_record(Record& r)
 	fill_values(r, id, l->count + 1, prev, v, n);
 	// The hash is of the uncompressed value (hash_record decompresses a
 	// held-back one); what is held back is compressed.
-	const Datum packed = r.rows != nullptr ? compress_rows(v[c_rows]) : (Datum) 0;
-	if (r.rows != nullptr && VARSIZE_ANY(DatumGetPointer(packed)) > k_hold_back_max) {
+	const int body = r.rows != nullptr ? c_rows : r.images != nullptr ? c_images : -1;
+	const Datum packed = body >= 0 ? compress_rows(v[body], body) : (Datum) 0;
+	if (body >= 0 && VARSIZE_ANY(DatumGetPointer(packed)) > k_hold_back_max) {
 		// A large record is written now rather than copied to be held
 		// back; COMMIT then writes a small seal row for its chain.
 		bytea* h = hash_record(v, n);
 		v[c_hash] = PointerGetDatum(h);
 		n[c_hash] = false;
-		v[c_rows] = packed;
+		v[body] = packed;
 		insert_values(v, n);
 		memcpy(l->last, VARDATA(h), 32);
 	} else {
-		if (r.rows != nullptr)
-			v[c_rows] = packed;
+		if (body >= 0)
+			v[body] = packed;
 		hold_back(l, v, n);
 	}
 	l->count += 1;

@@ -52,13 +52,17 @@ CREATE TABLE tenant_guard.audit_log (
     prev_hash        bytea NOT NULL,
     seal_seq         bigint,                 -- the seal number, on the row that seals its chain
     seal_prev        bytea,                  -- hash of the row with seal number seal_seq - 1
-    hash             bytea NOT NULL
+    hash             bytea NOT NULL,
+    -- kind 'rows' of INSERT or DELETE, with `rows` NULL: the row changes as
+    -- binary row images (src/pg/audit_images.cpp), hashed in place of `rows`
+    images           bytea
 ) PARTITION BY RANGE (xact_at);
 -- A statement's row images are one large value: lz4 compresses it several
 -- times faster than the default pglz (where the server has lz4).
 DO $$
 BEGIN
     ALTER TABLE tenant_guard.audit_log ALTER COLUMN rows SET COMPRESSION lz4;
+    ALTER TABLE tenant_guard.audit_log ALTER COLUMN images SET COMPRESSION lz4;
 EXCEPTION WHEN feature_not_supported THEN
     NULL;
 END
@@ -185,22 +189,23 @@ REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
     'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
 
--- The record hash over the 21 hashed columns (verify_audit recomputes it).
+-- The record hash over the 21 hashed columns, `images` hashed in the place
+-- of `rows` (verify_audit recomputes it).
 CREATE FUNCTION tenant_guard._audit_hash(id bigint, xact_at timestamptz, statement_at timestamptz, xid bigint,
     org text, kind text, seq bigint, action text, table_name text, actor text, impersonator text,
     tenant_role text, db_role text, session_role text, application_name text, row_count integer, rows jsonb,
-    detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea)
+    detail jsonb, prev_hash bytea, seal_seq bigint, seal_prev bytea, images bytea DEFAULT NULL)
 RETURNS bytea
 AS 'MODULE_PATHNAME', 'tg__audit_hash'
 LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
-    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) IS
+    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea, bytea) IS
     'Internal: SHA-256 of the canonical form of an audit record (every column but hash).';
 -- Not for PUBLIC: verify_audit() (SECURITY DEFINER) is its caller. A tenant
 -- reader sees seal_prev, the hash of a record of another tenant; with this
 -- function it could confirm a guess of that whole record.
 REVOKE ALL ON FUNCTION tenant_guard._audit_hash(bigint, timestamptz, timestamptz, bigint, text, text, bigint, text,
-    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea) FROM PUBLIC;
+    text, text, text, text, text, text, text, integer, jsonb, jsonb, bytea, bigint, bytea, bytea) FROM PUBLIC;
 
 -- The audit trail's lines that other nodes hold: on a Citus coordinator,
 -- the records of the caller's tenant in each worker's own log (the audit
@@ -257,6 +262,19 @@ $$;
 COMMENT ON FUNCTION tenant_guard._audit_remote_trail() IS
     'Internal: the audit trail lines of the caller''s tenant held by Citus workers (reader role only; empty elsewhere).';
 
+-- The row changes of a record written as binary row images, as the jsonb
+-- array `rows` would hold: read by key with the caller's rights (row-level
+-- security applies; NULL for a record the caller cannot read), never from
+-- bytes the caller passes.
+CREATE FUNCTION tenant_guard._audit_images(id bigint, xact_at timestamptz, org text, hash bytea)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'tg__audit_images'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+COMMENT ON FUNCTION tenant_guard._audit_images(bigint, timestamptz, text, bytea) IS
+    'Internal: the row changes of an audit record stored as binary row images, as jsonb (the caller''s rights).';
+REVOKE ALL ON FUNCTION tenant_guard._audit_images(bigint, timestamptz, text, bytea) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION tenant_guard._audit_images(bigint, timestamptz, text, bytea) TO PUBLIC;
+
 -- One line per row change or event, for people and exports: the row
 -- changes of a statement record unnested. security_invoker: the reader sees
 -- what row-level security on audit_log lets it see. `node` is NULL for this
@@ -281,7 +299,9 @@ SELECT l.id,
        l.hash AS record_hash,
        NULL::text AS node
 FROM tenant_guard.audit_log l
-LEFT JOIN LATERAL pg_catalog.jsonb_array_elements(l.rows) WITH ORDINALITY AS r(change, item) ON true
+LEFT JOIN LATERAL pg_catalog.jsonb_array_elements(
+        CASE WHEN l.images IS NULL THEN l.rows
+             ELSE tenant_guard._audit_images(l.id, l.xact_at, l.org, l.hash) END) WITH ORDINALITY AS r(change, item) ON true
 WHERE l.kind <> 'seal'
 UNION ALL
 SELECT * FROM tenant_guard._audit_remote_trail();

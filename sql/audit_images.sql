@@ -1,0 +1,200 @@
+-- Binary row images (src/pg/audit_images.cpp): an INSERT's or DELETE's
+-- record of at least 8 rows, of a table whose audited columns all have a
+-- type with a binary image, is written with `images` (heap tuples) instead of
+-- `rows` (jsonb), and audit_trail converts it when read. What it shows must be
+-- exactly what the jsonb record would have held: to_jsonb() of each row,
+-- excluded columns left out, redacted ones "[redacted]", values stored out of
+-- line (and gone with a deleted row) included. The hash covers the images;
+-- the reader takes a record's key, never bytes, and reads under row-level
+-- security.
+\set SHOW_CONTEXT never
+\set org_a '11111111-1111-4111-8111-111111111111'
+\set org_b '22222222-2222-4222-8222-222222222222'
+SET tenant_guard.context_source = 'setting';
+SET tenant_guard.org_id = :'org_a';
+SET tenant_guard.user_id = 'alice';
+SET tenant_guard.role = 'admin';
+CREATE SCHEMA bi;
+CREATE DOMAIN bi.pos AS int CHECK (VALUE > 0);
+CREATE TABLE bi.t (
+    id bigint NOT NULL, org_id uuid NOT NULL,
+    b boolean, i2 smallint, i4 int, p bi.pos, n numeric, n2 numeric(12, 2), t text, vc varchar(20), c char(4),
+    d date, ts timestamp, tz timestamptz, j jsonb, u uuid, secret text, skipped text, big text,
+    "Mixed Case" text, "ÄÖ" int,
+    PRIMARY KEY (org_id, id)
+);
+ALTER TABLE bi.t ALTER COLUMN big SET STORAGE EXTERNAL;  -- out of line, uncompressed
+SELECT tenant_guard.protect('bi.t');
+SELECT tenant_guard.enable_audit('bi.t', exclude_columns => '{skipped}', redact_columns => '{secret}');
+CREATE FUNCTION pg_temp.last_id() RETURNS bigint LANGUAGE sql AS $$ SELECT coalesce(max(id), 0) FROM tenant_guard.audit_log $$;
+-- the rows as to_jsonb() shows them, minus the excluded column, the redacted one masked
+CREATE FUNCTION pg_temp.expect(r jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT (r - 'skipped') || '{"secret": "[redacted]"}'
+$$;
+CREATE TABLE bi.src AS
+SELECT g AS id, :'org_a'::uuid AS org_id,
+       CASE g % 3 WHEN 0 THEN NULL ELSE g % 2 = 0 END AS b,
+       (g * 7 % 32767)::smallint AS i2, CASE WHEN g = 1 THEN -2147483648 ELSE g * 1000 END AS i4,
+       g::bi.pos AS p,
+       CASE g WHEN 2 THEN 'NaN'::numeric WHEN 3 THEN 'Infinity' WHEN 4 THEN '-Infinity'
+              WHEN 5 THEN 123456789012345678901234567890.123456789012345678901234567890 ELSE g / 7.0 END AS n,
+       (g * 1.25)::numeric(12, 2) AS n2,
+       CASE g WHEN 6 THEN E'quote " backslash \\ newline \n tab \t é 中 😀' WHEN 7 THEN '' ELSE 'row ' || g END AS t,
+       ('vc' || g)::varchar(20) AS vc, 'ab'::char(4) AS c,
+       CASE g WHEN 8 THEN 'infinity'::date ELSE date '2024-02-29' + g END AS d,
+       CASE g WHEN 9 THEN '-infinity'::timestamp ELSE timestamp '2024-01-01 12:00:00.5' + g * interval '1 hour' END AS ts,
+       timestamptz '2024-06-01 00:00:00+00' + g * interval '1 minute' AS tz,
+       CASE g WHEN 10 THEN '"a jsonb scalar"'::jsonb WHEN 11 THEN 'null' ELSE jsonb_build_object('g', g, 'a', '[1, {}]'::jsonb) END AS j,
+       md5(g::text)::uuid AS u, 'pw' || g AS secret, 'not audited' AS skipped,
+       CASE WHEN g <= 2 THEN (SELECT string_agg(md5((k * g)::text), '') FROM generate_series(1, 400) k) END AS big,
+       CASE WHEN g % 2 = 0 THEN 'mixed' END AS "Mixed Case", g AS "ÄÖ"
+FROM generate_series(1, 20) g;
+
+-- INSERT of 20 rows: one record, binary
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t SELECT * FROM bi.src;
+SELECT kind, action, row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+-- the big values are stored out of line in bi.t
+SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = 'bi.t'::regclass;
+SELECT count(*) AS lines, count(*) FILTER (WHERE tr.new_row = pg_temp.expect(to_jsonb(s))) AS new_row_as_jsonb,
+       count(*) FILTER (WHERE tr.row_pk = jsonb_build_object('id', s.id, 'org_id', s.org_id)) AS pk,
+       count(*) FILTER (WHERE tr.old_row IS NULL AND tr.changed_columns IS NULL) AS no_old
+FROM tenant_guard.audit_trail tr JOIN bi.src s ON s.id = (tr.row_pk->>'id')::bigint
+WHERE tr.id > :mark AND tr.kind = 'row';
+SELECT item, new_row->'n' AS n, new_row->'d' AS d, new_row->'ts' AS ts, new_row->'j' AS j, new_row->'t' AS t
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' AND item BETWEEN 1 AND 11 ORDER BY item;
+
+-- DELETE of every row: the before images, the out-of-line values included
+-- (read after the rows and their TOAST are gone)
+SELECT pg_temp.last_id() AS mark \gset
+DELETE FROM bi.t;
+VACUUM bi.t;
+SELECT kind, action, row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SELECT count(*) AS lines, count(*) FILTER (WHERE tr.old_row = pg_temp.expect(to_jsonb(s))) AS old_row_as_jsonb,
+       count(*) FILTER (WHERE tr.new_row IS NULL) AS no_new,
+       count(*) FILTER (WHERE octet_length(tr.old_row->>'big') = 12800) AS big_values
+FROM tenant_guard.audit_trail tr JOIN bi.src s ON s.id = (tr.row_pk->>'id')::bigint
+WHERE tr.id > :mark AND tr.kind = 'row';
+
+-- fewer than 8 rows: jsonb, converted from the images when written
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t SELECT * FROM bi.src WHERE id <= 3;
+SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images,
+       rows = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', s.id, 'org_id', s.org_id),
+                                                   'new', pg_temp.expect(to_jsonb(s))) ORDER BY s.id)
+               FROM bi.src s WHERE s.id <= 3) AS rows_as_jsonb
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+-- UPDATE stays jsonb (the changed columns' new values)
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t SELECT * FROM bi.src WHERE id > 3;
+UPDATE bi.t SET i4 = i4 + 1;
+SELECT action, row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+
+-- timestamptz values keep the writer's offsets, whatever the reader's TimeZone
+SET TimeZone = 'America/New_York';
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t (id, org_id, tz)
+SELECT g + 5000, :'org_a', timestamptz '2024-01-15 12:00:00+00' + g * interval '180 days' FROM generate_series(1, 10) g;
+SET TimeZone = 'Asia/Tokyo';
+SELECT images IS NOT NULL AS has_images FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SELECT item, new_row->>'tz' AS tz FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' AND item <= 3 ORDER BY item;
+RESET TimeZone;
+DELETE FROM bi.t WHERE id > 5000;
+
+-- a table with a column of another type (an array) keeps jsonb
+CREATE TABLE bi.other (id int PRIMARY KEY, tags text[]);
+SELECT tenant_guard.enable_audit('bi.other');
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.other SELECT g, ARRAY['x' || g] FROM generate_series(1, 20) g;
+SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+
+-- rows of two relations in one record: partitions audited on their own
+-- (row mode) share their root's record; the images so far become jsonb
+CREATE TABLE bi.parted (id int, org_id uuid, v text, PRIMARY KEY (org_id, id)) PARTITION BY RANGE (id);
+CREATE TABLE bi.parted_1 PARTITION OF bi.parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE bi.parted_2 (v text, org_id uuid NOT NULL, id int NOT NULL);  -- another column order
+ALTER TABLE bi.parted ATTACH PARTITION bi.parted_2 FOR VALUES FROM (100) TO (200);
+SELECT tenant_guard.enable_audit('bi.parted_1');
+SELECT tenant_guard.enable_audit('bi.parted_2');
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.parted SELECT g, :'org_a', 'v' || g FROM generate_series(90, 109) g;
+SELECT table_name, row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SELECT count(*) AS lines,
+       count(*) FILTER (WHERE new_row = jsonb_build_object('id', (row_pk->>'id')::int, 'org_id', :'org_a'::uuid,
+                                                          'v', 'v' || (row_pk->>'id'))) AS as_jsonb
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row';
+
+-- the chain verifies over binary records
+SELECT ok, problem FROM tenant_guard.verify_audit();
+
+-- reading: a tenant sees its own binary records only; the reader takes a
+-- record's key and reads it with the caller's rights
+CREATE ROLE regress_images_app;
+GRANT USAGE ON SCHEMA bi TO regress_images_app;
+GRANT SELECT, INSERT, DELETE ON bi.t TO regress_images_app;
+SET tenant_guard.org_id = :'org_b';
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t SELECT id + 1000, :'org_b', b, i2, i4, p, n, n2, t, vc, c, d, ts, tz, j, u, secret, skipped, big,
+                        "Mixed Case", "ÄÖ" FROM bi.src;
+SELECT org = :'org_b' AS org_b, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SET tenant_guard.org_id = :'org_a';
+SET ROLE regress_images_app;
+SELECT count(*) FILTER (WHERE org = :'org_a') AS own_lines, count(*) FILTER (WHERE org <> :'org_a') AS other_lines
+FROM tenant_guard.audit_trail WHERE kind = 'row' AND table_name = 'bi.t';
+-- tenant B's binary record, by its key: nothing
+RESET ROLE;
+SELECT id AS b_id, xact_at AS b_at, hash AS b_hash FROM tenant_guard.audit_log
+WHERE org = :'org_b' AND images IS NOT NULL ORDER BY id DESC LIMIT 1 \gset
+SET ROLE regress_images_app;
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NULL AS other_tenant_hidden;
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_a', :'b_hash') IS NULL AS wrong_org_nothing;
+SELECT tenant_guard._audit_images(:b_id, :'b_at', NULL, :'b_hash') IS NULL AS null_org_nothing;
+SELECT tenant_guard._audit_images(NULL, NULL, NULL, NULL) IS NULL AS nulls_nothing;
+-- writing the log is not for applications: no forged images to decode
+INSERT INTO tenant_guard.audit_log (id, xact_at, statement_at, xid, org, kind, seq, action, db_role, session_role,
+                                    row_count, prev_hash, hash, images)
+VALUES (1, now(), now(), 1, :'org_a', 'rows', 1, 'INSERT', 'x', 'x', 1, '\x', '\x', '\x5447493101');
+RESET ROLE;
+SET tenant_guard.org_id = :'org_b';
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NOT NULL AS own_tenant_reads;
+SELECT jsonb_array_length(tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash')) AS b_rows;
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', '\x00') IS NULL AS wrong_hash_nothing;
+SET tenant_guard.org_id = :'org_a';
+
+-- tampering: images edited, removed (rows put back as jsonb), or added to a
+-- jsonb record: each breaks the chain at that record
+SELECT id AS img_id FROM tenant_guard.audit_log WHERE images IS NOT NULL AND org = :'org_a' ORDER BY id LIMIT 1 \gset
+SELECT id AS json_id FROM tenant_guard.audit_log WHERE rows IS NOT NULL AND org = :'org_a' ORDER BY id LIMIT 1 \gset
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE tenant_guard.audit_log SET images = overlay(images PLACING '\x00' FROM octet_length(images) - 3) WHERE id = :img_id;
+SELECT ok, broken_id = :img_id AS at_record, problem LIKE '% was edited: its hash does not match its content' AS edited
+FROM tenant_guard.verify_audit();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE tenant_guard.audit_log SET rows = tenant_guard._audit_images(id, xact_at, org, hash), images = NULL WHERE id = :img_id;
+SELECT ok, broken_id = :img_id AS at_record, problem LIKE '% was edited: its hash does not match its content' AS edited
+FROM tenant_guard.verify_audit();
+ROLLBACK;
+BEGIN;
+SET LOCAL session_replication_role = replica;
+UPDATE tenant_guard.audit_log l SET images = (SELECT images FROM tenant_guard.audit_log WHERE id = :img_id)
+WHERE id = :json_id;
+SELECT ok, broken_id = :json_id AS at_record, problem LIKE '% was edited: its hash does not match its content' AS edited
+FROM tenant_guard.verify_audit();
+ROLLBACK;
+-- the hash frames images apart from rows: the same bytes in either column differ
+SELECT tenant_guard._audit_hash(1, '2024-01-01', '2024-01-01', 1, 'o', 'rows', 1, 'INSERT', 't', NULL, NULL, NULL,
+           'r', 'r', NULL, 1, NULL, NULL, '\x', NULL, NULL, '\x5447493101')
+    <> tenant_guard._audit_hash(1, '2024-01-01', '2024-01-01', 1, 'o', 'rows', 1, 'INSERT', 't', NULL, NULL, NULL,
+           'r', 'r', NULL, 1, NULL, NULL, '\x', NULL, NULL) AS framed;
+
+DROP OWNED BY regress_images_app;
+DROP ROLE regress_images_app;
