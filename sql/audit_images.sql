@@ -104,6 +104,35 @@ SELECT item, new_row->>'tz' AS tz FROM tenant_guard.audit_trail WHERE id > :mark
 RESET TimeZone;
 DELETE FROM bi.t WHERE id > 5000;
 
+-- a table whose stored rows are their images (no column excluded, redacted or
+-- dropped): the transition table's tuples are taken as they are, except a
+-- row with a value stored out of line, and rows stored before a column was
+-- added with a default (their default comes from the table)
+CREATE TABLE bi.plain (id int, org_id uuid NOT NULL, note text, big text, PRIMARY KEY (org_id, id));
+ALTER TABLE bi.plain ALTER COLUMN big SET STORAGE EXTERNAL;
+SELECT tenant_guard.protect('bi.plain');
+SELECT tenant_guard.enable_audit('bi.plain');
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.plain SELECT g, :'org_a', CASE WHEN g % 3 <> 0 THEN 'note ' || g END,
+                            CASE WHEN g = 5 THEN repeat(md5('x'), 100) END FROM generate_series(1, 12) g;
+ALTER TABLE bi.plain ADD COLUMN added int DEFAULT 7;
+INSERT INTO bi.plain SELECT g, :'org_a', 'later', NULL, g FROM generate_series(13, 20) g;
+CREATE TABLE bi.plain_before AS SELECT * FROM bi.plain;
+DELETE FROM bi.plain;
+SELECT action, row_count, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+SELECT action, count(*) AS lines,
+       count(*) FILTER (WHERE coalesce(new_row, old_row) = jsonb_strip_nulls(coalesce(new_row, old_row))) AS no_nulls,
+       count(*) FILTER (WHERE coalesce(new_row, old_row)->>'big' = repeat(md5('x'), 100)) AS big,
+       count(*) FILTER (WHERE (coalesce(new_row, old_row)->>'added')::int = 7) AS default_7,
+       count(*) FILTER (WHERE coalesce(new_row, old_row)->>'note' IS NULL) AS null_notes
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' GROUP BY 1 ORDER BY 1;
+SELECT count(*) AS deleted, count(*) FILTER (WHERE tr.old_row = to_jsonb(b)) AS old_row_as_jsonb
+FROM tenant_guard.audit_trail tr JOIN bi.plain_before b ON b.id = (tr.row_pk->>'id')::int
+WHERE tr.id > :mark AND tr.kind = 'row' AND tr.action = 'DELETE';
+SELECT item, old_row FROM tenant_guard.audit_trail
+WHERE id > :mark AND kind = 'row' AND action = 'DELETE' AND item IN (1, 3, 12, 13) ORDER BY item;
+
 -- a table with a column of another type (an array) keeps jsonb
 CREATE TABLE bi.other (id int PRIMARY KEY, tags text[]);
 SELECT tenant_guard.enable_audit('bi.other');

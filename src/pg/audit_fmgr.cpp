@@ -194,6 +194,35 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 	return true;
 }
 
+bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot)
+{
+	if (info->img == nullptr || !TTS_IS_MINIMALTUPLE(slot))
+		return false;
+	MinimalTuple mt = reinterpret_cast<MinimalTupleTableSlot*>(slot)->mintuple;
+	if (mt == nullptr)
+		return false;
+	const char* org;
+	if (info->tenant_attnum > 0) {
+		const int k = info->tenant_attnum - 1;
+		slot_getsomeattrs(slot, info->tenant_attnum);
+		org = slot->tts_isnull[k] ? nullptr
+		      : info->tenant_uuid ? uuid_text(slot->tts_values[k])
+		                          : OidOutputFunctionCall(info->tenant_out, slot->tts_values[k]);
+	} else {
+		org = context_org();
+	}
+	Pack* p = find_pack(info->root, action, org);
+	if (!add_row_raw(p, info, mt))
+		return false;
+	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
+	xs.open_mem += mem - p->mem;
+	p->mem = mem;
+	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
+		flush_pack(p);
+	enforce_budget();
+	return true;
+}
+
 }  // namespace tenant_guard::audit_log
 
 // tenant_guard._audit_trigger() returns trigger: AFTER ... FOR EACH ROW
@@ -331,6 +360,15 @@ TG_FUNCTION(tg__audit_capture)
 				break;
 			if ((oslot && !got_old) || (nslot && !got_new))
 				elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
+			if (want_old != want_new) {
+				// an INSERT's or DELETE's row: its stored tuple as its image, where it can be
+				MemoryContext old = MemoryContextSwitchTo(row_cxt);
+				const bool done = capture_raw(info, action, got_old ? oslot : nslot);
+				MemoryContextSwitchTo(old);
+				MemoryContextReset(row_cxt);
+				if (done)
+					continue;
+			}
 			if (got_old) {
 				slot_getallattrs(oslot);
 				oimg = RowImage{oslot->tts_values, oslot->tts_isnull};

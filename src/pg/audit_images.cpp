@@ -83,6 +83,9 @@ struct ImageLayout {
 	AttrNumber* pk;  // image column + 1; ncols + 1 for an excluded key column
 	char* header;    // the serialized columns and key columns
 	int header_len;
+	// Every column of the relation is in the image, in its place, with the
+	// same storage: a row's stored tuple is its image as it is.
+	bool identity;
 };
 
 namespace {
@@ -224,8 +227,7 @@ ImageLayout* parse_layout(Reader* r)
 
 // Appends the jsonb row changes of `nrows` binary rows (each a length and a
 // tuple) to `out`, their lengths to `lens`.
-void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out,
-                 uint32* lens)
+void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out, uint32* lens)
 {
 	// What append_row_change() reads of a record and a relation.
 	Pack fp{};
@@ -244,7 +246,8 @@ void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint
 	JsonbValue* jv = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (l->ncols + 1)));
 	uint32 cap = 0;
 	char* buf = nullptr;
-	MemoryContext row_cxt = AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit images", ALLOCSET_DEFAULT_SIZES);
+	MemoryContext row_cxt =
+	    AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit images", ALLOCSET_DEFAULT_SIZES);
 	for (uint32 i = 0; i < nrows; ++i) {
 		const uint32 len = get32(r);
 		const char* t = take(r, len);
@@ -309,6 +312,43 @@ const ImageLayout* pack_layout(const Pack* p)
 	return parse_layout(&r);
 }
 
+// Appends one row's image to a record, made binary on its first row: the
+// tuple's header up to t_infomask2 as zero bytes (its datum fields hold
+// nothing of the row), then `a` and `b`.
+void append_image(Pack* p, RelInfo* info, const char* a, Size alen, const char* b, Size blen)
+{
+	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	if (!p->bin) {
+		const ImageLayout* l = info->img;
+		p->bin = true;
+		p->bin_rel = info->relid;
+		p->bin_gen = info->gen;
+		p->bin_header = static_cast<char*>(palloc(l->header_len));
+		memcpy(p->bin_header, l->header, l->header_len);
+		p->bin_header_len = l->header_len;
+		const char* zone = session_timezone ? pg_get_timezone_name(session_timezone) : nullptr;
+		p->bin_zone = zone && strlen(zone) < 256 ? pstrdup(zone) : nullptr;
+		if (p->proto.table_name == nullptr)
+			p->proto.table_name = pstrdup(info->table_name);
+	}
+	const uint32 len = static_cast<uint32>(head + alen + blen);
+	enlargeStringInfo(&p->data, static_cast<int>(sizeof len + len));
+	put32(&p->data, len);
+	memset(p->data.data + p->data.len, 0, head);
+	p->data.len += static_cast<int>(head);
+	appendBinaryStringInfo(&p->data, a, static_cast<int>(alen));
+	if (blen > 0)
+		appendBinaryStringInfo(&p->data, b, static_cast<int>(blen));
+	if (p->nrows == p->maxlens) {
+		p->maxlens *= 2;
+		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
+	}
+	p->lens[p->nrows] = static_cast<uint32>(sizeof len + len);
+	++p->nrows;
+	MemoryContextSwitchTo(old);
+}
+
 }  // namespace
 
 ImageLayout* build_layout(RelInfo* info, TupleDesc desc)
@@ -353,6 +393,13 @@ ImageLayout* build_layout(RelInfo* info, TupleDesc desc)
 	}
 	pfree(image_of);
 	finish_layout(l);
+	l->identity = ncols == info->natts && desc->natts == info->natts;
+	for (int c = 0; l->identity && c < ncols; ++c) {
+		Form_pg_attribute ra = TupleDescAttr(desc, c);
+		Form_pg_attribute ia = TupleDescAttr(l->desc, c);
+		l->identity = l->map[c] == c && l->cols[c].kind != k_masked && !ra->attisdropped && ra->attlen == ia->attlen &&
+		              ra->attbyval == ia->attbyval && ra->attalign == ia->attalign;
+	}
 	StringInfoData h;
 	initStringInfo(&h);
 	put16(&h, static_cast<uint16>(ncols));
@@ -412,30 +459,31 @@ bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage
 			v[j] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena*>(DatumGetPointer(v[j]))));
 	}
 	HeapTuple t = heap_form_tuple(l->desc, v, n);
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
-	if (!p->bin) {
-		p->bin = true;
-		p->bin_rel = info->relid;
-		p->bin_gen = info->gen;
-		p->bin_header = static_cast<char*>(palloc(l->header_len));
-		memcpy(p->bin_header, l->header, l->header_len);
-		p->bin_header_len = l->header_len;
-		const char* zone = session_timezone ? pg_get_timezone_name(session_timezone) : nullptr;
-		p->bin_zone = zone && strlen(zone) < 256 ? pstrdup(zone) : nullptr;
-		if (p->proto.table_name == nullptr)
-			p->proto.table_name = pstrdup(info->table_name);
-	}
-	const uint32 len = t->t_len;
-	enlargeStringInfo(&p->data, static_cast<int>(sizeof len + len));
-	put32(&p->data, len);
-	appendBinaryStringInfo(&p->data, reinterpret_cast<const char*>(t->t_data), static_cast<int>(len));
-	if (p->nrows == p->maxlens) {
-		p->maxlens *= 2;
-		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
-	}
-	p->lens[p->nrows] = static_cast<uint32>(sizeof len + len);
-	++p->nrows;
-	MemoryContextSwitchTo(old);
+	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
+	append_image(p, info, reinterpret_cast<const char*>(t->t_data) + head, t->t_len - head, nullptr, 0);
+	return true;
+}
+
+bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt)
+{
+	const ImageLayout* l = info->img;
+	// (a row stored before a column was added with a default has fewer
+	// attributes: its defaults come from the relation, so it takes the
+	// general path)
+	if (l == nullptr || !l->identity || (mt->t_infomask & HEAP_HASEXTERNAL) != 0 ||
+	    HeapTupleHeaderGetNatts(mt) != l->ncols)
+		return false;
+	if ((p->bin && (p->bin_rel != info->relid || p->bin_gen != info->gen)) || (!p->bin && p->nrows > 0))
+		return false;
+	// The minimal tuple from t_infomask2 on is the heap tuple's, with only
+	// the flags that describe the data kept.
+	const uint16 infomask2 = static_cast<uint16>(mt->t_infomask2 & HEAP_NATTS_MASK);
+	const uint16 infomask = static_cast<uint16>(mt->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH));
+	char flags[sizeof infomask2 + sizeof infomask];
+	memcpy(flags, &infomask2, sizeof infomask2);
+	memcpy(flags + sizeof infomask2, &infomask, sizeof infomask);
+	const char* rest = reinterpret_cast<const char*>(mt) + MINIMAL_TUPLE_DATA_OFFSET + sizeof flags;
+	append_image(p, info, flags, sizeof flags, rest, mt->t_len - MINIMAL_TUPLE_DATA_OFFSET - sizeof flags);
 	return true;
 }
 

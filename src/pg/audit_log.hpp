@@ -412,6 +412,10 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const
 // tenant_guard.audit_skip_noop_updates. `changed` has room for natts ints.
 bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowImage* oimg, const RowImage* nimg,
                  int* changed);
+// An INSERT's or DELETE's row change from its transition table's slot as
+// the tuple it holds (add_row_raw), its row deformed only up to the tenant
+// column; false when the row must go through capture_row.
+bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot);
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // The jsonb array of a record's row changes from their binary forms
@@ -427,6 +431,11 @@ void free_layout(ImageLayout* l);
 // or DELETE's, of a table with a layout, into a record that is binary or
 // empty), and if so adds it; false leaves the record as it was.
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg);
+// The same from a transition table's minimal tuple as it is, when the
+// relation's stored row is its image (no column excluded, redacted or
+// dropped, nothing stored out of line, every attribute present); false
+// leaves the record as it was.
+bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt);
 // Converts a binary record to jsonb row changes in place (a record of
 // another layout joins it, or it is written with few rows).
 void pack_to_json(Pack* p);
