@@ -55,6 +55,7 @@ extern "C" {
 #include "access/toast_compression.h"
 #include "access/toast_internals.h"
 #include "access/xact.h"
+#include "common/hashfn.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
@@ -94,6 +95,7 @@ extern "C" {
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+#include "utils/uuid.h"
 }
 
 #include "pg/audit_log.hpp"
@@ -194,24 +196,66 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 	return true;
 }
 
-bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot)
+struct PackCache {
+	static constexpr int k_size = 1024;  // a power of 2
+	uint64 epoch;
+	struct Entry {
+		pg_uuid_t org;
+		Pack* p;
+	} e[k_size];
+};
+
+PackCache* pack_cache_create()
+{
+	PackCache* c = static_cast<PackCache*>(palloc0(sizeof(PackCache)));
+	c->epoch = pack_epoch;
+	return c;
+}
+
+namespace {
+
+PackCache::Entry& cache_entry(PackCache* c, const pg_uuid_t* u)
+{
+	if (c->epoch != pack_epoch) {
+		memset(c->e, 0, sizeof c->e);
+		c->epoch = pack_epoch;
+	}
+	return c->e[hash_bytes(u->data, UUID_LEN) & (PackCache::k_size - 1)];
+}
+
+}  // namespace
+
+bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
 {
 	if (info->img == nullptr || !TTS_IS_MINIMALTUPLE(slot))
 		return false;
 	MinimalTuple mt = reinterpret_cast<MinimalTupleTableSlot*>(slot)->mintuple;
 	if (mt == nullptr)
 		return false;
-	const char* org;
+	Pack* p = nullptr;
+	PackCache::Entry* cached = nullptr;
 	if (info->tenant_attnum > 0) {
 		const int k = info->tenant_attnum - 1;
 		slot_getsomeattrs(slot, info->tenant_attnum);
-		org = slot->tts_isnull[k] ? nullptr
-		      : info->tenant_uuid ? uuid_text(slot->tts_values[k])
-		                          : OidOutputFunctionCall(info->tenant_out, slot->tts_values[k]);
+		if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
+			const pg_uuid_t* u = DatumGetUUIDP(slot->tts_values[k]);
+			cached = &cache_entry(cache, u);
+			if (cached->p != nullptr && memcmp(cached->org.data, u->data, UUID_LEN) == 0)
+				p = cached->p;
+			else
+				cached->org = *u;
+		}
+		if (p == nullptr) {
+			const char* org = slot->tts_isnull[k] ? nullptr
+			                  : info->tenant_uuid ? uuid_text(slot->tts_values[k])
+			                                      : OidOutputFunctionCall(info->tenant_out, slot->tts_values[k]);
+			p = find_pack(info->root, action, org);
+			if (cached != nullptr)
+				cached->p = p;
+		}
 	} else {
-		org = context_org();
+		p = find_pack(info->root, action, context_org());
 	}
-	Pack* p = find_pack(info->root, action, org);
 	if (!add_row_raw(p, info, mt))
 		return false;
 	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
@@ -349,6 +393,7 @@ TG_FUNCTION(tg__audit_capture)
 		if (news)
 			rewind_transition(news);
 		int* changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
+		PackCache* cache = want_old != want_new && info->tenant_uuid ? pack_cache_create() : nullptr;
 		RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
 		// An UPDATE's old and new rows are appended to the two tables
 		// together, row by row (a row moved to another partition too): the
@@ -363,7 +408,7 @@ TG_FUNCTION(tg__audit_capture)
 			if (want_old != want_new) {
 				// an INSERT's or DELETE's row: its stored tuple as its image, where it can be
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);
-				const bool done = capture_raw(info, action, got_old ? oslot : nslot);
+				const bool done = capture_raw(info, action, got_old ? oslot : nslot, cache);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(row_cxt);
 				if (done)

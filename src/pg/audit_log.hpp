@@ -415,7 +415,14 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 // An INSERT's or DELETE's row change from its transition table's slot as
 // the tuple it holds (add_row_raw), its row deformed only up to the tenant
 // column; false when the row must go through capture_row.
-bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot);
+struct PackCache;
+bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache);
+// A statement's open records by tenant uuid, for capture_raw: within one
+// statement trigger call the other parts of a record's identity (statement,
+// actor, subtransaction) do not change. Forgotten whenever an open record
+// is written or dropped (pack_epoch).
+PackCache* pack_cache_create();
+extern uint64 pack_epoch;
 // Writes an open record into the log and forgets it.
 void flush_pack(Pack* p);
 // The jsonb array of a record's row changes from their binary forms

@@ -69,6 +69,7 @@ namespace tg = tenant_guard;
 namespace tenant_guard::audit_log {
 
 int adding_depth = 0;
+uint64 pack_epoch = 0;
 
 namespace {
 
@@ -143,6 +144,7 @@ void drop_pack(Pack* p)
 	else
 		xs.oldest_pack = p->prev;
 	--xs.npacks;
+	++pack_epoch;
 	if (xs.last_pack == p)
 		xs.last_pack = nullptr;
 	xs.open_mem -= p->mem;

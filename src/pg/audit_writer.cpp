@@ -402,9 +402,12 @@ int64 write_record(Record& r)
 	const int64 id = nextval_internal(xs.seq_oid, false);
 	fill_values(r, id, l->count + 1, prev, v, n);
 	// The hash is of the uncompressed value (hash_record decompresses a
-	// held-back one); what is held back is compressed.
+	// held-back one). What is held back is compressed unless it is small
+	// enough to be held back as it is: then it is compressed only when it
+	// is inserted (insert_values), never decompressed to be hashed.
 	const int body = r.rows != nullptr ? c_rows : r.images != nullptr ? c_images : -1;
-	const Datum packed = body >= 0 ? compress_rows(v[body], body) : (Datum) 0;
+	const bool small = body >= 0 && VARSIZE_ANY(DatumGetPointer(v[body])) <= k_hold_back_max;
+	const Datum packed = body >= 0 && !small ? compress_rows(v[body], body) : body >= 0 ? v[body] : (Datum) 0;
 	if (body >= 0 && VARSIZE_ANY(DatumGetPointer(packed)) > k_hold_back_max) {
 		// A large record is written now rather than copied to be held
 		// back; COMMIT then writes a small seal row for its chain.
