@@ -393,7 +393,9 @@ TG_FUNCTION(tg__audit_capture)
 		if (news)
 			rewind_transition(news);
 		int* changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
-		PackCache* cache = want_old != want_new && info->tenant_uuid ? pack_cache_create() : nullptr;
+		// (from the second row on: a single-row statement does not pay for it)
+		PackCache* cache = nullptr;
+		int64 nrow = 0;
 		RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
 		// An UPDATE's old and new rows are appended to the two tables
 		// together, row by row (a row moved to another partition too): the
@@ -407,6 +409,8 @@ TG_FUNCTION(tg__audit_capture)
 				elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
 			if (want_old != want_new) {
 				// an INSERT's or DELETE's row: its stored tuple as its image, where it can be
+				if (++nrow == 2 && info->tenant_uuid)
+					cache = pack_cache_create();
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);
 				const bool done = capture_raw(info, action, got_old ? oslot : nslot, cache);
 				MemoryContextSwitchTo(old);

@@ -246,8 +246,11 @@ void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint
 	JsonbValue* jv = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (l->ncols + 1)));
 	uint32 cap = 0;
 	char* buf = nullptr;
-	MemoryContext row_cxt =
-	    AllocSetContextCreate(CurrentMemoryContext, "tenant_guard audit images", ALLOCSET_DEFAULT_SIZES);
+	// (one per backend, reset per row: no SQL runs while rows are decoded)
+	static MemoryContext row_cxt = nullptr;
+	if (row_cxt == nullptr)
+		row_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit images", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(row_cxt);  // (what a failed call left)
 	for (uint32 i = 0; i < nrows; ++i) {
 		const uint32 len = get32(r);
 		const char* t = take(r, len);
@@ -290,7 +293,6 @@ void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint
 		lens[i] = static_cast<uint32>(out->len - start);
 		MemoryContextReset(row_cxt);
 	}
-	MemoryContextDelete(row_cxt);
 	if (buf)
 		pfree(buf);
 	pfree(v);
