@@ -67,8 +67,10 @@ SQL
 done
 q -c "ALTER DATABASE load_signed SET tenant_guard.context_source = 'signed'"
 
-# (a random start: tests running at the same time must not pick the same port)
-PB_PORT=$(tg_free_port $((57432 + RANDOM % 3000))) || fail "no free port for pgbouncer"
+# (a random start: tests running at the same time must not pick the same port;
+# above Linux's ephemeral range, 32768-60999, where a client connection of
+# another test can hold a port that no connect test shows as taken)
+PB_PORT=$(tg_free_port $((61000 + RANDOM % 3000))) || fail "no free port for pgbouncer"
 printf '"regress_load_app" ""\n' >"$W/userlist.txt"
 cat >"$W/pgbouncer.ini" <<INI
 [databases]

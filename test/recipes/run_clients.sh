@@ -99,7 +99,8 @@ SQL
 # The pgbouncer configuration of docs/signed-mode.md ("Poolers"), plus this test's
 # own addresses and files. Two server connections for eight clients.
 # (a random start: tests running at the same time must not pick the same port)
-PB_PORT=$(tg_free_port $((57432 + RANDOM % 3000))) || fail "no free port"
+# (above Linux's ephemeral range, 32768-60999: see test/load/run_pooled_load.sh)
+PB_PORT=$(tg_free_port $((61000 + RANDOM % 3000))) || fail "no free port"
 printf '"%s" ""\n' "$APP" >"$WORK/userlist.txt"
 cat >"$WORK/pgbouncer.ini" <<INI
 [databases]
