@@ -178,22 +178,25 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 		if (nchanged == 0 && tg::audit_guc::skip_noop_updates)
 			return false;
 	}
-	const char* org;
 	const RowImage* key = nimg ? nimg : oimg;
-	if (info->tenant_attnum > 0) {
-		const int k = info->tenant_attnum - 1;
-		org = key->nulls[k]       ? nullptr
-		      : info->tenant_uuid ? uuid_text(key->values[k])
-		                          : OidOutputFunctionCall(info->tenant_out, key->values[k]);
-	} else {
-		org = context_org();
-	}
+	const int k = info->tenant_attnum - 1;
+	const char* org = k >= 0 ? row_org(info, key->values[k], key->nulls[k]) : context_org();
 	Pack* p = find_pack(info->root, action, org);
 	add_row(p, info, desc, oimg, nimg, oimg && nimg ? changed : nullptr, nchanged);
+	after_row(p);
+	return true;
+}
+
+const char* row_org(const RelInfo* info, Datum v, bool isnull)
+{
+	return isnull ? nullptr : info->tenant_uuid ? uuid_text(v) : OidOutputFunctionCall(info->tenant_out, v);
+}
+
+void after_row(Pack* p)
+{
 	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
 		flush_pack(p);
 	enforce_budget();
-	return true;
 }
 
 struct PackCache {
@@ -227,16 +230,16 @@ PackCache::Entry& cache_entry(PackCache* c, const pg_uuid_t* u)
 
 bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
 {
-	if (info->img == nullptr || !TTS_IS_MINIMALTUPLE(slot))
+	if (!TTS_IS_MINIMALTUPLE(slot))
 		return false;
 	MinimalTuple mt = reinterpret_cast<MinimalTupleTableSlot*>(slot)->mintuple;
-	if (mt == nullptr)
+	if (mt == nullptr || !raw_tuple_fits(info, mt))
 		return false;
 	Pack* p = nullptr;
-	PackCache::Entry* cached = nullptr;
-	if (info->tenant_attnum > 0) {
-		const int k = info->tenant_attnum - 1;
+	const int k = info->tenant_attnum - 1;
+	if (k >= 0) {
 		slot_getsomeattrs(slot, info->tenant_attnum);
+		PackCache::Entry* cached = nullptr;
 		if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
 			const pg_uuid_t* u = DatumGetUUIDP(slot->tts_values[k]);
 			cached = &cache_entry(cache, u);
@@ -246,10 +249,7 @@ bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCa
 				cached->org = *u;
 		}
 		if (p == nullptr) {
-			const char* org = slot->tts_isnull[k] ? nullptr
-			                  : info->tenant_uuid ? uuid_text(slot->tts_values[k])
-			                                      : OidOutputFunctionCall(info->tenant_out, slot->tts_values[k]);
-			p = find_pack(info->root, action, org);
+			p = find_pack(info->root, action, row_org(info, slot->tts_values[k], slot->tts_isnull[k]));
 			if (cached != nullptr)
 				cached->p = p;
 		}
@@ -258,12 +258,8 @@ bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCa
 	}
 	if (!add_row_raw(p, info, mt))
 		return false;
-	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
-	xs.open_mem += mem - p->mem;
-	p->mem = mem;
-	if (p->busy == 0 && (p->nrows >= tg::audit_guc::rows_per_record || p->mem >= k_max_pack_bytes))
-		flush_pack(p);
-	enforce_budget();
+	pack_grew(p);
+	after_row(p);
 	return true;
 }
 
@@ -393,7 +389,10 @@ TG_FUNCTION(tg__audit_capture)
 		if (news)
 			rewind_transition(news);
 		int* changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
-		// (from the second row on: a single-row statement does not pay for it)
+		// An INSERT's or DELETE's rows taken as their stored tuples where the
+		// table allows it; the tenant cache from the second row on (a
+		// single-row statement does not pay for it).
+		const bool raw = want_old != want_new && raw_capture_possible(info);
 		PackCache* cache = nullptr;
 		int64 nrow = 0;
 		RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
@@ -407,8 +406,7 @@ TG_FUNCTION(tg__audit_capture)
 				break;
 			if ((oslot && !got_old) || (nslot && !got_new))
 				elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
-			if (want_old != want_new) {
-				// an INSERT's or DELETE's row: its stored tuple as its image, where it can be
+			if (raw) {
 				if (++nrow == 2 && info->tenant_uuid)
 					cache = pack_cache_create();
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);

@@ -331,6 +331,7 @@ void append_image(Pack* p, RelInfo* info, const char* a, Size alen, const char* 
 		p->bin_header_len = l->header_len;
 		const char* zone = session_timezone ? pg_get_timezone_name(session_timezone) : nullptr;
 		p->bin_zone = zone && strlen(zone) < 256 ? pstrdup(zone) : nullptr;
+		p->bin_tz = p->bin_zone ? session_timezone : nullptr;  // (pg_tz values live as long as the backend)
 		if (p->proto.table_name == nullptr)
 			p->proto.table_name = pstrdup(info->table_name);
 	}
@@ -466,15 +467,21 @@ bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage
 	return true;
 }
 
-bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt)
+bool raw_capture_possible(const RelInfo* info)
 {
-	const ImageLayout* l = info->img;
+	return info->img != nullptr && info->img->identity;
+}
+
+bool raw_tuple_fits(const RelInfo* info, MinimalTuple mt)
+{
 	// (a row stored before a column was added with a default has fewer
 	// attributes: its defaults come from the relation, so it takes the
 	// general path)
-	if (l == nullptr || !l->identity || (mt->t_infomask & HEAP_HASEXTERNAL) != 0 ||
-	    HeapTupleHeaderGetNatts(mt) != l->ncols)
-		return false;
+	return (mt->t_infomask & HEAP_HASEXTERNAL) == 0 && HeapTupleHeaderGetNatts(mt) == info->img->ncols;
+}
+
+bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt)
+{
 	if ((p->bin && (p->bin_rel != info->relid || p->bin_gen != info->gen)) || (!p->bin && p->nrows > 0))
 		return false;
 	// The minimal tuple from t_infomask2 on is the heap tuple's, with only
@@ -500,8 +507,7 @@ void pack_to_json(Pack* p)
 	initStringInfo(&out);
 	uint32* lens = static_cast<uint32*>(palloc(sizeof(uint32) * p->maxlens));
 	Reader r{p->data.data, p->data.data + p->data.len};
-	decode_rows(l, is_new, p->bin_zone ? pg_tzset(p->bin_zone) : nullptr, &r, static_cast<uint32>(p->nrows), &out,
-	            lens);
+	decode_rows(l, is_new, p->bin_tz, &r, static_cast<uint32>(p->nrows), &out, lens);
 	pfree(p->data.data);
 	pfree(p->lens);
 	p->data = out;

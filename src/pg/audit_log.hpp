@@ -72,6 +72,7 @@ extern "C" {
 #include "executor/tuptable.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "pgtime.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -377,6 +378,7 @@ struct Pack {
 	char* bin_header;
 	int bin_header_len;
 	char* bin_zone;  // the session's TimeZone when the record was opened
+	pg_tz* bin_tz;   // and that zone
 };
 
 // Row trigger calls in progress (a to_jsonb cast of a user type can run SQL
@@ -406,6 +408,14 @@ struct RowImage {
 // nullptr where the action has none).
 void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, const int* changed,
              int nchanged);
+// The tenant of a row of a protected table: the text of its tenant column
+// (palloc'd; nullptr for NULL).
+const char* row_org(const RelInfo* info, Datum v, bool isnull);
+// After a row was added to an open record: its memory counted, and the
+// record written once it is full (unless a nested call is adding to it),
+// the largest open records once all of them are over their budget.
+void pack_grew(Pack* p);
+void after_row(Pack* p);
 // One row change of an audited table: its changed columns (UPDATE), its
 // tenant, added to its open record (written early past the size limits).
 // Returns false for an UPDATE that changed nothing audited, skipped by
@@ -438,10 +448,13 @@ void free_layout(ImageLayout* l);
 // or DELETE's, of a table with a layout, into a record that is binary or
 // empty), and if so adds it; false leaves the record as it was.
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg);
-// The same from a transition table's minimal tuple as it is, when the
-// relation's stored row is its image (no column excluded, redacted or
-// dropped, nothing stored out of line, every attribute present); false
-// leaves the record as it was.
+// The same from a transition table's minimal tuple as it is: possible when
+// the relation's stored row is its image (no column excluded, redacted or
+// dropped), for a tuple with nothing stored out of line and every attribute
+// present; add_row_raw's false leaves the record as it was (a record of
+// jsonb or of another relation).
+bool raw_capture_possible(const RelInfo* info);
+bool raw_tuple_fits(const RelInfo* info, MinimalTuple mt);
 bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt);
 // Converts a binary record to jsonb row changes in place (a record of
 // another layout joins it, or it is written with few rows).

@@ -505,6 +505,11 @@ void add_row(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg, const
 		release_scratch(scratch_cxt, depth);
 	}
 	PG_END_TRY();
+	pack_grew(p);
+}
+
+void pack_grew(Pack* p)
+{
 	const Size mem = MemoryContextMemAllocated(p->cxt, false) - p->base_mem;
 	xs.open_mem += mem - p->mem;
 	p->mem = mem;
