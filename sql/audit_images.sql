@@ -195,6 +195,13 @@ SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NOT NU
 SELECT jsonb_array_length(tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash')) AS b_rows;
 SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', '\x00') IS NULL AS wrong_hash_nothing;
 SET tenant_guard.org_id = :'org_a';
+-- the reader's query, planned while a superuser (who bypasses row-level
+-- security) called it, is planned again for the application role in the
+-- same (pooled) connection
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NOT NULL AS superuser_reads;
+SET ROLE regress_images_app;
+SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NULL AS app_still_hidden;
+RESET ROLE;
 
 -- tampering: images edited, removed (rows put back as jsonb), or added to a
 -- jsonb record: each breaks the chain at that record
