@@ -542,6 +542,9 @@ void seal_transaction()
 		return;
 	open_partition();
 	xs.sealing = true;
+	// What sealing allocates goes with the transaction (at COMMIT of a
+	// procedure, the current context may outlive it).
+	MemoryContext seal_old = MemoryContextSwitchTo(TopTransactionContext);
 	Record proto;
 	set_db_roles(proto);
 	const char* app = GetConfigOption("application_name", true, false);
@@ -605,6 +608,7 @@ void seal_transaction()
 		Orphan* holes = nullptr;
 		int nholes = 0;
 		if (!loaded) {
+			writer_spi(w);
 			refuse_while_prepared_writers();
 			reclaim_dropped_heads();
 			read_last_seal(&tseq, thash);
@@ -682,6 +686,7 @@ void seal_transaction()
 		(void) LockAcquire(&tag, ExclusiveLock, false, false);
 		int64 seq;
 		uint8 prev[32];
+		writer_spi(w);
 		read_last_seal(&seq, prev);
 		for (int j = 0; j < live; ++j) {
 			vals[j][c_seal_seq] = Int64GetDatum(++seq);
@@ -722,6 +727,7 @@ void seal_transaction()
 	}
 	leave_writer(w);
 	PopActiveSnapshot();
+	MemoryContextSwitchTo(seal_old);
 	close_partition();
 }
 

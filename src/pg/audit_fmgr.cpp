@@ -200,11 +200,13 @@ void after_row(Pack* p)
 }
 
 struct PackCache {
-	static constexpr int k_size = 1024;  // a power of 2
+	static constexpr int k_size = 4096;  // a power of 2
+	static constexpr int k_max_used = k_size * 3 / 4;
 	uint64 epoch;
+	int used;
 	struct Entry {
 		pg_uuid_t org;
-		Pack* p;
+		Pack* p;  // nullptr: a free entry
 	} e[k_size];
 };
 
@@ -217,13 +219,24 @@ PackCache* pack_cache_create()
 
 namespace {
 
-PackCache::Entry& cache_entry(PackCache* c, const pg_uuid_t* u)
+// Tenant u's entry (open addressing, linear probing): the one holding it, or
+// the free one it may take; nullptr when the cache is full enough to stop
+// taking tenants (their rows then find their record the slower way).
+PackCache::Entry* cache_entry(PackCache* c, const pg_uuid_t* u)
 {
 	if (c->epoch != pack_epoch) {
 		memset(c->e, 0, sizeof c->e);
+		c->used = 0;
 		c->epoch = pack_epoch;
 	}
-	return c->e[hash_bytes(u->data, UUID_LEN) & (PackCache::k_size - 1)];
+	uint32 i = hash_bytes(u->data, UUID_LEN);
+	for (;; ++i) {
+		PackCache::Entry* e = &c->e[i & (PackCache::k_size - 1)];
+		if (e->p == nullptr)
+			return c->used < PackCache::k_max_used ? e : nullptr;
+		if (memcmp(e->org.data, u->data, UUID_LEN) == 0)
+			return e;
+	}
 }
 
 }  // namespace
@@ -242,16 +255,18 @@ bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCa
 		PackCache::Entry* cached = nullptr;
 		if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
 			const pg_uuid_t* u = DatumGetUUIDP(slot->tts_values[k]);
-			cached = &cache_entry(cache, u);
-			if (cached->p != nullptr && memcmp(cached->org.data, u->data, UUID_LEN) == 0)
+			cached = cache_entry(cache, u);
+			if (cached != nullptr && cached->p != nullptr)
 				p = cached->p;
-			else
-				cached->org = *u;
 		}
 		if (p == nullptr) {
 			p = find_pack(info->root, action, row_org(info, slot->tts_values[k], slot->tts_isnull[k]));
-			if (cached != nullptr)
+			if (cached != nullptr) {
+				// find_pack() drops no record: the entry is still free
+				cached->org = *DatumGetUUIDP(slot->tts_values[k]);
 				cached->p = p;
+				++cache->used;
+			}
 		}
 	} else {
 		p = find_pack(info->root, action, context_org());

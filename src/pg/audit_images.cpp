@@ -529,7 +529,9 @@ bytea* pack_images(Pack* p)
 	const Size total = VARHDRSZ + k_prefix + zlen + p->bin_header_len + p->data.len;
 	if (total > MaxAllocSize)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("audit record too large")));
-	bytea* b = static_cast<bytea*>(MemoryContextAlloc(p->cxt, total));
+	// A value small enough to be held back is made where the writer keeps it.
+	bytea* b =
+	    static_cast<bytea*>(MemoryContextAlloc(total <= k_hold_back_max ? TopTransactionContext : p->cxt, total));
 	SET_VARSIZE(b, total);
 	char* o = VARDATA(b);
 	memcpy(o, k_magic, 4);

@@ -220,6 +220,9 @@ struct Record {
 	int32 row_count = 0;
 	Jsonb* rows = nullptr;    // kind 'rows': the row changes as jsonb
 	bytea* images = nullptr;  // or as binary row images (audit_images.cpp)
+	// `images` was allocated in TopTransactionContext for the writer to keep
+	// as it is, should it hold the record back (no copy)
+	bool images_given = false;
 	Jsonb* detail = nullptr;
 	TimestampTz statement_at = 0;  // 0: the current statement's start
 	// actor fields, nullptr when absent
@@ -230,6 +233,10 @@ struct Record {
 	const char* session_role = nullptr;
 	const char* application_name = nullptr;
 };
+
+// Records whose `rows` or `images` take up to this much (compressed) are held
+// back to carry their chain's seal.
+constexpr Size k_hold_back_max = 8192;
 
 SPIPlanPtr prepare(const char* sql, int nargs, Oid* types);
 void resolve_log();
@@ -250,10 +257,12 @@ void insert_values(const Datum* v, const bool* n);
 struct WriterState {
 	Oid save_user;
 	int save_sec;
-	tenant_guard::pg::SpiScope spi;
+	bool spi_open = false;
+	tenant_guard::pg::SpiScope spi{};
 };
 
 WriterState enter_writer();
+void writer_spi(WriterState& w);
 void leave_writer(const WriterState& w);
 // Appends a record to its tenant's chain in this transaction.
 int64 write_record(Record& r);

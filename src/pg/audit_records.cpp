@@ -546,6 +546,7 @@ void flush_pack(Pack* p)
 	Record r = p->proto;
 	// binary images (of enough rows), else jsonb
 	r.images = pack_images(p);
+	r.images_given = r.images != nullptr && VARSIZE(r.images) <= k_hold_back_max;
 	if (r.images == nullptr)
 		r.rows = rows_array_of(p->data.data, p->data.len, p->lens, p->nrows);
 	r.row_count = p->nrows;

@@ -67,10 +67,6 @@ namespace tenant_guard::audit_log {
 
 namespace {
 
-// Records whose `rows` take up to this much (compressed) are held back to
-// carry their chain's seal.
-constexpr Size k_hold_back_max = 8192;
-
 SPIPlanPtr partition_plan = nullptr;
 
 // The partition known to exist (per backend), for the safety net.
@@ -108,6 +104,12 @@ void resolve_log()
 
 namespace {
 
+const char* const k_colnames[k_ncols] = {
+    "id",        "xact_at",      "statement_at",     "xid",       "org",          "kind",
+    "seq",       "action",       "table_name",       "actor",     "impersonator", "tenant_role",
+    "db_role",   "session_role", "application_name", "row_count", "rows",         "detail",
+    "prev_hash", "seal_seq",     "seal_prev",        "hash",      "images"};
+
 // The partition holding this transaction's start time, created if missing
 // (the safety net: enable_audit() and purge_audit() create them ahead).
 Oid partition_for(TimestampTz at)
@@ -115,6 +117,13 @@ Oid partition_for(TimestampTz at)
 	if (covered_log == xs.log_oid && at >= covered_lo && at < covered_hi &&
 	    get_rel_relkind(covered_part) == RELKIND_RELATION)
 		return covered_part;
+	// As the log owner, with a pinned search_path: creating a partition is
+	// the owner's business.
+	Oid save_user;
+	int save_sec;
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(xs.log_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	const int guc_level = tg::pg::pin_search_path();
 	tg::pg::spi_connect();
 	if (partition_plan == nullptr) {
 		Oid t[1] = {TIMESTAMPTZOID};
@@ -135,14 +144,29 @@ Oid partition_for(TimestampTz at)
 	covered_part = DatumGetObjectId(part);
 	covered_log = xs.log_oid;
 	SPI_finish();
+	AtEOXact_GUC(true, guc_level);
+	SetUserIdAndSecContext(save_user, save_sec);
 	return covered_part;
 }
 
-const char* const k_colnames[k_ncols] = {
-    "id",        "xact_at",      "statement_at",     "xid",       "org",          "kind",
-    "seq",       "action",       "table_name",       "actor",     "impersonator", "tenant_role",
-    "db_role",   "session_role", "application_name", "row_count", "rows",         "detail",
-    "prev_hash", "seal_seq",     "seal_prev",        "hash",      "images"};
+// The partition's attribute number of each log column (colmap), kept for the
+// partition last opened and checked by name each time it is used again.
+Oid mapped_part = InvalidOid;
+int mapped_natts = 0;
+AttrNumber mapped[k_ncols];
+
+bool mapping_holds(Relation rel)
+{
+	TupleDesc desc = RelationGetDescr(rel);
+	if (RelationGetRelid(rel) != mapped_part || desc->natts != mapped_natts)
+		return false;
+	for (int i = 0; i < k_ncols; ++i) {
+		Form_pg_attribute a = TupleDescAttr(desc, mapped[i] - 1);
+		if (a->attisdropped || strcmp(NameStr(a->attname), k_colnames[i]) != 0)
+			return false;
+	}
+	return true;
+}
 
 }  // namespace
 
@@ -155,31 +179,29 @@ void open_partition()
 	if (xs.part != nullptr)
 		return;
 	resolve_log();
-	// As the log owner: creating a partition is the owner's business.
-	Oid save_user;
-	int save_sec;
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(xs.log_owner, save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	const int guc_level = tg::pg::pin_search_path();
 	const Oid part = partition_for(GetCurrentTransactionStartTimestamp());
-	AtEOXact_GUC(true, guc_level);
-	SetUserIdAndSecContext(save_user, save_sec);
 	ResourceOwner save_owner = CurrentResourceOwner;
 	MemoryContext save_cxt = MemoryContextSwitchTo(TopTransactionContext);
 	CurrentResourceOwner = TopTransactionResourceOwner;
 	LockRelationOid(xs.log_oid, RowExclusiveLock);
 	Relation rel = table_open(part, RowExclusiveLock);
 	TupleDesc desc = RelationGetDescr(rel);
-	for (int i = 0; i < k_ncols; ++i) {
-		xs.colmap[i] = InvalidAttrNumber;
-		for (int a = 0; a < desc->natts; ++a)
-			if (!TupleDescAttr(desc, a)->attisdropped &&
-			    strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
-				xs.colmap[i] = static_cast<AttrNumber>(a + 1);
-		if (xs.colmap[i] == InvalidAttrNumber)
-			elog(ERROR, "tenant_guard: audit log partition %s has no column %s", RelationGetRelationName(rel),
-			     k_colnames[i]);
+	if (!mapping_holds(rel)) {
+		mapped_part = InvalidOid;
+		for (int i = 0; i < k_ncols; ++i) {
+			mapped[i] = InvalidAttrNumber;
+			for (int a = 0; a < desc->natts; ++a)
+				if (!TupleDescAttr(desc, a)->attisdropped &&
+				    strcmp(NameStr(TupleDescAttr(desc, a)->attname), k_colnames[i]) == 0)
+					mapped[i] = static_cast<AttrNumber>(a + 1);
+			if (mapped[i] == InvalidAttrNumber)
+				elog(ERROR, "tenant_guard: audit log partition %s has no column %s", RelationGetRelationName(rel),
+				     k_colnames[i]);
+		}
+		mapped_part = RelationGetRelid(rel);
+		mapped_natts = desc->natts;
 	}
+	memcpy(xs.colmap, mapped, sizeof mapped);
 	xs.part_natts = desc->natts;
 	xs.estate = CreateExecutorState();
 	xs.rri = makeNode(ResultRelInfo);
@@ -296,6 +318,10 @@ Datum compress_rows(Datum rows, int col)
 // Inserts a complete row into this transaction's partition (heap and indexes).
 void insert_values(const Datum* v, const bool* n)
 {
+	// Everything a record's insert allocates (its tuple, compressed values,
+	// index keys) is gone when it is in: a statement over a thousand tenants
+	// inserts a thousand records at COMMIT.
+	MemoryContext old = MemoryContextSwitchTo(GetPerTupleMemoryContext(xs.estate));
 	Datum* tv = static_cast<Datum*>(palloc0(sizeof(Datum) * xs.part_natts));
 	bool* tn = static_cast<bool*>(palloc(sizeof(bool) * xs.part_natts));
 	for (int i = 0; i < xs.part_natts; ++i)
@@ -311,6 +337,7 @@ void insert_values(const Datum* v, const bool* n)
 	ExecStoreHeapTuple(tup, xs.slot, true);
 	table_tuple_insert(xs.part, xs.slot, GetCurrentCommandId(true), 0, nullptr);
 	(void) tenant_guard::pg::compat::insert_index_tuples(xs.rri, xs.slot, xs.estate);
+	MemoryContextSwitchTo(old);
 	ExecClearTuple(xs.slot);
 	ResetPerTupleExprContext(xs.estate);
 }
@@ -318,31 +345,41 @@ void insert_values(const Datum* v, const bool* n)
 WriterState enter_writer()
 {
 	WriterState w;
-	// The seal queries run as the log owner: not with the caller's search_path.
-	w.spi = tg::pg::spi_begin();
 	resolve_log();
 	GetUserIdAndSecContext(&w.save_user, &w.save_sec);
 	SetUserIdAndSecContext(xs.log_owner, w.save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	return w;
 }
 
+// SPI for the seal queries, connected on first use (most COMMITs run none):
+// as the log owner, not with the caller's search_path.
+void writer_spi(WriterState& w)
+{
+	if (w.spi_open)
+		return;
+	w.spi = tg::pg::spi_begin();
+	w.spi_open = true;
+}
+
 void leave_writer(const WriterState& w)
 {
+	if (w.spi_open)
+		tg::pg::spi_end(w.spi);
 	SetUserIdAndSecContext(w.save_user, w.save_sec);
-	tg::pg::spi_end(w.spi);
 }
 
 namespace {
 
-// Keeps a copy of a record's values as the chain's pending record.
-void hold_back(Level* l, const Datum* v, const bool* n)
+// Keeps a copy of a record's values as the chain's pending record; column
+// `given` (-1: none) is kept as it is, already in TopTransactionContext.
+void hold_back(Level* l, const Datum* v, const bool* n, int given)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
 	Datum* pv = static_cast<Datum*>(palloc(sizeof(Datum) * k_ncols));
 	bool* pn = static_cast<bool*>(palloc(sizeof(bool) * k_ncols));
 	for (int i = 0; i < k_ncols; ++i) {
 		pn[i] = n[i];
-		pv[i] = n[i] ? (Datum) 0 : datumCopy(v[i], col_byval(i), col_byval(i) ? 8 : -1);
+		pv[i] = n[i] ? (Datum) 0 : i == given ? v[i] : datumCopy(v[i], col_byval(i), col_byval(i) ? 8 : -1);
 	}
 	MemoryContextSwitchTo(old);
 	l->pending_v = pv;
@@ -420,7 +457,8 @@ int64 write_record(Record& r)
 	} else {
 		if (body >= 0)
 			v[body] = packed;
-		hold_back(l, v, n);
+		// (small: packed is the value itself, not a compressed copy)
+		hold_back(l, v, n, body == c_images && small && r.images_given ? c_images : -1);
 	}
 	l->count += 1;
 	return id;
