@@ -1,7 +1,8 @@
 -- Binary row images (src/pg/audit_images.cpp): an INSERT's or DELETE's
 -- record of at least 8 rows, of a table whose audited columns all have a
--- type with a binary image, is written with `images` (heap tuples) instead of
--- `rows` (jsonb), and audit_trail converts it when read. What it shows must be
+-- type with a binary image (an UPDATE's too where no column is excluded or
+-- redacted), is written with `images` (heap tuples) instead of `rows`
+-- (jsonb), and audit_trail converts it when read. What it shows must be
 -- exactly what the jsonb record would have held: to_jsonb() of each row,
 -- excluded columns left out, redacted ones "[redacted]", values stored out of
 -- line (and gone with a deleted row) included. The hash covers the images;
@@ -86,7 +87,9 @@ SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images,
                                                    'new', pg_temp.expect(to_jsonb(s))) ORDER BY s.id)
                FROM bi.src s WHERE s.id <= 3) AS rows_as_jsonb
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
--- UPDATE stays jsonb (the changed columns' new values)
+-- UPDATE of a table with an excluded and a redacted column stays jsonb (the
+-- changed columns' new values: a masked column's change cannot be told from
+-- its image)
 SELECT pg_temp.last_id() AS mark \gset
 INSERT INTO bi.t SELECT * FROM bi.src WHERE id > 3;
 UPDATE bi.t SET i4 = i4 + 1;
@@ -132,6 +135,71 @@ FROM tenant_guard.audit_trail tr JOIN bi.plain_before b ON b.id = (tr.row_pk->>'
 WHERE tr.id > :mark AND tr.kind = 'row' AND tr.action = 'DELETE';
 SELECT item, old_row FROM tenant_guard.audit_trail
 WHERE id > :mark AND kind = 'row' AND action = 'DELETE' AND item IN (1, 3, 12, 13) ORDER BY item;
+
+-- an UPDATE of such a table: each row change is its before and after
+-- tuples; audit_trail shows the before image, the after image and the
+-- changed columns (those whose stored values differ) as a jsonb record
+-- would: values set to NULL and from NULL, a numeric of the same value with
+-- another scale (changed), a key change, rows with a value stored out of
+-- line (unchanged, so the after row points at the same TOAST value), and
+-- rows the statement left as they were (no row change)
+CREATE TABLE bi.up (id int, org_id uuid NOT NULL, note text, n numeric, flag boolean, big text,
+                    PRIMARY KEY (org_id, id));
+ALTER TABLE bi.up ALTER COLUMN big SET STORAGE EXTERNAL;
+SELECT tenant_guard.protect('bi.up');
+SELECT tenant_guard.enable_audit('bi.up');
+INSERT INTO bi.up SELECT g, :'org_a', CASE WHEN g % 4 <> 0 THEN 'note ' || g END, g / 4.0, g % 2 = 0,
+                         CASE WHEN g IN (3, 6, 7) THEN repeat(md5(g::text), 100) END FROM generate_series(1, 24) g;
+CREATE TABLE bi.up_before AS SELECT * FROM bi.up;
+SELECT pg_temp.last_id() AS mark \gset
+UPDATE bi.up SET note = CASE WHEN id % 4 = 0 THEN 'now set' WHEN id % 5 = 0 THEN NULL ELSE note END,
+                 n = CASE WHEN id = 4 THEN 1.00 ELSE n END,
+                 flag = CASE WHEN id % 3 = 0 THEN NOT flag ELSE flag END,
+                 id = CASE WHEN id = 24 THEN 124 ELSE id END
+WHERE id > 1;
+SELECT action, row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
+CREATE FUNCTION pg_temp.text_changes(b bi.up_before, a bi.up) RETURNS text[] LANGUAGE sql AS $$
+    SELECT coalesce(array_agg(att.attname::text ORDER BY att.attnum), '{}')
+    FROM pg_attribute att
+    WHERE att.attrelid = 'bi.up'::regclass AND att.attnum > 0 AND NOT att.attisdropped
+      AND (to_jsonb(b) ->> att.attname) IS DISTINCT FROM (to_jsonb(a) ->> att.attname)
+$$;
+SELECT (SELECT count(*) FROM bi.up_before b JOIN bi.up a ON a.id = CASE WHEN b.id = 24 THEN 124 ELSE b.id END
+        WHERE pg_temp.text_changes(b, a) <> '{}') AS rows_changed,
+       count(*) AS lines, count(*) FILTER (WHERE tr.old_row = to_jsonb(b)) AS old_row_as_jsonb,
+       count(*) FILTER (WHERE tr.new_row = to_jsonb(a)) AS new_row_as_jsonb,
+       count(*) FILTER (WHERE tr.row_pk = jsonb_build_object('id', a.id, 'org_id', a.org_id)) AS new_key,
+       count(*) FILTER (WHERE tr.changed_columns = pg_temp.text_changes(b, a)) AS changed_as_the_rows_say,
+       count(*) FILTER (WHERE octet_length(tr.old_row ->> 'big') = 3200 AND octet_length(tr.new_row ->> 'big') = 3200)
+           AS big_values
+FROM tenant_guard.audit_trail tr
+JOIN bi.up_before b ON b.id = (tr.old_row ->> 'id')::int
+JOIN bi.up a ON a.id = (tr.row_pk ->> 'id')::int
+WHERE tr.id > :mark AND tr.kind = 'row';
+SELECT item, row_pk ->> 'id' AS id, changed_columns, old_row ->> 'n' AS old_n, new_row ->> 'n' AS new_n,
+       new_row ->> 'note' AS note
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' AND (row_pk ->> 'id')::int IN (3, 4, 5, 124)
+ORDER BY item;
+-- the same with no-op updates recorded: empty changed lists, after = before
+SET tenant_guard.audit_skip_noop_updates = off;
+SELECT pg_temp.last_id() AS mark \gset
+UPDATE bi.up SET note = note;
+SELECT action, row_count, images IS NOT NULL AS has_images
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SELECT count(*) AS lines, count(*) FILTER (WHERE changed_columns = '{}' AND new_row = old_row) AS unchanged
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row';
+RESET tenant_guard.audit_skip_noop_updates;
+-- fewer than 8 row changes: jsonb, converted from the images when written
+SELECT pg_temp.last_id() AS mark \gset
+UPDATE bi.up SET flag = NOT flag WHERE id IN (2, 3, 5);
+SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images,
+       rows = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', u.id, 'org_id', u.org_id),
+                                                   'old', to_jsonb(u) || jsonb_build_object('flag', NOT u.flag),
+                                                   'set', jsonb_build_object('flag', u.flag),
+                                                   'changed', '["flag"]'::jsonb) ORDER BY u.id)
+               FROM bi.up u WHERE u.id IN (2, 3, 5)) AS rows_as_jsonb
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 
 -- a table with a column of another type (an array) keeps jsonb
 CREATE TABLE bi.other (id int PRIMARY KEY, tags text[]);

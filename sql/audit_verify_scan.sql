@@ -39,7 +39,7 @@ BEGIN
                tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
                    l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role,
                    l.application_name, l.row_count, l.rows, l.detail,
-                   l.prev_hash, l.seal_seq, l.seal_prev) = l.hash AS intact
+                   l.prev_hash, l.seal_seq, l.seal_prev, l.images) = l.hash AS intact
         FROM tenant_guard.audit_log l
         WHERE (l.kind <> 'seal' AND (o IS NULL OR l.org = o) AND (since IS NULL OR l.xact_at >= since))
            OR l.seal_seq IS NOT NULL),
@@ -217,7 +217,8 @@ $$;
 CREATE FUNCTION vref.rehash(rid bigint) RETURNS void LANGUAGE sql AS $$
     UPDATE tenant_guard.audit_log l SET hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid,
         l.org, l.kind, l.seq, l.action, l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role,
-        l.session_role, l.application_name, l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev)
+        l.session_role, l.application_name, l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev,
+        l.images)
     WHERE l.id = rid
 $$;
 -- records to tamper with: one in the middle of the first batch, one past it,

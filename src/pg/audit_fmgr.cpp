@@ -165,16 +165,7 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 {
 	int nchanged = 0;
 	if (oimg && nimg) {
-		for (int i = 0; i < info->natts; ++i) {
-			Form_pg_attribute a = TupleDescAttr(desc, i);
-			if (a->attisdropped || info->excluded[i])
-				continue;
-			const bool n1 = oimg->nulls[i], n2 = nimg->nulls[i];
-			bool same =
-			    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg->values[i], nimg->values[i], a->attbyval, a->attlen));
-			if (!same)
-				changed[nchanged++] = i;
-		}
+		nchanged = changed_columns(info, desc, oimg, nimg, changed);
 		if (nchanged == 0 && tg::audit_guc::skip_noop_updates)
 			return false;
 	}
@@ -185,6 +176,22 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 	add_row(p, info, desc, oimg, nimg, oimg && nimg ? changed : nullptr, nchanged);
 	after_row(p);
 	return true;
+}
+
+int changed_columns(const RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, int* changed)
+{
+	int nchanged = 0;
+	for (int i = 0; i < info->natts; ++i) {
+		Form_pg_attribute a = TupleDescAttr(desc, i);
+		if (a->attisdropped || info->excluded[i])
+			continue;
+		const bool n1 = oimg->nulls[i], n2 = nimg->nulls[i];
+		const bool same =
+		    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg->values[i], nimg->values[i], a->attbyval, a->attlen));
+		if (!same)
+			changed[nchanged++] = i;
+	}
+	return nchanged;
 }
 
 const char* row_org(const RelInfo* info, Datum v, bool isnull)
@@ -241,37 +248,72 @@ PackCache::Entry* cache_entry(PackCache* c, const pg_uuid_t* u)
 
 }  // namespace
 
-bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
+namespace {
+
+// The open record of a row's tenant (the slot deformed up to its tenant
+// column at least), through the statement's cache where the tenant is a uuid.
+Pack* tenant_pack(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
+{
+	const int k = info->tenant_attnum - 1;
+	if (k < 0)
+		return find_pack(info->root, action, context_org());
+	PackCache::Entry* cached = nullptr;
+	if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
+		cached = cache_entry(cache, DatumGetUUIDP(slot->tts_values[k]));
+		if (cached != nullptr && cached->p != nullptr)
+			return cached->p;
+	}
+	Pack* p = find_pack(info->root, action, row_org(info, slot->tts_values[k], slot->tts_isnull[k]));
+	if (cached != nullptr) {
+		// find_pack() drops no record: the entry is still free
+		cached->org = *DatumGetUUIDP(slot->tts_values[k]);
+		cached->p = p;
+		++cache->used;
+	}
+	return p;
+}
+
+// The slot's minimal tuple when it can be its row's image as it is.
+MinimalTuple raw_tuple(const RelInfo* info, TupleTableSlot* slot)
 {
 	if (!TTS_IS_MINIMALTUPLE(slot))
-		return false;
+		return nullptr;
 	MinimalTuple mt = reinterpret_cast<MinimalTupleTableSlot*>(slot)->mintuple;
-	if (mt == nullptr || !raw_tuple_fits(info, mt))
+	return mt != nullptr && raw_tuple_fits(info, mt) ? mt : nullptr;
+}
+
+}  // namespace
+
+bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
+{
+	MinimalTuple mt = raw_tuple(info, slot);
+	if (mt == nullptr)
 		return false;
-	Pack* p = nullptr;
-	const int k = info->tenant_attnum - 1;
-	if (k >= 0) {
+	if (info->tenant_attnum > 0)
 		slot_getsomeattrs(slot, info->tenant_attnum);
-		PackCache::Entry* cached = nullptr;
-		if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
-			const pg_uuid_t* u = DatumGetUUIDP(slot->tts_values[k]);
-			cached = cache_entry(cache, u);
-			if (cached != nullptr && cached->p != nullptr)
-				p = cached->p;
-		}
-		if (p == nullptr) {
-			p = find_pack(info->root, action, row_org(info, slot->tts_values[k], slot->tts_isnull[k]));
-			if (cached != nullptr) {
-				// find_pack() drops no record: the entry is still free
-				cached->org = *DatumGetUUIDP(slot->tts_values[k]);
-				cached->p = p;
-				++cache->used;
-			}
-		}
-	} else {
-		p = find_pack(info->root, action, context_org());
-	}
-	if (!add_row_raw(p, info, mt))
+	Pack* p = tenant_pack(info, action, slot, cache);
+	if (!add_row_raw(p, info, mt, nullptr))
+		return false;
+	pack_grew(p);
+	after_row(p);
+	return true;
+}
+
+bool capture_raw_update(RelInfo* info, TupleDesc desc, TupleTableSlot* oslot, TupleTableSlot* nslot, int* changed,
+                        PackCache* cache)
+{
+	MinimalTuple omt = raw_tuple(info, oslot);
+	MinimalTuple nmt = omt ? raw_tuple(info, nslot) : nullptr;
+	if (nmt == nullptr)
+		return false;
+	slot_getallattrs(oslot);
+	slot_getallattrs(nslot);
+	const RowImage oimg{oslot->tts_values, oslot->tts_isnull};
+	const RowImage nimg{nslot->tts_values, nslot->tts_isnull};
+	if (changed_columns(info, desc, &oimg, &nimg, changed) == 0 && tg::audit_guc::skip_noop_updates)
+		return true;  // (nothing audited changed: no row change, as capture_row decides)
+	Pack* p = tenant_pack(info, "UPDATE", nslot, cache);
+	if (!add_row_raw(p, info, omt, nmt))
 		return false;
 	pack_grew(p);
 	after_row(p);
@@ -404,10 +446,10 @@ TG_FUNCTION(tg__audit_capture)
 		if (news)
 			rewind_transition(news);
 		int* changed = static_cast<int*>(palloc(sizeof(int) * (desc->natts + 1)));
-		// An INSERT's or DELETE's rows taken as their stored tuples where the
-		// table allows it; the tenant cache from the second row on (a
-		// single-row statement does not pay for it).
-		const bool raw = want_old != want_new && raw_capture_possible(info);
+		// Rows taken as their stored tuples where the table allows it; the
+		// tenant cache from the second row on (a single-row statement does
+		// not pay for it).
+		const bool raw = raw_capture_possible(info);
 		PackCache* cache = nullptr;
 		int64 nrow = 0;
 		RowImage oimg{nullptr, nullptr}, nimg{nullptr, nullptr};
@@ -425,7 +467,8 @@ TG_FUNCTION(tg__audit_capture)
 				if (++nrow == 2 && info->tenant_uuid)
 					cache = pack_cache_create();
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);
-				const bool done = capture_raw(info, action, got_old ? oslot : nslot, cache);
+				const bool done = got_old && got_new ? capture_raw_update(info, desc, oslot, nslot, changed, cache)
+				                                     : capture_raw(info, action, got_old ? oslot : nslot, cache);
 				MemoryContextSwitchTo(old);
 				MemoryContextReset(row_cxt);
 				if (done)

@@ -7,8 +7,11 @@
  * the same jsonb object only when it is read: a record of at least
  * k_min_image_rows such rows is written with `rows` NULL and `images` set;
  * a smaller one is converted when it is written, so single-row records
- * (read often, one at a time) stay jsonb. UPDATEs stay jsonb (their record
- * holds the changed columns' new values only, docs/audit.md).
+ * (read often, one at a time) stay jsonb. An UPDATE's row change is its two
+ * tuples where the image is the whole row (no column excluded, redacted or
+ * dropped): the reader finds the changed columns as capture_row() does and
+ * makes the same {"pk", "old", "set", "changed"} entry. Other UPDATEs stay
+ * jsonb (the changed columns' new values only, docs/audit.md).
  *
  * Only tables whose every audited column has one of the types below get
  * binary images: built-in types whose stored form holds no object id (so a
@@ -24,12 +27,13 @@
  *
  * The `images` value (native byte order of the server, like the heap):
  *
- *   "TGI1"  uint8 version (1)  uint8 image ('N' new, 'O' old)  uint32 rows
+ *   "TGI1"  uint8 version (1)  uint8 image ('N' new, 'O' old, 'U' both)  uint32 rows
  *   uint8 zone name length, the writer's TimeZone name
  *   uint16 columns  uint16 key columns
  *   per column: uint32 type oid, uint8 kind (ColKind), uint8 0, uint16 name length, name
  *   per key column: uint16 column index (columns: an excluded key column)
- *   per row: uint32 length, the tuple (HeapTupleHeader and data)
+ *   per row: uint32 length, the tuple (HeapTupleHeader and data); for 'U'
+ *   the old tuple so, then the new one
  *
  * timestamptz values are shown with the offset of the writer's TimeZone (as
  * to_jsonb() in the writing session showed them), whatever the reader's.
@@ -58,6 +62,7 @@ extern "C" {
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/json.h"
@@ -153,6 +158,13 @@ void finish_layout(ImageLayout* l)
 	l->cols[l->ncols].kind = k_skip;
 }
 
+// A record's image kind: the new rows (INSERT), the old rows (DELETE), or
+// both (UPDATE).
+char image_kind(const char* action)
+{
+	return strcmp(action, "INSERT") == 0 ? 'N' : strcmp(action, "UPDATE") == 0 ? 'U' : 'O';
+}
+
 void malformed()
 {
 	ereport(ERROR, (errcode(ERRCODE_DATA_CORRUPTED), errmsg("malformed binary row images in the audit log")));
@@ -225,9 +237,55 @@ ImageLayout* parse_layout(Reader* r)
 	return l;
 }
 
-// Appends the jsonb row changes of `nrows` binary rows (each a length and a
-// tuple) to `out`, their lengths to `lens`.
-void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out, uint32* lens)
+// The next tuple of a record's rows, copied to `buf` (grown as needed) and
+// deformed into v/n (in the current memory context).
+void next_tuple(const ImageLayout* l, Reader* r, char** buf, uint32* cap, Datum* v, bool* n)
+{
+	const uint32 len = get32(r);
+	const char* t = take(r, len);
+	if (len < SizeofHeapTupleHeader || len > MaxAllocSize)
+		malformed();
+	if (len > *cap) {
+		*cap = len;
+		*buf = static_cast<char*>(*buf ? repalloc(*buf, len) : palloc(len));
+	}
+	memcpy(*buf, t, len);  // (MAXALIGNed)
+	HeapTupleHeader h = reinterpret_cast<HeapTupleHeader>(*buf);
+	if (h->t_hoff < SizeofHeapTupleHeader || h->t_hoff > len || HeapTupleHeaderGetNatts(h) > l->ncols)
+		malformed();
+	HeapTupleData tup;
+	tup.t_len = len;
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = InvalidOid;
+	tup.t_data = h;
+	heap_deform_tuple(&tup, l->desc, v, n);
+}
+
+// The jsonb value of image column j (timestamptz with the writer's offset).
+void image_value(const ImageLayout* l, pg_tz* zone, int j, Datum v, bool isnull, JsonbValue* out)
+{
+	int tz;
+	struct pg_tm tm;
+	fsec_t fsec;
+	if (zone != nullptr && !isnull && l->cols[j].kind == k_datetime && l->cols[j].base == TIMESTAMPTZOID &&
+	    !TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(v)) &&
+	    timestamp2tm(DatumGetTimestampTz(v), &tz, &tm, &fsec, nullptr, zone) == 0) {
+		// the offset of the writer's zone at that instant
+		char* s = JsonEncodeDateTime(nullptr, v, TIMESTAMPTZOID, &tz);
+		out->type = jbvString;
+		out->val.string.val = s;
+		out->val.string.len = static_cast<int>(strlen(s));
+	} else {
+		column_value(&l->cols[j], v, isnull, out);
+	}
+}
+
+// Appends the jsonb row changes of `nrows` binary rows to `out`, their
+// lengths to `lens`. `image` is the record's: 'N' (each row a length and
+// the new tuple), 'O' (the old tuple) or 'U' (the old tuple, then the new
+// one: the row change the writer's UPDATE path stores, with the columns
+// whose values differ as `changed`, as capture_row() found them).
+void decode_rows(const ImageLayout* l, char image, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out, uint32* lens)
 {
 	// What append_row_change() reads of a record and a relation.
 	Pack fp{};
@@ -241,63 +299,76 @@ void decode_rows(const ImageLayout* l, bool is_new, pg_tz* zone, Reader* r, uint
 	fi.cols = l->cols;
 	fi.npk = l->npk;
 	fi.pk = l->pk;
-	Datum* v = static_cast<Datum*>(palloc(sizeof(Datum) * (l->ncols + 1)));
-	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (l->ncols + 1)));
+	const bool update = image == 'U';
+	if (update)
+		for (int j = 0; j < l->ncols; ++j)
+			if (l->cols[j].kind == k_masked)
+				malformed();  // (never written: a masked column's change cannot be told from its image)
+	const Size nv = sizeof(Datum) * (l->ncols + 1);
+	const Size nn = sizeof(bool) * (l->ncols + 1);
+	Datum* v = static_cast<Datum*>(palloc(nv));
+	bool* n = static_cast<bool*>(palloc(nn));
+	Datum* v2 = static_cast<Datum*>(palloc(nv));
+	bool* n2 = static_cast<bool*>(palloc(nn));
+	int* changed = static_cast<int*>(palloc(sizeof(int) * (l->ncols + 1)));
 	JsonbValue* jv = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (l->ncols + 1)));
-	uint32 cap = 0;
+	JsonbValue* jv2 = static_cast<JsonbValue*>(palloc0(sizeof(JsonbValue) * (l->ncols + 1)));
+	uint32 cap = 0, cap2 = 0;
 	char* buf = nullptr;
+	char* buf2 = nullptr;
 	// (one per backend, reset per row: no SQL runs while rows are decoded)
 	static MemoryContext row_cxt = nullptr;
 	if (row_cxt == nullptr)
 		row_cxt = AllocSetContextCreate(TopMemoryContext, "tenant_guard audit images", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(row_cxt);  // (what a failed call left)
 	for (uint32 i = 0; i < nrows; ++i) {
-		const uint32 len = get32(r);
-		const char* t = take(r, len);
-		if (len < SizeofHeapTupleHeader || len > MaxAllocSize)
-			malformed();
-		if (len > cap) {
-			cap = len;
-			buf = static_cast<char*>(buf ? repalloc(buf, cap) : palloc(cap));  // (MAXALIGNed)
-		}
-		memcpy(buf, t, len);
-		HeapTupleHeader h = reinterpret_cast<HeapTupleHeader>(buf);
-		if (h->t_hoff < SizeofHeapTupleHeader || h->t_hoff > len || HeapTupleHeaderGetNatts(h) > l->ncols)
-			malformed();
-		HeapTupleData tup;
-		tup.t_len = len;
-		ItemPointerSetInvalid(&tup.t_self);
-		tup.t_tableOid = InvalidOid;
-		tup.t_data = h;
+		// the tuples in this context's buffers, their values in row_cxt
+		next_tuple(l, r, &buf, &cap, v, n);
+		if (update)
+			next_tuple(l, r, &buf2, &cap2, v2, n2);
 		MemoryContext old = MemoryContextSwitchTo(row_cxt);
-		heap_deform_tuple(&tup, l->desc, v, n);
-		for (int j = 0; j < l->ncols; ++j) {
-			int tz;
-			struct pg_tm tm;
-			fsec_t fsec;
-			if (zone != nullptr && !n[j] && l->cols[j].kind == k_datetime && l->cols[j].base == TIMESTAMPTZOID &&
-			    !TIMESTAMP_NOT_FINITE(DatumGetTimestampTz(v[j])) &&
-			    timestamp2tm(DatumGetTimestampTz(v[j]), &tz, &tm, &fsec, nullptr, zone) == 0) {
-				// the offset of the writer's zone at that instant
-				char* s = JsonEncodeDateTime(nullptr, v[j], TIMESTAMPTZOID, &tz);
-				jv[j].type = jbvString;
-				jv[j].val.string.val = s;
-				jv[j].val.string.len = static_cast<int>(strlen(s));
-			} else {
-				column_value(&l->cols[j], v[j], n[j], &jv[j]);
+		for (int j = 0; j < l->ncols; ++j)
+			image_value(l, zone, j, v[j], n[j], &jv[j]);
+		int nchanged = 0;
+		if (update) {
+			for (int j = 0; j < l->ncols; ++j) {
+				Form_pg_attribute a = TupleDescAttr(l->desc, j);
+				const bool same =
+				    (n[j] && n2[j]) || (!n[j] && !n2[j] && datum_image_eq(v[j], v2[j], a->attbyval, a->attlen));
+				if (!same) {
+					changed[nchanged++] = j;
+					image_value(l, zone, j, v2[j], n2[j], &jv2[j]);
+				}
+			}
+			// the key's new values, changed or not, as the writer stores them
+			for (int k = 0; k < l->npk; ++k) {
+				const int j = l->pk[k] - 1;
+				if (j < l->ncols)
+					image_value(l, zone, j, v2[j], n2[j], &jv2[j]);
 			}
 		}
 		MemoryContextSwitchTo(old);
 		const int start = out->len;
-		append_row_change(out, &fp, &fi, is_new ? nullptr : jv, is_new ? jv : nullptr, nullptr, 0);
+		if (update)
+			append_row_change(out, &fp, &fi, jv, jv2, changed, nchanged);
+		else if (image == 'N')
+			append_row_change(out, &fp, &fi, nullptr, jv, nullptr, 0);
+		else
+			append_row_change(out, &fp, &fi, jv, nullptr, nullptr, 0);
 		lens[i] = static_cast<uint32>(out->len - start);
 		MemoryContextReset(row_cxt);
 	}
 	if (buf)
 		pfree(buf);
+	if (buf2)
+		pfree(buf2);
 	pfree(v);
 	pfree(n);
+	pfree(v2);
+	pfree(n2);
+	pfree(changed);
 	pfree(jv);
+	pfree(jv2);
 }
 
 // The layout of a binary record: the relation's, while it is the one the
@@ -314,27 +385,29 @@ const ImageLayout* pack_layout(const Pack* p)
 	return parse_layout(&r);
 }
 
-// Appends one row's image to a record, made binary on its first row: the
-// tuple's header up to t_infomask2 as zero bytes (its datum fields hold
-// nothing of the row), then `a` and `b`.
-void append_image(Pack* p, RelInfo* info, const char* a, Size alen, const char* b, Size blen)
+// Makes a record binary, in the layout of `info`, before its first row.
+void start_images(Pack* p, RelInfo* info)
+{
+	const ImageLayout* l = info->img;
+	p->bin = true;
+	p->bin_rel = info->relid;
+	p->bin_gen = info->gen;
+	p->bin_header = static_cast<char*>(palloc(l->header_len));
+	memcpy(p->bin_header, l->header, l->header_len);
+	p->bin_header_len = l->header_len;
+	const char* zone = session_timezone ? pg_get_timezone_name(session_timezone) : nullptr;
+	p->bin_zone = zone && strlen(zone) < 256 ? pstrdup(zone) : nullptr;
+	p->bin_tz = p->bin_zone ? session_timezone : nullptr;  // (pg_tz values live as long as the backend)
+	if (p->proto.table_name == nullptr)
+		p->proto.table_name = pstrdup(info->table_name);
+}
+
+// Appends one tuple to a record's rows: its length, the tuple's header up
+// to t_infomask2 as zero bytes (its datum fields hold nothing of the row),
+// then `a` and `b`.
+void put_tuple(Pack* p, const char* a, Size alen, const char* b, Size blen)
 {
 	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
-	if (!p->bin) {
-		const ImageLayout* l = info->img;
-		p->bin = true;
-		p->bin_rel = info->relid;
-		p->bin_gen = info->gen;
-		p->bin_header = static_cast<char*>(palloc(l->header_len));
-		memcpy(p->bin_header, l->header, l->header_len);
-		p->bin_header_len = l->header_len;
-		const char* zone = session_timezone ? pg_get_timezone_name(session_timezone) : nullptr;
-		p->bin_zone = zone && strlen(zone) < 256 ? pstrdup(zone) : nullptr;
-		p->bin_tz = p->bin_zone ? session_timezone : nullptr;  // (pg_tz values live as long as the backend)
-		if (p->proto.table_name == nullptr)
-			p->proto.table_name = pstrdup(info->table_name);
-	}
 	const uint32 len = static_cast<uint32>(head + alen + blen);
 	enlargeStringInfo(&p->data, static_cast<int>(sizeof len + len));
 	put32(&p->data, len);
@@ -343,13 +416,62 @@ void append_image(Pack* p, RelInfo* info, const char* a, Size alen, const char* 
 	appendBinaryStringInfo(&p->data, a, static_cast<int>(alen));
 	if (blen > 0)
 		appendBinaryStringInfo(&p->data, b, static_cast<int>(blen));
+}
+
+// The row change whose tuples start at `start` is complete.
+void end_row(Pack* p, int start)
+{
 	if (p->nrows == p->maxlens) {
 		p->maxlens *= 2;
 		p->lens = static_cast<uint32*>(repalloc(p->lens, sizeof(uint32) * p->maxlens));
 	}
-	p->lens[p->nrows] = static_cast<uint32>(sizeof len + len);
+	p->lens[p->nrows] = static_cast<uint32>(p->data.len - start);
 	++p->nrows;
-	MemoryContextSwitchTo(old);
+}
+
+// A heap tuple's image: its bytes from t_infomask2 on.
+void put_heap_tuple(Pack* p, HeapTuple t)
+{
+	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
+	put_tuple(p, reinterpret_cast<const char*>(t->t_data) + head, t->t_len - head, nullptr, 0);
+}
+
+// A minimal tuple's image: from t_infomask2 on it is the heap tuple's,
+// with only the flags that describe the data kept.
+void put_minimal_tuple(Pack* p, MinimalTuple mt)
+{
+	const uint16 infomask2 = static_cast<uint16>(mt->t_infomask2 & HEAP_NATTS_MASK);
+	const uint16 infomask = static_cast<uint16>(mt->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH));
+	char flags[sizeof infomask2 + sizeof infomask];
+	memcpy(flags, &infomask2, sizeof infomask2);
+	memcpy(flags + sizeof infomask2, &infomask, sizeof infomask);
+	const char* rest = reinterpret_cast<const char*>(mt) + MINIMAL_TUPLE_DATA_OFFSET + sizeof flags;
+	put_tuple(p, flags, sizeof flags, rest, mt->t_len - MINIMAL_TUPLE_DATA_OFFSET - sizeof flags);
+}
+
+// Whether a row change of `info` may join record p as a binary image (the
+// record is binary in this layout, or has no row yet).
+bool joins_binary(const Pack* p, const RelInfo* info)
+{
+	if (p->bin)
+		return p->bin_rel == info->relid && p->bin_gen == info->gen;
+	return p->nrows == 0;
+}
+
+// A heap tuple of an image's columns from a row's values, values stored
+// out of line detoasted (a masked column NULL).
+HeapTuple form_image(const ImageLayout* l, const RowImage* img)
+{
+	Datum* v = static_cast<Datum*>(palloc(sizeof(Datum) * (l->ncols + 1)));
+	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (l->ncols + 1)));
+	for (int j = 0; j < l->ncols; ++j) {
+		const int a = l->map[j];
+		n[j] = l->cols[j].kind == k_masked || img->nulls[a];
+		v[j] = n[j] ? (Datum) 0 : img->values[a];
+		if (!n[j] && TupleDescAttr(l->desc, j)->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v[j])))
+			v[j] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena*>(DatumGetPointer(v[j]))));
+	}
+	return heap_form_tuple(l->desc, v, n);
 }
 
 }  // namespace
@@ -443,27 +565,25 @@ void free_layout(ImageLayout* l)
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg)
 {
 	const ImageLayout* l = info->img;
-	if (l == nullptr || (oimg != nullptr) == (nimg != nullptr))
+	// An UPDATE's row change only where the image is the whole row: the
+	// reader tells the changed columns from the two images.
+	if (l == nullptr || (oimg == nullptr && nimg == nullptr) || (oimg && nimg && !l->identity))
 		return false;
-	if (p->bin && (p->bin_rel != info->relid || p->bin_gen != info->gen)) {
+	if (!joins_binary(p, info)) {
 		pack_to_json(p);
 		return false;
 	}
-	if (!p->bin && p->nrows > 0)
-		return false;
-	const RowImage* img = oimg ? oimg : nimg;
-	Datum* v = static_cast<Datum*>(palloc(sizeof(Datum) * (l->ncols + 1)));
-	bool* n = static_cast<bool*>(palloc(sizeof(bool) * (l->ncols + 1)));
-	for (int j = 0; j < l->ncols; ++j) {
-		const int a = l->map[j];
-		n[j] = l->cols[j].kind == k_masked || img->nulls[a];
-		v[j] = n[j] ? (Datum) 0 : img->values[a];
-		if (!n[j] && TupleDescAttr(l->desc, j)->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(v[j])))
-			v[j] = PointerGetDatum(detoast_external_attr(reinterpret_cast<struct varlena*>(DatumGetPointer(v[j]))));
-	}
-	HeapTuple t = heap_form_tuple(l->desc, v, n);
-	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
-	append_image(p, info, reinterpret_cast<const char*>(t->t_data) + head, t->t_len - head, nullptr, 0);
+	HeapTuple t = form_image(l, oimg ? oimg : nimg);
+	HeapTuple t2 = oimg && nimg ? form_image(l, nimg) : nullptr;
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	if (!p->bin)
+		start_images(p, info);
+	const int start = p->data.len;
+	put_heap_tuple(p, t);
+	if (t2 != nullptr)
+		put_heap_tuple(p, t2);
+	end_row(p, start);
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
@@ -480,19 +600,19 @@ bool raw_tuple_fits(const RelInfo* info, MinimalTuple mt)
 	return (mt->t_infomask & HEAP_HASEXTERNAL) == 0 && HeapTupleHeaderGetNatts(mt) == info->img->ncols;
 }
 
-bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt)
+bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt, MinimalTuple mt2)
 {
-	if ((p->bin && (p->bin_rel != info->relid || p->bin_gen != info->gen)) || (!p->bin && p->nrows > 0))
+	if (!joins_binary(p, info))
 		return false;
-	// The minimal tuple from t_infomask2 on is the heap tuple's, with only
-	// the flags that describe the data kept.
-	const uint16 infomask2 = static_cast<uint16>(mt->t_infomask2 & HEAP_NATTS_MASK);
-	const uint16 infomask = static_cast<uint16>(mt->t_infomask & (HEAP_HASNULL | HEAP_HASVARWIDTH));
-	char flags[sizeof infomask2 + sizeof infomask];
-	memcpy(flags, &infomask2, sizeof infomask2);
-	memcpy(flags + sizeof infomask2, &infomask, sizeof infomask);
-	const char* rest = reinterpret_cast<const char*>(mt) + MINIMAL_TUPLE_DATA_OFFSET + sizeof flags;
-	append_image(p, info, flags, sizeof flags, rest, mt->t_len - MINIMAL_TUPLE_DATA_OFFSET - sizeof flags);
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	if (!p->bin)
+		start_images(p, info);
+	const int start = p->data.len;
+	put_minimal_tuple(p, mt);
+	if (mt2 != nullptr)
+		put_minimal_tuple(p, mt2);
+	end_row(p, start);
+	MemoryContextSwitchTo(old);
 	return true;
 }
 
@@ -500,14 +620,13 @@ void pack_to_json(Pack* p)
 {
 	if (!p->bin)
 		return;
-	const bool is_new = strcmp(p->action, "INSERT") == 0;
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	const ImageLayout* l = pack_layout(p);
 	StringInfoData out;
 	initStringInfo(&out);
 	uint32* lens = static_cast<uint32*>(palloc(sizeof(uint32) * p->maxlens));
 	Reader r{p->data.data, p->data.data + p->data.len};
-	decode_rows(l, is_new, p->bin_tz, &r, static_cast<uint32>(p->nrows), &out, lens);
+	decode_rows(l, image_kind(p->action), p->bin_tz, &r, static_cast<uint32>(p->nrows), &out, lens);
 	pfree(p->data.data);
 	pfree(p->lens);
 	p->data = out;
@@ -536,7 +655,7 @@ bytea* pack_images(Pack* p)
 	char* o = VARDATA(b);
 	memcpy(o, k_magic, 4);
 	o[4] = 1;
-	o[5] = strcmp(p->action, "INSERT") == 0 ? 'N' : 'O';
+	o[5] = image_kind(p->action);
 	const uint32 n = static_cast<uint32>(p->nrows);
 	memcpy(o + 6, &n, sizeof n);
 	o[10] = static_cast<char>(zlen);
@@ -553,7 +672,7 @@ Jsonb* images_to_jsonb(bytea* images)
 {
 	Reader r{VARDATA_ANY(images), VARDATA_ANY(images) + VARSIZE_ANY_EXHDR(images)};
 	const char* pre = take(&r, k_prefix);
-	if (memcmp(pre, k_magic, 4) != 0 || pre[4] != 1 || (pre[5] != 'N' && pre[5] != 'O'))
+	if (memcmp(pre, k_magic, 4) != 0 || pre[4] != 1 || (pre[5] != 'N' && pre[5] != 'O' && pre[5] != 'U'))
 		malformed();
 	uint32 nrows;
 	memcpy(&nrows, pre + 6, sizeof nrows);
@@ -571,7 +690,7 @@ Jsonb* images_to_jsonb(bytea* images)
 	StringInfoData out;
 	initStringInfo(&out);
 	uint32* lens = static_cast<uint32*>(palloc(sizeof(uint32) * (nrows + 1)));
-	decode_rows(l, pre[5] == 'N', zone, &r, nrows, &out, lens);
+	decode_rows(l, pre[5], zone, &r, nrows, &out, lens);
 	if (r.p != r.end)
 		malformed();
 	return rows_array_of(out.data, out.len, lens, static_cast<int>(nrows));

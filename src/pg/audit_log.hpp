@@ -436,6 +436,14 @@ bool capture_row(RelInfo* info, TupleDesc desc, const char* action, const RowIma
 // column; false when the row must go through capture_row.
 struct PackCache;
 bool capture_raw(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache);
+// An UPDATE's row change from its transition tables' slots the same way
+// (both rows deformed: its changed columns decide whether it is a no-op);
+// false when the row must go through capture_row. `changed` as there.
+bool capture_raw_update(RelInfo* info, TupleDesc desc, TupleTableSlot* oslot, TupleTableSlot* nslot, int* changed,
+                        PackCache* cache);
+// The columns whose values differ between an UPDATE's two rows
+// (attnum - 1, ascending, in `changed`), excluded and dropped ones left out.
+int changed_columns(const RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, int* changed);
 // A statement's open records by tenant uuid, for capture_raw: within one
 // statement trigger call the other parts of a record's identity (statement,
 // actor, subtransaction) do not change. Forgotten whenever an open record
@@ -454,17 +462,18 @@ Jsonb* rows_array_of(const char* data, int len, const uint32* lens, int n);
 ImageLayout* build_layout(RelInfo* info, TupleDesc desc);
 void free_layout(ImageLayout* l);
 // Whether a row change goes into its record as a binary image (an INSERT's
-// or DELETE's, of a table with a layout, into a record that is binary or
-// empty), and if so adds it; false leaves the record as it was.
+// or DELETE's of a table with a layout, an UPDATE's where the layout is the
+// whole row, into a record that is binary in that layout or empty), and if
+// so adds it; false leaves the record as it was, or converted to jsonb.
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg);
 // The same from a transition table's minimal tuple as it is: possible when
 // the relation's stored row is its image (no column excluded, redacted or
 // dropped), for a tuple with nothing stored out of line and every attribute
 // present; add_row_raw's false leaves the record as it was (a record of
-// jsonb or of another relation).
+// jsonb or of another relation). `mt2`: an UPDATE's new row (else nullptr).
 bool raw_capture_possible(const RelInfo* info);
 bool raw_tuple_fits(const RelInfo* info, MinimalTuple mt);
-bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt);
+bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt, MinimalTuple mt2);
 // Converts a binary record to jsonb row changes in place (a record of
 // another layout joins it, or it is written with few rows).
 void pack_to_json(Pack* p);

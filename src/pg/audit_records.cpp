@@ -435,8 +435,8 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg,
                    const int* changed, int nchanged, MemoryContext scratch_cxt)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch_cxt);
-	// An INSERT's or DELETE's row of a table with binary images: its tuple.
-	if (!changed && add_row_binary(p, info, oimg, nimg)) {
+	// A row of a table with binary images: its tuple (an UPDATE's: both).
+	if (add_row_binary(p, info, oimg, nimg)) {
 		MemoryContextSwitchTo(old);
 		return;
 	}
@@ -471,7 +471,11 @@ void add_row_inner(Pack* p, RelInfo* info, TupleDesc desc, const RowImage* oimg,
 			p->proto.table_name = pstrdup(info->table_name);
 		MemoryContextSwitchTo(scratch_cxt);
 	}
-	// Serialized into the pack (no SQL runs from here on).
+	// Serialized into the pack (no SQL runs from here on), made jsonb first
+	// if it holds binary images (rows its values' SQL added, or a row of
+	// another layout).
+	if (p->bin)
+		pack_to_json(p);
 	MemoryContextSwitchTo(p->cxt);
 	const int start = p->data.len;
 	append_row_change(&p->data, p, info, ov, nv, changed, nchanged);
