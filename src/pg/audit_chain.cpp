@@ -549,7 +549,8 @@ void seal_transaction()
 	set_db_roles(proto);
 	const char* app = GetConfigOption("application_name", true, false);
 	proto.application_name = app && *app ? app : nullptr;
-	// At COMMIT the statement's snapshot is gone; SPI needs an active one.
+	// At COMMIT the statement's snapshot is gone; the seal queries (SPI,
+	// when the head is read from the table) and the log's TOAST need one.
 	PushActiveSnapshot(GetTransactionSnapshot());
 	WriterState w = enter_writer();
 

@@ -207,48 +207,86 @@ void after_row(Pack* p)
 }
 
 struct PackCache {
-	static constexpr int k_size = 4096;  // a power of 2
-	static constexpr int k_max_used = k_size * 3 / 4;
-	uint64 epoch;
-	int used;
+	static constexpr int k_first = 64;      // entries at first (a power of 2)
+	static constexpr int k_most = 1 << 16;  // and at most
 	struct Entry {
 		pg_uuid_t org;
-		Pack* p;  // nullptr: a free entry
-	} e[k_size];
+		Pack* p;
+		uint64 epoch;  // the entry holds its tenant in this epoch only
+	};
+	uint64 epoch;
+	int size;  // a power of 2
+	int used;  // entries of this epoch
+	Entry* e;
 };
 
 PackCache* pack_cache_create()
 {
-	PackCache* c = static_cast<PackCache*>(palloc0(sizeof(PackCache)));
+	PackCache* c = static_cast<PackCache*>(palloc(sizeof(PackCache)));
 	c->epoch = pack_epoch;
+	c->size = PackCache::k_first;
+	c->used = 0;
+	c->e = static_cast<PackCache::Entry*>(palloc0(sizeof(PackCache::Entry) * c->size));
 	return c;
 }
 
 namespace {
 
-// Tenant u's entry (open addressing, linear probing): the one holding it, or
-// the free one it may take; nullptr when the cache is full enough to stop
-// taking tenants (their rows then find their record the slower way).
-PackCache::Entry* cache_entry(PackCache* c, const pg_uuid_t* u)
+// Once a record was written or dropped, every entry is stale (free).
+void cache_sync(PackCache* c)
 {
 	if (c->epoch != pack_epoch) {
-		memset(c->e, 0, sizeof c->e);
-		c->used = 0;
 		c->epoch = pack_epoch;
+		c->used = 0;
 	}
-	uint32 i = hash_bytes(u->data, UUID_LEN);
-	for (;; ++i) {
-		PackCache::Entry* e = &c->e[i & (PackCache::k_size - 1)];
-		if (e->p == nullptr)
-			return c->used < PackCache::k_max_used ? e : nullptr;
-		if (memcmp(e->org.data, u->data, UUID_LEN) == 0)
+}
+
+bool entry_free(const PackCache* c, const PackCache::Entry* e)
+{
+	return e->epoch != c->epoch || e->p == nullptr;
+}
+
+// Tenant u's entry or the free one where it would go (open addressing,
+// linear probing; at most 3/4 of the entries are taken, so one is free).
+PackCache::Entry* cache_slot(PackCache* c, const pg_uuid_t* u)
+{
+	for (uint32 i = hash_bytes(u->data, UUID_LEN);; ++i) {
+		PackCache::Entry* e = &c->e[i & static_cast<uint32>(c->size - 1)];
+		if (entry_free(c, e) || memcmp(e->org.data, u->data, UUID_LEN) == 0)
 			return e;
 	}
 }
 
-}  // namespace
+// The open record of tenant u, if the cache has it.
+Pack* cache_get(PackCache* c, const pg_uuid_t* u)
+{
+	cache_sync(c);
+	PackCache::Entry* e = cache_slot(c, u);
+	return entry_free(c, e) ? nullptr : e->p;
+}
 
-namespace {
+// Remembers tenant u's open record; the table doubles when 3/4 full (past
+// k_most entries, further tenants find their record the slower way).
+void cache_put(PackCache* c, const pg_uuid_t* u, Pack* p)
+{
+	cache_sync(c);
+	if ((c->used + 1) * 4 > c->size * 3) {
+		if (c->size >= PackCache::k_most)
+			return;
+		PackCache::Entry* old = c->e;
+		const int n = c->size;
+		c->size *= 2;
+		c->e = static_cast<PackCache::Entry*>(palloc0(sizeof(PackCache::Entry) * c->size));
+		for (int i = 0; i < n; ++i)
+			if (!entry_free(c, &old[i]))
+				*cache_slot(c, &old[i].org) = old[i];
+		pfree(old);
+	}
+	PackCache::Entry* e = cache_slot(c, u);
+	if (entry_free(c, e))
+		++c->used;
+	*e = PackCache::Entry{*u, p, c->epoch};
+}
 
 // The open record of a row's tenant (the slot deformed up to its tenant
 // column at least), through the statement's cache where the tenant is a uuid.
@@ -257,19 +295,15 @@ Pack* tenant_pack(RelInfo* info, const char* action, TupleTableSlot* slot, PackC
 	const int k = info->tenant_attnum - 1;
 	if (k < 0)
 		return find_pack(info->root, action, context_org());
-	PackCache::Entry* cached = nullptr;
-	if (cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k]) {
-		cached = cache_entry(cache, DatumGetUUIDP(slot->tts_values[k]));
-		if (cached != nullptr && cached->p != nullptr)
-			return cached->p;
+	const bool cached = cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k];
+	if (cached) {
+		Pack* p = cache_get(cache, DatumGetUUIDP(slot->tts_values[k]));
+		if (p != nullptr)
+			return p;
 	}
 	Pack* p = find_pack(info->root, action, row_org(info, slot->tts_values[k], slot->tts_isnull[k]));
-	if (cached != nullptr) {
-		// find_pack() drops no record: the entry is still free
-		cached->org = *DatumGetUUIDP(slot->tts_values[k]);
-		cached->p = p;
-		++cache->used;
-	}
+	if (cached)
+		cache_put(cache, DatumGetUUIDP(slot->tts_values[k]), p);
 	return p;
 }
 

@@ -8,10 +8,10 @@
  * k_min_image_rows such rows is written with `rows` NULL and `images` set;
  * a smaller one is converted when it is written, so single-row records
  * (read often, one at a time) stay jsonb. An UPDATE's row change is its two
- * tuples where the image is the whole row (no column excluded, redacted or
- * dropped): the reader finds the changed columns as capture_row() does and
- * makes the same {"pk", "old", "set", "changed"} entry. Other UPDATEs stay
- * jsonb (the changed columns' new values only, docs/audit.md).
+ * tuples where no column is redacted and no value is stored out of line:
+ * the reader finds the changed columns as capture_row() does and makes the
+ * same {"pk", "old", "set", "changed"} entry. Other UPDATEs stay jsonb (the
+ * changed columns' new values only, docs/audit.md).
  *
  * Only tables whose every audited column has one of the types below get
  * binary images: built-in types whose stored form holds no object id (so a
@@ -561,13 +561,33 @@ void free_layout(ImageLayout* l)
 	pfree(l);
 }
 
+// Whether an UPDATE's row change may be stored as its two rows' images.
+bool update_images_possible(const ImageLayout* l, const RowImage* oimg, const RowImage* nimg)
+{
+	for (int j = 0; j < l->ncols; ++j) {
+		if (l->cols[j].kind == k_masked)
+			return false;
+		if (TupleDescAttr(l->desc, j)->attlen != -1)
+			continue;
+		const int a = l->map[j];
+		if ((!oimg->nulls[a] && VARATT_IS_EXTERNAL(DatumGetPointer(oimg->values[a]))) ||
+		    (!nimg->nulls[a] && VARATT_IS_EXTERNAL(DatumGetPointer(nimg->values[a]))))
+			return false;
+	}
+	return true;
+}
+
 // (in the row's scratch memory context)
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg)
 {
 	const ImageLayout* l = info->img;
-	// An UPDATE's row change only where the image is the whole row: the
-	// reader tells the changed columns from the two images.
-	if (l == nullptr || (oimg == nullptr && nimg == nullptr) || (oimg && nimg && !l->identity))
+	if (l == nullptr || (oimg == nullptr && nimg == nullptr))
+		return false;
+	// An UPDATE's row change as its two rows when the reader can tell the
+	// changed columns from them (no column redacted: its image is NULL on
+	// both sides) and no value is stored out of line (an unchanged one would
+	// be read and stored twice, where jsonb stores the before image only).
+	if (oimg && nimg && !update_images_possible(l, oimg, nimg))
 		return false;
 	if (!joins_binary(p, info)) {
 		pack_to_json(p);
@@ -636,8 +656,9 @@ void pack_to_json(Pack* p)
 	MemoryContextSwitchTo(old);
 }
 
-bytea* pack_images(Pack* p)
+bytea* pack_images(Pack* p, bool* given)
 {
+	*given = false;
 	if (!p->bin)
 		return nullptr;
 	if (p->nrows < k_min_image_rows) {
@@ -648,9 +669,10 @@ bytea* pack_images(Pack* p)
 	const Size total = VARHDRSZ + k_prefix + zlen + p->bin_header_len + p->data.len;
 	if (total > MaxAllocSize)
 		ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED), errmsg("audit record too large")));
-	// A value small enough to be held back is made where the writer keeps it.
-	bytea* b =
-	    static_cast<bytea*>(MemoryContextAlloc(total <= k_hold_back_max ? TopTransactionContext : p->cxt, total));
+	// A value small enough to be held back is made where the writer keeps it
+	// (and given to it: write_record() keeps it without a copy).
+	*given = total <= k_hold_back_max;
+	bytea* b = static_cast<bytea*>(MemoryContextAlloc(*given ? TopTransactionContext : p->cxt, total));
 	SET_VARSIZE(b, total);
 	char* o = VARDATA(b);
 	memcpy(o, k_magic, 4);

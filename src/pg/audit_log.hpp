@@ -462,9 +462,10 @@ Jsonb* rows_array_of(const char* data, int len, const uint32* lens, int n);
 ImageLayout* build_layout(RelInfo* info, TupleDesc desc);
 void free_layout(ImageLayout* l);
 // Whether a row change goes into its record as a binary image (an INSERT's
-// or DELETE's of a table with a layout, an UPDATE's where the layout is the
-// whole row, into a record that is binary in that layout or empty), and if
-// so adds it; false leaves the record as it was, or converted to jsonb.
+// or DELETE's of a table with a layout, an UPDATE's where no column is
+// redacted and no value stored out of line, into a record that is binary in
+// that layout or empty), and if so adds it; false leaves the record as it
+// was, or converted to jsonb.
 bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage* nimg);
 // The same from a transition table's minimal tuple as it is: possible when
 // the relation's stored row is its image (no column excluded, redacted or
@@ -477,8 +478,9 @@ bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt, MinimalTuple mt2);
 // Converts a binary record to jsonb row changes in place (a record of
 // another layout joins it, or it is written with few rows).
 void pack_to_json(Pack* p);
-// The bytes of the `images` column of a binary record (nullptr: write it as jsonb).
-bytea* pack_images(Pack* p);
+// The bytes of the `images` column of a binary record (nullptr: write it as
+// jsonb); `given`: made in TopTransactionContext for write_record() to keep.
+bytea* pack_images(Pack* p, bool* given);
 // Writes the open records of the current subtransaction (of one audited table, or all with InvalidOid).
 void flush_packs(Oid root);
 // Past the memory budget of the open records: writes the largest one that can be written now.

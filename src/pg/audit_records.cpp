@@ -549,8 +549,7 @@ void flush_pack(Pack* p)
 	MemoryContext old = MemoryContextSwitchTo(p->cxt);
 	Record r = p->proto;
 	// binary images (of enough rows), else jsonb
-	r.images = pack_images(p);
-	r.images_given = r.images != nullptr && VARSIZE(r.images) <= k_hold_back_max;
+	r.images = pack_images(p, &r.images_given);
 	if (r.images == nullptr)
 		r.rows = rows_array_of(p->data.data, p->data.len, p->lens, p->nrows);
 	r.row_count = p->nrows;

@@ -54,6 +54,7 @@ INSERT INTO ledger SELECT g, '0a0a0a0a-0000-4000-8000-00000000000a', g * 1.5,
                           timestamptz '2024-03-01 12:00+00' + g * interval '40 days', 'n' || g, jsonb_build_object('g', g)
 FROM generate_series(1, 12) g;
 UPDATE ledger SET amount = amount * 2, note = CASE WHEN id % 2 = 0 THEN NULL ELSE note END;
+UPDATE ledger SET note = 'few' WHERE id <= 3;  -- under 8 rows: jsonb converted from the images when written
 DELETE FROM ledger WHERE id <= 10;
 SQL
 before=$(q -d "$SRC" -c "SELECT string_agg(id || ':' || encode(hash, 'hex'), ',' ORDER BY id) FROM tenant_guard.audit_log")
