@@ -234,6 +234,25 @@ JOIN bi.upx_before b ON b.id = (tr.row_pk ->> 'id')::int
 JOIN bi.upx a ON a.id = (tr.row_pk ->> 'id')::int
 WHERE tr.id > :mark AND tr.kind = 'row';
 
+-- one statement over many tenants (a platform job): one record per tenant
+-- and statement, each row in its tenant's (the statement's table of open
+-- records by tenant grows past its first 64 entries)
+CREATE TABLE bi.many (id int, org_id uuid NOT NULL, v text, PRIMARY KEY (org_id, id));
+SELECT tenant_guard.protect('bi.many');
+SELECT tenant_guard.enable_audit('bi.many');
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.many SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g % 150), 12, '0'))::uuid, 'v' || g
+FROM generate_series(1, 1500) g;
+UPDATE bi.many SET v = v || '!';
+DELETE FROM bi.many;
+SELECT action, count(*) AS records, sum(row_count) AS row_changes, count(DISTINCT org) AS tenants,
+       bool_and(images IS NOT NULL) AS binary
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' GROUP BY action ORDER BY action;
+SELECT action, count(*) AS lines,
+       count(*) FILTER (WHERE org = coalesce(new_row, old_row) ->> 'org_id') AS in_own_tenant_record,
+       count(*) FILTER (WHERE action <> 'UPDATE' OR new_row ->> 'v' = (old_row ->> 'v') || '!') AS values_right
+FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' GROUP BY action ORDER BY action;
+
 -- a table with a column of another type (an array) keeps jsonb
 CREATE TABLE bi.other (id int PRIMARY KEY, tags text[]);
 SELECT tenant_guard.enable_audit('bi.other');

@@ -218,6 +218,7 @@ struct PackCache {
 	int size;  // a power of 2
 	int used;  // entries of this epoch
 	Entry* e;
+	MemoryContext cxt;  // where it lives (the statement trigger call's), not the row's
 };
 
 PackCache* pack_cache_create()
@@ -226,6 +227,7 @@ PackCache* pack_cache_create()
 	c->epoch = pack_epoch;
 	c->size = PackCache::k_first;
 	c->used = 0;
+	c->cxt = CurrentMemoryContext;
 	c->e = static_cast<PackCache::Entry*>(palloc0(sizeof(PackCache::Entry) * c->size));
 	return c;
 }
@@ -276,7 +278,7 @@ void cache_put(PackCache* c, const pg_uuid_t* u, Pack* p)
 		PackCache::Entry* old = c->e;
 		const int n = c->size;
 		c->size *= 2;
-		c->e = static_cast<PackCache::Entry*>(palloc0(sizeof(PackCache::Entry) * c->size));
+		c->e = static_cast<PackCache::Entry*>(MemoryContextAllocZero(c->cxt, sizeof(PackCache::Entry) * c->size));
 		for (int i = 0; i < n; ++i)
 			if (!entry_free(c, &old[i]))
 				*cache_slot(c, &old[i].org) = old[i];
