@@ -11,8 +11,8 @@
  *   audit_relinfo.cpp  what the triggers know of an audited table (columns, key, tenant column)
  *   audit_records.cpp  statement records: a statement's row changes gathered into open records
  *   audit_rowjson.cpp  a row change written straight in jsonb's binary form
- *   audit_images.cpp   binary row images (INSERT and DELETE records of many rows), and
- *                      their conversion to jsonb when audit_trail reads them
+ *   audit_images.cpp   binary row images (INSERT, DELETE and UPDATE records of many
+ *                      rows), and their conversion to jsonb when audit_trail reads them
  *   audit_fmgr.cpp     the SQL entry points (the triggers, audit_event, helpers)
  *
  * Statement capture. One AFTER ... FOR EACH STATEMENT trigger per event,

@@ -53,7 +53,7 @@ CREATE TABLE tenant_guard.audit_log (
     seal_seq         bigint,                 -- the seal number, on the row that seals its chain
     seal_prev        bytea,                  -- hash of the row with seal number seal_seq - 1
     hash             bytea NOT NULL,
-    -- kind 'rows' of INSERT or DELETE, with `rows` NULL: the row changes as
+    -- kind 'rows' (INSERT, DELETE, UPDATE), with `rows` NULL: the row changes as
     -- binary row images (src/pg/audit_images.cpp), hashed in place of `rows`
     images           bytea
 ) PARTITION BY RANGE (xact_at);
