@@ -48,7 +48,8 @@
  * security applies): bytes a caller made up are never decoded. Only
  * tenant_guard writes the log.
  *
- * C-style: PostgreSQL is called directly; no C++ object is alive.
+ * C-style: PostgreSQL is called directly; no C++ object that owns anything is
+ * alive (the one template takes a lambda of references).
  */
 #include <cstring>
 
@@ -429,6 +430,21 @@ void end_row(Pack* p, int start)
 	++p->nrows;
 }
 
+// Appends one row change to record p (made binary in the layout of `info`
+// first if it has no row yet): its tuples, as `put` appends them (it owns
+// nothing: an error may leave it), in the record's memory.
+template <typename Put>
+void append_row(Pack* p, RelInfo* info, Put put)
+{
+	MemoryContext old = MemoryContextSwitchTo(p->cxt);
+	if (!p->bin)
+		start_images(p, info);
+	const int start = p->data.len;
+	put();
+	end_row(p, start);
+	MemoryContextSwitchTo(old);
+}
+
 // A heap tuple's image: its bytes from t_infomask2 on.
 void put_heap_tuple(Pack* p, HeapTuple t)
 {
@@ -595,15 +611,11 @@ bool add_row_binary(Pack* p, RelInfo* info, const RowImage* oimg, const RowImage
 	}
 	HeapTuple t = form_image(l, oimg ? oimg : nimg);
 	HeapTuple t2 = oimg && nimg ? form_image(l, nimg) : nullptr;
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
-	if (!p->bin)
-		start_images(p, info);
-	const int start = p->data.len;
-	put_heap_tuple(p, t);
-	if (t2 != nullptr)
-		put_heap_tuple(p, t2);
-	end_row(p, start);
-	MemoryContextSwitchTo(old);
+	append_row(p, info, [&] {
+		put_heap_tuple(p, t);
+		if (t2 != nullptr)
+			put_heap_tuple(p, t2);
+	});
 	return true;
 }
 
@@ -624,15 +636,11 @@ bool add_row_raw(Pack* p, RelInfo* info, MinimalTuple mt, MinimalTuple mt2)
 {
 	if (!joins_binary(p, info))
 		return false;
-	MemoryContext old = MemoryContextSwitchTo(p->cxt);
-	if (!p->bin)
-		start_images(p, info);
-	const int start = p->data.len;
-	put_minimal_tuple(p, mt);
-	if (mt2 != nullptr)
-		put_minimal_tuple(p, mt2);
-	end_row(p, start);
-	MemoryContextSwitchTo(old);
+	append_row(p, info, [&] {
+		put_minimal_tuple(p, mt);
+		if (mt2 != nullptr)
+			put_minimal_tuple(p, mt2);
+	});
 	return true;
 }
 
