@@ -1,12 +1,13 @@
 -- verify_audit()'s check of a node's log (tenant_guard._verify_audit_local,
--- src/pg/audit_verify.cpp: two ordered passes read in batches of 10,000
--- rows) against a reference: the same checks written as one SQL query
--- (below, vref.local). Over a log of more than 10,000 records and seals
--- (batch boundaries in both passes), with multi-record transactions, a
--- separate seal row, a purged partition, three tenants and a `since`
--- filter, each tampering (done as superuser with the log's triggers off,
--- rolled back) must give the same result from both: ok, counts, the first
--- broken record, its time and the problem.
+-- src/pg/audit_verify.cpp: two ordered passes streamed from the executor)
+-- against a reference: the same checks written as one SQL query (below,
+-- vref.local). Over a log of more than 10,000 records and seals, with
+-- multi-record transactions, a separate seal row, a purged partition, three
+-- tenants and a `since` filter, each tampering (done as superuser with the
+-- log's triggers off, rolled back) must give the same result from both: ok,
+-- counts, the first broken record, its time and the problem. The check runs
+-- twice, serially and with its records' pass planned with parallel workers
+-- (vref.parallel_local): both must give the reference's result.
 \set SHOW_CONTEXT never
 \set org_a '11111111-1111-4111-8111-111111111111'
 \set org_b '22222222-2222-4222-8222-222222222222'
@@ -192,6 +193,37 @@ FROM tenant_guard.audit_log;
 -- the same, and the result (ids and times left out: they differ per run).
 SELECT xact_at AS since FROM tenant_guard.audit_log WHERE seal_seq IS NOT NULL
 ORDER BY seal_seq LIMIT 1 OFFSET 6000 \gset
+-- The check with parallel workers wherever the planner can use them (no
+-- cost for starting them or for passing rows, every table big enough).
+CREATE FUNCTION vref.parallel_local(org text, since timestamptz)
+RETURNS TABLE (ok boolean, records bigint, seals bigint, broken_id bigint, broken_at timestamptz, problem text)
+LANGUAGE sql
+SET max_parallel_workers_per_gather = 2 SET parallel_setup_cost = 0 SET parallel_tuple_cost = 0
+SET min_parallel_table_scan_size = 0 SET min_parallel_index_scan_size = 0
+AS $$ SELECT * FROM tenant_guard._verify_audit_local(org, since) $$;
+-- (and the records' pass is then planned with workers)
+CREATE FUNCTION vref.records_pass_is_parallel() RETURNS boolean
+LANGUAGE plpgsql
+SET max_parallel_workers_per_gather = 2 SET parallel_setup_cost = 0 SET parallel_tuple_cost = 0
+SET min_parallel_table_scan_size = 0 SET min_parallel_index_scan_size = 0
+AS $$
+DECLARE
+    plan text := '';
+    line text;
+BEGIN
+    FOR line IN EXPLAIN SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash,
+        tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
+            l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
+            l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.images) = l.hash
+        FROM tenant_guard.audit_log l WHERE l.kind <> 'seal'
+        ORDER BY l.xid, l.org COLLATE "C", l.seq, l.id
+    LOOP
+        plan := plan || line || E'\n';
+    END LOOP;
+    RETURN plan LIKE '%Gather Merge%' AND plan LIKE '%Parallel%';
+END
+$$;
+SELECT vref.records_pass_is_parallel() AS records_pass_is_parallel;
 CREATE FUNCTION vref.compare(label text, since timestamptz)
 RETURNS TABLE (tampering text, same boolean, ok boolean, problem text)
 LANGUAGE sql AS $$
@@ -203,11 +235,12 @@ LANGUAGE sql AS $$
         SELECT a.org, a.since,
                (SELECT row(r.*)::text FROM vref.local(a.org, a.since) r) AS ref,
                (SELECT row(c.*)::text FROM tenant_guard._verify_audit_local(a.org, a.since) c) AS got,
+               (SELECT row(c.*)::text FROM vref.parallel_local(a.org, a.since) c) AS got_parallel,
                (SELECT c.ok FROM tenant_guard._verify_audit_local(a.org, a.since) c) AS ok,
                (SELECT regexp_replace(c.problem, '[0-9]+', 'N', 'g')
                 FROM tenant_guard._verify_audit_local(a.org, a.since) c) AS problem
         FROM args a)
-    SELECT label, bool_and(ref IS NOT DISTINCT FROM got),
+    SELECT label, bool_and(ref IS NOT DISTINCT FROM got AND got_parallel IS NOT DISTINCT FROM got),
            bool_and(ok) FILTER (WHERE org IS NULL AND since IS NULL),
            min(problem) FILTER (WHERE org IS NULL AND since IS NULL)
     FROM both_

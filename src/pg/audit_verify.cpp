@@ -3,9 +3,11 @@
  *
  * tenant_guard._verify_audit_local(org, since): the check of this node's
  * audit log behind verify_audit() (docs/audit.md, "The hash chain"). Two
- * streaming passes, each one ordered query read through a cursor, so the
- * work is linear in the log and its memory bounded (the sort spills as any
- * query's does):
+ * streaming passes, each one ordered query whose rows the executor hands to
+ * a receiver here as it makes them, so the work is linear in the log and
+ * its memory bounded (the sort spills as any query's does). Pass 2 may run
+ * with parallel workers, which then hash and sort the records (the
+ * receiver, in this process, gets them merged in order):
  *
  *   1. the global seal chain, in seal number order (only the rows that
  *      carry a seal number): every row with a seal number links to the one
@@ -40,6 +42,8 @@ extern "C" {
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "executor/spi.h"
+#include "nodes/params.h"
+#include "tcop/dest.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -55,7 +59,6 @@ extern "C" {
 
 namespace {
 
-constexpr int k_batch = 10000;
 constexpr int k_hash_len = 32;  // SHA-256
 
 // The org of a chain: NULL (platform events) or its bytes.
@@ -199,6 +202,9 @@ void load_purged(PurgedSet* ps, MemoryContext cxt)
 {
 	if (ps->loaded)
 		return;
+	// Called while pass 1's query is running (from its row receiver): a
+	// nested SPI connection, so that query's SPI state is left alone.
+	tenant_guard::pg::spi_connect();
 	if (SPI_execute("SELECT (x->>'seq')::bigint, pg_catalog.decode(x->>'hash', 'hex') "
 	                "FROM tenant_guard.audit_log p, pg_catalog.jsonb_array_elements(p.detail->'links') x "
 	                "WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'",
@@ -221,6 +227,8 @@ void load_purged(PurgedSet* ps, MemoryContext cxt)
 	ps->n = k;
 	qsort(ps->items, static_cast<size_t>(k), sizeof(Purged), compare_purged);
 	SPI_freetuptable(tt);
+	if (SPI_finish() != SPI_OK_FINISH)
+		elog(ERROR, "tenant_guard: could not finish reading the audit purge events");
 	ps->loaded = true;
 }
 
@@ -240,17 +248,6 @@ int purged_links(const PurgedSet* ps, int64 seq, int* first)
 	while (lo + n < ps->n && ps->items[lo + n].seq == seq)
 		++n;
 	return n;
-}
-
-Portal open_cursor(const char* name, const char* sql, int nargs, Oid* types, Datum* values, const char* nulls)
-{
-	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_NO_SCROLL);
-	if (plan == nullptr)
-		elog(ERROR, "tenant_guard: could not plan %s: %s", name, SPI_result_code_string(SPI_result));
-	Portal p = SPI_cursor_open(nullptr, plan, values, nulls, true);
-	if (p == nullptr)
-		elog(ERROR, "tenant_guard: could not open %s", name);
-	return p;
 }
 
 // The hashed columns of a row, for tenant_guard._audit_hash().
@@ -282,32 +279,68 @@ struct State {
 	PurgedSet purged;
 };
 
-constexpr int k_max_cols = 10;
+// An ordered query's rows handed to each(st, values, nulls, arg) as the
+// executor makes them, in st->row (reset after each row): no batch of rows
+// copied into SPI's tuple table, and the query runs to its end in one go,
+// so PostgreSQL may plan it with parallel workers (`parallel`; the DBA's
+// max_parallel_workers_per_gather decides).
+struct RowSink {
+	DestReceiver pub;  // (first: the executor sees a DestReceiver)
+	State* st;
+	void (*each)(State*, const Datum*, const bool*, void*);
+	void* arg;
+};
 
-// Reads a cursor to its end in batches, calling each(st, values, nulls, arg)
-// for every row in st->row (reset after each row), and closes it. The batch
-// is kept aside: a row's work may run SPI (the purge links).
-void scan_cursor(State* st, Portal cur, void (*each)(State*, const Datum*, const bool*, void*), void* arg)
+bool sink_row(TupleTableSlot* slot, DestReceiver* self)
 {
-	Datum v[k_max_cols];
-	bool n[k_max_cols];
-	for (;;) {
-		SPI_cursor_fetch(cur, true, k_batch);
-		SPITupleTable* tt = SPI_tuptable;
-		const uint64 rows = SPI_processed;
-		if (rows == 0)
-			break;
-		Assert(tt->tupdesc->natts <= k_max_cols);
-		for (uint64 i = 0; i < rows; ++i) {
-			MemoryContext old = MemoryContextSwitchTo(st->row);
-			heap_deform_tuple(tt->vals[i], tt->tupdesc, v, n);
-			each(st, v, n, arg);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(st->row);
-		}
-		SPI_freetuptable(tt);
+	RowSink* sink = reinterpret_cast<RowSink*>(self);
+	slot_getallattrs(slot);
+	MemoryContext old = MemoryContextSwitchTo(sink->st->row);
+	sink->each(sink->st, slot->tts_values, slot->tts_isnull, sink->arg);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(sink->st->row);
+	return true;
+}
+
+void sink_startup(DestReceiver*, int, TupleDesc)
+{
+}
+void sink_nothing(DestReceiver*)
+{
+}
+
+void scan_query(State* st, const char* name, const char* sql, bool parallel, int nargs, Oid* types, const Datum* values,
+                const char* nulls, void (*each)(State*, const Datum*, const bool*, void*), void* arg)
+{
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, parallel ? CURSOR_OPT_PARALLEL_OK : 0);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: could not plan %s: %s", name, SPI_result_code_string(SPI_result));
+	ParamListInfo params = makeParamList(nargs);
+	for (int i = 0; i < nargs; ++i) {
+		params->params[i].value = values[i];
+		params->params[i].isnull = nulls != nullptr && nulls[i] == 'n';
+		params->params[i].pflags = PARAM_FLAG_CONST;
+		params->params[i].ptype = types[i];
 	}
-	SPI_cursor_close(cur);
+	RowSink sink;
+	memset(&sink, 0, sizeof sink);
+	sink.pub.receiveSlot = sink_row;
+	sink.pub.rStartup = sink_startup;
+	sink.pub.rShutdown = sink_nothing;
+	sink.pub.rDestroy = sink_nothing;
+	sink.pub.mydest = DestNone;
+	sink.st = st;
+	sink.each = each;
+	sink.arg = arg;
+	SPIExecuteOptions opts;
+	memset(&opts, 0, sizeof opts);
+	opts.params = params;
+	opts.read_only = true;
+	opts.dest = &sink.pub;
+	const int rc = SPI_execute_plan_extended(plan, &opts);
+	if (rc < 0)
+		elog(ERROR, "tenant_guard: could not read %s: %s", name, SPI_result_code_string(rc));
+	SPI_freeplan(plan);
 }
 
 // The seal chain as pass 1 reads it: the row before.
@@ -406,8 +439,12 @@ void check_seals(State* st)
 		return;
 	Oid ct[1] = {INT8OID};
 	Datum cv[1] = {Int64GetDatum(st->cutoff)};
-	Portal cur = open_cursor(
-	    "the seal chain",
+	SealChain sc;
+	memset(&sc, 0, sizeof sc);
+	// (serial: a row may read the purge events, and the seal number index
+	// gives the order)
+	scan_query(
+	    st, "the seal chain",
 	    "SELECT l.id, l.xact_at, l.seal_seq, l.seal_prev, l.hash, "
 	    "CASE WHEN l.kind = 'seal' AND l.action = 'SEAL' THEN tenant_guard._audit_hash(" TG_HASHED_COLUMNS
 	    ") = l.hash END, l.xid, l.org, "
@@ -419,10 +456,7 @@ void check_seals(State* st)
 	    "CASE WHEN l.detail->>'last_hash' ~ '^([0-9a-fA-F]{2})*$' THEN pg_catalog.decode(l.detail->>'last_hash', "
 	    "'hex') ELSE ''::bytea END END "
 	    "FROM tenant_guard.audit_log l WHERE l.seal_seq IS NOT NULL AND l.seal_seq >= $1 ORDER BY l.seal_seq, l.id",
-	    1, ct, cv, nullptr);
-	SealChain sc;
-	memset(&sc, 0, sizeof sc);
-	scan_cursor(st, cur, seal_chain_row, &sc);
+	    false, 1, ct, cv, nullptr, seal_chain_row, &sc);
 }
 
 // The separate seal rows (a transaction whose last record was written
@@ -610,15 +644,16 @@ void check_records(State* st, Datum org_key, Datum since)
 	memset(&ch, 0, sizeof ch);
 	tuplesort_performsort(st->seal_rows);
 	next_seal_row(st, &ch.sr);
-	Portal cur = open_cursor("the tenant chains",
-	                         "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
-	                         "tenant_guard._audit_hash(" TG_HASHED_COLUMNS ") = l.hash "
-	                         "FROM tenant_guard.audit_log l "
-	                         "WHERE l.kind <> 'seal' AND ($1::text IS NULL OR l.org = $1) "
-	                         "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
-	                         "ORDER BY l.xid, l.org COLLATE \"C\", l.seq, l.id",
-	                         2, t, a, nulls);
-	scan_cursor(st, cur, chain_row, &ch);
+	// (parallel: the records are hashed and sorted by the workers, the rows
+	// merged in order into this one)
+	scan_query(st, "the tenant chains",
+	           "SELECT l.id, l.xact_at, l.xid, l.org, l.seq, l.prev_hash, l.seal_seq, l.hash, "
+	           "tenant_guard._audit_hash(" TG_HASHED_COLUMNS ") = l.hash "
+	           "FROM tenant_guard.audit_log l "
+	           "WHERE l.kind <> 'seal' AND ($1::text IS NULL OR l.org = $1) "
+	           "AND ($2::timestamptz IS NULL OR l.xact_at >= $2) "
+	           "ORDER BY l.xid, l.org COLLATE \"C\", l.seq, l.id",
+	           true, 2, t, a, nulls, chain_row, &ch);
 	if (ch.c.open)
 		end_chain(st, &ch.c, &ch.sr);
 	// Seal rows after the last chain have no chain.
