@@ -236,13 +236,14 @@ WHERE tr.id > :mark AND tr.kind = 'row';
 
 -- one statement over many tenants (a platform job): one record per tenant
 -- and statement, each row in its tenant's (the statement's table of open
--- records by tenant grows past its first 64 entries)
+-- records by tenant grows past its first 64 entries; each COMMIT seals 300
+-- records, inserted in two batches of heap tuples)
 CREATE TABLE bi.many (id int, org_id uuid NOT NULL, v text, PRIMARY KEY (org_id, id));
 SELECT tenant_guard.protect('bi.many');
 SELECT tenant_guard.enable_audit('bi.many');
 SELECT pg_temp.last_id() AS mark \gset
-INSERT INTO bi.many SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g % 150), 12, '0'))::uuid, 'v' || g
-FROM generate_series(1, 1500) g;
+INSERT INTO bi.many SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g % 300), 12, '0'))::uuid, 'v' || g
+FROM generate_series(1, 3000) g;
 UPDATE bi.many SET v = v || '!';
 DELETE FROM bi.many;
 SELECT action, count(*) AS records, sum(row_count) AS row_changes, count(DISTINCT org) AS tenants,
@@ -252,6 +253,9 @@ SELECT action, count(*) AS lines,
        count(*) FILTER (WHERE org = coalesce(new_row, old_row) ->> 'org_id') AS in_own_tenant_record,
        count(*) FILTER (WHERE action <> 'UPDATE' OR new_row ->> 'v' = (old_row ->> 'v') || '!') AS values_right
 FROM tenant_guard.audit_trail WHERE id > :mark AND kind = 'row' GROUP BY action ORDER BY action;
+SELECT count(*) AS sealed, count(DISTINCT seal_seq) AS seal_numbers, max(seal_seq) - min(seal_seq) + 1 AS span
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+SELECT ok, problem FROM tenant_guard.verify_audit();
 
 -- a table with a column of another type (an array) keeps jsonb
 CREATE TABLE bi.other (id int PRIMARY KEY, tags text[]);

@@ -700,8 +700,7 @@ void seal_transaction()
 			memcpy(prev, VARDATA(hh), 32);
 		}
 	}
-	for (int j = 0; j < live; ++j)
-		insert_values(vals[j], nulls[j]);
+	insert_many(vals, nulls, live);
 	for (int j = 0; j < nvoids; ++j) {
 		Record r = proto;
 		r.kind = "seal";

@@ -252,6 +252,8 @@ void set_actor(Record& r);
 void fill_values(const Record& r, int64 id, int64 seq, bytea* prev, Datum* v, bool* n);
 // Inserts a complete row into this transaction's partition (heap and indexes).
 void insert_values(const Datum* v, const bool* n);
+// Inserts `count` complete rows so, the heap tuples in batches (table_multi_insert).
+void insert_many(Datum* const* v, bool* const* n, int count);
 
 // Connects SPI and becomes the log owner; undo with leave_writer().
 struct WriterState {
