@@ -27,13 +27,15 @@
  *
  * The `images` value (native byte order of the server, like the heap):
  *
- *   "TGI1"  uint8 version (1)  uint8 image ('N' new, 'O' old, 'U' both)  uint32 rows
+ *   "TGI1"  uint8 version (2)  uint8 image ('N' new, 'O' old, 'U' both)  uint32 rows
  *   uint8 zone name length, the writer's TimeZone name
  *   uint16 columns  uint16 key columns
  *   per column: uint32 type oid, uint8 kind (ColKind), uint8 0, uint16 name length, name
  *   per key column: uint16 column index (columns: an excluded key column)
- *   per row: uint32 length, the tuple (HeapTupleHeader and data); for 'U'
- *   the old tuple so, then the new one
+ *   per row: uint32 length, the tuple from its header's t_infomask2 on (the
+ *   header's first bytes, its datum fields, hold nothing of a row's image:
+ *   the reader puts zeros there; version 1 stored them as zeros, and is
+ *   still read) and its data; for 'U' the old tuple so, then the new one
  *
  * timestamptz values are shown with the offset of the writer's TimeZone (as
  * to_jsonb() in the writing session showed them), whatever the reader's.
@@ -98,6 +100,9 @@ namespace {
 
 constexpr int k_min_image_rows = 8;
 constexpr char k_magic[4] = {'T', 'G', 'I', '1'};
+constexpr char k_version = 2;
+// The bytes of a tuple's header before t_infomask2, not stored from version 2.
+constexpr Size k_tuple_skip = offsetof(HeapTupleHeaderData, t_infomask2);
 constexpr int k_prefix = 4 + 1 + 1 + 4 + 1;  // magic, version, image, rows, zone name length
 
 // The type a column of this kind may have in an image.
@@ -238,19 +243,22 @@ ImageLayout* parse_layout(Reader* r)
 	return l;
 }
 
-// The next tuple of a record's rows, copied to `buf` (grown as needed) and
-// deformed into v/n (in the current memory context).
-void next_tuple(const ImageLayout* l, Reader* r, char** buf, uint32* cap, Datum* v, bool* n)
+// The next tuple of a record's rows, copied to `buf` (grown as needed) after
+// `skip` zero bytes (the header bytes not stored) and deformed into v/n (in
+// the current memory context).
+void next_tuple(const ImageLayout* l, Reader* r, Size skip, char** buf, uint32* cap, Datum* v, bool* n)
 {
-	const uint32 len = get32(r);
-	const char* t = take(r, len);
-	if (len < SizeofHeapTupleHeader || len > MaxAllocSize)
+	const uint32 stored = get32(r);
+	const char* t = take(r, stored);
+	if (stored > MaxAllocSize - skip || stored + skip < SizeofHeapTupleHeader)
 		malformed();
+	const uint32 len = static_cast<uint32>(stored + skip);
 	if (len > *cap) {
 		*cap = len;
 		*buf = static_cast<char*>(*buf ? repalloc(*buf, len) : palloc(len));
 	}
-	memcpy(*buf, t, len);  // (MAXALIGNed)
+	memset(*buf, 0, skip);
+	memcpy(*buf + skip, t, stored);  // (the tuple MAXALIGNed)
 	HeapTupleHeader h = reinterpret_cast<HeapTupleHeader>(*buf);
 	if (h->t_hoff < SizeofHeapTupleHeader || h->t_hoff > len || HeapTupleHeaderGetNatts(h) > l->ncols)
 		malformed();
@@ -286,7 +294,8 @@ void image_value(const ImageLayout* l, pg_tz* zone, int j, Datum v, bool isnull,
 // the new tuple), 'O' (the old tuple) or 'U' (the old tuple, then the new
 // one: the row change the writer's UPDATE path stores, with the columns
 // whose values differ as `changed`, as capture_row() found them).
-void decode_rows(const ImageLayout* l, char image, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out, uint32* lens)
+void decode_rows(const ImageLayout* l, char image, Size skip, pg_tz* zone, Reader* r, uint32 nrows, StringInfo out,
+                 uint32* lens)
 {
 	// What append_row_change() reads of a record and a relation.
 	Pack fp{};
@@ -324,9 +333,9 @@ void decode_rows(const ImageLayout* l, char image, pg_tz* zone, Reader* r, uint3
 	MemoryContextReset(row_cxt);  // (what a failed call left)
 	for (uint32 i = 0; i < nrows; ++i) {
 		// the tuples in this context's buffers, their values in row_cxt
-		next_tuple(l, r, &buf, &cap, v, n);
+		next_tuple(l, r, skip, &buf, &cap, v, n);
 		if (update)
-			next_tuple(l, r, &buf2, &cap2, v2, n2);
+			next_tuple(l, r, skip, &buf2, &cap2, v2, n2);
 		MemoryContext old = MemoryContextSwitchTo(row_cxt);
 		for (int j = 0; j < l->ncols; ++j)
 			image_value(l, zone, j, v[j], n[j], &jv[j]);
@@ -403,17 +412,13 @@ void start_images(Pack* p, RelInfo* info)
 		p->proto.table_name = pstrdup(info->table_name);
 }
 
-// Appends one tuple to a record's rows: its length, the tuple's header up
-// to t_infomask2 as zero bytes (its datum fields hold nothing of the row),
-// then `a` and `b`.
+// Appends one tuple to a record's rows: its length, then `a` and `b` (the
+// tuple from its header's t_infomask2 on).
 void put_tuple(Pack* p, const char* a, Size alen, const char* b, Size blen)
 {
-	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
-	const uint32 len = static_cast<uint32>(head + alen + blen);
+	const uint32 len = static_cast<uint32>(alen + blen);
 	enlargeStringInfo(&p->data, static_cast<int>(sizeof len + len));
 	put32(&p->data, len);
-	memset(p->data.data + p->data.len, 0, head);
-	p->data.len += static_cast<int>(head);
 	appendBinaryStringInfo(&p->data, a, static_cast<int>(alen));
 	if (blen > 0)
 		appendBinaryStringInfo(&p->data, b, static_cast<int>(blen));
@@ -448,8 +453,7 @@ void append_row(Pack* p, RelInfo* info, Put put)
 // A heap tuple's image: its bytes from t_infomask2 on.
 void put_heap_tuple(Pack* p, HeapTuple t)
 {
-	constexpr Size head = offsetof(HeapTupleHeaderData, t_infomask2);
-	put_tuple(p, reinterpret_cast<const char*>(t->t_data) + head, t->t_len - head, nullptr, 0);
+	put_tuple(p, reinterpret_cast<const char*>(t->t_data) + k_tuple_skip, t->t_len - k_tuple_skip, nullptr, 0);
 }
 
 // A minimal tuple's image: from t_infomask2 on it is the heap tuple's,
@@ -654,7 +658,7 @@ void pack_to_json(Pack* p)
 	initStringInfo(&out);
 	uint32* lens = static_cast<uint32*>(palloc(sizeof(uint32) * p->maxlens));
 	Reader r{p->data.data, p->data.data + p->data.len};
-	decode_rows(l, image_kind(p->action), p->bin_tz, &r, static_cast<uint32>(p->nrows), &out, lens);
+	decode_rows(l, image_kind(p->action), k_tuple_skip, p->bin_tz, &r, static_cast<uint32>(p->nrows), &out, lens);
 	pfree(p->data.data);
 	pfree(p->lens);
 	p->data = out;
@@ -684,7 +688,7 @@ bytea* pack_images(Pack* p, bool* given)
 	SET_VARSIZE(b, total);
 	char* o = VARDATA(b);
 	memcpy(o, k_magic, 4);
-	o[4] = 1;
+	o[4] = k_version;
 	o[5] = image_kind(p->action);
 	const uint32 n = static_cast<uint32>(p->nrows);
 	memcpy(o + 6, &n, sizeof n);
@@ -702,8 +706,10 @@ Jsonb* images_to_jsonb(bytea* images)
 {
 	Reader r{VARDATA_ANY(images), VARDATA_ANY(images) + VARSIZE_ANY_EXHDR(images)};
 	const char* pre = take(&r, k_prefix);
-	if (memcmp(pre, k_magic, 4) != 0 || pre[4] != 1 || (pre[5] != 'N' && pre[5] != 'O' && pre[5] != 'U'))
+	if (memcmp(pre, k_magic, 4) != 0 || (pre[4] != 1 && pre[4] != k_version) ||
+	    (pre[5] != 'N' && pre[5] != 'O' && pre[5] != 'U'))
 		malformed();
+	const Size skip = pre[4] == 1 ? 0 : k_tuple_skip;
 	uint32 nrows;
 	memcpy(&nrows, pre + 6, sizeof nrows);
 	const uint8 zlen = static_cast<uint8>(pre[10]);
@@ -714,13 +720,13 @@ Jsonb* images_to_jsonb(bytea* images)
 		zone = pg_tzset(z);  // (NULL for a zone this server does not know: the session's then)
 	}
 	const ImageLayout* l = parse_layout(&r);
-	// each row takes at least its length and a tuple header
-	if (nrows > static_cast<Size>(r.end - r.p) / (sizeof(uint32) + SizeofHeapTupleHeader))
+	// each row takes at least its length and the stored part of a tuple header
+	if (nrows > static_cast<Size>(r.end - r.p) / (sizeof(uint32) + SizeofHeapTupleHeader - skip))
 		malformed();
 	StringInfoData out;
 	initStringInfo(&out);
 	uint32* lens = static_cast<uint32*>(palloc(sizeof(uint32) * (nrows + 1)));
-	decode_rows(l, pre[5], zone, &r, nrows, &out, lens);
+	decode_rows(l, pre[5], skip, zone, &r, nrows, &out, lens);
 	if (r.p != r.end)
 		malformed();
 	return rows_array_of(out.data, out.len, lens, static_cast<int>(nrows));
