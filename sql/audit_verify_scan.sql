@@ -224,6 +224,28 @@ BEGIN
 END
 $$;
 SELECT vref.records_pass_is_parallel() AS records_pass_is_parallel;
+-- and the check itself starts workers: the database's count of parallel
+-- workers launched (PostgreSQL 18 and later; before, the statistics do not
+-- count them and this says true) grows over one check. (The comparisons
+-- below hold in one process too: the results do not depend on workers.)
+CREATE FUNCTION vref.workers_launched() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    n bigint;
+BEGIN
+    IF current_setting('server_version_num')::int < 180000 THEN
+        RETURN 0;
+    END IF;
+    EXECUTE 'SELECT parallel_workers_launched FROM pg_catalog.pg_stat_database WHERE datname = current_database()'
+    INTO n;
+    RETURN n;
+END
+$$;
+SELECT pg_stat_force_next_flush();
+SELECT vref.workers_launched() AS launched_before \gset
+SELECT ok FROM vref.parallel_local(NULL, NULL);
+SELECT pg_stat_force_next_flush();
+SELECT current_setting('server_version_num')::int < 180000 OR vref.workers_launched() > :launched_before
+       AS check_started_workers;
 CREATE FUNCTION vref.compare(label text, since timestamptz)
 RETURNS TABLE (tampering text, same boolean, ok boolean, problem text)
 LANGUAGE sql AS $$

@@ -260,7 +260,10 @@ void next_tuple(const ImageLayout* l, Reader* r, Size skip, char** buf, uint32* 
 	memset(*buf, 0, skip);
 	memcpy(*buf + skip, t, stored);  // (the tuple MAXALIGNed)
 	HeapTupleHeader h = reinterpret_cast<HeapTupleHeader>(*buf);
-	if (h->t_hoff < SizeofHeapTupleHeader || h->t_hoff > len || HeapTupleHeaderGetNatts(h) > l->ncols)
+	const int natts = HeapTupleHeaderGetNatts(h);
+	const Size head = (h->t_infomask & HEAP_HASNULL) != 0 ? offsetof(HeapTupleHeaderData, t_bits) + BITMAPLEN(natts)
+	                                                      : SizeofHeapTupleHeader;
+	if (h->t_hoff < head || h->t_hoff > len || natts > l->ncols)
 		malformed();
 	HeapTupleData tup;
 	tup.t_len = len;

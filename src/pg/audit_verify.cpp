@@ -198,6 +198,19 @@ struct PurgedSet {
 	int n;
 };
 
+// A small query of the check's own, run to its end in this process only
+// (planned without CURSOR_OPT_PARALLEL_OK, unlike SPI_execute): only the
+// records' pass uses parallel workers. Returns SPI_execute_plan's code.
+int run_serial(const char* sql, int nargs, Oid* types, Datum* values, long tcount)
+{
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, 0);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: could not plan a query of the audit check: %s", SPI_result_code_string(SPI_result));
+	const int rc = SPI_execute_plan(plan, values, nullptr, true, tcount);
+	SPI_freeplan(plan);
+	return rc;
+}
+
 void load_purged(PurgedSet* ps, MemoryContext cxt)
 {
 	if (ps->loaded)
@@ -205,10 +218,10 @@ void load_purged(PurgedSet* ps, MemoryContext cxt)
 	// Called while pass 1's query is running (from its row receiver): a
 	// nested SPI connection, so that query's SPI state is left alone.
 	tenant_guard::pg::spi_connect();
-	if (SPI_execute("SELECT (x->>'seq')::bigint, pg_catalog.decode(x->>'hash', 'hex') "
-	                "FROM tenant_guard.audit_log p, pg_catalog.jsonb_array_elements(p.detail->'links') x "
-	                "WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'",
-	                true, 0) != SPI_OK_SELECT)
+	if (run_serial("SELECT (x->>'seq')::bigint, pg_catalog.decode(x->>'hash', 'hex') "
+	               "FROM tenant_guard.audit_log p, pg_catalog.jsonb_array_elements(p.detail->'links') x "
+	               "WHERE p.kind = 'event' AND p.action = 'tenant_guard.audit_purge'",
+	               0, nullptr, nullptr, 0) != SPI_OK_SELECT)
 		elog(ERROR, "tenant_guard: could not read the audit purge events");
 	const uint64 rows = SPI_processed;
 	SPITupleTable* tt = SPI_tuptable;
@@ -421,9 +434,9 @@ void check_seals(State* st)
 	if (st->has_since) {
 		Oid t[1] = {TIMESTAMPTZOID};
 		Datum v[1] = {TimestampTzGetDatum(st->since)};
-		if (SPI_execute_with_args("SELECT min(seal_seq) FROM tenant_guard.audit_log "
-		                          "WHERE seal_seq IS NOT NULL AND xact_at >= $1",
-		                          1, t, v, nullptr, true, 1) != SPI_OK_SELECT ||
+		if (run_serial("SELECT min(seal_seq) FROM tenant_guard.audit_log "
+		               "WHERE seal_seq IS NOT NULL AND xact_at >= $1",
+		               1, t, v, 1) != SPI_OK_SELECT ||
 		    SPI_processed != 1)
 			elog(ERROR, "tenant_guard: could not read the first seal since the given time");
 		bool isnull;

@@ -379,7 +379,9 @@ void insert_many(Datum* const* v, bool* const* n, int count)
 		while (done + m < count && m < nslots && bytes < k_batch_bytes) {
 			HeapTuple tup = form_row(v[done + m], n[done + m]);
 			bytes += tup->t_len;
-			ExecStoreHeapTuple(tup, slots[m], false);
+			// (the slot owns it: heap_multi_insert() then takes it as it is,
+			// and clearing the slot frees it before the context is reset)
+			ExecStoreHeapTuple(tup, slots[m], true);
 			++m;
 		}
 		table_multi_insert(xs.part, slots, m, cid, 0, nullptr);
@@ -394,6 +396,7 @@ void insert_many(Datum* const* v, bool* const* n, int count)
 	for (int i = 0; i < nslots; ++i)
 		ExecDropSingleTupleTableSlot(slots[i]);
 	pfree(slots);
+	GetPerTupleExprContext(xs.estate)->ecxt_scantuple = nullptr;  // (it named a dropped slot)
 }
 
 WriterState enter_writer()
