@@ -185,10 +185,7 @@ int changed_columns(const RelInfo* info, TupleDesc desc, const RowImage* oimg, c
 		Form_pg_attribute a = TupleDescAttr(desc, i);
 		if (a->attisdropped || info->excluded[i])
 			continue;
-		const bool n1 = oimg->nulls[i], n2 = nimg->nulls[i];
-		const bool same =
-		    (n1 && n2) || (!n1 && !n2 && datum_image_eq(oimg->values[i], nimg->values[i], a->attbyval, a->attlen));
-		if (!same)
+		if (!same_value(a, oimg->nulls[i], oimg->values[i], nimg->nulls[i], nimg->values[i]))
 			changed[nchanged++] = i;
 	}
 	return nchanged;

@@ -65,7 +65,6 @@ extern "C" {
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
-#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/json.h"
@@ -345,10 +344,7 @@ void decode_rows(const ImageLayout* l, char image, Size skip, pg_tz* zone, Reade
 		int nchanged = 0;
 		if (update) {
 			for (int j = 0; j < l->ncols; ++j) {
-				Form_pg_attribute a = TupleDescAttr(l->desc, j);
-				const bool same =
-				    (n[j] && n2[j]) || (!n[j] && !n2[j] && datum_image_eq(v[j], v2[j], a->attbyval, a->attlen));
-				if (!same) {
+				if (!same_value(TupleDescAttr(l->desc, j), n[j], v[j], n2[j], v2[j])) {
 					changed[nchanged++] = j;
 					image_value(l, zone, j, v2[j], n2[j], &jv2[j]);
 				}

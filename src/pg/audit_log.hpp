@@ -73,6 +73,7 @@ extern "C" {
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "pgtime.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/rel.h"
@@ -446,6 +447,13 @@ bool capture_raw_update(RelInfo* info, TupleDesc desc, TupleTableSlot* oslot, Tu
 // The columns whose values differ between an UPDATE's two rows
 // (attnum - 1, ascending, in `changed`), excluded and dropped ones left out.
 int changed_columns(const RelInfo* info, TupleDesc desc, const RowImage* oimg, const RowImage* nimg, int* changed);
+// Whether a column's value is the same before and after an UPDATE: both
+// NULL, or bytewise equal (datum_image_eq). What counts as changed, for the
+// writer (changed_columns) and the reader of binary UPDATE images alike.
+inline bool same_value(Form_pg_attribute a, bool null1, Datum v1, bool null2, Datum v2)
+{
+	return (null1 && null2) || (!null1 && !null2 && datum_image_eq(v1, v2, a->attbyval, a->attlen));
+}
 // A statement's open records by tenant uuid, for capture_raw: within one
 // statement trigger call the other parts of a record's identity (statement,
 // actor, subtransaction) do not change. Forgotten whenever an open record
