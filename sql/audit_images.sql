@@ -1,5 +1,5 @@
 -- Binary row images (src/pg/audit_images.cpp): an INSERT's or DELETE's
--- record of at least 8 rows, of a table whose audited columns all have a
+-- record, of one row or many, of a table whose audited columns all have a
 -- type with a binary image (an UPDATE's too where no column is redacted and
 -- no value stored out of line), is written with `images` (heap tuples)
 -- instead of `rows` (jsonb), and audit_trail converts it when read. What it shows must be
@@ -79,13 +79,13 @@ SELECT count(*) AS lines, count(*) FILTER (WHERE tr.old_row = pg_temp.expect(to_
 FROM tenant_guard.audit_trail tr JOIN bi.src s ON s.id = (tr.row_pk->>'id')::bigint
 WHERE tr.id > :mark AND tr.kind = 'row';
 
--- fewer than 8 rows: jsonb, converted from the images when written
+-- a few rows: binary images too, read as the same jsonb
 SELECT pg_temp.last_id() AS mark \gset
 INSERT INTO bi.t SELECT * FROM bi.src WHERE id <= 3;
-SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images,
-       rows = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', s.id, 'org_id', s.org_id),
+SELECT row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images,
+       tenant_guard._audit_images(id, xact_at, org, hash) = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', s.id, 'org_id', s.org_id),
                                                    'new', pg_temp.expect(to_jsonb(s))) ORDER BY s.id)
-               FROM bi.src s WHERE s.id <= 3) AS rows_as_jsonb
+               FROM bi.src s WHERE s.id <= 3) AS images_as_jsonb
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 -- UPDATE of a table with a redacted column stays jsonb (the changed
 -- columns' new values: a redacted column's change cannot be told from its
@@ -202,15 +202,15 @@ FROM tenant_guard.audit_trail tr
 JOIN bi.up_before2 b ON b.id = (tr.row_pk ->> 'id')::int
 JOIN bi.up a ON a.id = (tr.row_pk ->> 'id')::int
 WHERE tr.id > :mark AND tr.kind = 'row';
--- fewer than 8 row changes: jsonb, converted from the images when written
+-- a few row changes: binary images too, read as the same jsonb
 SELECT pg_temp.last_id() AS mark \gset
 UPDATE bi.up SET flag = NOT flag WHERE id IN (2, 3, 5);
-SELECT row_count, rows IS NOT NULL AS has_rows, images IS NULL AS no_images,
-       rows = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', u.id, 'org_id', u.org_id),
+SELECT row_count, rows IS NULL AS no_rows, images IS NOT NULL AS has_images,
+       tenant_guard._audit_images(id, xact_at, org, hash) = (SELECT jsonb_agg(jsonb_build_object('pk', jsonb_build_object('id', u.id, 'org_id', u.org_id),
                                                    'old', to_jsonb(u) || jsonb_build_object('flag', NOT u.flag),
                                                    'set', jsonb_build_object('flag', u.flag),
                                                    'changed', '["flag"]'::jsonb) ORDER BY u.id)
-               FROM bi.up u WHERE u.id IN (2, 3, 5)) AS rows_as_jsonb
+               FROM bi.up u WHERE u.id IN (2, 3, 5)) AS images_as_jsonb
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 -- a table with an excluded and a dropped column: binary UPDATEs too, the
 -- excluded column neither shown nor counted as changed

@@ -155,7 +155,7 @@ SAVEPOINT t;
 INSERT INTO au.members VALUES (14, :'org_a', 's4@example.com', 'h', now(), 'kept 2');
 RELEASE SAVEPOINT t;
 COMMIT;
-SELECT kind, org, seq, jsonb_path_query_array(rows, '$[*].pk') AS pks, seal_seq IS NOT NULL AS seals,
+SELECT kind, org, seq, jsonb_path_query_array(coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash)), '$[*].pk') AS pks, seal_seq IS NOT NULL AS seals,
        detail->'records' AS sealed_records
 FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 -- an error inside a PL/pgSQL exception block is a rolled-back subtransaction too
@@ -170,7 +170,7 @@ BEGIN
     END;
 END
 $$;
-SELECT kind, seq, jsonb_path_query_array(rows, '$[*].pk') AS pks, seal_seq IS NOT NULL AS seals
+SELECT kind, seq, jsonb_path_query_array(coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash)), '$[*].pk') AS pks, seal_seq IS NOT NULL AS seals
 FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 SELECT ok, problem FROM tenant_guard.verify_audit();
 

@@ -20,7 +20,7 @@ CREATE FUNCTION pg_temp.last_id() RETURNS bigint LANGUAGE sql AS $$ SELECT coale
 -- one statement, three rows: one record, three lines in the trail
 SELECT pg_temp.last_id() AS mark \gset
 INSERT INTO st.t SELECT g, :'org_a', 'n' || g FROM generate_series(1, 3) g;
-SELECT kind, action, org, table_name, actor, row_count, jsonb_array_length(rows) AS changes
+SELECT kind, action, org, table_name, actor, row_count, jsonb_array_length(coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash))) AS changes
 FROM tenant_guard.audit_log WHERE id > :mark AND kind <> 'seal' ORDER BY id;
 SELECT item, kind, action, row_pk, old_row, new_row, changed_columns
 FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
@@ -28,7 +28,7 @@ FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
 -- two tenants in one statement: a record each, in its tenant's chain
 SELECT pg_temp.last_id() AS mark \gset
 INSERT INTO st.t VALUES (4, :'org_a', 'a'), (5, :'org_b', 'b'), (6, :'org_a', 'a');
-SELECT org = :'org_a' AS org_a, row_count, jsonb_path_query_array(rows, '$[*].pk.id') AS ids
+SELECT org = :'org_a' AS org_a, row_count, jsonb_path_query_array(coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash)), '$[*].pk.id') AS ids
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY org;
 
 -- UPDATE and DELETE of several rows
@@ -204,7 +204,7 @@ ON CONFLICT (id) DO UPDATE SET note = excluded.note;
 MERGE INTO st.t t USING (VALUES (51, 'merged'), (53, 'merge-new')) v(id, note) ON t.id = v.id
 WHEN MATCHED THEN UPDATE SET note = v.note
 WHEN NOT MATCHED THEN INSERT VALUES (v.id, '11111111-1111-4111-8111-111111111111', v.note);
-SELECT action, row_count, jsonb_path_query_array(rows, '$[*].pk.id') AS ids
+SELECT action, row_count, jsonb_path_query_array(coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash)), '$[*].pk.id') AS ids
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY id;
 
 -- the row images: the same values as to_jsonb() of the row, type by type
@@ -274,7 +274,9 @@ UPDATE st.latekey SET org_id = :'org_b' WHERE id = 1;
 DELETE FROM st.latekey;
 SELECT action, row_pk, coalesce(new_row, old_row) ? 'secret' AS secret_recorded
 FROM tenant_guard.audit_trail WHERE id > :mark ORDER BY id, item;
-SELECT count(*) AS records_with_the_secret FROM tenant_guard.audit_log WHERE id > :mark AND rows::text LIKE '%hunter2%';
+SELECT count(*) AS records_with_the_secret FROM tenant_guard.audit_log
+WHERE id > :mark AND (coalesce(rows, tenant_guard._audit_images(id, xact_at, org, hash))::text LIKE '%hunter2%'
+                      OR position('hunter2'::bytea IN coalesce(images, '')) > 0);
 
 -- SQL run while a row image is built (a user type's cast to json) that
 -- writes rows of the same audited table: those rows join the record being

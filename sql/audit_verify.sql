@@ -61,7 +61,8 @@ CREATE FUNCTION pg_temp.report() RETURNS TABLE (ok boolean, problem text) LANGUA
 -- an edited record
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE tenant_guard.audit_log SET rows = jsonb_set(rows, '{0,new,note}', '"forged"') WHERE id = :one;
+-- (its row, a binary image: the last byte, of the note 'one', changed)
+UPDATE tenant_guard.audit_log SET images = overlay(images PLACING '\x21'::bytea FROM octet_length(images)) WHERE id = :one;
 SELECT ok, broken_id = :one AS at_edited_record, problem LIKE 'record % was edited%' AS says_edited FROM tenant_guard.verify_audit();
 ROLLBACK;
 -- an edited actor, and an edited hash (recomputed by the attacker) break the chain too
@@ -75,7 +76,7 @@ SET LOCAL session_replication_role = replica;
 UPDATE tenant_guard.audit_log l SET actor = 'mallory',
     hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
         l.table_name, 'mallory', l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev)
+        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.images)
 WHERE id = :three;
 SELECT v.ok, v.broken_id = :four AS at_next_record, regexp_replace(v.problem, '[0-9]+', 'N', 'g') AS problem
 FROM tenant_guard.verify_audit() v;
@@ -128,7 +129,7 @@ SET LOCAL session_replication_role = replica;
 INSERT INTO tenant_guard.audit_log
 SELECT nextval('tenant_guard.audit_log_id_seq'), l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
        l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-       l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.hash
+       l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, l.seal_prev, l.hash, l.images
 FROM tenant_guard.audit_log l WHERE l.id = :three;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
@@ -144,14 +145,14 @@ SET LOCAL session_replication_role = replica;
 UPDATE tenant_guard.audit_log l SET seal_prev = decode(repeat('11', 32), 'hex'),
     hash = tenant_guard._audit_hash(l.id, l.xact_at, l.statement_at, l.xid, l.org, l.kind, l.seq, l.action,
         l.table_name, l.actor, l.impersonator, l.tenant_role, l.db_role, l.session_role, l.application_name,
-        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, decode(repeat('11', 32), 'hex'))
+        l.row_count, l.rows, l.detail, l.prev_hash, l.seal_seq, decode(repeat('11', 32), 'hex'), l.images)
 WHERE id = :four;
 SELECT * FROM pg_temp.report();
 ROLLBACK;
 -- verifying one tenant checks that tenant's records (and every seal)
 BEGIN;
 SET LOCAL session_replication_role = replica;
-UPDATE tenant_guard.audit_log SET rows = '[{"pk": {"id": 5}, "new": {"id": 5, "note": "changed"}}]' WHERE id = :five;
+UPDATE tenant_guard.audit_log SET images = overlay(images PLACING '\x21'::bytea FROM octet_length(images)) WHERE id = :five;
 SELECT ok AS org_a_ok FROM tenant_guard.verify_audit(:'org_a');
 SELECT ok AS org_b_ok, broken_id = :five AS at_b_record FROM tenant_guard.verify_audit(:'org_b');
 ROLLBACK;

@@ -4,14 +4,14 @@
  * Binary row images. An INSERT's or DELETE's row change is captured as a
  * heap tuple of the audited columns (PostgreSQL's own binary form: one
  * heap_form_tuple() per row) instead of a jsonb object, and converted to
- * the same jsonb object only when it is read: a record of at least
- * k_min_image_rows such rows is written with `rows` NULL and `images` set;
- * a smaller one is converted when it is written, so single-row records
- * (read often, one at a time) stay jsonb. An UPDATE's row change is its two
- * tuples where no column is redacted and no value is stored out of line:
- * the reader finds the changed columns as capture_row() does and makes the
- * same {"pk", "old", "set", "changed"} entry. Other UPDATEs stay jsonb (the
- * changed columns' new values only, docs/audit.md).
+ * the same jsonb object only when it is read: such a record, of one row or
+ * a million, is written with `rows` NULL and `images` set, so the reader
+ * pays for the conversion, once per record read, not every write. An
+ * UPDATE's row change is its two tuples where no column is redacted and no
+ * value is stored out of line: the reader finds the changed columns as
+ * capture_row() does and makes the same {"pk", "old", "set", "changed"}
+ * entry. Other UPDATEs stay jsonb (the changed columns' new values only,
+ * docs/audit.md).
  *
  * Only tables whose every audited column has one of the types below get
  * binary images: built-in types whose stored form holds no object id (so a
@@ -97,7 +97,6 @@ struct ImageLayout {
 
 namespace {
 
-constexpr int k_min_image_rows = 8;
 constexpr char k_magic[4] = {'T', 'G', 'I', '1'};
 constexpr char k_version = 2;
 // The bytes of a tuple's header before t_infomask2, not stored from version 2.
@@ -672,10 +671,6 @@ bytea* pack_images(Pack* p, bool* given)
 	*given = false;
 	if (!p->bin)
 		return nullptr;
-	if (p->nrows < k_min_image_rows) {
-		pack_to_json(p);
-		return nullptr;
-	}
 	const int zlen = p->bin_zone ? static_cast<int>(strlen(p->bin_zone)) : 0;
 	const Size total = VARHDRSZ + k_prefix + zlen + p->bin_header_len + p->data.len;
 	if (total > MaxAllocSize)
