@@ -117,6 +117,35 @@ BEGIN
 END
 $$;
 
+-- The floor of any audit that writes its record in the audited transaction,
+-- for the single-row workloads: a row trigger that inserts one integer into
+-- a table with no index (no image, no tenant, no hash; PL/pgSQL, as users
+-- write triggers).
+CREATE TABLE bench.floor_log (x integer);
+CREATE FUNCTION bench.floor_write() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO bench.floor_log VALUES (1);
+    RETURN NULL;
+END
+$$;
+DO $$
+DECLARE
+    p text;
+    t text;
+BEGIN
+    FOREACH p IN ARRAY ARRAY['u', 'p'] LOOP
+        t := format('bench.%I', 'floor_' || p);
+        EXECUTE format('CREATE TABLE %s (LIKE bench.shape INCLUDING ALL)', t);
+        EXECUTE format('CREATE INDEX ON %s (org_id)', t);
+        EXECUTE format('CREATE TRIGGER a AFTER INSERT OR UPDATE OR DELETE ON %s
+                        FOR EACH ROW EXECUTE FUNCTION bench.floor_write()', t);
+        IF p = 'p' THEN
+            PERFORM tenant_guard.protect(t::regclass);
+        END IF;
+    END LOOP;
+END
+$$;
+
 -- The sources: :rows rows over 1, 10 and 1000 tenants (row i belongs to tenant i % k).
 DO $$
 DECLARE
