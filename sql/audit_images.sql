@@ -335,6 +335,24 @@ SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NOT NU
 SET ROLE regress_images_app;
 SELECT tenant_guard._audit_images(:b_id, :'b_at', :'org_b', :'b_hash') IS NULL AS app_still_hidden;
 RESET ROLE;
+-- a single-row record is binary too: tenant A's application role gets
+-- nothing of tenant B's, by the view or by its key; B's line reads with its
+-- redacted column masked
+SET tenant_guard.org_id = :'org_b';
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO bi.t SELECT id + 5000, :'org_b', b, i2, i4, p, n, n2, t, vc, c, d, ts, tz, j, u, secret, skipped, big,
+                        "Mixed Case", "ÄÖ" FROM bi.src WHERE id = 1;
+SELECT id AS b1_id, xact_at AS b1_at, hash AS b1_hash FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' \gset
+SELECT row_count, rows IS NULL AND images IS NOT NULL AS single_row_binary FROM tenant_guard.audit_log WHERE id = :b1_id;
+SET tenant_guard.org_id = :'org_a';
+SET ROLE regress_images_app;
+SELECT tenant_guard._audit_images(:b1_id, :'b1_at', :'org_b', :'b1_hash') IS NULL AS single_row_hidden,
+       (SELECT count(*) FROM tenant_guard.audit_trail WHERE id = :b1_id) AS lines_seen;
+RESET ROLE;
+SET tenant_guard.org_id = :'org_b';
+SELECT row_pk->>'id' AS id, new_row->>'secret' AS secret, new_row->>'t' = (SELECT t FROM bi.src WHERE id = 1) AS same_t
+FROM tenant_guard.audit_trail WHERE id = :b1_id;
+SET tenant_guard.org_id = :'org_a';
 
 -- the format's version 2 leaves out the first 18 bytes of each tuple's
 -- header (t_infomask2 on is stored); a record of version 1, which stored
