@@ -198,14 +198,21 @@ struct PurgedSet {
 	int n;
 };
 
+// A query of the check planned for one run, with `options` (CURSOR_OPT_*).
+SPIPlanPtr plan_query(const char* what, const char* sql, int nargs, Oid* types, int options)
+{
+	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, options);
+	if (plan == nullptr)
+		elog(ERROR, "tenant_guard: could not plan %s: %s", what, SPI_result_code_string(SPI_result));
+	return plan;
+}
+
 // A small query of the check's own, run to its end in this process only
 // (planned without CURSOR_OPT_PARALLEL_OK, unlike SPI_execute): only the
 // records' pass uses parallel workers. Returns SPI_execute_plan's code.
 int run_serial(const char* sql, int nargs, Oid* types, Datum* values, long tcount)
 {
-	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, 0);
-	if (plan == nullptr)
-		elog(ERROR, "tenant_guard: could not plan a query of the audit check: %s", SPI_result_code_string(SPI_result));
+	SPIPlanPtr plan = plan_query("a query of the audit check", sql, nargs, types, 0);
 	const int rc = SPI_execute_plan(plan, values, nullptr, true, tcount);
 	SPI_freeplan(plan);
 	return rc;
@@ -325,9 +332,7 @@ void sink_nothing(DestReceiver*)
 void scan_query(State* st, const char* name, const char* sql, bool parallel, int nargs, Oid* types, const Datum* values,
                 const char* nulls, void (*each)(State*, const Datum*, const bool*, void*), void* arg)
 {
-	SPIPlanPtr plan = SPI_prepare_cursor(sql, nargs, types, parallel ? CURSOR_OPT_PARALLEL_OK : 0);
-	if (plan == nullptr)
-		elog(ERROR, "tenant_guard: could not plan %s: %s", name, SPI_result_code_string(SPI_result));
+	SPIPlanPtr plan = plan_query(name, sql, nargs, types, parallel ? CURSOR_OPT_PARALLEL_OK : 0);
 	ParamListInfo params = makeParamList(nargs);
 	for (int i = 0; i < nargs; ++i) {
 		params->params[i].value = values[i];
