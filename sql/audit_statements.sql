@@ -310,6 +310,53 @@ SELECT count(DISTINCT org) AS tenants, count(*) > 40 AS some_written_early, sum(
 FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
 DELETE FROM st.t WHERE id BETWEEN 30000 AND 59999;
 
+-- a table with no tenant column audits the context's tenant: every row of a
+-- statement goes to it, in records of at most the row limit
+CREATE TABLE st.plain (id int PRIMARY KEY, note text);
+SELECT tenant_guard.enable_audit('st.plain');
+SET tenant_guard.audit_rows_per_record = 2;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.plain SELECT g, 'p' || g FROM generate_series(1, 5) g;
+SET tenant_guard.org_id = :'org_b';
+DELETE FROM st.plain WHERE id <= 3;
+SET tenant_guard.org_id = :'org_a';
+RESET tenant_guard.audit_rows_per_record;
+SELECT action, org = :'org_a' AS org_a, seq, row_count FROM tenant_guard.audit_log
+WHERE id > :mark AND kind = 'rows' ORDER BY id;
+SELECT action, string_agg(row_pk->>'id', ',' ORDER BY id, item) AS row_ids
+FROM tenant_guard.audit_trail WHERE id > :mark GROUP BY action ORDER BY action;
+
+-- a held-back record is hashed when it is written (all but its seal) and the
+-- hash finished when it is written to the log or sealed, also when a
+-- savepoint that wrote to its chain after it rolls back or is released
+BEGIN;
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, :'org_a', repeat('s', 200) FROM generate_series(60000, 60099) g;
+SAVEPOINT s1;
+INSERT INTO st.t SELECT g, :'org_a', repeat('r', 200) FROM generate_series(60100, 60199) g;
+ROLLBACK TO SAVEPOINT s1;
+SAVEPOINT s2;
+UPDATE st.t SET note = 'u' WHERE id = 60000;
+RELEASE SAVEPOINT s2;
+SAVEPOINT s3;
+DELETE FROM st.t WHERE id = 60001;
+ROLLBACK TO SAVEPOINT s3;
+COMMIT;
+SELECT kind, action, seq, row_count, seal_seq IS NOT NULL AS sealed,
+       coalesce(pg_column_size(rows) < octet_length(rows::text), pg_column_size(images) < octet_length(images)) AS compressed
+FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
+SELECT ok, problem FROM tenant_guard.verify_audit();
+DELETE FROM st.t WHERE id BETWEEN 60000 AND 60099;
+
+-- more held-back records in one transaction than hashes are begun for
+-- (4,096 at once): the others are hashed whole when sealed
+SELECT pg_temp.last_id() AS mark \gset
+INSERT INTO st.t SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'many'
+FROM generate_series(70000, 74499) g;
+SELECT count(*) AS records, count(*) FILTER (WHERE seal_seq IS NOT NULL) AS sealed, sum(row_count) AS changes
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows';
+DELETE FROM st.t WHERE id BETWEEN 70000 AND 74499;
+
 SELECT ok, problem FROM tenant_guard.verify_audit();
 
 DROP SCHEMA st CASCADE;

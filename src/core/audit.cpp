@@ -123,6 +123,36 @@ std::size_t array_inner_size(const FieldView& f)
 
 }  // namespace
 
+namespace {
+
+// The framed fields into the stream.
+bool feed(Stream& s, const FieldView* fields, std::size_t n)
+{
+	bool ok = true;
+	for (std::size_t i = 0; ok && i < n; ++i) {
+		const FieldView& f = fields[i];
+		if (f.kind == FieldView::k_null) {
+			ok = s.null();
+		} else if (f.kind == FieldView::k_bytes) {
+			ok = s.bytes(f.data, f.len);
+		} else {
+			const std::string count = std::to_string(f.nelems);
+			ok = s.header(array_inner_size(f)) && s.bytes(count.data(), count.size());
+			for (std::size_t j = 0; ok && j < f.nelems; ++j)
+				ok = f.elems[j].kind == FieldView::k_bytes ? s.bytes(f.elems[j].data, f.elems[j].len) : s.null();
+		}
+	}
+	return ok;
+}
+
+bool finish(EVP_MD_CTX* ctx, Stream& s, Hash* out)
+{
+	unsigned int len = 0;
+	return s.flush() && EVP_DigestFinal_ex(ctx, out->data(), &len) == 1 && len == out->size();
+}
+
+}  // namespace
+
 bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
 {
 	try {
@@ -130,26 +160,57 @@ bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept
 		if (ctx == nullptr)
 			return false;
 		Stream s(ctx);
-		bool ok = true;
-		for (std::size_t i = 0; ok && i < n; ++i) {
-			const FieldView& f = fields[i];
-			if (f.kind == FieldView::k_null) {
-				ok = s.null();
-			} else if (f.kind == FieldView::k_bytes) {
-				ok = s.bytes(f.data, f.len);
-			} else {
-				const std::string count = std::to_string(f.nelems);
-				ok = s.header(array_inner_size(f)) && s.bytes(count.data(), count.size());
-				for (std::size_t j = 0; ok && j < f.nelems; ++j)
-					ok = f.elems[j].kind == FieldView::k_bytes ? s.bytes(f.elems[j].data, f.elems[j].len) : s.null();
-			}
-		}
-		unsigned int len = 0;
-		ok = ok && s.flush() && EVP_DigestFinal_ex(ctx, out->data(), &len) == 1 && len == out->size();
-		return ok;
+		return feed(s, fields, n) && finish(ctx, s, out);
 	} catch (...) {
 		return false;
 	}
+}
+
+struct HashState {
+	EVP_MD_CTX* ctx;
+};
+
+HashState* hash_fields_begin(const FieldView* fields, std::size_t n) noexcept
+{
+	try {
+		EVP_MD_CTX* t = digest_context();
+		if (t == nullptr)
+			return nullptr;
+		Stream s(t);
+		if (!feed(s, fields, n) || !s.flush())
+			return nullptr;
+		HashState* st = new (std::nothrow) HashState{EVP_MD_CTX_new()};
+		if (st == nullptr)
+			return nullptr;
+		if (st->ctx == nullptr || EVP_MD_CTX_copy_ex(st->ctx, t) != 1) {
+			hash_state_free(st);
+			return nullptr;
+		}
+		return st;
+	} catch (...) {
+		return nullptr;
+	}
+}
+
+bool hash_fields_finish(const HashState* state, const FieldView* fields, std::size_t n, Hash* out) noexcept
+{
+	try {
+		EVP_MD_CTX* t = digest_context();
+		if (t == nullptr || state == nullptr || EVP_MD_CTX_copy_ex(t, state->ctx) != 1)
+			return false;
+		Stream s(t);
+		return feed(s, fields, n) && finish(t, s, out);
+	} catch (...) {
+		return false;
+	}
+}
+
+void hash_state_free(HashState* state) noexcept
+{
+	if (state == nullptr)
+		return;
+	EVP_MD_CTX_free(state->ctx);
+	delete state;
 }
 
 }  // namespace tenant_guard::audit

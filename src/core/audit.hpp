@@ -54,4 +54,15 @@ struct FieldView {
 // Never throws: false on any failure.
 bool hash_fields(const FieldView* fields, std::size_t n, Hash* out) noexcept;
 
+// The same digest in two steps: begun over the first fields, finished later
+// with the rest (an audit record's seal fields are known only when its
+// transaction commits). hash_fields_finish(hash_fields_begin(a), b) equals
+// hash_fields(a followed by b); a state may be finished any number of times.
+// The state owns OpenSSL memory: hash_state_free() releases it. Never throw:
+// nullptr or false on any failure.
+struct HashState;
+HashState* hash_fields_begin(const FieldView* fields, std::size_t n) noexcept;
+bool hash_fields_finish(const HashState* state, const FieldView* fields, std::size_t n, Hash* out) noexcept;
+void hash_state_free(HashState* state) noexcept;
+
 }  // namespace tenant_guard::audit

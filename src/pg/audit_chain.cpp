@@ -98,6 +98,7 @@ constexpr uint16 k_lock_field4 = 0x7467;
 void reset_xact_state()
 {
 	forget_packs();
+	hash_states_reset();
 	xs = XactState();
 	sealed_notes = nullptr;
 	nsealed_notes = 0;
@@ -184,6 +185,7 @@ Level* writable_level(Group* g)
 		memset(l->last, 0, sizeof l->last);
 		l->pending_v = nullptr;
 		l->pending_n = nullptr;
+		l->pending_hash = 0;
 	}
 	l->subid = cur;
 	++g->nlevels;
@@ -559,6 +561,7 @@ void seal_transaction()
 	// after a savepoint rolled back) a seal row naming the count and last hash.
 	Datum** vals = static_cast<Datum**>(palloc(sizeof(Datum*) * live));
 	bool** nulls = static_cast<bool**>(palloc(sizeof(bool*) * live));
+	int* begun = static_cast<int*>(palloc0(sizeof(int) * live));
 	int k = 0;
 	for (int i = 0; i < xs.ngroups; ++i) {
 		Group* g = &xs.groups[i];
@@ -568,6 +571,7 @@ void seal_transaction()
 		if (l->pending_v != nullptr) {
 			vals[k] = l->pending_v;
 			nulls[k] = l->pending_n;
+			begun[k] = l->pending_hash;
 		} else {
 			Record r = proto;
 			r.kind = "seal";
@@ -657,7 +661,7 @@ void seal_transaction()
 				nulls[j][c_seal_seq] = false;
 				vals[j][c_seal_prev] = PointerGetDatum(hash_bytea(h->hash));
 				nulls[j][c_seal_prev] = false;
-				bytea* hh = hash_record(vals[j], nulls[j]);
+				bytea* hh = hash_finish(begun[j], vals[j], nulls[j]);
 				vals[j][c_hash] = PointerGetDatum(hh);
 				nulls[j][c_hash] = false;
 				SealedNote* sn = &sealed_notes[nsealed_notes++];
@@ -694,7 +698,7 @@ void seal_transaction()
 			nulls[j][c_seal_seq] = false;
 			vals[j][c_seal_prev] = PointerGetDatum(hash_bytea(prev));
 			nulls[j][c_seal_prev] = false;
-			bytea* hh = hash_record(vals[j], nulls[j]);
+			bytea* hh = hash_finish(begun[j], vals[j], nulls[j]);
 			vals[j][c_hash] = PointerGetDatum(hh);
 			nulls[j][c_hash] = false;
 			memcpy(prev, VARDATA(hh), 32);

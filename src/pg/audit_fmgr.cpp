@@ -216,6 +216,11 @@ struct PackCache {
 	int used;  // entries of this epoch
 	Entry* e;
 	MemoryContext cxt;  // where it lives (the statement trigger call's), not the row's
+	// A table with no tenant column: every row goes to the context's tenant,
+	// which no row of one trigger call can change (no user code runs between
+	// them), so its record is looked up once per epoch, not once per row.
+	Pack* context_pack;
+	uint64 context_epoch;
 };
 
 PackCache* pack_cache_create()
@@ -226,6 +231,8 @@ PackCache* pack_cache_create()
 	c->used = 0;
 	c->cxt = CurrentMemoryContext;
 	c->e = static_cast<PackCache::Entry*>(palloc0(sizeof(PackCache::Entry) * c->size));
+	c->context_pack = nullptr;
+	c->context_epoch = 0;
 	return c;
 }
 
@@ -292,8 +299,18 @@ void cache_put(PackCache* c, const pg_uuid_t* u, Pack* p)
 Pack* tenant_pack(RelInfo* info, const char* action, TupleTableSlot* slot, PackCache* cache)
 {
 	const int k = info->tenant_attnum - 1;
-	if (k < 0)
-		return find_pack(info->root, action, context_org());
+	if (k < 0) {
+		if (cache == nullptr)
+			return find_pack(info->root, action, context_org());
+		if (cache->context_pack == nullptr || cache->context_epoch != pack_epoch) {
+			char* org = context_org();
+			cache->context_pack = find_pack(info->root, action, org);
+			cache->context_epoch = pack_epoch;
+			if (org != nullptr)
+				pfree(org);
+		}
+		return cache->context_pack;
+	}
 	const bool cached = cache != nullptr && info->tenant_uuid && !slot->tts_isnull[k];
 	if (cached) {
 		Pack* p = cache_get(cache, DatumGetUUIDP(slot->tts_values[k]));
@@ -497,7 +514,7 @@ TG_FUNCTION(tg__audit_capture)
 			if ((oslot && !got_old) || (nslot && !got_new))
 				elog(ERROR, "tenant_guard: transition tables of %s differ in length", RelationGetRelationName(rel));
 			if (raw) {
-				if (++nrow == 2 && info->tenant_uuid)
+				if (++nrow == 2 && (info->tenant_uuid || info->tenant_attnum == 0))
 					cache = pack_cache_create();
 				MemoryContext old = MemoryContextSwitchTo(row_cxt);
 				const bool done = got_old && got_new ? capture_raw_update(info, desc, oslot, nslot, changed, cache)

@@ -64,11 +64,17 @@ void field_bytes(int col, Datum v, const char** data, std::size_t* len)
 
 }  // namespace
 
-// SHA-256 over the hashed columns, as a bytea.
-bytea* hash_record(const Datum* values, const bool* nulls)
+namespace {
+
+static_assert(c_seal_prev == c_seal_seq + 1 && k_nhashed == c_seal_prev + 1,
+              "the seal fields are the last hashed ones");
+
+// The hashed fields of a record, the first `upto` of them: binary row
+// images in the place of `rows`, an array of `images` (after `rows` if that
+// is set too), framed unlike any `rows` value alone. `body` holds that array.
+void record_fields(const Datum* values, const bool* nulls, int upto, audit::FieldView* f, audit::FieldView* body)
 {
-	audit::FieldView f[k_nhashed];
-	for (int i = 0; i < k_nhashed; ++i) {
+	for (int i = 0; i < upto; ++i) {
 		if (nulls[i]) {
 			f[i].kind = audit::FieldView::k_null;
 			continue;
@@ -76,10 +82,7 @@ bytea* hash_record(const Datum* values, const bool* nulls)
 		f[i].kind = audit::FieldView::k_bytes;
 		field_bytes(i, values[i], &f[i].data, &f[i].len);
 	}
-	// Binary row images: in the place of `rows`, an array of `images` (after
-	// `rows` if that is set too), framed unlike any `rows` value alone.
-	audit::FieldView body[2];
-	if (!nulls[c_images]) {
+	if (upto > c_rows && !nulls[c_images]) {
 		std::size_t nbody = 0;
 		if (!nulls[c_rows])
 			body[nbody++] = f[c_rows];
@@ -90,13 +93,108 @@ bytea* hash_record(const Datum* values, const bool* nulls)
 		f[c_rows].elems = body;
 		f[c_rows].nelems = nbody;
 	}
-	audit::Hash h;
-	if (!audit::hash_fields(f, k_nhashed, &h))
-		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash an audit record")));
+}
+
+bytea* hash_out(const audit::Hash& h)
+{
 	bytea* out = static_cast<bytea*>(palloc(VARHDRSZ + h.size()));
 	SET_VARSIZE(out, VARHDRSZ + h.size());
 	memcpy(VARDATA(out), h.data(), h.size());
 	return out;
+}
+
+// The begun digests of held-back records (hash_begin), by handle - 1. The
+// arrays live in TopMemoryContext; the states (OpenSSL memory) are freed
+// when released or at the end of the transaction (hash_states_reset).
+constexpr int k_max_live_states = 4096;  // past that, records are hashed whole when written
+audit::HashState** states = nullptr;
+int* free_slots = nullptr;
+int nslots = 0;  // slots handed out at least once
+int maxslots = 0;
+int nfree = 0;
+int nlive = 0;
+
+}  // namespace
+
+// SHA-256 over the hashed columns, as a bytea.
+bytea* hash_record(const Datum* values, const bool* nulls)
+{
+	audit::FieldView f[k_nhashed];
+	audit::FieldView body[2];
+	record_fields(values, nulls, k_nhashed, f, body);
+	audit::Hash h;
+	if (!audit::hash_fields(f, k_nhashed, &h))
+		ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("could not hash an audit record")));
+	return hash_out(h);
+}
+
+int hash_begin(const Datum* values, const bool* nulls)
+{
+	if (nlive >= k_max_live_states)
+		return 0;
+	if (nfree == 0 && nslots == maxslots) {
+		const int n = maxslots ? maxslots * 2 : 64;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		states = static_cast<audit::HashState**>(states ? repalloc(states, sizeof(*states) * n)
+		                                                : palloc(sizeof(*states) * n));
+		free_slots = static_cast<int*>(free_slots ? repalloc(free_slots, sizeof(int) * n) : palloc(sizeof(int) * n));
+		MemoryContextSwitchTo(old);
+		maxslots = n;
+	}
+	audit::FieldView f[c_seal_seq];
+	audit::FieldView body[2];
+	record_fields(values, nulls, c_seal_seq, f, body);
+	audit::HashState* st = audit::hash_fields_begin(f, c_seal_seq);
+	if (st == nullptr)
+		return 0;  // hashed whole when it is written
+	const int slot = nfree > 0 ? free_slots[--nfree] : nslots++;
+	states[slot] = st;
+	++nlive;
+	return slot + 1;
+}
+
+bytea* hash_finish(int handle, const Datum* values, const bool* nulls)
+{
+	if (handle <= 0 || handle > nslots || states[handle - 1] == nullptr)
+		return hash_record(values, nulls);
+	audit::FieldView f[k_nhashed - c_seal_seq];
+	for (int i = c_seal_seq; i < k_nhashed; ++i) {
+		audit::FieldView* x = &f[i - c_seal_seq];
+		if (nulls[i]) {
+			x->kind = audit::FieldView::k_null;
+			continue;
+		}
+		x->kind = audit::FieldView::k_bytes;
+		field_bytes(i, values[i], &x->data, &x->len);
+	}
+	audit::Hash h;
+	if (!audit::hash_fields_finish(states[handle - 1], f, k_nhashed - c_seal_seq, &h))
+		return hash_record(values, nulls);
+	return hash_out(h);
+}
+
+void hash_release(int handle)
+{
+	if (handle <= 0 || handle > nslots || states[handle - 1] == nullptr)
+		return;
+	audit::hash_state_free(states[handle - 1]);
+	states[handle - 1] = nullptr;
+	free_slots[nfree++] = handle - 1;
+	--nlive;
+}
+
+void hash_states_reset()
+{
+	for (int i = 0; i < nslots; ++i)
+		audit::hash_state_free(states[i]);
+	nslots = nfree = nlive = 0;
+	if (maxslots > 256) {  // a large transaction's arrays are not kept
+		pfree(states);
+		pfree(free_slots);
+		states = nullptr;
+		free_slots = nullptr;
+		maxslots = 0;
+	}
 }
 
 bytea* zero_hash()

@@ -136,6 +136,16 @@ inline bool col_byval(int i)
 // tenant_guard never writes), so neither column can be added, removed or
 // swapped without changing the hash.
 bytea* hash_record(const Datum* values, const bool* nulls);
+// A held-back record's hash in two steps: begun when it is written, over
+// every hashed column but the seal's two (its body then uncompressed, and
+// the work done outside the seal's lock), finished when its seal fields are
+// known. A handle of 0 (none: too many at once, or the digest failed) makes
+// hash_finish hash the record whole. Handles end with the transaction
+// (hash_states_reset) or when released.
+int hash_begin(const Datum* values, const bool* nulls);
+bytea* hash_finish(int handle, const Datum* values, const bool* nulls);
+void hash_release(int handle);
+void hash_states_reset();
 bytea* zero_hash();
 bytea* hash_bytea(const uint8* h);
 
@@ -154,6 +164,7 @@ struct Level {
 	// seal itself, so a transaction usually writes no separate seal row.
 	Datum* pending_v;
 	bool* pending_n;
+	int pending_hash;  // its hash begun (hash_begin), 0 if not
 };
 
 struct Group {

@@ -452,7 +452,7 @@ void flush_pending(Group* g, Level* l)
 	bool n[k_ncols];
 	memcpy(v, l->pending_v, sizeof v);
 	memcpy(n, l->pending_n, sizeof n);
-	bytea* h = hash_record(v, n);
+	bytea* h = hash_finish(l->pending_hash, v, n);
 	v[c_hash] = PointerGetDatum(h);
 	n[c_hash] = false;
 	insert_values(v, n);
@@ -465,9 +465,11 @@ void flush_pending(Group* g, Level* l)
 		}
 		pfree(l->pending_v);
 		pfree(l->pending_n);
+		hash_release(l->pending_hash);
 	}
 	l->pending_v = nullptr;
 	l->pending_n = nullptr;
+	l->pending_hash = 0;
 }
 
 }  // namespace
@@ -495,10 +497,10 @@ int64 write_record(Record& r)
 	bool n[k_ncols];
 	const int64 id = nextval_internal(xs.seq_oid, false);
 	fill_values(r, id, l->count + 1, prev, v, n);
-	// The hash is of the uncompressed value (hash_record decompresses a
-	// held-back one). What is held back is compressed unless it is small
-	// enough to be held back as it is: then it is compressed only when it
-	// is inserted (insert_values), never decompressed to be hashed.
+	// The hash is of the uncompressed value: a held-back record's is begun
+	// here (hash_begin), so it is never decompressed to be hashed. What is
+	// held back is compressed unless it is small enough to be held back as
+	// it is: then it is compressed only when it is inserted (insert_values).
 	const int body = r.rows != nullptr ? c_rows : r.images != nullptr ? c_images : -1;
 	const bool small = body >= 0 && VARSIZE_ANY(DatumGetPointer(v[body])) <= k_hold_back_max;
 	const Datum packed = body >= 0 && !small ? compress_rows(v[body], body) : body >= 0 ? v[body] : (Datum) 0;
@@ -512,10 +514,14 @@ int64 write_record(Record& r)
 		insert_values(v, n);
 		memcpy(l->last, VARDATA(h), 32);
 	} else {
+		// Hashed now, all but the seal fields, while the body is at hand
+		// uncompressed (finished when the record is written or sealed).
+		const int begun = hash_begin(v, n);
 		if (body >= 0)
 			v[body] = packed;
 		// (small: packed is the value itself, not a compressed copy)
 		hold_back(l, v, n, body == c_images && small && r.images_given ? c_images : -1);
+		l->pending_hash = begun;
 	}
 	l->count += 1;
 	return id;

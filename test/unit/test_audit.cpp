@@ -125,3 +125,60 @@ TEST_CASE("hash_fields streams large and empty fields with RecordHasher's framin
 	REQUIRE(hash_fields(f, 4, &got));
 	CHECK(got == want);
 }
+
+TEST_CASE("a digest begun over the first fields and finished with the rest equals the digest of all", "[audit]")
+{
+	const std::string big(20000, 'y');
+	FieldView elems[2];
+	elems[0].kind = FieldView::k_bytes;
+	elems[0].data = big.data();
+	elems[0].len = big.size();
+	FieldView f[5];
+	f[0].kind = FieldView::k_bytes;
+	f[0].data = "7";
+	f[0].len = 1;
+	f[1].kind = FieldView::k_array;
+	f[1].elems = elems;
+	f[1].nelems = 2;
+	f[3].kind = FieldView::k_bytes;
+	f[3].data = "seal";
+	f[3].len = 4;
+	f[4].kind = FieldView::k_bytes;
+	f[4].data = big.data();
+	f[4].len = 33;
+	Hash all{};
+	REQUIRE(hash_fields(f, 5, &all));
+	// every split point, the state finished twice (it is not consumed)
+	for (std::size_t k = 0; k <= 5; ++k) {
+		HashState* st = hash_fields_begin(f, k);
+		REQUIRE(st != nullptr);
+		Hash got{};
+		REQUIRE(hash_fields_finish(st, f + k, 5 - k, &got));
+		CHECK(got == all);
+		Hash again{};
+		REQUIRE(hash_fields_finish(st, f + k, 5 - k, &again));
+		CHECK(again == all);
+		// other trailing fields give another digest
+		FieldView other[5];
+		for (int i = 0; i < 5; ++i)
+			other[i] = f[i];
+		other[4].len = 32;
+		Hash differ{};
+		if (k < 5) {
+			REQUIRE(hash_fields_finish(st, other + k, 5 - k, &differ));
+			CHECK(differ != all);
+		}
+		hash_state_free(st);
+	}
+	// a plain hash_fields() between begin and finish leaves the state alone
+	HashState* st = hash_fields_begin(f, 3);
+	REQUIRE(st != nullptr);
+	Hash between{};
+	REQUIRE(hash_fields(f, 2, &between));
+	Hash got{};
+	REQUIRE(hash_fields_finish(st, f + 3, 2, &got));
+	CHECK(got == all);
+	hash_state_free(st);
+	hash_state_free(nullptr);
+	CHECK_FALSE(hash_fields_finish(nullptr, f, 1, &got));
+}

@@ -151,8 +151,12 @@ BEGIN
         RETURN;
     END IF;
     BEGIN
+        -- toast_tuple_target: a record whose compressed row images fit in a
+        -- page stays in its row (one heap tuple, read with the record) instead
+        -- of being moved out of line from about 2 kB on (a TOAST tuple and a
+        -- TOAST index entry per record besides).
         EXECUTE format('CREATE TABLE tenant_guard.%I (LIKE tenant_guard.audit_log INCLUDING DEFAULTS '
-                       'INCLUDING CONSTRAINTS INCLUDING COMPRESSION)', name);
+                       'INCLUDING CONSTRAINTS INCLUDING COMPRESSION) WITH (toast_tuple_target = 8160)', name);
         EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seal_seq) WHERE seal_seq IS NOT NULL', name || '_seal_idx', name);
