@@ -503,7 +503,15 @@ int64 write_record(Record& r)
 	// it is: then it is compressed only when it is inserted (insert_values).
 	const int body = r.rows != nullptr ? c_rows : r.images != nullptr ? c_images : -1;
 	const bool small = body >= 0 && VARSIZE_ANY(DatumGetPointer(v[body])) <= k_hold_back_max;
-	const Datum packed = body >= 0 && !small ? compress_rows(v[body], body) : body >= 0 ? v[body] : (Datum) 0;
+	// A compressed copy is made where a held-back record lives, so holding
+	// it back copies nothing.
+	Datum packed = body >= 0 ? v[body] : (Datum) 0;
+	if (body >= 0 && !small) {
+		MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+		packed = compress_rows(v[body], body);
+		MemoryContextSwitchTo(old);
+	}
+	const bool copy = body >= 0 && packed != v[body];  // (compressed)
 	if (body >= 0 && VARSIZE_ANY(DatumGetPointer(packed)) > k_hold_back_max) {
 		// A large record is written now rather than copied to be held
 		// back; COMMIT then writes a small seal row for its chain.
@@ -513,14 +521,17 @@ int64 write_record(Record& r)
 		v[body] = packed;
 		insert_values(v, n);
 		memcpy(l->last, VARDATA(h), 32);
+		if (copy)
+			pfree(DatumGetPointer(packed));
 	} else {
 		// Hashed now, all but the seal fields, while the body is at hand
 		// uncompressed (finished when the record is written or sealed).
 		const int begun = hash_begin(v, n);
 		if (body >= 0)
 			v[body] = packed;
-		// (small: packed is the value itself, not a compressed copy)
-		hold_back(l, v, n, body == c_images && small && r.images_given ? c_images : -1);
+		// The body is kept as it is when it is the compressed copy, or a
+		// small binary record made in TopTransactionContext.
+		hold_back(l, v, n, copy || (body == c_images && small && r.images_given) ? body : -1);
 		l->pending_hash = begun;
 	}
 	l->count += 1;
