@@ -348,6 +348,57 @@ FROM tenant_guard.audit_log WHERE id > :mark ORDER BY id;
 SELECT ok, problem FROM tenant_guard.verify_audit();
 DELETE FROM st.t WHERE id BETWEEN 60000 AND 60099;
 
+-- a held-back record's begun hash goes with it: one per chain however many
+-- savepoints rolled back or were released after writing to it
+SELECT pg_temp.last_id() AS mark \gset
+BEGIN;
+INSERT INTO st.t VALUES (80000, :'org_a', 'x'), (80001, :'org_b', 'y');
+SELECT tenant_guard._audit_selftest_hash_states() AS begun;
+DO $$
+BEGIN
+    FOR i IN 1..50 LOOP
+        BEGIN
+            INSERT INTO st.t VALUES (80100 + i, '11111111-1111-4111-8111-111111111111', 'rolled back');
+            RAISE EXCEPTION 'undo';
+        EXCEPTION WHEN raise_exception THEN
+            NULL;
+        END;
+    END LOOP;
+END
+$$;
+SELECT tenant_guard._audit_selftest_hash_states() AS after_rollbacks;
+SAVEPOINT a;
+INSERT INTO st.t VALUES (80002, :'org_a', 'released');
+SAVEPOINT b;
+INSERT INTO st.t VALUES (80003, :'org_a', 'released');
+RELEASE SAVEPOINT b;
+RELEASE SAVEPOINT a;
+SAVEPOINT c;
+UPDATE st.t SET note = 'released' WHERE id = 80001;
+RELEASE SAVEPOINT c;
+SELECT tenant_guard._audit_selftest_hash_states() AS after_releases;
+COMMIT;
+SELECT action, org = :'org_a' AS org_a, seq, row_count, seal_seq IS NOT NULL AS sealed
+FROM tenant_guard.audit_log WHERE id > :mark AND kind = 'rows' ORDER BY org, seq;
+SELECT ok, problem FROM tenant_guard.verify_audit();
+DELETE FROM st.t WHERE id BETWEEN 80000 AND 80003;
+-- held-back records keep their compressed size: 200 tenants' records of
+-- about 50 kB that compress to a few hundred bytes do not take 50 kB each
+-- (10 MB; compressing allocates for the worst case)
+BEGIN;
+INSERT INTO st.t SELECT g, ('00000000-0000-4000-8000-' || lpad(to_hex(g % 200), 12, '0'))::uuid, repeat('c', 100)
+FROM generate_series(90000, 169999) g;
+SELECT used_bytes < 5 * 1024 * 1024 AS held_back_compact
+FROM pg_backend_memory_contexts WHERE name = 'TopTransactionContext';
+ROLLBACK;
+-- the log's partitions keep a record of up to a page in its row
+SELECT bool_and(c.reloptions = ARRAY['toast_tuple_target=' || (current_setting('block_size')::int - 32)]) AS toast_target
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'tenant_guard.audit_log'::regclass;
+-- the test hook is not the application's
+SET ROLE regress_st_app;
+SELECT tenant_guard._audit_selftest_hash_states();
+RESET ROLE;
+
 -- more held-back records in one transaction than hashes are begun for
 -- (4,096 at once): the others are hashed whole when sealed
 SELECT pg_temp.last_id() AS mark \gset

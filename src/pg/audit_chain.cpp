@@ -204,8 +204,13 @@ void subxact_callback(SubXactEvent event, SubTransactionId mySubid, SubTransacti
 		if (g->nlevels == 0 || g->levels[g->nlevels - 1].subid != mySubid)
 			continue;
 		if (event == SUBXACT_EVENT_ABORT_SUB) {
+			forget_pending(g, g->nlevels - 1);
 			--g->nlevels;  // its records are gone with it
 		} else if (g->nlevels >= 2 && g->levels[g->nlevels - 2].subid == parentSubid) {
+			// The parent's pending record, if this level replaced it, was
+			// written (and kept for a rollback of this level): forgotten now.
+			if (g->levels[g->nlevels - 2].pending_v != g->levels[g->nlevels - 1].pending_v)
+				forget_pending(g, g->nlevels - 2);
 			g->levels[g->nlevels - 2] = g->levels[g->nlevels - 1];
 			g->levels[g->nlevels - 2].subid = parentSubid;
 			--g->nlevels;

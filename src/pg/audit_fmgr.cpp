@@ -25,6 +25,7 @@
  *   tenant_guard._audit_is_reader() returns boolean
  *   tenant_guard._csv_line(fields text[]) returns text
  *   tenant_guard._audit_selftest_fail_commit() returns void (test hook)
+ *   tenant_guard._audit_selftest_hash_states() returns integer (test hook)
  *
  * The design (statement records, the chains and their seals, the direct
  * inserts) is described in audit_log.hpp, with the map of the audit files.
@@ -680,6 +681,14 @@ TG_FUNCTION(tg__audit_selftest_fail_commit)
 	register_callbacks();
 	fail_after_seal = true;
 	PG_RETURN_VOID();
+}
+
+// tenant_guard._audit_selftest_hash_states() returns integer: how many
+// held-back records of the current transaction have their hash begun (tests
+// that they are released with their records)
+TG_FUNCTION(tg__audit_selftest_hash_states)
+{
+	PG_RETURN_INT32(hash_states_live());
 }
 
 // tenant_guard._audit_hash(<the 21 hashed columns of audit_log>, images bytea DEFAULT NULL) returns bytea

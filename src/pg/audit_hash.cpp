@@ -183,6 +183,11 @@ void hash_release(int handle)
 	--nlive;
 }
 
+int hash_states_live()
+{
+	return nlive;
+}
+
 void hash_states_reset()
 {
 	for (int i = 0; i < nslots; ++i)

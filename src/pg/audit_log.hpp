@@ -146,6 +146,7 @@ int hash_begin(const Datum* values, const bool* nulls);
 bytea* hash_finish(int handle, const Datum* values, const bool* nulls);
 void hash_release(int handle);
 void hash_states_reset();
+int hash_states_live();  // (for the test suite)
 bytea* zero_hash();
 bytea* hash_bytea(const uint8* h);
 
@@ -249,6 +250,9 @@ struct Record {
 // Records whose `rows` or `images` take up to this much (compressed) are held
 // back to carry their chain's seal.
 constexpr Size k_hold_back_max = 8192;
+// Frees level i of g's pending record and its begun hash unless the level
+// below holds the same record; the level then has none.
+void forget_pending(Group* g, int i);
 
 SPIPlanPtr prepare(const char* sql, int nargs, Oid* types);
 void resolve_log();

@@ -443,6 +443,33 @@ void hold_back(Level* l, const Datum* v, const bool* n, int given)
 	l->pending_n = pn;
 }
 
+}  // namespace
+
+// Forgets level i's pending record: its copy and its begun hash are freed
+// unless the level below (an outer subtransaction) still holds the same
+// record, which it needs again if this subtransaction rolls back.
+void forget_pending(Group* g, int i)
+{
+	Level* l = &g->levels[i];
+	if (l->pending_v == nullptr)
+		return;
+	const bool shared = i >= 1 && g->levels[i - 1].pending_v == l->pending_v;
+	if (!shared) {
+		for (int c = 0; c < k_ncols; ++c) {
+			if (c != c_hash && !l->pending_n[c] && !col_byval(c))
+				pfree(DatumGetPointer(l->pending_v[c]));
+		}
+		pfree(l->pending_v);
+		pfree(l->pending_n);
+		hash_release(l->pending_hash);
+	}
+	l->pending_v = nullptr;
+	l->pending_n = nullptr;
+	l->pending_hash = 0;
+}
+
+namespace {
+
 // Writes the chain's pending record as an ordinary (unsealed) record. Its
 // copy is freed unless the level below (an outer subtransaction) still holds
 // it: that one needs it again if this subtransaction rolls back.
@@ -457,19 +484,7 @@ void flush_pending(Group* g, Level* l)
 	n[c_hash] = false;
 	insert_values(v, n);
 	memcpy(l->last, VARDATA(h), 32);
-	const bool shared = g->nlevels >= 2 && g->levels[g->nlevels - 2].pending_v == l->pending_v;
-	if (!shared) {
-		for (int i = 0; i < k_ncols; ++i) {
-			if (i != c_hash && !l->pending_n[i] && !col_byval(i))
-				pfree(DatumGetPointer(l->pending_v[i]));
-		}
-		pfree(l->pending_v);
-		pfree(l->pending_n);
-		hash_release(l->pending_hash);
-	}
-	l->pending_v = nullptr;
-	l->pending_n = nullptr;
-	l->pending_hash = 0;
+	forget_pending(g, static_cast<int>(l - g->levels));
 }
 
 }  // namespace
@@ -527,6 +542,8 @@ int64 write_record(Record& r)
 		// Hashed now, all but the seal fields, while the body is at hand
 		// uncompressed (finished when the record is written or sealed).
 		const int begun = hash_begin(v, n);
+		if (copy)  // (made for the worst case: the held-back copy takes its size only)
+			packed = PointerGetDatum(repalloc(DatumGetPointer(packed), VARSIZE_ANY(DatumGetPointer(packed))));
 		if (body >= 0)
 			v[body] = packed;
 		// The body is kept as it is when it is the compressed copy, or a

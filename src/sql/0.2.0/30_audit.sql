@@ -155,8 +155,10 @@ BEGIN
         -- page stays in its row (one heap tuple, read with the record) instead
         -- of being moved out of line from about 2 kB on (a TOAST tuple and a
         -- TOAST index entry per record besides).
+        -- (the largest value allowed: 8160 with 8 kB pages)
         EXECUTE format('CREATE TABLE tenant_guard.%I (LIKE tenant_guard.audit_log INCLUDING DEFAULTS '
-                       'INCLUDING CONSTRAINTS INCLUDING COMPRESSION) WITH (toast_tuple_target = 8160)', name);
+                       'INCLUDING CONSTRAINTS INCLUDING COMPRESSION) WITH (toast_tuple_target = %s)', name,
+                       pg_catalog.current_setting('block_size')::integer - 32);
         EXECUTE format('REVOKE ALL ON tenant_guard.%I FROM PUBLIC', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (org, id)', name || '_org_idx', name);
         EXECUTE format('CREATE INDEX %I ON tenant_guard.%I (seal_seq) WHERE seal_seq IS NOT NULL', name || '_seal_idx', name);
@@ -192,6 +194,14 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_fail_commit() FROM PUBLIC;
 COMMENT ON FUNCTION tenant_guard._audit_selftest_fail_commit() IS
     'Internal, for the test suite: the current transaction''s COMMIT fails after its audit seals were chained.';
+
+CREATE FUNCTION tenant_guard._audit_selftest_hash_states()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'tg__audit_selftest_hash_states'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+REVOKE ALL ON FUNCTION tenant_guard._audit_selftest_hash_states() FROM PUBLIC;
+COMMENT ON FUNCTION tenant_guard._audit_selftest_hash_states() IS
+    'Internal, for the test suite: how many held-back audit records of the current transaction have their hash begun.';
 
 -- The record hash over the 21 hashed columns, `images` hashed in the place
 -- of `rows` (verify_audit recomputes it).
