@@ -69,19 +69,24 @@ namespace {
 static_assert(c_seal_prev == c_seal_seq + 1 && k_nhashed == c_seal_prev + 1,
               "the seal fields are the last hashed ones");
 
+// Column i of a record as a hashed field.
+void one_field(int i, const Datum* values, const bool* nulls, audit::FieldView* f)
+{
+	if (nulls[i]) {
+		f->kind = audit::FieldView::k_null;
+		return;
+	}
+	f->kind = audit::FieldView::k_bytes;
+	field_bytes(i, values[i], &f->data, &f->len);
+}
+
 // The hashed fields of a record, the first `upto` of them: binary row
 // images in the place of `rows`, an array of `images` (after `rows` if that
 // is set too), framed unlike any `rows` value alone. `body` holds that array.
 void record_fields(const Datum* values, const bool* nulls, int upto, audit::FieldView* f, audit::FieldView* body)
 {
-	for (int i = 0; i < upto; ++i) {
-		if (nulls[i]) {
-			f[i].kind = audit::FieldView::k_null;
-			continue;
-		}
-		f[i].kind = audit::FieldView::k_bytes;
-		field_bytes(i, values[i], &f[i].data, &f[i].len);
-	}
+	for (int i = 0; i < upto; ++i)
+		one_field(i, values, nulls, &f[i]);
 	if (upto > c_rows && !nulls[c_images]) {
 		std::size_t nbody = 0;
 		if (!nulls[c_rows])
@@ -106,7 +111,7 @@ bytea* hash_out(const audit::Hash& h)
 // The begun digests of held-back records (hash_begin), by handle - 1. The
 // arrays live in TopMemoryContext; the states (OpenSSL memory) are freed
 // when released or at the end of the transaction (hash_states_reset).
-constexpr int k_max_live_states = 4096;  // past that, records are hashed whole when written
+constexpr int k_max_live_states = 4096;  // past that, records are hashed whole when written or sealed
 audit::HashState** states = nullptr;
 int* free_slots = nullptr;
 int nslots = 0;  // slots handed out at least once
@@ -158,15 +163,8 @@ bytea* hash_finish(int handle, const Datum* values, const bool* nulls)
 	if (handle <= 0 || handle > nslots || states[handle - 1] == nullptr)
 		return hash_record(values, nulls);
 	audit::FieldView f[k_nhashed - c_seal_seq];
-	for (int i = c_seal_seq; i < k_nhashed; ++i) {
-		audit::FieldView* x = &f[i - c_seal_seq];
-		if (nulls[i]) {
-			x->kind = audit::FieldView::k_null;
-			continue;
-		}
-		x->kind = audit::FieldView::k_bytes;
-		field_bytes(i, values[i], &x->data, &x->len);
-	}
+	for (int i = c_seal_seq; i < k_nhashed; ++i)
+		one_field(i, values, nulls, &f[i - c_seal_seq]);
 	audit::Hash h;
 	if (!audit::hash_fields_finish(states[handle - 1], f, k_nhashed - c_seal_seq, &h))
 		return hash_record(values, nulls);
