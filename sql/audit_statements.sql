@@ -325,6 +325,15 @@ SELECT action, org = :'org_a' AS org_a, seq, row_count FROM tenant_guard.audit_l
 WHERE id > :mark AND kind = 'rows' ORDER BY id;
 SELECT action, string_agg(row_pk->>'id', ',' ORDER BY id, item) AS row_ids
 FROM tenant_guard.audit_trail WHERE id > :mark GROUP BY action ORDER BY action;
+-- ... and with no tenant in the context, to records without one
+SELECT pg_temp.last_id() AS mark \gset
+RESET tenant_guard.org_id;
+SET tenant_guard.audit_rows_per_record = 2;
+INSERT INTO st.plain SELECT g, 'no tenant' FROM generate_series(10, 14) g;
+RESET tenant_guard.audit_rows_per_record;
+SET tenant_guard.org_id = :'org_a';
+SELECT action, org IS NULL AS no_org, seq, row_count FROM tenant_guard.audit_log
+WHERE id > :mark AND kind = 'rows' ORDER BY id;
 
 -- a held-back record is hashed when it is written (all but its seal) and the
 -- hash finished when it is written to the log or sealed, also when a
